@@ -1,0 +1,192 @@
+// Package cht is a typed client for the parts of the Community Health Toolkit
+// API the mediator uses: creating and finding persons, posting JSON-form
+// reports and finding reports. Section numbers in comments refer to the CHT
+// contract note (spec/contracts/cht.md).
+//
+// The client is thin and quiet: one method per endpoint, no logging, no
+// retries. Non-2xx answers come back as *APIError; the caller decides what is
+// worth retrying.
+package cht
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-resty/resty/v2"
+)
+
+// maxResponseBody bounds what the client reads of any answer.
+const maxResponseBody = 8 << 20
+
+// Options configures a Client.
+type Options struct {
+	// URL is the CHT's base URL, e.g. https://cht.example.org.
+	URL string
+	// Username and Password are the integration user's credentials. The user
+	// needs an online role (§6).
+	Username, Password string
+	// Timeout bounds every request. Defaults to 30 seconds.
+	Timeout time.Duration
+	// Transport replaces the HTTP transport (tests, TLS settings).
+	Transport http.RoundTripper
+}
+
+// Client talks to one CHT instance as one user. It is safe for concurrent use.
+type Client struct {
+	rc *resty.Client
+}
+
+// New returns a Client. It does not contact the server.
+func New(opts Options) (*Client, error) {
+	u, err := url.Parse(opts.URL)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("cht: URL %q must be an absolute http(s) URL", opts.URL)
+	}
+	if opts.Username == "" || opts.Password == "" {
+		return nil, errors.New("cht: username and password are required")
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	rc := resty.New().
+		SetBaseURL(strings.TrimSuffix(opts.URL, "/")).
+		SetTimeout(opts.Timeout).
+		// Pre-emptive Basic auth: Go never answers a 401 challenge, and some
+		// CouchDB configurations answer an anonymous request with 500 (§6).
+		SetBasicAuth(opts.Username, opts.Password).
+		// Without Accept: application/json, errors come back as text (§1).
+		SetHeader("Accept", "application/json").
+		SetHeader("User-Agent", "cht-openimis-mediator").
+		SetResponseBodyLimit(maxResponseBody).
+		SetDisableWarn(true).
+		// http:// in front of CHT's nginx answers 301; a POST re-sent as GET
+		// would be lost (trap 15), so surface redirects as errors.
+		SetRedirectPolicy(resty.RedirectPolicyFunc(func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}))
+	if opts.Transport != nil {
+		rc.SetTransport(opts.Transport)
+	}
+	return &Client{rc: rc}, nil
+}
+
+// do sends a request and decodes a 2xx JSON answer into out.
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
+	req := c.rc.R().SetContext(ctx)
+	if query != nil {
+		req.SetQueryParamsFromValues(query)
+	}
+	if body != nil {
+		// Exactly application/json: /api/v1/people refuses a charset (trap 13).
+		req.SetHeader("Content-Type", "application/json").SetBody(body)
+	}
+	resp, err := req.Execute(method, path)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("cht %s %s: %w", method, path, err)
+	}
+	if resp.StatusCode() < 200 || resp.StatusCode() > 299 {
+		return newAPIError(method, path, resp)
+	}
+	if out != nil {
+		if err := json.Unmarshal(resp.Body(), out); err != nil {
+			return fmt.Errorf("cht %s %s: decode answer: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+// APIError is a non-2xx answer from the CHT.
+type APIError struct {
+	Method, Path string
+	Status       int
+	// Message is the answer's error and details, or the start of its body.
+	Message string
+	// RetryAfter is the server's Retry-After, when it sent one.
+	RetryAfter time.Duration
+}
+
+// Error implements error.
+func (e *APIError) Error() string {
+	msg := e.Message
+	if msg == "" {
+		msg = http.StatusText(e.Status)
+	}
+	return fmt.Sprintf("cht %s %s: %d: %s", e.Method, e.Path, e.Status, msg)
+}
+
+// Permanent reports whether retrying the same request cannot succeed: client
+// errors other than 401, 408, 409 and 429, redirects, and the 500s the CHT
+// answers for an unknown form or a malformed record (trap 2).
+func (e *APIError) Permanent() bool {
+	switch {
+	case e.Status >= 300 && e.Status < 400:
+		return true
+	case e.Status == http.StatusUnauthorized, e.Status == http.StatusRequestTimeout,
+		e.Status == http.StatusConflict, e.Status == http.StatusTooManyRequests:
+		return false
+	case e.Status >= 400 && e.Status < 500:
+		return true
+	}
+	return e.Status == http.StatusInternalServerError &&
+		(strings.Contains(e.Message, "Form not found") || strings.Contains(e.Message, "Missing _meta") ||
+			strings.Contains(e.Message, "Content type not supported"))
+}
+
+func newAPIError(method, path string, resp *resty.Response) *APIError {
+	e := &APIError{Method: method, Path: path, Status: resp.StatusCode()}
+	if s := resp.Header().Get("Retry-After"); s != "" {
+		if n, err := strconv.Atoi(s); err == nil && n > 0 {
+			e.RetryAfter = time.Duration(n) * time.Second
+		}
+	}
+	var body struct {
+		Details any    `json:"details"`
+		Error   string `json:"error"`
+		Reason  string `json:"reason"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(resp.Body(), &body) == nil && (body.Error != "" || body.Message != "") {
+		parts := []string{body.Error}
+		for _, s := range []string{body.Reason, body.Message} {
+			if s != "" {
+				parts = append(parts, s)
+			}
+		}
+		if body.Details != nil {
+			d, _ := json.Marshal(body.Details)
+			parts = append(parts, strings.Trim(string(d), `"`))
+		}
+		e.Message = strings.Join(parts, ": ")
+		return e
+	}
+	text := strings.Join(strings.Fields(string(resp.Body())), " ")
+	if len(text) > 200 {
+		text = text[:200] + "…"
+	}
+	e.Message = text
+	return e
+}
+
+// IsConflict reports whether err is a 409 conflict, such as creating a
+// document whose _id exists already.
+func IsConflict(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == http.StatusConflict
+}
+
+// IsNotFound reports whether err is a 404.
+func IsNotFound(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == http.StatusNotFound
+}

@@ -1,0 +1,376 @@
+// Package config reads and validates the mediator's configuration from the
+// environment (and an optional .env file) with viper.
+//
+// It knows variable names, defaults and formats, and nothing about what the
+// values do: cmd/mediator copies them into the options of the packages that
+// use them.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/viper"
+)
+
+// Config is the validated configuration. Every field is documented in
+// Variables, which the README's configuration table follows.
+type Config struct {
+	Port int
+
+	OpenIMISURL      *url.URL
+	OpenIMISFHIRPath string
+	OpenIMISUsername string
+	OpenIMISPassword Secret
+	CallbackEndpoint *url.URL
+
+	CHTURL       *url.URL
+	CHTUsername  string
+	CHTPassword  Secret
+	CHTPlaceID   string
+	CHTClaimForm string
+
+	MediatorUsername string
+	MediatorPassword Secret
+	MediatorURL      *url.URL
+
+	OpenHIMAPIURL          *url.URL
+	OpenHIMUsername        string
+	OpenHIMPassword        Secret
+	OpenHIMTrustSelfSigned bool
+
+	DatabaseURL       string
+	FeedbackResource  string
+	ClaimPollInterval time.Duration
+	SubscriptionEnd   SubscriptionEnd
+	UpstreamTimeout   time.Duration
+	Workers           int
+
+	LogLevel  string
+	LogFormat string
+}
+
+// Variable describes one environment variable.
+type Variable struct {
+	Name     string
+	Default  string
+	Required bool
+	Secret   bool
+	Help     string
+}
+
+// Variables lists every environment variable the mediator reads, in the order
+// the README documents them.
+var Variables = []Variable{
+	{Name: "PORT", Default: "6000", Help: "HTTP listen port"},
+	{Name: "OPENIMIS_API_URL", Required: true, Help: "openIMIS base URL, e.g. https://imis.example.org"},
+	{Name: "OPENIMIS_FHIR_PATH", Default: "/api/api_fhir_r4/", Help: "path of the FHIR R4 API below OPENIMIS_API_URL"},
+	{Name: "OPENIMIS_USERNAME", Required: true, Help: "openIMIS API user"},
+	{Name: "OPENIMIS_PASSWORD", Required: true, Secret: true, Help: "password of the openIMIS API user"},
+	{Name: "CHT_OPENIMIS_CALLBACK_ENDPOINT", Required: true, Help: "absolute URL openIMIS posts ClaimResponses to (this mediator's /mediator/claim-response, directly or through an OpenHIM channel)"},
+	{Name: "CHT_URL", Required: true, Help: "CHT base URL, e.g. https://cht.example.org"},
+	{Name: "CHT_USERNAME", Required: true, Help: "CHT integration user (online role)"},
+	{Name: "CHT_PASSWORD", Required: true, Secret: true, Help: "password of the CHT integration user"},
+	{Name: "CHT_PLACE_ID", Required: true, Help: "UUID of the CHT place under which new persons are created"},
+	{Name: "CHT_CLAIM_FORM", Default: "OP", Help: "JSON form code of the claim report"},
+	{Name: "MEDIATOR_USERNAME", Required: true, Help: "HTTP Basic user every caller of /mediator/* must present"},
+	{Name: "MEDIATOR_PASSWORD", Required: true, Secret: true, Help: "HTTP Basic password every caller of /mediator/* must present"},
+	{Name: "OPENHIM_API_URL", Help: "OpenHIM core API URL; empty means no OpenHIM"},
+	{Name: "OPENHIM_USERNAME", Help: "OpenHIM API user (required with OPENHIM_API_URL)"},
+	{Name: "OPENHIM_PASSWORD", Secret: true, Help: "OpenHIM API password (required with OPENHIM_API_URL)"},
+	{Name: "OPENHIM_TRUST_SELF_SIGNED", Default: "false", Help: "accept OpenHIM's self-signed certificate"},
+	{Name: "MEDIATOR_URL", Help: "URL at which OpenHIM reaches this mediator (required with OPENHIM_API_URL)"},
+	{Name: "DATABASE_URL", Default: "sqlite://data/mediator.db", Help: "durable store: sqlite://<file> (embedded) or postgres://… (several replicas)"},
+	{Name: "FEEDBACK_RESOURCE", Default: "auto", Help: "auto, QuestionnaireResponse or Communication"},
+	{Name: "CLAIM_POLL_INTERVAL", Default: "5m", Help: "catch-up poll period; 0 disables"},
+	{Name: "SUBSCRIPTION_END", Default: "8760h", Help: "end of the openIMIS subscription: a duration ahead (8760h, 365d) or an RFC 3339 instant; renewed when under 30 days remain"},
+	{Name: "UPSTREAM_TIMEOUT", Default: "30s", Help: "per-request timeout to openIMIS and CHT (must stay under OpenHIM's 60s)"},
+	{Name: "WORKERS", Default: "8", Help: "concurrent upstream jobs"},
+	{Name: "LOG_LEVEL", Default: "info", Help: "trace, debug, info, warn or error"},
+	{Name: "LOG_FORMAT", Default: "json", Help: "json or console"},
+}
+
+// Secret is a configuration value that never prints: fmt, logs and JSON see
+// REDACTED. Value returns the real string.
+type Secret string
+
+// Redacted is what a Secret prints as.
+const Redacted = "REDACTED"
+
+// String implements fmt.Stringer.
+func (s Secret) String() string { return Redacted }
+
+// GoString implements fmt.GoStringer.
+func (s Secret) GoString() string { return Redacted }
+
+// MarshalJSON implements json.Marshaler.
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + Redacted + `"`), nil }
+
+// MarshalText implements encoding.TextMarshaler.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(Redacted), nil }
+
+// Value returns the secret itself, for the one place that must send it.
+func (s Secret) Value() string { return string(s) }
+
+// SubscriptionEnd is either a fixed instant or a duration ahead of now.
+type SubscriptionEnd struct {
+	At    time.Time
+	Ahead time.Duration
+}
+
+// Time returns the end instant for a subscription created at now.
+func (e SubscriptionEnd) Time(now time.Time) time.Time {
+	if !e.At.IsZero() {
+		return e.At
+	}
+	return now.Add(e.Ahead)
+}
+
+// Load reads every variable from v, applies defaults and validates. The error
+// is one line naming each variable that is missing or malformed; it never
+// contains a secret's value.
+func Load(v *viper.Viper) (Config, error) {
+	p := parser{v: v}
+	c := Config{
+		Port:             p.port("PORT"),
+		OpenIMISURL:      p.url("OPENIMIS_API_URL"),
+		OpenIMISFHIRPath: p.path("OPENIMIS_FHIR_PATH"),
+		OpenIMISUsername: p.str("OPENIMIS_USERNAME"),
+		OpenIMISPassword: Secret(p.str("OPENIMIS_PASSWORD")),
+		CallbackEndpoint: p.url("CHT_OPENIMIS_CALLBACK_ENDPOINT"),
+		CHTURL:           p.url("CHT_URL"),
+		CHTUsername:      p.str("CHT_USERNAME"),
+		CHTPassword:      Secret(p.str("CHT_PASSWORD")),
+		CHTPlaceID:       p.str("CHT_PLACE_ID"),
+		CHTClaimForm:     strings.ToUpper(p.str("CHT_CLAIM_FORM")),
+		MediatorUsername: p.str("MEDIATOR_USERNAME"),
+		MediatorPassword: Secret(p.str("MEDIATOR_PASSWORD")),
+		MediatorURL:      p.url("MEDIATOR_URL"),
+
+		OpenHIMAPIURL:          p.url("OPENHIM_API_URL"),
+		OpenHIMUsername:        p.str("OPENHIM_USERNAME"),
+		OpenHIMPassword:        Secret(p.str("OPENHIM_PASSWORD")),
+		OpenHIMTrustSelfSigned: p.boolean("OPENHIM_TRUST_SELF_SIGNED"),
+
+		DatabaseURL:       p.databaseURL("DATABASE_URL"),
+		FeedbackResource:  p.oneOf("FEEDBACK_RESOURCE", "auto", "QuestionnaireResponse", "Communication"),
+		ClaimPollInterval: p.duration("CLAIM_POLL_INTERVAL", 0),
+		SubscriptionEnd:   p.subscriptionEnd("SUBSCRIPTION_END"),
+		UpstreamTimeout:   p.duration("UPSTREAM_TIMEOUT", time.Second),
+		Workers:           p.positiveInt("WORKERS", 1, 1000),
+		LogLevel:          p.oneOf("LOG_LEVEL", "trace", "debug", "info", "warn", "error"),
+		LogFormat:         p.oneOf("LOG_FORMAT", "json", "console"),
+	}
+	if c.UpstreamTimeout >= 60*time.Second {
+		p.fail("UPSTREAM_TIMEOUT", "must stay under OpenHIM's 60s timeout")
+	}
+	if c.ClaimPollInterval > 0 && c.ClaimPollInterval < time.Second {
+		p.fail("CLAIM_POLL_INTERVAL", "must be 0 (disabled) or at least 1s")
+	}
+	if c.CHTPlaceID != "" && !validPlaceID(c.CHTPlaceID) {
+		p.fail("CHT_PLACE_ID", "must be a CHT document id (letters, digits and -)")
+	}
+	if c.OpenHIMAPIURL != nil {
+		for _, name := range []string{"OPENHIM_USERNAME", "OPENHIM_PASSWORD", "MEDIATOR_URL"} {
+			if p.raw(name) == "" {
+				p.fail(name, "is required when OPENHIM_API_URL is set")
+			}
+		}
+	}
+	if len(p.errs) > 0 {
+		return Config{}, errors.New("config: " + strings.Join(p.errs, "; "))
+	}
+	return c, nil
+}
+
+// validPlaceID accepts CouchDB ids as CHT generates them (UUIDs) and the
+// hand-made ids of test deployments, but nothing that needs URL escaping.
+func validPlaceID(id string) bool {
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// parser reads variables and collects one message per bad variable.
+type parser struct {
+	errs []string
+	v    *viper.Viper
+}
+
+func (p *parser) fail(name, msg string) {
+	p.errs = append(p.errs, name+" "+msg)
+}
+
+// raw returns the variable's trimmed value, or its default when unset or empty.
+func (p *parser) raw(name string) string {
+	if s := strings.TrimSpace(p.v.GetString(name)); s != "" {
+		return s
+	}
+	for _, vr := range Variables {
+		if vr.Name == name {
+			return vr.Default
+		}
+	}
+	panic("config: undeclared variable " + name)
+}
+
+func (p *parser) required(name string) bool {
+	for _, vr := range Variables {
+		if vr.Name == name {
+			return vr.Required
+		}
+	}
+	return false
+}
+
+func (p *parser) str(name string) string {
+	s := p.raw(name)
+	if s == "" && p.required(name) {
+		p.fail(name, "is required")
+	}
+	return s
+}
+
+func (p *parser) url(name string) *url.URL {
+	s := p.str(name)
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.fail(name, "must be an absolute http:// or https:// URL")
+		return nil
+	}
+	if u.User != nil {
+		p.fail(name, "must not carry credentials; use the *_USERNAME and *_PASSWORD variables")
+		return nil
+	}
+	return u
+}
+
+func (p *parser) path(name string) string {
+	s := p.str(name)
+	if !strings.HasPrefix(s, "/") {
+		p.fail(name, fmt.Sprintf("must start with /, got %q", s))
+		return s
+	}
+	if !strings.HasSuffix(s, "/") {
+		s += "/"
+	}
+	return s
+}
+
+func (p *parser) port(name string) int {
+	n, err := strconv.Atoi(p.raw(name))
+	if err != nil || n < 1 || n > 65535 {
+		p.fail(name, fmt.Sprintf("must be a port number from 1 to 65535, got %q", p.raw(name)))
+	}
+	return n
+}
+
+func (p *parser) positiveInt(name string, lo, hi int) int {
+	n, err := strconv.Atoi(p.raw(name))
+	if err != nil || n < lo || n > hi {
+		p.fail(name, fmt.Sprintf("must be a whole number from %d to %d, got %q", lo, hi, p.raw(name)))
+	}
+	return n
+}
+
+func (p *parser) boolean(name string) bool {
+	b, err := strconv.ParseBool(p.raw(name))
+	if err != nil {
+		p.fail(name, fmt.Sprintf("must be true or false, got %q", p.raw(name)))
+	}
+	return b
+}
+
+func (p *parser) oneOf(name string, allowed ...string) string {
+	s := p.raw(name)
+	for _, a := range allowed {
+		if strings.EqualFold(s, a) {
+			return a
+		}
+	}
+	p.fail(name, fmt.Sprintf("must be one of %s, got %q", strings.Join(allowed, ", "), s))
+	return s
+}
+
+// duration parses a Go duration; a bare 0 is allowed. Values below min (other
+// than 0 where allowed by the caller) are rejected.
+func (p *parser) duration(name string, min time.Duration) time.Duration {
+	s := p.raw(name)
+	if s == "0" {
+		if min > 0 {
+			p.fail(name, fmt.Sprintf("must be at least %s", min))
+		}
+		return 0
+	}
+	d, err := parseDuration(s)
+	if err != nil || d < min || d < 0 {
+		p.fail(name, fmt.Sprintf("must be a duration such as 30s, 5m or 1h, got %q", s))
+	}
+	return d
+}
+
+func (p *parser) subscriptionEnd(name string) SubscriptionEnd {
+	s := p.raw(name)
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return SubscriptionEnd{At: t.UTC()}
+	}
+	d, err := parseDuration(s)
+	if err != nil || d < time.Hour {
+		p.fail(name, fmt.Sprintf("must be a duration of at least 1h (8760h, 365d) or an RFC 3339 instant, got %q", s))
+	}
+	return SubscriptionEnd{Ahead: d}
+}
+
+func (p *parser) databaseURL(name string) string {
+	s := p.raw(name)
+	switch {
+	case strings.HasPrefix(s, "sqlite://") && len(s) > len("sqlite://"):
+	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
+	default:
+		p.fail(name, "must be sqlite://<file> or postgres://…")
+	}
+	return s
+}
+
+// parseDuration is time.ParseDuration plus a whole-day suffix ("365d").
+func parseDuration(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("bad day count %q", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
+}
+
+// NewViper returns a viper that reads the environment and, when envFile names
+// an existing file, that dotenv file too (the environment wins).
+func NewViper(envFile string) (*viper.Viper, error) {
+	v := viper.New()
+	v.AutomaticEnv()
+	if envFile == "" {
+		return v, nil
+	}
+	if _, err := os.Stat(envFile); errors.Is(err, fs.ErrNotExist) {
+		return v, nil
+	}
+	v.SetConfigFile(envFile)
+	v.SetConfigType("env")
+	if err := v.ReadInConfig(); err != nil {
+		return nil, fmt.Errorf("config: read %s: %w", envFile, err)
+	}
+	return v, nil
+}

@@ -1,0 +1,130 @@
+package mapping
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cht-openimis/mediator/openimis"
+)
+
+// Claim is what the mediator needs of an openIMIS ClaimResponse.
+type Claim struct {
+	// Code is the claim's non-UUID identifier (type MR by default, Code on
+	// some deployments), shown to the health worker.
+	Code string `json:"code"`
+	// Created is the ClaimResponse's created date, YYYY-MM-DD, as a date in
+	// Nepal time.
+	Created string `json:"created"`
+	// InsureeUUID is the patient's UUID, exactly as received.
+	InsureeUUID string `json:"insuree_uuid"`
+	// UUID is the claim's UUID, exactly as received.
+	UUID string `json:"uuid"`
+}
+
+// Nepal is Nepal Standard Time, UTC+05:45, in which claim dates are read.
+var Nepal = time.FixedZone("NPT", 5*3600+45*60)
+
+// ParseClaimResponse decodes and validates the body of a ClaimResponse
+// notification. Problems come back as FieldErrors (or a JSON syntax error).
+func ParseClaimResponse(body []byte) (Claim, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var cr openimis.ClaimResponse
+	if err := dec.Decode(&cr); err != nil {
+		return Claim{}, FieldErrors{{Field: "body", Message: "not a JSON ClaimResponse: " + jsonProblem(err)}}
+	}
+	if dec.More() {
+		return Claim{}, FieldErrors{{Field: "body", Message: "trailing data after the JSON object"}}
+	}
+	return ClaimFromResponse(cr)
+}
+
+// jsonProblem describes a decoding error without echoing input.
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("invalid JSON at byte %d", se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("%s must be %s, not %s", te.Field, te.Type, te.Value)
+	}
+	return "invalid JSON"
+}
+
+// ClaimFromResponse validates a ClaimResponse and extracts the claim (§4 of
+// the openIMIS contract, trap 7).
+func ClaimFromResponse(cr openimis.ClaimResponse) (Claim, error) {
+	var errs FieldErrors
+	if cr.ResourceType != "ClaimResponse" {
+		errs.add("resourceType", fmt.Sprintf("must be ClaimResponse, got %q", truncate(cr.ResourceType)))
+	}
+	c := Claim{UUID: cr.ID}
+	switch {
+	case cr.ID == "":
+		errs.add("id", "is required (the claim UUID)")
+	case !IsUUID(cr.ID):
+		errs.add("id", "must be a UUID")
+	}
+	for _, id := range cr.Identifier {
+		code := id.Type.Code()
+		if code != "UUID" && strings.TrimSpace(id.Value) != "" && c.Code == "" {
+			c.Code = strings.TrimSpace(id.Value)
+		}
+	}
+	if c.Code == "" {
+		errs.add("identifier", "needs the claim code (an identifier whose type is not UUID)")
+	}
+	c.InsureeUUID = insureeUUID(cr.Patient)
+	if c.InsureeUUID == "" {
+		errs.add("patient", "must reference the insuree as Patient/<uuid>")
+	}
+	created, err := claimDate(cr.Created)
+	if err != nil {
+		errs.add("created", err.Error())
+	}
+	c.Created = created
+	if err := errs.err(); err != nil {
+		return Claim{}, err
+	}
+	return c, nil
+}
+
+// insureeUUID reads the patient UUID from a reference "Patient/<uuid>" or
+// from its UUID identifier.
+func insureeUUID(ref *openimis.Reference) string {
+	if ref == nil {
+		return ""
+	}
+	if id, ok := strings.CutPrefix(ref.Reference, "Patient/"); ok && IsUUID(id) {
+		return id
+	}
+	if ref.Identifier != nil && ref.Identifier.Type.Code() == "UUID" && IsUUID(ref.Identifier.Value) {
+		return ref.Identifier.Value
+	}
+	return ""
+}
+
+// claimDate reduces a FHIR date or dateTime to a YYYY-MM-DD date in Nepal.
+func claimDate(s string) (string, error) {
+	if s == "" {
+		return "", fmt.Errorf("is required (YYYY-MM-DD)")
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t.Format(time.DateOnly), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.In(Nepal).Format(time.DateOnly), nil
+	}
+	return "", fmt.Errorf("must be a date YYYY-MM-DD or a dateTime with timezone, got %q", truncate(s))
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

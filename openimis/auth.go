@@ -1,0 +1,145 @@
+package openimis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// ErrLoginBackoff is returned without contacting openIMIS while the client
+// waits after a failed login: openIMIS locks accounts after repeated failures
+// (§1, trap 9).
+var ErrLoginBackoff = errors.New("openimis: waiting before the next login attempt")
+
+// LoginError is a refused login. openIMIS answers 400 with an empty body for a
+// wrong password, 401 "INCORRECT_CREDENTIALS" for an unknown user and 400
+// "Missing username or password" (§1).
+type LoginError struct {
+	Status  int
+	Message string
+}
+
+// Error implements error. It never contains the credentials.
+func (e *LoginError) Error() string {
+	msg := e.Message
+	if msg == "" && e.Status == http.StatusBadRequest {
+		msg = "wrong password (or account locked)"
+	}
+	if msg == "" {
+		msg = http.StatusText(e.Status)
+	}
+	return fmt.Sprintf("openimis login: %d: %s: check OPENIMIS_USERNAME and OPENIMIS_PASSWORD", e.Status, msg)
+}
+
+const (
+	minLoginBackoff = time.Second
+	maxLoginBackoff = 5 * time.Minute
+)
+
+// authenticator holds the JWT and logs in when it is missing or about to
+// expire. One login runs at a time; concurrent callers wait for it.
+type authenticator struct {
+	client             *Client
+	username, password string
+	now                func() time.Time
+
+	mu        sync.Mutex
+	jwt       string
+	refreshAt time.Time
+	failures  int
+	retryAt   time.Time
+	lastErr   error
+	loggedIn  bool
+}
+
+// token returns a valid JWT, logging in when needed.
+func (a *authenticator) token(ctx context.Context) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.now()
+	if a.jwt != "" && now.Before(a.refreshAt) {
+		return a.jwt, nil
+	}
+	if now.Before(a.retryAt) {
+		return "", fmt.Errorf("%w (%s left): last attempt: %w", ErrLoginBackoff, a.retryAt.Sub(now).Round(time.Second), a.lastErr)
+	}
+	tok, exp, err := a.client.login(ctx, a.username, a.password)
+	if err != nil {
+		if ctx.Err() == nil {
+			a.failures++
+			a.lastErr = err
+			backoff := min(minLoginBackoff<<min(a.failures-1, 16), maxLoginBackoff)
+			a.retryAt = a.now().Add(backoff)
+		}
+		a.jwt = ""
+		return "", err
+	}
+	a.failures, a.lastErr, a.retryAt = 0, nil, time.Time{}
+	a.jwt = tok
+	a.loggedIn = true
+	// Refresh shortly before exp: a fifth of the lifetime, at most 5 minutes.
+	lifetime := exp.Sub(now)
+	a.refreshAt = exp.Add(-min(lifetime/5, 5*time.Minute))
+	return tok, nil
+}
+
+// invalidate forgets token if it is still the current one, so that the next
+// call logs in again.
+func (a *authenticator) invalidate(token string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.jwt == token {
+		a.jwt = ""
+	}
+}
+
+// Login logs in now unless a valid token is held. It is how the mediator
+// checks readiness at startup.
+func (c *Client) Login(ctx context.Context) error {
+	_, err := c.auth.token(ctx)
+	return err
+}
+
+// LoggedIn reports whether a login has ever succeeded.
+func (c *Client) LoggedIn() bool {
+	c.auth.mu.Lock()
+	defer c.auth.mu.Unlock()
+	return c.auth.loggedIn
+}
+
+type loginRequest struct {
+	Password string `json:"password"`
+	Username string `json:"username"`
+}
+
+type loginResponse struct {
+	Exp   int64  `json:"exp"`
+	Token string `json:"token"`
+}
+
+// login calls POST login/ (§1). It sends no Authorization header: an expired
+// bearer token would make the login itself fail.
+func (c *Client) login(ctx context.Context, username, password string) (string, time.Time, error) {
+	resp, err := c.rc.R().SetContext(ctx).
+		SetHeader("Content-Type", "application/json").
+		SetBody(loginRequest{Username: username, Password: password}).
+		Post("/login/")
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("openimis POST %slogin/: %w", c.fhirPath, transportError(err))
+	}
+	if resp.StatusCode() != http.StatusOK {
+		if resp.StatusCode() == http.StatusBadRequest || resp.StatusCode() == http.StatusUnauthorized {
+			return "", time.Time{}, &LoginError{Status: resp.StatusCode(), Message: errorMessage(resp.Body())}
+		}
+		return "", time.Time{}, newAPIError(http.MethodPost, c.fhirPath+"login/", resp)
+	}
+	var lr loginResponse
+	if err := json.Unmarshal(resp.Body(), &lr); err != nil || lr.Token == "" || lr.Exp == 0 {
+		return "", time.Time{}, fmt.Errorf("openimis POST %slogin/: answer without token and exp", c.fhirPath)
+	}
+	return lr.Token, time.Unix(lr.Exp, 0), nil
+}

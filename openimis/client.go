@@ -1,0 +1,256 @@
+// Package openimis is a typed client for the parts of the openIMIS FHIR R4 API
+// the mediator uses: login, Subscription, Patient, ClaimResponse and
+// Communication. Section numbers in comments refer to the openIMIS contract
+// note (spec/contracts/openimis.md).
+//
+// The client is thin and quiet: one method per endpoint, no logging, and no
+// retries except the single re-login after a 401 (§1). Non-2xx answers come
+// back as *APIError; the caller decides what is worth retrying.
+package openimis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-resty/resty/v2"
+)
+
+// maxResponseBody bounds what the client reads of any answer.
+const maxResponseBody = 32 << 20
+
+// Options configures a Client.
+type Options struct {
+	// FHIRURL is the absolute URL of the FHIR R4 API, ending in a slash,
+	// e.g. https://imis.example.org/api/api_fhir_r4/.
+	FHIRURL string
+	// Username and Password are the openIMIS API user's credentials.
+	Username, Password string
+	// Timeout bounds every request. Defaults to 30 seconds.
+	Timeout time.Duration
+	// Transport replaces the HTTP transport (tests, TLS settings).
+	Transport http.RoundTripper
+	// Now is the clock used for token expiry. Defaults to time.Now.
+	Now func() time.Time
+}
+
+// Client talks to one openIMIS FHIR API as one user. It is safe for
+// concurrent use.
+type Client struct {
+	auth     *authenticator
+	fhirPath string
+	rc       *resty.Client
+}
+
+// New returns a Client. It does not contact the server.
+func New(opts Options) (*Client, error) {
+	if !strings.HasSuffix(opts.FHIRURL, "/") || !strings.Contains(opts.FHIRURL, "://") {
+		return nil, fmt.Errorf("openimis: FHIR URL %q must be absolute and end in /", opts.FHIRURL)
+	}
+	if opts.Username == "" || opts.Password == "" {
+		return nil, errors.New("openimis: username and password are required")
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	rc := resty.New().
+		SetBaseURL(strings.TrimSuffix(opts.FHIRURL, "/")).
+		SetTimeout(opts.Timeout).
+		SetHeader("Accept", "application/json").
+		SetHeader("User-Agent", "cht-openimis-mediator").
+		SetResponseBodyLimit(maxResponseBody).
+		SetDisableWarn(true).
+		// A redirect means a missing trailing slash or a proxy problem; a POST
+		// silently re-sent as a GET would lose data (§8), so surface it.
+		SetRedirectPolicy(resty.RedirectPolicyFunc(func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}))
+	if opts.Transport != nil {
+		rc.SetTransport(opts.Transport)
+	}
+	c := &Client{rc: rc, fhirPath: pathOf(opts.FHIRURL)}
+	c.auth = &authenticator{client: c, username: opts.Username, password: opts.Password, now: opts.Now}
+	return c, nil
+}
+
+func pathOf(u string) string {
+	rest := u[strings.Index(u, "://")+3:]
+	if i := strings.Index(rest, "/"); i >= 0 {
+		return rest[i:]
+	}
+	return "/"
+}
+
+// do sends an authenticated request to path (relative to the FHIR base, with
+// its trailing slash) and decodes a 2xx JSON answer into out (when non-nil).
+// A 401 triggers one re-login and one retry (§1, trap 9).
+func (c *Client) do(ctx context.Context, method, path string, query map[string]string, body, out any) (*resty.Response, error) {
+	for attempt := 0; ; attempt++ {
+		token, err := c.auth.token(ctx)
+		if err != nil {
+			return nil, err
+		}
+		req := c.rc.R().SetContext(ctx).SetAuthToken(token).SetQueryParams(query)
+		if body != nil {
+			req.SetHeader("Content-Type", "application/json").SetBody(body)
+		}
+		resp, err := req.Execute(method, "/"+path)
+		if err != nil {
+			return nil, fmt.Errorf("openimis %s %s: %w", method, c.fhirPath+path, transportError(err))
+		}
+		if resp.StatusCode() == http.StatusUnauthorized && attempt == 0 {
+			c.auth.invalidate(token)
+			continue
+		}
+		if resp.StatusCode() < 200 || resp.StatusCode() > 299 {
+			return resp, newAPIError(method, c.fhirPath+path, resp)
+		}
+		if out != nil {
+			if err := json.Unmarshal(resp.Body(), out); err != nil {
+				return resp, fmt.Errorf("openimis %s %s: decode answer: %w", method, c.fhirPath+path, err)
+			}
+		}
+		return resp, nil
+	}
+}
+
+// transportError drops the method and URL that *url.Error repeats.
+func transportError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// APIError is a non-2xx answer from openIMIS.
+type APIError struct {
+	Method, Path string
+	Status       int
+	// Message is the OperationOutcome's issue text, the JSON string body of a
+	// login error, or the start of any other body.
+	Message string
+}
+
+// Error implements error.
+func (e *APIError) Error() string {
+	msg := e.Message
+	if msg == "" {
+		msg = http.StatusText(e.Status)
+	}
+	return fmt.Sprintf("openimis %s %s: %d: %s", e.Method, e.Path, e.Status, msg)
+}
+
+// Permanent reports whether retrying the same request cannot succeed: client
+// errors other than 401, 408 and 429, redirects (a misconfigured URL), and the
+// validation problems the 24.10 server reports as HTTP 500 (§8, trap 11).
+func (e *APIError) Permanent() bool {
+	switch {
+	case e.Status >= 300 && e.Status < 400:
+		return true
+	case e.Status == http.StatusUnauthorized, e.Status == http.StatusRequestTimeout, e.Status == http.StatusTooManyRequests:
+		return false
+	case e.Status >= 400 && e.Status < 500:
+		return true
+	}
+	for _, s := range permanent500 {
+		if strings.Contains(e.Message, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// permanent500 are messages of validation errors that openIMIS 24.10 answers
+// with HTTP 500 (§5, §8).
+var permanent500 = []string{
+	"Claim does not exist",
+	"must be either 'yes' or 'no'",
+	"is missing",
+	"Invalid resource",
+	"validation error",
+	"not a valid UUID",
+}
+
+// FeedbackExists reports whether err is openIMIS refusing a second feedback
+// for a claim, which means the feedback is already stored (trap 13).
+func FeedbackExists(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && strings.Contains(ae.Message, "Feedback exists for this claim")
+}
+
+func newAPIError(method, path string, resp *resty.Response) *APIError {
+	return &APIError{Method: method, Path: path, Status: resp.StatusCode(), Message: errorMessage(resp.Body())}
+}
+
+// errorMessage extracts a short human message from an error body.
+func errorMessage(body []byte) string {
+	var oo OperationOutcome
+	if json.Unmarshal(body, &oo) == nil && oo.ResourceType == "OperationOutcome" {
+		return oo.Text()
+	}
+	var s string
+	if json.Unmarshal(body, &s) == nil {
+		return s
+	}
+	var detail struct {
+		Detail string `json:"detail"`
+	}
+	if json.Unmarshal(body, &detail) == nil && detail.Detail != "" {
+		return detail.Detail
+	}
+	text := strings.Join(strings.Fields(string(body)), " ")
+	if len(text) > 200 {
+		text = text[:200] + "…"
+	}
+	return text
+}
+
+// OperationOutcome is the FHIR error resource openIMIS answers with (§8).
+type OperationOutcome struct {
+	ResourceType string  `json:"resourceType"`
+	Issue        []Issue `json:"issue"`
+}
+
+// Issue is one OperationOutcome issue.
+type Issue struct {
+	Severity string       `json:"severity"`
+	Code     string       `json:"code"`
+	Details  *IssueDetail `json:"details,omitempty"`
+}
+
+// IssueDetail holds an issue's text. openIMIS sends a string or a JSON array
+// of strings (a DRF ValidationError detail).
+type IssueDetail struct {
+	Text json.RawMessage `json:"text"`
+}
+
+// Text joins the issues' texts.
+func (o OperationOutcome) Text() string {
+	var parts []string
+	for _, is := range o.Issue {
+		if is.Details == nil || len(is.Details.Text) == 0 {
+			continue
+		}
+		var s string
+		if json.Unmarshal(is.Details.Text, &s) == nil {
+			parts = append(parts, s)
+			continue
+		}
+		var list []string
+		if json.Unmarshal(is.Details.Text, &list) == nil {
+			parts = append(parts, list...)
+			continue
+		}
+		parts = append(parts, string(is.Details.Text))
+	}
+	return strings.Join(parts, "; ")
+}

@@ -1,0 +1,41 @@
+package openimis
+
+// Coding is a FHIR Coding.
+type Coding struct {
+	Code    string `json:"code,omitempty"`
+	Display string `json:"display,omitempty"`
+	System  string `json:"system,omitempty"`
+}
+
+// CodeableConcept is a FHIR CodeableConcept.
+type CodeableConcept struct {
+	Coding []Coding `json:"coding,omitempty"`
+	Text   string   `json:"text,omitempty"`
+}
+
+// Code returns the first coding's code.
+func (c *CodeableConcept) Code() string {
+	if c == nil || len(c.Coding) == 0 {
+		return ""
+	}
+	return c.Coding[0].Code
+}
+
+// Identifier is a FHIR Identifier. openIMIS types identifiers with a code of
+// its openimis-identifiers CodeSystem: UUID, Code, MR, PPN… (§4, §7).
+type Identifier struct {
+	Type  *CodeableConcept `json:"type,omitempty"`
+	Use   string           `json:"use,omitempty"`
+	Value string           `json:"value,omitempty"`
+}
+
+// Reference is a FHIR Reference.
+type Reference struct {
+	Display    string      `json:"display,omitempty"`
+	Identifier *Identifier `json:"identifier,omitempty"`
+	Reference  string      `json:"reference,omitempty"`
+	Type       string      `json:"type,omitempty"`
+}
+
+// IdentifierSystem is the CodeSystem of openIMIS identifier types.
+const IdentifierSystem = "https://openimis.github.io/openimis_fhir_r4_ig/CodeSystem/openimis-identifiers"
