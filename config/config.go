@@ -374,3 +374,63 @@ func NewViper(envFile string) (*viper.Viper, error) {
 	}
 	return v, nil
 }
+
+// Summary returns every variable's effective value for the startup log, with
+// secrets redacted.
+func (c Config) Summary() map[string]string {
+	u := func(u *url.URL) string {
+		if u == nil {
+			return ""
+		}
+		return u.Redacted()
+	}
+	secret := func(s Secret) string {
+		if s == "" {
+			return ""
+		}
+		return Redacted
+	}
+	return map[string]string{
+		"PORT":                           strconv.Itoa(c.Port),
+		"OPENIMIS_API_URL":               u(c.OpenIMISURL),
+		"OPENIMIS_FHIR_PATH":             c.OpenIMISFHIRPath,
+		"OPENIMIS_USERNAME":              c.OpenIMISUsername,
+		"OPENIMIS_PASSWORD":              secret(c.OpenIMISPassword),
+		"CHT_OPENIMIS_CALLBACK_ENDPOINT": u(c.CallbackEndpoint),
+		"CHT_URL":                        u(c.CHTURL),
+		"CHT_USERNAME":                   c.CHTUsername,
+		"CHT_PASSWORD":                   secret(c.CHTPassword),
+		"CHT_PLACE_ID":                   c.CHTPlaceID,
+		"CHT_CLAIM_FORM":                 c.CHTClaimForm,
+		"MEDIATOR_USERNAME":              c.MediatorUsername,
+		"MEDIATOR_PASSWORD":              secret(c.MediatorPassword),
+		"MEDIATOR_URL":                   u(c.MediatorURL),
+		"OPENHIM_API_URL":                u(c.OpenHIMAPIURL),
+		"OPENHIM_USERNAME":               c.OpenHIMUsername,
+		"OPENHIM_PASSWORD":               secret(c.OpenHIMPassword),
+		"OPENHIM_TRUST_SELF_SIGNED":      strconv.FormatBool(c.OpenHIMTrustSelfSigned),
+		"DATABASE_URL":                   redactDatabaseURL(c.DatabaseURL),
+		"FEEDBACK_RESOURCE":              c.FeedbackResource,
+		"CLAIM_POLL_INTERVAL":            c.ClaimPollInterval.String(),
+		"SUBSCRIPTION_END":               c.subscriptionEndString(),
+		"UPSTREAM_TIMEOUT":               c.UpstreamTimeout.String(),
+		"WORKERS":                        strconv.Itoa(c.Workers),
+		"LOG_LEVEL":                      c.LogLevel,
+		"LOG_FORMAT":                     c.LogFormat,
+	}
+}
+
+func (c Config) subscriptionEndString() string {
+	if !c.SubscriptionEnd.At.IsZero() {
+		return c.SubscriptionEnd.At.Format(time.RFC3339)
+	}
+	return c.SubscriptionEnd.Ahead.String()
+}
+
+// redactDatabaseURL hides a password in a postgres:// URL.
+func redactDatabaseURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return s
+}

@@ -1,0 +1,169 @@
+package config_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/viper"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cht-openimis/mediator/config"
+)
+
+func validEnv() map[string]string {
+	return map[string]string{
+		"OPENIMIS_API_URL":               "https://imis.example.org",
+		"OPENIMIS_USERNAME":              "Admin",
+		"OPENIMIS_PASSWORD":              "imis-secret",
+		"CHT_OPENIMIS_CALLBACK_ENDPOINT": "https://him.example.org/mediator/claim-response",
+		"CHT_URL":                        "https://cht.example.org",
+		"CHT_USERNAME":                   "interop",
+		"CHT_PASSWORD":                   "cht-secret",
+		"CHT_PLACE_ID":                   "3ab2d2f7-8a9e-4c8e-9d51-5b7e0c1f2a11",
+		"MEDIATOR_USERNAME":              "mediator",
+		"MEDIATOR_PASSWORD":              "mediator-secret",
+	}
+}
+
+func load(env map[string]string) (config.Config, error) {
+	v := viper.New()
+	for k, val := range env {
+		v.Set(k, val)
+	}
+	return config.Load(v)
+}
+
+func TestLoad_Defaults(t *testing.T) {
+	t.Parallel()
+	c, err := load(validEnv())
+	require.NoError(t, err)
+	require.Equal(t, 6000, c.Port)
+	require.Equal(t, "/api/api_fhir_r4/", c.OpenIMISFHIRPath)
+	require.Equal(t, "OP", c.CHTClaimForm)
+	require.Equal(t, "sqlite://data/mediator.db", c.DatabaseURL)
+	require.Equal(t, "auto", c.FeedbackResource)
+	require.Equal(t, 5*time.Minute, c.ClaimPollInterval)
+	require.Equal(t, 30*time.Second, c.UpstreamTimeout)
+	require.Equal(t, 8, c.Workers)
+	require.Equal(t, "info", c.LogLevel)
+	require.Equal(t, "json", c.LogFormat)
+	require.Nil(t, c.OpenHIMAPIURL)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	require.Equal(t, now.Add(365*24*time.Hour), c.SubscriptionEnd.Time(now))
+}
+
+func TestLoad_Values(t *testing.T) {
+	t.Parallel()
+	env := validEnv()
+	env["PORT"] = "7000"
+	env["OPENIMIS_FHIR_PATH"] = "/fhir"
+	env["CLAIM_POLL_INTERVAL"] = "0"
+	env["SUBSCRIPTION_END"] = "2030-12-31T23:59:59Z"
+	env["FEEDBACK_RESOURCE"] = "communication"
+	env["LOG_LEVEL"] = "DEBUG"
+	env["CHT_CLAIM_FORM"] = "op"
+	c, err := load(env)
+	require.NoError(t, err)
+	require.Equal(t, 7000, c.Port)
+	require.Equal(t, "/fhir/", c.OpenIMISFHIRPath)
+	require.Zero(t, c.ClaimPollInterval)
+	require.Equal(t, time.Date(2030, 12, 31, 23, 59, 59, 0, time.UTC), c.SubscriptionEnd.Time(time.Now()))
+	require.Equal(t, "Communication", c.FeedbackResource)
+	require.Equal(t, "debug", c.LogLevel)
+	require.Equal(t, "OP", c.CHTClaimForm)
+
+	env["SUBSCRIPTION_END"] = "30d"
+	c, err = load(env)
+	require.NoError(t, err)
+	require.Equal(t, 30*24*time.Hour, c.SubscriptionEnd.Ahead)
+}
+
+func TestLoad_Errors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, variable, value string
+	}{
+		{"MissingRequired", "CHT_URL", ""},
+		{"RelativeURL", "OPENIMIS_API_URL", "imis.example.org"},
+		{"URLWithCredentials", "CHT_URL", "https://u:p@cht.example.org"},
+		{"BadPort", "PORT", "70000"},
+		{"UnknownLogLevel", "LOG_LEVEL", "verbose"},
+		{"UnknownLogFormat", "LOG_FORMAT", "xml"},
+		{"BadDuration", "UPSTREAM_TIMEOUT", "soon"},
+		{"TimeoutOverOpenHIM", "UPSTREAM_TIMEOUT", "60s"},
+		{"TinyPollInterval", "CLAIM_POLL_INTERVAL", "10ms"},
+		{"BadSubscriptionEnd", "SUBSCRIPTION_END", "tomorrow"},
+		{"BadWorkers", "WORKERS", "0"},
+		{"BadBool", "OPENHIM_TRUST_SELF_SIGNED", "maybe"},
+		{"BadFeedbackResource", "FEEDBACK_RESOURCE", "Email"},
+		{"BadDatabaseURL", "DATABASE_URL", "mysql://x"},
+		{"BadPlaceID", "CHT_PLACE_ID", "a/b"},
+		{"OpenHIMWithoutMediatorURL", "MEDIATOR_URL", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			env := validEnv()
+			if tt.name == "OpenHIMWithoutMediatorURL" {
+				env["OPENHIM_API_URL"] = "https://him.example.org:8080"
+				env["OPENHIM_USERNAME"] = "root@openhim.org"
+				env["OPENHIM_PASSWORD"] = "him-secret"
+			}
+			env[tt.variable] = tt.value
+			_, err := load(env)
+			require.Error(t, err)
+			require.NotContains(t, err.Error(), "\n", "one line")
+			require.Contains(t, err.Error(), tt.variable)
+			for _, secret := range []string{"imis-secret", "cht-secret", "mediator-secret", "him-secret"} {
+				require.NotContains(t, err.Error(), secret)
+			}
+		})
+	}
+}
+
+func TestSecret_NeverPrints(t *testing.T) {
+	t.Parallel()
+	c, err := load(validEnv())
+	require.NoError(t, err)
+	b, err := json.Marshal(c)
+	require.NoError(t, err)
+	printed := strings.Join([]string{string(b), fmt.Sprintf("%v %+v %#v %s", c, c, c, c.MediatorPassword)}, " ")
+	summary, err := json.Marshal(c.Summary())
+	require.NoError(t, err)
+	printed += string(summary)
+	for _, secret := range []string{"imis-secret", "cht-secret", "mediator-secret"} {
+		require.NotContains(t, printed, secret)
+	}
+	require.Equal(t, "mediator-secret", c.MediatorPassword.Value())
+}
+
+func TestSummary_CoversEveryVariable(t *testing.T) {
+	t.Parallel()
+	c, err := load(validEnv())
+	require.NoError(t, err)
+	s := c.Summary()
+	for _, v := range config.Variables {
+		require.Contains(t, s, v.Name)
+	}
+	require.Len(t, s, len(config.Variables))
+}
+
+func TestNewViper_DotEnv(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, ".env")
+	require.NoError(t, os.WriteFile(path, []byte("CHT_CLAIM_FORM=XY\nWORKERS=3\n"), 0o600))
+	v, err := config.NewViper(path)
+	require.NoError(t, err)
+	require.Equal(t, "XY", v.GetString("CHT_CLAIM_FORM"))
+	require.Equal(t, "3", v.GetString("WORKERS"))
+
+	v, err = config.NewViper(filepath.Join(dir, "missing.env"))
+	require.NoError(t, err)
+	require.Empty(t, v.GetString("CHT_CLAIM_FORM"))
+}

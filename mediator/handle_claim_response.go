@@ -1,0 +1,56 @@
+package mediator
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/rs/zerolog"
+
+	"github.com/cht-openimis/mediator/mapping"
+)
+
+// claimAnswer is the 200 answer to openIMIS. openIMIS counts anything but a
+// JSON answer as a failed delivery (openIMIS contract §3.3, trap 6).
+type claimAnswer struct {
+	Claim  string `json:"claim"`
+	Status string `json:"status"`
+}
+
+// handleClaimResponse receives a ClaimResponse notification from openIMIS,
+// stores its job durably and answers at once.
+func (m *Mediator) handleClaimResponse() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		body, ok := m.readJSONBody(c, maxClaimBody)
+		if !ok {
+			return
+		}
+		log := zerolog.Ctx(c.Request.Context())
+		claim, err := mapping.ParseClaimResponse(body)
+		if err != nil {
+			var fe mapping.FieldErrors
+			errors.As(err, &fe)
+			log.Warn().Str("problems", err.Error()).Msg("claim response refused")
+			m.fail(c, http.StatusBadRequest, "not a usable ClaimResponse", fe...)
+			return
+		}
+		ctx := log.With().Str("claim_uuid", claim.UUID).Logger().WithContext(c.Request.Context())
+		inserted, err := m.opts.Store.Enqueue(ctx, kindClaim, claimKey(claim.UUID), claimArgs{Claim: claim})
+		if err != nil {
+			zerolog.Ctx(ctx).Error().Err(err).Msg("store claim")
+			m.fail(c, http.StatusServiceUnavailable, "the claim could not be stored; send it again")
+			return
+		}
+		status := "accepted"
+		if !inserted {
+			status = "duplicate"
+		}
+		zerolog.Ctx(ctx).Info().Str("status", status).Msg("claim received")
+		m.respond(c, http.StatusOK, claimAnswer{Status: status, Claim: claim.UUID})
+	}
+}
+
+// claimKey is the receipt key of a claim: its UUID, lower-cased so that one
+// claim is one key whatever case openIMIS sends.
+func claimKey(uuid string) string { return strings.ToLower(uuid) }

@@ -1,0 +1,189 @@
+package mediator
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/rs/zerolog"
+)
+
+// Body size limits of the inbound routes.
+const (
+	maxClaimBody    = 4 << 20
+	maxFeedbackBody = 64 << 10
+)
+
+// Headers read from callers.
+const (
+	headerRequestID     = "X-Request-Id"
+	headerTransactionID = "X-OpenHIM-TransactionID"
+)
+
+func init() {
+	gin.SetMode(gin.ReleaseMode)
+}
+
+// routes builds the gin engine: recovery → request id and logger → the
+// routes; /mediator/* adds Basic auth.
+func (m *Mediator) routes() http.Handler {
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.RemoveExtraSlash = false
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.Use(m.requestContext(), m.recovery())
+
+	r.GET("/health", m.handleHealth())
+	r.GET("/ready", m.handleReady())
+
+	g := r.Group("/mediator", m.basicAuth())
+	g.POST("/claim-response", m.handleClaimResponse())
+
+	r.NoRoute(func(c *gin.Context) { m.fail(c, http.StatusNotFound, "no such route") })
+	r.NoMethod(func(c *gin.Context) { m.fail(c, http.StatusMethodNotAllowed, "method not allowed") })
+	return r
+}
+
+// requestContext gives every request an id (the caller's X-Request-Id when
+// it is sane) and a logger carrying it and the OpenHIM transaction id, then
+// logs the request when it is done.
+func (m *Mediator) requestContext() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		id := c.GetHeader(headerRequestID)
+		if !saneID(id) {
+			id = newRequestID()
+		}
+		c.Header(headerRequestID, id)
+		lc := m.log.With().Str("request_id", id)
+		if tx := c.GetHeader(headerTransactionID); tx != "" && saneID(tx) {
+			lc = lc.Str("openhim_transaction_id", tx)
+		}
+		log := lc.Logger()
+		c.Request = c.Request.WithContext(log.WithContext(c.Request.Context()))
+		c.Next()
+		status := c.Writer.Status()
+		ev := log.Info()
+		if status >= 500 {
+			ev = log.Error()
+		}
+		if c.Request.URL.Path == "/health" || c.Request.URL.Path == "/ready" {
+			ev = log.Debug()
+		}
+		ev.Str("method", c.Request.Method).
+			Str("path", c.Request.URL.Path).
+			Int("status", status).
+			Int("bytes", c.Writer.Size()).
+			Dur("duration", time.Since(start)).
+			Str("remote", c.ClientIP()).
+			Msg("request")
+	}
+}
+
+// saneID accepts ids safe to log and echo: up to 64 letters, digits, - _ .
+func saneID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// recovery turns a panic into a logged 500 so that one bad request cannot
+// stop the server. The panic value is logged, never sent.
+func (m *Mediator) recovery() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			if v := recover(); v != nil {
+				if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+					panic(v)
+				}
+				zerolog.Ctx(c.Request.Context()).Error().Interface("panic", v).Msg("handler panicked")
+				if !c.Writer.Written() {
+					m.fail(c, http.StatusInternalServerError, "internal error")
+				}
+				c.Abort()
+			}
+		}()
+		c.Next()
+	}
+}
+
+// basicAuth checks the caller's Basic credentials in constant time.
+func (m *Mediator) basicAuth() gin.HandlerFunc {
+	wantUser := sha256.Sum256([]byte(m.opts.Username))
+	wantPass := sha256.Sum256([]byte(m.opts.Password))
+	return func(c *gin.Context) {
+		user, pass, ok := c.Request.BasicAuth()
+		gotUser := sha256.Sum256([]byte(user))
+		gotPass := sha256.Sum256([]byte(pass))
+		userOK := subtle.ConstantTimeCompare(gotUser[:], wantUser[:])
+		passOK := subtle.ConstantTimeCompare(gotPass[:], wantPass[:])
+		if !ok || userOK&passOK != 1 {
+			c.Header("WWW-Authenticate", `Basic realm="cht-openimis-mediator", charset="UTF-8"`)
+			m.fail(c, http.StatusUnauthorized, "missing or wrong credentials")
+			c.Abort()
+			return
+		}
+		c.Next()
+	}
+}
+
+// readJSONBody checks the content type and reads at most limit bytes. On a
+// problem it answers (415, 413, 400) and returns false.
+func (m *Mediator) readJSONBody(c *gin.Context, limit int64) ([]byte, bool) {
+	if !isJSON(c.GetHeader("Content-Type")) {
+		m.fail(c, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		m.fail(c, http.StatusRequestEntityTooLarge, "body larger than the limit of "+byteSize(limit))
+		return nil, false
+	case err != nil:
+		m.fail(c, http.StatusBadRequest, "could not read the body")
+		return nil, false
+	}
+	return body, true
+}
+
+// isJSON accepts application/json and the +json types (application/fhir+json).
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
+}
+
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + " KiB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
+}

@@ -1,0 +1,128 @@
+package mediator
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/rs/zerolog"
+
+	"github.com/cht-openimis/mediator/openimis"
+)
+
+// settingSubscriptionID is the store setting holding the subscription's id.
+const settingSubscriptionID = "subscription_id"
+
+// renewWithin is how long before its end a subscription is replaced.
+const renewWithin = 30 * 24 * time.Hour
+
+// subscriptionArgs is the periodic job that keeps exactly one active Claim
+// subscription pointing at this mediator.
+type subscriptionArgs struct{}
+
+// Kind implements river.JobArgs.
+func (subscriptionArgs) Kind() string { return "subscription_upkeep" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts: one upkeep job at a
+// time, on the maintenance queue.
+func (subscriptionArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{
+		Queue: queueMaintenance,
+		UniqueOpts: river.UniqueOpts{ByState: []rivertype.JobState{
+			rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+			rivertype.JobStateRunning, rivertype.JobStateScheduled,
+		}},
+	}
+}
+
+type subscriptionWorker struct {
+	river.WorkerDefaults[subscriptionArgs]
+	m *Mediator
+}
+
+// Work implements river.Worker.
+func (w *subscriptionWorker) Work(ctx context.Context, job *river.Job[subscriptionArgs]) error {
+	log := w.m.log.With().Int64("job_id", job.ID).Str("job_kind", job.Kind).Int("attempt", job.Attempt).Logger()
+	err := w.m.ensureSubscription(log.WithContext(ctx))
+	if openimis.SubscriptionRefused(err) {
+		// Releases without Claim notifications refuse the subscription (trap
+		// 1). The next periodic run tries again; until then only catch-up
+		// polling brings claims.
+		log.Warn().Err(err).Dur("next_try_in", w.m.opts.SubscriptionCheck).
+			Msg("openIMIS refused the Claim subscription; claims arrive only through catch-up polling")
+		return nil
+	}
+	return jobOutcome(err)
+}
+
+// wantSubscription is the subscription this mediator needs (openIMIS contract
+// §2.1, traps 2–5): criteria and reason exactly "Claim", an absolute endpoint,
+// and header[0] a JSON object carrying the Basic credentials of /mediator/*.
+func (m *Mediator) wantSubscription(now time.Time) openimis.Subscription {
+	header, _ := json.Marshal(map[string]string{"Authorization": "Basic " +
+		base64.StdEncoding.EncodeToString([]byte(m.opts.Username+":"+m.opts.Password))})
+	return openimis.Subscription{
+		Status:   "active",
+		Reason:   "Claim",
+		Criteria: "Claim",
+		End:      m.opts.SubscriptionEnd(now).UTC().Format(time.RFC3339),
+		Channel: openimis.Channel{
+			Type:     "rest-hook",
+			Endpoint: m.opts.CallbackEndpoint,
+			Header:   []string{string(header)},
+		},
+	}
+}
+
+// ensureSubscription reuses a matching active subscription, replaces it when
+// it ends within renewWithin or carries stale credentials, and removes
+// duplicates. openIMIS cannot filter subscriptions, so it lists them all
+// (trap 8); it creates before it deletes so that no notification is missed.
+func (m *Mediator) ensureSubscription(ctx context.Context) error {
+	log := zerolog.Ctx(ctx)
+	now := m.opts.Now()
+	want := m.wantSubscription(now)
+	all, err := m.opts.OpenIMIS.ListSubscriptions(ctx)
+	if err != nil {
+		return fmt.Errorf("list subscriptions: %w", err)
+	}
+	var keep *openimis.Subscription
+	var stale []openimis.Subscription
+	for _, s := range all {
+		if s.Criteria != want.Criteria || s.Channel.Endpoint != want.Channel.Endpoint || s.Status != "active" {
+			continue
+		}
+		end, err := time.Parse(time.RFC3339, s.End)
+		usable := err == nil && end.After(now.Add(min(renewWithin, m.opts.SubscriptionEnd(now).Sub(now)/2))) &&
+			len(s.Channel.Header) > 0 && s.Channel.Header[0] == want.Channel.Header[0]
+		if usable && keep == nil {
+			keep = &s
+			continue
+		}
+		stale = append(stale, s)
+	}
+	if keep == nil {
+		created, err := m.opts.OpenIMIS.CreateSubscription(ctx, want)
+		if err != nil {
+			return fmt.Errorf("create subscription: %w", err)
+		}
+		keep = created
+		log.Info().Str("subscription_id", created.ID).Str("end", created.End).Msg("created openIMIS Claim subscription")
+	}
+	if err := m.opts.Store.SetSetting(ctx, settingSubscriptionID, keep.ID); err != nil {
+		return err
+	}
+	for _, s := range stale {
+		if err := m.opts.OpenIMIS.DeleteSubscription(ctx, s.ID); err != nil {
+			// Only the creating user may delete (§2.4): say so and go on.
+			log.Warn().Err(err).Str("subscription_id", s.ID).Msg("could not delete a stale or duplicate subscription")
+			continue
+		}
+		log.Info().Str("subscription_id", s.ID).Msg("deleted stale or duplicate openIMIS subscription")
+	}
+	return nil
+}

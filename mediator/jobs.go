@@ -1,0 +1,89 @@
+package mediator
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/rs/zerolog"
+
+	"github.com/cht-openimis/mediator/mapping"
+)
+
+// queueMaintenance runs the mediator's own upkeep, apart from the claim and
+// feedback jobs so that a backlog cannot delay it.
+const queueMaintenance = "maintenance"
+
+// jobOutcome is the one classifier of job errors (style rule 6): permanent
+// problems cancel the job, kept with its reason for an operator; a server's
+// Retry-After snoozes it; anything else is retried with backoff.
+func jobOutcome(err error) error {
+	if err == nil {
+		return nil
+	}
+	var perm interface{ Permanent() bool }
+	var fe mapping.FieldErrors
+	switch {
+	case errors.Is(err, context.Canceled):
+		return err
+	case errors.As(err, &perm) && perm.Permanent(),
+		errors.Is(err, mapping.ErrDateOutOfRange),
+		errors.As(err, &fe):
+		return river.JobCancel(err)
+	}
+	var ra interface{ RetryAfterDuration() time.Duration }
+	if errors.As(err, &ra) && ra.RetryAfterDuration() > 0 {
+		return river.JobSnooze(min(ra.RetryAfterDuration(), time.Hour))
+	}
+	return err
+}
+
+// retryPolicy is exponential backoff with ±10% jitter: base doubled per
+// attempt, at most max.
+type retryPolicy struct {
+	base, max time.Duration
+}
+
+// NextRetry implements river.ClientRetryPolicy.
+func (p *retryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
+	return time.Now().Add(p.delay(job.Attempt))
+}
+
+func (p *retryPolicy) delay(attempt int) time.Duration {
+	d := p.max
+	if attempt < 30 {
+		d = min(p.base<<max(attempt-1, 0), p.max)
+	}
+	jitter := time.Duration((rand.Float64()*0.2 - 0.1) * float64(d))
+	return d + jitter
+}
+
+// errorHandler logs each failed attempt once, where it is handled.
+type errorHandler struct {
+	log zerolog.Logger
+}
+
+// HandleError implements river.ErrorHandler.
+func (h *errorHandler) HandleError(ctx context.Context, job *rivertype.JobRow, err error) *river.ErrorHandlerResult {
+	ev := h.log.Warn()
+	msg := "job attempt failed; will retry"
+	var cancel *rivertype.JobCancelError
+	switch {
+	case errors.As(err, &cancel):
+		ev, msg = h.log.Error(), "job failed permanently; kept for an operator"
+	case job.Attempt >= job.MaxAttempts:
+		ev, msg = h.log.Error(), "job failed after its last attempt; kept for an operator"
+	}
+	ev.Int64("job_id", job.ID).Str("job_kind", job.Kind).Int("attempt", job.Attempt).Err(err).Msg(msg)
+	return nil
+}
+
+// HandlePanic implements river.ErrorHandler.
+func (h *errorHandler) HandlePanic(ctx context.Context, job *rivertype.JobRow, panicVal any, trace string) *river.ErrorHandlerResult {
+	h.log.Error().Int64("job_id", job.ID).Str("job_kind", job.Kind).Int("attempt", job.Attempt).
+		Interface("panic", panicVal).Str("trace", trace).Msg("job panicked")
+	return nil
+}

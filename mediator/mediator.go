@@ -1,0 +1,254 @@
+// Package mediator connects openIMIS and the CHT: it owns the HTTP interface,
+// the durable job queue and the orchestration of the claim and feedback paths.
+// It talks to the systems through the typed clients of packages openimis and
+// cht, translates with package mapping, and keeps state in a Store.
+package mediator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/rs/zerolog"
+
+	"github.com/cht-openimis/mediator/cht"
+	"github.com/cht-openimis/mediator/openimis"
+)
+
+// Options configures a Mediator. Fields without a documented default are
+// required.
+type Options struct {
+	// OpenIMIS and CHT are the clients of the two systems.
+	OpenIMIS *openimis.Client
+	CHT      *cht.Client
+	// Store is the durable state.
+	Store Store
+	// Logger receives every log line. Defaults to a disabled logger.
+	Logger zerolog.Logger
+
+	// Username and Password are the Basic credentials callers of /mediator/*
+	// must present. The openIMIS subscription carries them in its header.
+	Username, Password string
+	// CallbackEndpoint is the absolute URL openIMIS posts ClaimResponses to.
+	CallbackEndpoint string
+	// PlaceID is the CHT place new persons are created under.
+	PlaceID string
+	// ClaimForm is the CHT JSON form code of the claim report. Defaults to OP.
+	ClaimForm string
+
+	// SubscriptionEnd returns the end of a subscription created at now.
+	// Defaults to one year ahead.
+	SubscriptionEnd func(now time.Time) time.Time
+	// SubscriptionCheck is how often the subscription is checked and renewed.
+	// Defaults to 1 hour.
+	SubscriptionCheck time.Duration
+	// UpstreamTimeout bounds one request to openIMIS or the CHT; a job may make
+	// several. Defaults to 30 seconds.
+	UpstreamTimeout time.Duration
+	// Workers is how many jobs run at once. Defaults to 8.
+	Workers int
+	// RetryBase and RetryMax shape the exponential backoff between attempts of
+	// a failing job: RetryBase doubled per attempt, at most RetryMax, with
+	// jitter. Default 1 second and 5 minutes, which with MaxAttempts retries
+	// for more than 24 hours.
+	RetryBase, RetryMax time.Duration
+	// FetchInterval is how often workers look for new jobs when idle.
+	// Defaults to 200 milliseconds.
+	FetchInterval time.Duration
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+}
+
+// MaxAttempts is how many times a job runs before it is kept as failed.
+// With the default backoff this is about 25 hours of retries.
+const MaxAttempts = 300
+
+// Mediator is the running service. Create it with New, serve Handler, and run
+// the background work between Start and Stop.
+type Mediator struct {
+	opts    Options
+	log     zerolog.Logger
+	handler http.Handler
+
+	startOnce sync.Once
+	stopOnce  sync.Once
+	cancel    context.CancelFunc
+	bg        sync.WaitGroup
+}
+
+// New checks opts and returns a Mediator.
+func New(opts Options) (*Mediator, error) {
+	var missing []string
+	if opts.OpenIMIS == nil {
+		missing = append(missing, "OpenIMIS")
+	}
+	if opts.CHT == nil {
+		missing = append(missing, "CHT")
+	}
+	if opts.Store == nil {
+		missing = append(missing, "Store")
+	}
+	if opts.Username == "" || opts.Password == "" {
+		missing = append(missing, "Username/Password")
+	}
+	if opts.CallbackEndpoint == "" {
+		missing = append(missing, "CallbackEndpoint")
+	}
+	if opts.PlaceID == "" {
+		missing = append(missing, "PlaceID")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("mediator: missing options %v", missing)
+	}
+	if opts.ClaimForm == "" {
+		opts.ClaimForm = "OP"
+	}
+	if opts.SubscriptionEnd == nil {
+		opts.SubscriptionEnd = func(now time.Time) time.Time { return now.AddDate(1, 0, 0) }
+	}
+	if opts.SubscriptionCheck <= 0 {
+		opts.SubscriptionCheck = time.Hour
+	}
+	if opts.UpstreamTimeout <= 0 {
+		opts.UpstreamTimeout = 30 * time.Second
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 8
+	}
+	if opts.RetryBase <= 0 {
+		opts.RetryBase = time.Second
+	}
+	if opts.RetryMax <= 0 {
+		opts.RetryMax = 5 * time.Minute
+	}
+	if opts.FetchInterval <= 0 {
+		opts.FetchInterval = 200 * time.Millisecond
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	m := &Mediator{opts: opts, log: opts.Logger}
+	m.handler = m.routes()
+	return m, nil
+}
+
+// Handler returns the HTTP interface.
+func (m *Mediator) Handler() http.Handler { return m.handler }
+
+// Start starts the job queue and the background work: the openIMIS login
+// (retried with backoff until it succeeds) and the subscription upkeep.
+func (m *Mediator) Start(ctx context.Context) error {
+	err := errors.New("mediator: already started")
+	m.startOnce.Do(func() {
+		bgctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		m.cancel = cancel
+		if err = m.opts.Store.StartQueue(ctx, m.riverConfig()); err != nil {
+			cancel()
+			return
+		}
+		m.bg.Go(func() { m.loginLoop(bgctx) })
+	})
+	return err
+}
+
+// Stop stops the background work and the queue. Running jobs get until ctx
+// ends to finish; after that they are cancelled and run again after a
+// restart. It does not close the store.
+func (m *Mediator) Stop(ctx context.Context) error {
+	var err error
+	m.stopOnce.Do(func() {
+		if m.cancel != nil {
+			m.cancel()
+		}
+		err = m.opts.Store.StopQueue(ctx)
+		m.bg.Wait()
+	})
+	return err
+}
+
+func (m *Mediator) riverConfig() *river.Config {
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &claimWorker{m: m})
+	river.AddWorker(workers, &subscriptionWorker{m: m})
+	return &river.Config{
+		Queues: map[string]river.QueueConfig{
+			river.QueueDefault: {MaxWorkers: m.opts.Workers},
+			queueMaintenance:   {MaxWorkers: 1},
+		},
+		Workers:           workers,
+		MaxAttempts:       MaxAttempts,
+		RetryPolicy:       &retryPolicy{base: m.opts.RetryBase, max: m.opts.RetryMax},
+		ErrorHandler:      &errorHandler{log: m.log},
+		JobTimeout:        6 * m.opts.UpstreamTimeout,
+		FetchCooldown:     min(m.opts.FetchInterval, 50*time.Millisecond),
+		FetchPollInterval: m.opts.FetchInterval,
+		// Jobs left running by a crash are picked up again after this.
+		RescueStuckJobsAfter: 6*m.opts.UpstreamTimeout + time.Minute,
+		PeriodicJobs: []*river.PeriodicJob{
+			river.NewPeriodicJob(river.PeriodicInterval(m.opts.SubscriptionCheck),
+				func() (river.JobArgs, *river.InsertOpts) { return subscriptionArgs{}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true}),
+		},
+		Logger: slog.New(zerolog.NewSlogHandler(m.log.With().Str("component", "river").Logger().Level(max(m.log.GetLevel(), zerolog.WarnLevel)))),
+	}
+}
+
+// loginLoop logs in to openIMIS at startup so that /ready reflects whether
+// the credentials work, retrying with the client's own backoff.
+func (m *Mediator) loginLoop(ctx context.Context) {
+	delay := time.Second
+	for {
+		err := m.opts.OpenIMIS.Login(ctx)
+		if err == nil {
+			m.log.Info().Msg("openimis login succeeded")
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if !errors.Is(err, openimis.ErrLoginBackoff) {
+			m.log.Warn().Err(err).Dur("retry_in", delay).Msg("openimis login failed")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Minute)
+	}
+}
+
+// Serve serves the HTTP interface on addr until ctx ends, then shuts the
+// server down gracefully: it stops accepting and lets requests in flight
+// finish for up to 10 seconds. Bind errors come back at once.
+func (m *Mediator) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           m.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(zerolog.NewSlogHandler(m.log.With().Str("component", "http").Logger()), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("mediator: shutdown: %w", err)
+	}
+	return nil
+}
+

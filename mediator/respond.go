@@ -1,0 +1,98 @@
+package mediator
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+	"github.com/rs/zerolog"
+
+	"github.com/cht-openimis/mediator/mapping"
+)
+
+// routeClaimResponse answers errors as FHIR OperationOutcomes: its caller is
+// openIMIS.
+const routeClaimResponse = "/mediator/claim-response"
+
+// respond writes status and body as JSON. It is the one place answers are
+// written.
+func (m *Mediator) respond(c *gin.Context, status int, body any) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		zerolog.Ctx(c.Request.Context()).Error().Err(err).Msg("encode answer")
+		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
+	}
+	c.Data(status, "application/json", b)
+}
+
+// errorBody is the JSON error answer of the non-FHIR routes.
+type errorBody struct {
+	Error  string               `json:"error"`
+	Fields []mapping.FieldError `json:"fields,omitempty"`
+}
+
+// fail answers an error: an OperationOutcome on the openIMIS route, a JSON
+// errorBody elsewhere. msg is shown to the caller; it must hold no secret.
+func (m *Mediator) fail(c *gin.Context, status int, msg string, fields ...mapping.FieldError) {
+	if c.FullPath() == routeClaimResponse {
+		m.respond(c, status, operationOutcome(status, msg, fields))
+		return
+	}
+	m.respond(c, status, errorBody{Error: msg, Fields: fields})
+}
+
+// OperationOutcome is the FHIR error resource the claim route answers with.
+type OperationOutcome struct {
+	Issue        []OutcomeIssue `json:"issue"`
+	ResourceType string         `json:"resourceType"`
+}
+
+// OutcomeIssue is one issue of an OperationOutcome.
+type OutcomeIssue struct {
+	Code        string         `json:"code"`
+	Details     OutcomeDetails `json:"details"`
+	Diagnostics string         `json:"diagnostics,omitempty"`
+	Expression  []string       `json:"expression,omitempty"`
+	Severity    string         `json:"severity"`
+}
+
+// OutcomeDetails carries an issue's text.
+type OutcomeDetails struct {
+	Text string `json:"text"`
+}
+
+func operationOutcome(status int, msg string, fields []mapping.FieldError) OperationOutcome {
+	code := issueCode(status)
+	oo := OperationOutcome{ResourceType: "OperationOutcome"}
+	for _, f := range fields {
+		oo.Issue = append(oo.Issue, OutcomeIssue{
+			Severity: "error", Code: code, Expression: []string{f.Field},
+			Details: OutcomeDetails{Text: f.Field + ": " + f.Message},
+		})
+	}
+	if len(oo.Issue) == 0 {
+		oo.Issue = []OutcomeIssue{{Severity: "error", Code: code, Details: OutcomeDetails{Text: msg}}}
+	}
+	return oo
+}
+
+// issueCode maps an HTTP status to a FHIR issue-type code.
+func issueCode(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "invalid"
+	case http.StatusUnauthorized:
+		return "login"
+	case http.StatusForbidden:
+		return "forbidden"
+	case http.StatusNotFound:
+		return "not-found"
+	case http.StatusMethodNotAllowed, http.StatusUnsupportedMediaType:
+		return "not-supported"
+	case http.StatusRequestEntityTooLarge:
+		return "too-costly"
+	case http.StatusServiceUnavailable:
+		return "transient"
+	}
+	return "exception"
+}

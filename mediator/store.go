@@ -1,0 +1,44 @@
+package mediator
+
+import (
+	"context"
+
+	"github.com/riverqueue/river"
+)
+
+// Store is the mediator's durable state: the job queue, the receipts that make
+// inbound notifications idempotent, the insuree→person mapping and small
+// settings (the subscription id, the catch-up watermark). It has one
+// implementation per database (package mediator/store).
+type Store interface {
+	// StartQueue creates the River client with cfg and starts working jobs.
+	StartQueue(ctx context.Context, cfg *river.Config) error
+	// StopQueue stops fetching jobs and waits for running ones until ctx ends,
+	// then cancels them; a cancelled job runs again after a restart.
+	StopQueue(ctx context.Context) error
+
+	// Enqueue records the receipt (kind, key) and inserts the job args in one
+	// transaction. It reports false, inserting nothing, when the receipt
+	// exists: the notification was received before.
+	Enqueue(ctx context.Context, kind, key string, args river.JobArgs) (bool, error)
+	// Delivered returns the result recorded by MarkDelivered for (kind, key).
+	Delivered(ctx context.Context, kind, key string) (result string, ok bool, err error)
+	// MarkDelivered records that the work for (kind, key) is done, with its
+	// result (the CHT report id, the openIMIS feedback id).
+	MarkDelivered(ctx context.Context, kind, key, result string) error
+
+	// Person returns the CHT person id recorded for an insuree.
+	Person(ctx context.Context, insureeUUID string) (personID string, ok bool, err error)
+	// SavePerson records the CHT person id of an insuree.
+	SavePerson(ctx context.Context, insureeUUID, personID string) error
+
+	// Setting returns a named value.
+	Setting(ctx context.Context, name string) (value string, ok bool, err error)
+	// SetSetting stores a named value.
+	SetSetting(ctx context.Context, name, value string) error
+
+	// Ping checks that the store is usable.
+	Ping(ctx context.Context) error
+	// Close releases the database. Call StopQueue first.
+	Close() error
+}

@@ -1,0 +1,253 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	_ "modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
+
+	"github.com/cht-openimis/mediator/mediator"
+)
+
+// sqliteSchema holds the mediator's own tables. River migrates its own.
+const sqliteSchema = `
+CREATE TABLE IF NOT EXISTS mediator_receipt (
+	kind         TEXT NOT NULL,
+	key          TEXT NOT NULL,
+	received_at  TEXT NOT NULL,
+	delivered_at TEXT,
+	result       TEXT,
+	PRIMARY KEY (kind, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mediator_person (
+	insuree_uuid TEXT PRIMARY KEY,
+	person_id    TEXT NOT NULL,
+	created_at   TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mediator_setting (
+	name  TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+) WITHOUT ROWID;
+`
+
+// SQLite is the embedded store. SQLite allows one writer at a time, so the
+// pool holds one connection, as River's SQLite driver recommends; WAL with
+// synchronous=NORMAL keeps every commit across a process crash.
+type SQLite struct {
+	db     *sql.DB
+	mu     sync.Mutex
+	client *river.Client[*sql.Tx]
+}
+
+var _ mediator.Store = (*SQLite)(nil)
+
+// OpenSQLite opens (creating if needed) the database file at path and
+// migrates it.
+func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
+	if path == "" {
+		return nil, errors.New("store: empty SQLite file path")
+	}
+	if dir := filepath.Dir(path); dir != "." {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("store: create directory for %s: %w", path, err)
+		}
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	q.Add("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetConnMaxIdleTime(0)
+	db.SetConnMaxLifetime(0)
+	s := &SQLite{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: migrate %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *SQLite) migrate(ctx context.Context) error {
+	migrator, err := rivermigrate.New(riversqlite.New(s.db), nil)
+	if err != nil {
+		return err
+	}
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("river tables: %w", err)
+	}
+	if _, err := s.db.ExecContext(ctx, sqliteSchema); err != nil {
+		return fmt.Errorf("mediator tables: %w", err)
+	}
+	return nil
+}
+
+// StartQueue implements mediator.Store.
+func (s *SQLite) StartQueue(ctx context.Context, cfg *river.Config) error {
+	client, err := river.NewClient(riversqlite.New(s.db), cfg)
+	if err != nil {
+		return fmt.Errorf("store: create queue: %w", err)
+	}
+	s.mu.Lock()
+	s.client = client
+	s.mu.Unlock()
+	if err := client.Start(ctx); err != nil {
+		return fmt.Errorf("store: start queue: %w", err)
+	}
+	return nil
+}
+
+// StopQueue implements mediator.Store.
+func (s *SQLite) StopQueue(ctx context.Context) error {
+	client := s.queue()
+	if client == nil {
+		return nil
+	}
+	if err := client.Stop(ctx); err != nil {
+		// The deadline passed with jobs still running: cancel them. River
+		// rescues them after a restart.
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return errors.Join(err, client.StopAndCancel(cctx))
+	}
+	return nil
+}
+
+func (s *SQLite) queue() *river.Client[*sql.Tx] {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.client
+}
+
+// Enqueue implements mediator.Store.
+func (s *SQLite) Enqueue(ctx context.Context, kind, key string, args river.JobArgs) (bool, error) {
+	client := s.queue()
+	if client == nil {
+		return false, errors.New("store: queue not started")
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("store: begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	res, err := tx.ExecContext(ctx,
+		`INSERT INTO mediator_receipt (kind, key, received_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+		kind, key, now())
+	if err != nil {
+		return false, fmt.Errorf("store: record receipt: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return false, err
+	}
+	if _, err := client.InsertTx(ctx, tx, args, nil); err != nil {
+		return false, fmt.Errorf("store: insert job: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("store: commit: %w", err)
+	}
+	return true, nil
+}
+
+// Delivered implements mediator.Store.
+func (s *SQLite) Delivered(ctx context.Context, kind, key string) (string, bool, error) {
+	var result sql.NullString
+	err := s.db.QueryRowContext(ctx,
+		`SELECT result FROM mediator_receipt WHERE kind = ? AND key = ? AND delivered_at IS NOT NULL`,
+		kind, key).Scan(&result)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("store: read delivery: %w", err)
+	}
+	return result.String, true, nil
+}
+
+// MarkDelivered implements mediator.Store.
+func (s *SQLite) MarkDelivered(ctx context.Context, kind, key, result string) error {
+	_, err := s.db.ExecContext(ctx, `
+INSERT INTO mediator_receipt (kind, key, received_at, delivered_at, result) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (kind, key) DO UPDATE SET delivered_at = excluded.delivered_at, result = excluded.result`,
+		kind, key, now(), now(), result)
+	if err != nil {
+		return fmt.Errorf("store: record delivery: %w", err)
+	}
+	return nil
+}
+
+// Person implements mediator.Store.
+func (s *SQLite) Person(ctx context.Context, insureeUUID string) (string, bool, error) {
+	var id string
+	err := s.db.QueryRowContext(ctx, `SELECT person_id FROM mediator_person WHERE insuree_uuid = ?`, insureeUUID).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("store: read person: %w", err)
+	}
+	return id, true, nil
+}
+
+// SavePerson implements mediator.Store.
+func (s *SQLite) SavePerson(ctx context.Context, insureeUUID, personID string) error {
+	_, err := s.db.ExecContext(ctx, `
+INSERT INTO mediator_person (insuree_uuid, person_id, created_at) VALUES (?, ?, ?)
+ON CONFLICT (insuree_uuid) DO UPDATE SET person_id = excluded.person_id`, insureeUUID, personID, now())
+	if err != nil {
+		return fmt.Errorf("store: record person: %w", err)
+	}
+	return nil
+}
+
+// Setting implements mediator.Store.
+func (s *SQLite) Setting(ctx context.Context, name string) (string, bool, error) {
+	var v string
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM mediator_setting WHERE name = ?`, name).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("store: read setting %s: %w", name, err)
+	}
+	return v, true, nil
+}
+
+// SetSetting implements mediator.Store.
+func (s *SQLite) SetSetting(ctx context.Context, name, value string) error {
+	_, err := s.db.ExecContext(ctx, `
+INSERT INTO mediator_setting (name, value) VALUES (?, ?)
+ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value)
+	if err != nil {
+		return fmt.Errorf("store: write setting %s: %w", name, err)
+	}
+	return nil
+}
+
+// Ping implements mediator.Store.
+func (s *SQLite) Ping(ctx context.Context) error {
+	return s.db.PingContext(ctx)
+}
+
+// Close implements mediator.Store.
+func (s *SQLite) Close() error {
+	return s.db.Close()
+}
+
+func now() string {
+	return time.Now().UTC().Format(time.RFC3339Nano)
+}
