@@ -24,9 +24,10 @@ func (c *CodeableConcept) Code() string {
 // Identifier is a FHIR Identifier. openIMIS types identifiers with a code of
 // its openimis-identifiers CodeSystem: UUID, Code, MR, PPN… (§4, §7).
 type Identifier struct {
-	Type  *CodeableConcept `json:"type,omitempty"`
-	Use   string           `json:"use,omitempty"`
-	Value string           `json:"value,omitempty"`
+	System string           `json:"system,omitempty"`
+	Type   *CodeableConcept `json:"type,omitempty"`
+	Use    string           `json:"use,omitempty"`
+	Value  string           `json:"value,omitempty"`
 }
 
 // Reference is a FHIR Reference.

@@ -1,0 +1,58 @@
+package openimis
+
+import (
+	"context"
+	"errors"
+	"net/http"
+)
+
+// Communication is claim feedback in the openimis-communication profile
+// (§5): status completed, about the claim, from the insuree, with exactly
+// five coded payloads.
+type Communication struct {
+	About        []Reference  `json:"about"`
+	Identifier   []Identifier `json:"identifier,omitempty"`
+	Meta         *Meta        `json:"meta,omitempty"`
+	Payload      []Payload    `json:"payload"`
+	ResourceType string       `json:"resourceType"`
+	Status       string       `json:"status"`
+	Subject      *Reference   `json:"subject"`
+}
+
+// Meta is a FHIR resource's meta; only the profile is used.
+type Meta struct {
+	Profile []string `json:"profile,omitempty"`
+}
+
+// Payload is one Communication payload: a coded type in extension[0] and the
+// answer as a string.
+type Payload struct {
+	ContentString string      `json:"contentString"`
+	Extension     []Extension `json:"extension"`
+}
+
+// Extension is a FHIR extension with the value types the mediator uses.
+type Extension struct {
+	URL                  string           `json:"url"`
+	ValueCodeableConcept *CodeableConcept `json:"valueCodeableConcept,omitempty"`
+	ValueReference       *Reference       `json:"valueReference,omitempty"`
+	ValueString          string           `json:"valueString,omitempty"`
+}
+
+// CreateCommunication posts claim feedback: POST Communication/ (§5). It
+// returns the stored feedback's UUID (identifier[0]; the answer has no id).
+// openIMIS takes one feedback per claim: a second is refused with "Feedback
+// exists for this claim" (see FeedbackExists), as HTTP 500 on 24.10.
+func (c *Client) CreateCommunication(ctx context.Context, comm Communication) (string, error) {
+	comm.ResourceType = "Communication"
+	var out Communication
+	if _, err := c.do(ctx, http.MethodPost, "Communication/", nil, comm, &out); err != nil {
+		return "", err
+	}
+	for _, id := range out.Identifier {
+		if id.Value != "" {
+			return id.Value, nil
+		}
+	}
+	return "", errors.New("openimis POST Communication/: answer without identifier")
+}
