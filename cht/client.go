@@ -140,7 +140,7 @@ func (e *APIError) Permanent() bool {
 	}
 	return e.Status == http.StatusInternalServerError &&
 		(strings.Contains(e.Message, "Form not found") || strings.Contains(e.Message, "Missing _meta") ||
-			strings.Contains(e.Message, "Content type not supported"))
+			strings.Contains(e.Message, "Missing required field"))
 }
 
 func newAPIError(method, path string, resp *resty.Response) *APIError {

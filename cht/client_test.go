@@ -1,0 +1,191 @@
+package cht_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cht-openimis/mediator/cht"
+	"github.com/cht-openimis/mediator/cht/chttest"
+)
+
+type testBundle struct {
+	client *cht.Client
+	server *chttest.Server
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	s := chttest.NewServer(t, chttest.Options{})
+	c, err := cht.New(cht.Options{URL: s.URL, Username: chttest.DefaultUsername, Password: chttest.DefaultPassword, Timeout: 2 * time.Second})
+	require.NoError(t, err)
+	return &testBundle{client: c, server: s}
+}
+
+func requireAPIError(t *testing.T, err error, status int, permanent bool) *cht.APIError {
+	t.Helper()
+	var ae *cht.APIError
+	require.ErrorAs(t, err, &ae)
+	require.Equal(t, status, ae.Status, ae.Error())
+	require.Equal(t, permanent, ae.Permanent(), ae.Error())
+	return ae
+}
+
+func TestClient_CreatePerson(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("OK", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		p := cht.Person{ID: "0f8e7c0a-5c55-5d1b-8f0e-6f6a2b1c9d10", Name: "Asha", OpenIMISID: "76aca309-f8cf-4890-8f2e-b416d78de00b",
+			Place: chttest.DefaultPlaceID, Sex: "female", DateOfBirth: "1990-03-24", Phone: "+9779800000000"}
+		id, err := b.client.CreatePerson(ctx, p)
+		require.NoError(t, err)
+		require.Equal(t, p.ID, id)
+		got, ok := b.server.Person(id)
+		require.True(t, ok)
+		require.Equal(t, "Asha", got.Doc["name"])
+		require.Equal(t, "person", got.Doc["type"])
+		require.Equal(t, p.OpenIMISID, got.Doc["openimis_id"])
+		require.Equal(t, "female", got.Doc["sex"])
+
+		req := b.server.Requests()[0]
+		require.Equal(t, "application/json", req.Header.Get("Content-Type"), "exactly, no charset")
+		require.Equal(t, "application/json", req.Header.Get("Accept"))
+		user, _, ok := (&http.Request{Header: req.Header}).BasicAuth()
+		require.True(t, ok, "credentials are sent pre-emptively")
+		require.Equal(t, chttest.DefaultUsername, user)
+
+		doc, err := b.client.GetPerson(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, "Asha", doc["name"])
+	})
+	t.Run("ExistingIDConflicts", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		p := cht.Person{ID: "0f8e7c0a-5c55-5d1b-8f0e-6f6a2b1c9d11", Name: "Asha", Place: chttest.DefaultPlaceID}
+		_, err := b.client.CreatePerson(ctx, p)
+		require.NoError(t, err)
+		_, err = b.client.CreatePerson(ctx, p)
+		require.True(t, cht.IsConflict(err), "%v", err)
+		requireAPIError(t, err, http.StatusConflict, false)
+		require.Len(t, b.server.People(), 1)
+	})
+	t.Run("UnknownPlace", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		_, err := b.client.CreatePerson(ctx, cht.Person{Name: "Asha", Place: "no-such-place"})
+		requireAPIError(t, err, http.StatusNotFound, true)
+	})
+	t.Run("MissingPerson", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		_, err := b.client.GetPerson(ctx, "nobody")
+		require.True(t, cht.IsNotFound(err), "%v", err)
+	})
+}
+
+func TestClient_CreateReport(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	fields := map[string]any{
+		"patient_id": "0f8e7c0a-5c55-5d1b-8f0e-6f6a2b1c9d10", "op_claim_id": "CLM1",
+		"op_claim_uuid": "ae580700-0277-4c98-adab-d98c0f7e681b", "op_year": "2082", "op_month": "03",
+		"op_day": "16", "op_date": int64(1751220900000),
+	}
+
+	t.Run("OK", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		id, err := b.client.CreateReport(ctx, cht.Report{Form: "OP", Fields: fields})
+		require.NoError(t, err)
+		r, ok := b.server.Report(id)
+		require.True(t, ok)
+		require.Equal(t, "OP", r.Form)
+		require.Empty(t, r.Errors)
+		require.Equal(t, "2082", r.Fields["op_year"])
+		require.EqualValues(t, 1751220900000, r.Fields["op_date"])
+
+		ids, err := b.client.FindReports(ctx, "op_claim_uuid", "AE580700-0277-4C98-ADAB-D98C0F7E681B")
+		require.NoError(t, err)
+		require.Equal(t, []string{id}, ids, "the search is case-insensitive")
+	})
+	t.Run("UnknownFormIsPermanent", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		_, err := b.client.CreateReport(ctx, cht.Report{Form: "XX", Fields: fields})
+		ae := requireAPIError(t, err, http.StatusInternalServerError, true)
+		require.Contains(t, ae.Message, "Form not found")
+	})
+	t.Run("ServerStartingIsTransient", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.server.SetDown(http.StatusServiceUnavailable)
+		_, err := b.client.CreateReport(ctx, cht.Report{Form: "OP", Fields: fields})
+		requireAPIError(t, err, http.StatusServiceUnavailable, false)
+	})
+	t.Run("LostAnswer", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.server.DropNext(1)
+		_, err := b.client.CreateReport(ctx, cht.Report{Form: "OP", Fields: fields})
+		require.Error(t, err)
+		var ae *cht.APIError
+		require.False(t, errors.As(err, &ae), "a transport error, not an answer")
+		require.Len(t, b.server.Reports(), 1, "the CHT stored it all the same")
+	})
+}
+
+func TestClient_FindContacts(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	id := b.server.AddPerson(map[string]any{"type": "person", "name": "Asha", "openimis_id": "76aca309-f8cf-4890-8f2e-b416d78de00b"})
+	ids, err := b.client.FindContacts(ctx, "openimis_id", "76ACA309-F8CF-4890-8F2E-B416D78DE00B")
+	require.NoError(t, err)
+	require.Equal(t, []string{id}, ids)
+	ids, err = b.client.FindContacts(ctx, "openimis_id", "00000000-0000-4000-8000-000000000000")
+	require.NoError(t, err)
+	require.Empty(t, ids)
+}
+
+func TestClient_WrongCredentials(t *testing.T) {
+	t.Parallel()
+	s := chttest.NewServer(t, chttest.Options{})
+	c, err := cht.New(cht.Options{URL: s.URL, Username: chttest.DefaultUsername, Password: "wrong"})
+	require.NoError(t, err)
+	_, err = c.CreateReport(context.Background(), cht.Report{Form: "OP"})
+	requireAPIError(t, err, http.StatusUnauthorized, false)
+	require.NotContains(t, err.Error(), "wrong", "the password is not in the error")
+}
+
+func TestClient_RedirectIsNotFollowed(t *testing.T) {
+	t.Parallel()
+	var followed atomic.Int32
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { followed.Add(1) }))
+	t.Cleanup(target.Close)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL+r.URL.Path, http.StatusMovedPermanently)
+	}))
+	t.Cleanup(front.Close)
+	c, err := cht.New(cht.Options{URL: front.URL, Username: "u", Password: "p"})
+	require.NoError(t, err)
+	_, err = c.CreateReport(context.Background(), cht.Report{Form: "OP"})
+	requireAPIError(t, err, http.StatusMovedPermanently, true)
+	require.Zero(t, followed.Load(), "a POST is never re-sent as a GET")
+}
+
+func TestNew_Validates(t *testing.T) {
+	t.Parallel()
+	_, err := cht.New(cht.Options{URL: "cht.example.org", Username: "u", Password: "p"})
+	require.Error(t, err)
+	_, err = cht.New(cht.Options{URL: "https://cht.example.org"})
+	require.Error(t, err)
+}
