@@ -93,6 +93,11 @@ func ClaimFromResponse(cr openimis.ClaimResponse) (Claim, error) {
 	return c, nil
 }
 
+// ClaimInsuree returns the insuree UUID a ClaimResponse names, or "".
+func ClaimInsuree(cr openimis.ClaimResponse) string {
+	return insureeUUID(cr.Patient)
+}
+
 // insureeUUID reads the patient UUID from a reference "Patient/<uuid>" or
 // from its UUID identifier.
 func insureeUUID(ref *openimis.Reference) string {

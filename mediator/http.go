@@ -48,6 +48,7 @@ func (m *Mediator) routes() http.Handler {
 
 	g := r.Group("/mediator", m.basicAuth())
 	g.POST("/claim-response", m.handleClaimResponse())
+	g.POST("/claims-feedback", m.handleClaimsFeedback())
 
 	r.NoRoute(func(c *gin.Context) { m.fail(c, http.StatusNotFound, "no such route") })
 	r.NoMethod(func(c *gin.Context) { m.fail(c, http.StatusMethodNotAllowed, "method not allowed") })

@@ -48,13 +48,18 @@ func (w *claimWorker) Work(ctx context.Context, job *river.Job[claimArgs]) error
 		log.Info().Str("report_id", reportID).Msg("claim already delivered")
 		return nil
 	}
+	// A claim the report cannot be made of (a date outside the Bikram Sambat
+	// table) fails before anything is created.
+	if _, err := mapping.OPReport(claim, "", m.opts.ClaimForm); err != nil {
+		return jobOutcome(ctx, err)
+	}
 	personID, err := m.person(ctx, claim.InsureeUUID)
 	if err != nil {
-		return jobOutcome(err)
+		return jobOutcome(ctx, err)
 	}
 	reportID, err := m.claimReport(ctx, claim, personID, job.Attempt > 1)
 	if err != nil {
-		return jobOutcome(err)
+		return jobOutcome(ctx, err)
 	}
 	if err := m.opts.Store.MarkDelivered(ctx, kindClaim, key, reportID); err != nil {
 		return err

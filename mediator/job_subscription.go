@@ -47,7 +47,8 @@ type subscriptionWorker struct {
 // Work implements river.Worker.
 func (w *subscriptionWorker) Work(ctx context.Context, job *river.Job[subscriptionArgs]) error {
 	log := w.m.log.With().Int64("job_id", job.ID).Str("job_kind", job.Kind).Int("attempt", job.Attempt).Logger()
-	err := w.m.ensureSubscription(log.WithContext(ctx))
+	ctx = log.WithContext(ctx)
+	err := w.m.ensureSubscription(ctx)
 	if openimis.SubscriptionRefused(err) {
 		// Releases without Claim notifications refuse the subscription (trap
 		// 1). The next periodic run tries again; until then only catch-up
@@ -56,7 +57,7 @@ func (w *subscriptionWorker) Work(ctx context.Context, job *river.Job[subscripti
 			Msg("openIMIS refused the Claim subscription; claims arrive only through catch-up polling")
 		return nil
 	}
-	return jobOutcome(err)
+	return jobOutcome(ctx, err)
 }
 
 // wantSubscription is the subscription this mediator needs (openIMIS contract
@@ -112,6 +113,8 @@ func (m *Mediator) ensureSubscription(ctx context.Context) error {
 		}
 		keep = created
 		log.Info().Str("subscription_id", created.ID).Str("end", created.End).Msg("created openIMIS Claim subscription")
+	} else {
+		log.Debug().Str("subscription_id", keep.ID).Str("end", keep.End).Msg("reusing openIMIS Claim subscription")
 	}
 	if err := m.opts.Store.SetSetting(ctx, settingSubscriptionID, keep.ID); err != nil {
 		return err

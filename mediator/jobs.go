@@ -19,11 +19,24 @@ const queueMaintenance = "maintenance"
 
 // jobOutcome is the one classifier of job errors (style rule 6): permanent
 // problems cancel the job, kept with its reason for an operator; a server's
-// Retry-After snoozes it; anything else is retried with backoff.
-func jobOutcome(err error) error {
+// Retry-After snoozes it; anything else is retried with backoff (and logged
+// by errorHandler). River does not pass cancelled jobs to the error handler,
+// so a permanent failure is logged here, with the job's logger from ctx.
+func jobOutcome(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
+	if out := classify(err); out != err {
+		var cancel *rivertype.JobCancelError
+		if errors.As(out, &cancel) {
+			zerolog.Ctx(ctx).Error().Err(err).Msg("job failed permanently; kept for an operator")
+		}
+		return out
+	}
+	return err
+}
+
+func classify(err error) error {
 	var perm interface{ Permanent() bool }
 	var fe mapping.FieldErrors
 	switch {
@@ -31,6 +44,7 @@ func jobOutcome(err error) error {
 		return err
 	case errors.As(err, &perm) && perm.Permanent(),
 		errors.Is(err, mapping.ErrDateOutOfRange),
+		errors.Is(err, mapping.ErrNoInsuree),
 		errors.As(err, &fe):
 		return river.JobCancel(err)
 	}
@@ -68,13 +82,8 @@ type errorHandler struct {
 
 // HandleError implements river.ErrorHandler.
 func (h *errorHandler) HandleError(ctx context.Context, job *rivertype.JobRow, err error) *river.ErrorHandlerResult {
-	ev := h.log.Warn()
-	msg := "job attempt failed; will retry"
-	var cancel *rivertype.JobCancelError
-	switch {
-	case errors.As(err, &cancel):
-		ev, msg = h.log.Error(), "job failed permanently; kept for an operator"
-	case job.Attempt >= job.MaxAttempts:
+	ev, msg := h.log.Warn(), "job attempt failed; will retry"
+	if job.Attempt >= job.MaxAttempts {
 		ev, msg = h.log.Error(), "job failed after its last attempt; kept for an operator"
 	}
 	ev.Int64("job_id", job.ID).Str("job_kind", job.Kind).Int("attempt", job.Attempt).Err(err).Msg(msg)

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -41,6 +42,9 @@ type Options struct {
 	PlaceID string
 	// ClaimForm is the CHT JSON form code of the claim report. Defaults to OP.
 	ClaimForm string
+	// FeedbackResource is how feedback reaches openIMIS: FeedbackAuto (the
+	// default), FeedbackQuestionnaireResponse or FeedbackCommunication.
+	FeedbackResource string
 
 	// SubscriptionEnd returns the end of a subscription created at now.
 	// Defaults to one year ahead.
@@ -76,6 +80,10 @@ type Mediator struct {
 	log     zerolog.Logger
 	handler http.Handler
 
+	// noQuestionnaireResponse is set once openIMIS answered that it has no
+	// QuestionnaireResponse endpoint.
+	noQuestionnaireResponse atomic.Bool
+
 	startOnce sync.Once
 	stopOnce  sync.Once
 	cancel    context.CancelFunc
@@ -108,6 +116,13 @@ func New(opts Options) (*Mediator, error) {
 	}
 	if opts.ClaimForm == "" {
 		opts.ClaimForm = "OP"
+	}
+	switch opts.FeedbackResource {
+	case "":
+		opts.FeedbackResource = FeedbackAuto
+	case FeedbackAuto, FeedbackQuestionnaireResponse, FeedbackCommunication:
+	default:
+		return nil, fmt.Errorf("mediator: unknown feedback resource %q", opts.FeedbackResource)
 	}
 	if opts.SubscriptionEnd == nil {
 		opts.SubscriptionEnd = func(now time.Time) time.Time { return now.AddDate(1, 0, 0) }
@@ -175,6 +190,7 @@ func (m *Mediator) Stop(ctx context.Context) error {
 func (m *Mediator) riverConfig() *river.Config {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &claimWorker{m: m})
+	river.AddWorker(workers, &feedbackWorker{m: m})
 	river.AddWorker(workers, &subscriptionWorker{m: m})
 	return &river.Config{
 		Queues: map[string]river.QueueConfig{
@@ -251,4 +267,3 @@ func (m *Mediator) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	return nil
 }
-

@@ -42,6 +42,10 @@ type BundleEntry struct {
 	Resource json.RawMessage `json:"resource"`
 }
 
+// LastUpdatedLayout is the only _lastUpdated format openIMIS parses: no
+// timezone (server time is UTC), no fractions (§6).
+const LastUpdatedLayout = "2006-01-02T15:04:05"
+
 // listPageSize is the _count used when paging through subscriptions.
 const listPageSize = 100
 
@@ -49,13 +53,20 @@ const listPageSize = 100
 // users, expired ones included: GET Subscription/, following 1-based
 // page-offset pages (§2.2, §6). The next-page links openIMIS returns are
 // ignored; they may name an internal host (trap 14).
+//
+// openIMIS caches a list's total for an hour per identical query and cuts
+// pages at that total, which would hide a subscription created since. The
+// query therefore carries a _lastUpdated bound a century back that changes
+// every second: it matches every subscription and is never the same query.
 func (c *Client) ListSubscriptions(ctx context.Context) ([]Subscription, error) {
+	since := c.auth.now().UTC().AddDate(-100, 0, 0).Format(LastUpdatedLayout)
 	var all []Subscription
 	for page := 1; ; page++ {
 		var b Bundle
 		_, err := c.do(ctx, http.MethodGet, "Subscription/", map[string]string{
-			"_count":      strconv.Itoa(listPageSize),
-			"page-offset": strconv.Itoa(page),
+			"_count":       strconv.Itoa(listPageSize),
+			"_lastUpdated": "ge" + since,
+			"page-offset":  strconv.Itoa(page),
 		}, nil, &b)
 		var ae *APIError
 		if page > 1 && errors.As(err, &ae) && ae.Status == http.StatusNotFound {

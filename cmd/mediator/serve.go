@@ -63,6 +63,7 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer, ready chan<
 		CallbackEndpoint: cfg.CallbackEndpoint.String(),
 		PlaceID:          cfg.CHTPlaceID,
 		ClaimForm:        cfg.CHTClaimForm,
+		FeedbackResource: cfg.FeedbackResource,
 		SubscriptionEnd:  cfg.SubscriptionEnd.Time,
 		UpstreamTimeout:  cfg.UpstreamTimeout,
 		Workers:          cfg.Workers,

@@ -1,0 +1,107 @@
+package mediator
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/riverqueue/river"
+	"github.com/rs/zerolog"
+
+	"github.com/cht-openimis/mediator/mapping"
+	"github.com/cht-openimis/mediator/openimis"
+)
+
+// kindFeedback is the receipt kind and job kind of a feedback.
+const kindFeedback = "feedback"
+
+// Feedback resources, as FEEDBACK_RESOURCE names them.
+const (
+	FeedbackAuto                  = "auto"
+	FeedbackQuestionnaireResponse = "QuestionnaireResponse"
+	FeedbackCommunication         = "Communication"
+)
+
+// feedbackArgs is the job that brings one CHT feedback report to openIMIS.
+type feedbackArgs struct {
+	Feedback mapping.Feedback `json:"feedback"`
+}
+
+// Kind implements river.JobArgs.
+func (feedbackArgs) Kind() string { return kindFeedback }
+
+// feedbackWorker delivers a feedback to openIMIS, exactly once per CHT
+// report id.
+type feedbackWorker struct {
+	river.WorkerDefaults[feedbackArgs]
+	m *Mediator
+}
+
+// Work implements river.Worker. openIMIS keeps one feedback per claim and
+// refuses a second with "Feedback exists for this claim": after a lost
+// answer, that refusal is the proof of delivery.
+func (w *feedbackWorker) Work(ctx context.Context, job *river.Job[feedbackArgs]) error {
+	m, fb := w.m, job.Args.Feedback
+	log := m.log.With().Int64("job_id", job.ID).Str("job_kind", kindFeedback).Int("attempt", job.Attempt).
+		Str("doc_id", fb.DocID).Str("claim_uuid", fb.ClaimUUID).Logger()
+	ctx = log.WithContext(ctx)
+
+	if result, done, err := m.opts.Store.Delivered(ctx, kindFeedback, fb.DocID); err != nil {
+		return err
+	} else if done {
+		log.Info().Str("result", result).Msg("feedback already delivered")
+		return nil
+	}
+	if fb.InsureeUUID == "" {
+		// The CHT person lacked openimis_id; the claim names the insuree.
+		cr, err := m.opts.OpenIMIS.GetClaimResponse(ctx, fb.ClaimUUID)
+		if err != nil {
+			return jobOutcome(ctx, fmt.Errorf("find the insuree of the claim: %w", err))
+		}
+		if fb.InsureeUUID = mapping.ClaimInsuree(*cr); fb.InsureeUUID == "" {
+			return jobOutcome(ctx, fmt.Errorf("claim %s names no insuree: %w", fb.ClaimUUID, mapping.ErrNoInsuree))
+		}
+	}
+	result, err := m.deliverFeedback(ctx, mapping.QuestionnaireResponse(fb))
+	if openimis.FeedbackExists(err) {
+		log.Info().Msg("openIMIS already holds feedback for this claim; counted as delivered")
+		result, err = "exists", nil
+	}
+	if err != nil {
+		return jobOutcome(ctx, err)
+	}
+	if err := m.opts.Store.MarkDelivered(ctx, kindFeedback, fb.DocID, result); err != nil {
+		return err
+	}
+	log.Info().Str("result", result).Msg("feedback delivered to openIMIS")
+	return nil
+}
+
+// deliverFeedback posts the QuestionnaireResponse, or the equivalent
+// Communication, as FEEDBACK_RESOURCE says. In auto mode a 404 or 405 to the
+// QuestionnaireResponse means openIMIS has no such endpoint (openIMIS contract
+// §5); the mediator remembers that until it restarts.
+func (m *Mediator) deliverFeedback(ctx context.Context, qr openimis.QuestionnaireResponse) (string, error) {
+	mode := m.opts.FeedbackResource
+	if mode == FeedbackQuestionnaireResponse || mode == FeedbackAuto && !m.noQuestionnaireResponse.Load() {
+		id, err := m.opts.OpenIMIS.CreateQuestionnaireResponse(ctx, qr)
+		switch {
+		case err == nil:
+			return "QuestionnaireResponse/" + id, nil
+		case mode == FeedbackAuto && openimis.NoQuestionnaireResponse(err):
+			if !m.noQuestionnaireResponse.Swap(true) {
+				zerolog.Ctx(ctx).Info().Msg("openIMIS has no QuestionnaireResponse endpoint; sending feedback as Communication")
+			}
+		default:
+			return "", fmt.Errorf("post QuestionnaireResponse: %w", err)
+		}
+	}
+	comm, err := mapping.Communication(qr)
+	if err != nil {
+		return "", err
+	}
+	id, err := m.opts.OpenIMIS.CreateCommunication(ctx, comm)
+	if err != nil {
+		return "", fmt.Errorf("post Communication: %w", err)
+	}
+	return "Communication/" + id, nil
+}

@@ -1,0 +1,248 @@
+package mediator_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cht-openimis/mediator/cht"
+	"github.com/cht-openimis/mediator/cht/chttest"
+	"github.com/cht-openimis/mediator/mediator"
+	"github.com/cht-openimis/mediator/mediator/store"
+	"github.com/cht-openimis/mediator/openimis"
+	"github.com/cht-openimis/mediator/openimis/openimistest"
+)
+
+const (
+	mediatorUser = "openimis-caller"
+	mediatorPass = "callback-s3cret"
+	imisUser     = "mediator-api"
+	imisPass     = "imis-s3cret"
+	chtPass      = "cht-s3cret"
+
+	fixtureClaimUUID   = "ae580700-0277-4c98-adab-d98c0f7e681b"
+	fixtureInsureeUUID = "76aca309-f8cf-4890-8f2e-b416d78de00b"
+)
+
+// testBundle is one mediator wired to fresh fake upstreams and a SQLite store
+// in a temporary directory.
+type testBundle struct {
+	cht    *chttest.Server
+	dbPath string
+	logs   *syncBuffer
+	m      *mediator.Mediator
+	oi     *openimistest.Server
+	opts   mediator.Options
+	srv    *httptest.Server
+	store  mediator.Store
+}
+
+type setupOpts struct {
+	claimSubscriptions    bool
+	questionnaireResponse bool
+	edit                  func(*mediator.Options)
+}
+
+func setup(t *testing.T, so setupOpts) *testBundle {
+	t.Helper()
+	b := &testBundle{
+		oi: openimistest.NewServer(t, openimistest.Options{
+			Username: imisUser, Password: imisPass,
+			ClaimSubscriptions: so.claimSubscriptions, QuestionnaireResponse: so.questionnaireResponse,
+		}),
+		cht:    chttest.NewServer(t, chttest.Options{Password: chtPass}),
+		dbPath: filepath.Join(t.TempDir(), "data", "mediator.db"),
+		logs:   &syncBuffer{},
+	}
+	b.srv = httptest.NewUnstartedServer(nil)
+	t.Cleanup(b.srv.Close)
+
+	oi, err := openimis.New(openimis.Options{
+		FHIRURL: b.oi.FHIRURL(), Username: imisUser, Password: imisPass,
+		Timeout: 5 * time.Second,
+	})
+	require.NoError(t, err)
+	ch, err := cht.New(cht.Options{
+		URL: b.cht.URL, Username: chttest.DefaultUsername, Password: chtPass, Timeout: 5 * time.Second,
+	})
+	require.NoError(t, err)
+	b.opts = mediator.Options{
+		OpenIMIS:         oi,
+		CHT:              ch,
+		Logger:           zerolog.New(io.MultiWriter(b.logs, zerolog.NewTestWriter(t))).Level(zerolog.DebugLevel),
+		Username:         mediatorUser,
+		Password:         mediatorPass,
+		CallbackEndpoint: "http://" + b.srv.Listener.Addr().String() + "/mediator/claim-response",
+		PlaceID:          chttest.DefaultPlaceID,
+		UpstreamTimeout:  5 * time.Second,
+		RetryBase:        20 * time.Millisecond,
+		RetryMax:         200 * time.Millisecond,
+		FetchInterval:    20 * time.Millisecond,
+	}
+	if so.edit != nil {
+		so.edit(&b.opts)
+	}
+	b.start(t)
+	b.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.handler().ServeHTTP(w, r) })
+	b.srv.Start()
+	return b
+}
+
+var handlerMu sync.Mutex
+
+func (b *testBundle) handler() http.Handler {
+	handlerMu.Lock()
+	defer handlerMu.Unlock()
+	return b.m.Handler()
+}
+
+// start opens the store and starts a mediator on it.
+func (b *testBundle) start(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.OpenSQLite(ctx, b.dbPath)
+	require.NoError(t, err)
+	opts := b.opts
+	opts.Store = st
+	m, err := mediator.New(opts)
+	require.NoError(t, err)
+	require.NoError(t, m.Start(ctx))
+	handlerMu.Lock()
+	b.m, b.store = m, st
+	handlerMu.Unlock()
+	t.Cleanup(func() { b.stop(t) })
+}
+
+// stop stops the mediator and closes its store, as a graceful shutdown does.
+func (b *testBundle) stop(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = b.m.Stop(ctx)
+	_ = b.store.Close()
+}
+
+// restart stops the mediator and starts a new one on the same store file.
+func (b *testBundle) restart(t *testing.T) {
+	t.Helper()
+	b.stop(t)
+	b.start(t)
+}
+
+func readFixture(t testing.TB, name string) []byte {
+	t.Helper()
+	body, err := os.ReadFile(filepath.Join("..", "testdata", name))
+	require.NoError(t, err)
+	return body
+}
+
+// claimBody returns the fixture ClaimResponse with the given claim and
+// insuree UUIDs and created date.
+func claimBody(t testing.TB, claimUUID, insureeUUID, created string) []byte {
+	t.Helper()
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(readFixture(t, "openimis/test_claimResponse.json"), &doc))
+	doc["id"] = claimUUID
+	doc["identifier"].([]any)[0].(map[string]any)["value"] = claimUUID
+	doc["created"] = created
+	p := doc["patient"].(map[string]any)
+	p["reference"] = "Patient/" + insureeUUID
+	p["identifier"].(map[string]any)["value"] = insureeUUID
+	out, err := json.Marshal(doc)
+	require.NoError(t, err)
+	return out
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (b *testBundle) post(t testing.TB, path, contentType string, body []byte, auth bool) response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, b.srv.URL+path, bytes.NewReader(body))
+	require.NoError(t, err)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if auth {
+		req.SetBasicAuth(mediatorUser, mediatorPass)
+	}
+	resp, err := b.srv.Client().Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return response{status: resp.StatusCode, header: resp.Header, body: out}
+}
+
+func (b *testBundle) postClaim(t testing.TB, body []byte) response {
+	t.Helper()
+	return b.post(t, "/mediator/claim-response", "application/json", body, true)
+}
+
+// waitDelivered waits until the claim's job has recorded its delivery.
+func (b *testBundle) waitDelivered(t *testing.T, claimUUID string) string {
+	t.Helper()
+	var result string
+	require.Eventually(t, func() bool {
+		r, ok, err := b.store.Delivered(context.Background(), "claim", strings.ToLower(claimUUID))
+		require.NoError(t, err)
+		result = r
+		return ok
+	}, 15*time.Second, 10*time.Millisecond, "claim %s not delivered", claimUUID)
+	return result
+}
+
+// reportsFor returns the CHT reports about a claim.
+func (b *testBundle) reportsFor(claimUUID string) []chttest.Report {
+	var out []chttest.Report
+	for _, r := range b.cht.Reports() {
+		if r.Fields["op_claim_uuid"] == claimUUID {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// peopleFor returns the CHT persons of an insuree.
+func (b *testBundle) peopleFor(insureeUUID string) []chttest.Person {
+	var out []chttest.Person
+	for _, p := range b.cht.People() {
+		if p.Doc["openimis_id"] == insureeUUID {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// syncBuffer collects log output from several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}

@@ -1,0 +1,4 @@
+package openimistest
+
+// ValidDjangoURL exposes validDjangoURL to the external tests.
+var ValidDjangoURL = validDjangoURL
