@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spf13/viper"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cht-openimis/mediator/cht/chttest"
+	"github.com/cht-openimis/mediator/config"
+	"github.com/cht-openimis/mediator/openimis/openimistest"
+)
+
+const (
+	imisPass     = "imis-Secret-1"
+	chtPass      = "cht-Secret-2"
+	mediatorPass = "mediator-Secret-3"
+)
+
+// TestServe_EndToEnd runs the wired program against the fakes: a claim posted
+// to it becomes a CHT report, and the logs of the whole run hold no secret.
+func TestServe_EndToEnd(t *testing.T) {
+	t.Parallel()
+	oi := openimistest.NewServer(t, openimistest.Options{Username: "api", Password: imisPass, ClaimSubscriptions: true})
+	ch := chttest.NewServer(t, chttest.Options{Password: chtPass})
+
+	v := viper.New()
+	for k, val := range map[string]string{
+		"OPENIMIS_API_URL":               oi.URL,
+		"OPENIMIS_USERNAME":              "api",
+		"OPENIMIS_PASSWORD":              imisPass,
+		"CHT_OPENIMIS_CALLBACK_ENDPOINT": "http://127.0.0.1:1/mediator/claim-response",
+		"CHT_URL":                        ch.URL,
+		"CHT_USERNAME":                   chttest.DefaultUsername,
+		"CHT_PASSWORD":                   chtPass,
+		"CHT_PLACE_ID":                   chttest.DefaultPlaceID,
+		"MEDIATOR_USERNAME":              "openimis",
+		"MEDIATOR_PASSWORD":              mediatorPass,
+		"DATABASE_URL":                   "sqlite://" + filepath.Join(t.TempDir(), "store", "mediator.db"),
+		"LOG_LEVEL":                      "debug",
+	} {
+		v.Set(k, val)
+	}
+	cfg, err := config.Load(v)
+	require.NoError(t, err)
+	cfg.Port = 0 // any free port
+
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, logs, ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("serve stopped: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not bind")
+	}
+	base := "http://" + addr
+
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(base + "/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 10*time.Second, 20*time.Millisecond)
+
+	req, err := http.NewRequest(http.MethodPost, base+"/mediator/claim-response",
+		bytes.NewReader(openimistest.ClaimResponseFixture(openimistest.SeedClaimID, "codeTest", openimistest.SeedPatientID)))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth("openimis", mediatorPass)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	var answer map[string]string
+	require.NoError(t, json.Unmarshal(body, &answer))
+	require.Equal(t, "accepted", answer["status"])
+
+	require.Eventually(t, func() bool { return len(ch.Reports()) == 1 && len(oi.Subscriptions()) == 1 },
+		10*time.Second, 20*time.Millisecond)
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	out := logs.String()
+	require.Contains(t, out, `"message":"stopped"`)
+	for _, secret := range []string{imisPass, chtPass, mediatorPass} {
+		require.NotContains(t, out, secret, "a secret leaked into the logs")
+	}
+	// The subscription header's Basic credentials are not logged either.
+	require.NotContains(t, out, "Basic ")
+}
+
+func TestRun_ConfigErrorNamesTheVariable(t *testing.T) {
+	t.Parallel()
+	// run reads the real environment; only check the command dispatch here
+	// and leave configuration errors to the config tests.
+	var out, errOut bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"version"}, &out, &errOut))
+	require.Equal(t, version+"\n", out.String())
+	err := run(context.Background(), []string{"frobnicate"}, &out, &errOut)
+	require.ErrorContains(t, err, "unknown command frobnicate")
+}
+
+// TestMain_StartupErrorExitsNonZero runs the binary without configuration.
+func TestMain_StartupErrorExitsNonZero(t *testing.T) {
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "mediator")
+	build, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "%s", build)
+	cmd := exec.Command(bin)
+	cmd.Dir = t.TempDir()
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "CHT_URL=not a url"}
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err)
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	require.Len(t, lines, 1, "one line: %s", out)
+	require.Contains(t, lines[0], "OPENIMIS_API_URL is required")
+	require.Contains(t, lines[0], "CHT_URL must be an absolute")
+}
+
+// syncBuffer collects log output from several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
