@@ -11,7 +11,8 @@ import (
 // settings (the subscription id, the catch-up watermark). It has one
 // implementation per database (package mediator/store).
 type Store interface {
-	// StartQueue creates the River client with cfg and starts working jobs.
+	// StartQueue creates the River client with cfg and starts working jobs;
+	// with no queues in cfg the client only enqueues.
 	StartQueue(ctx context.Context, cfg *river.Config) error
 	// StopQueue stops fetching jobs and waits for running ones until ctx ends,
 	// then cancels them; a cancelled job runs again after a restart.

@@ -106,6 +106,9 @@ func (s *SQLite) StartQueue(ctx context.Context, cfg *river.Config) error {
 	s.mu.Lock()
 	s.client = client
 	s.mu.Unlock()
+	if len(cfg.Queues) == 0 {
+		return nil // an insert-only client: it enqueues but works nothing
+	}
 	if err := client.Start(ctx); err != nil {
 		return fmt.Errorf("store: start queue: %w", err)
 	}
