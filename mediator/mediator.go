@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -168,8 +170,42 @@ func (m *Mediator) Start(ctx context.Context) error {
 			return
 		}
 		m.bg.Go(func() { m.loginLoop(bgctx) })
+		if !deliverableEndpoint(m.opts.CallbackEndpoint) {
+			m.log.Warn().Str("endpoint", m.opts.CallbackEndpoint).
+				Msg("openIMIS delivers only to a domain name with a dot, localhost or an IP address; " +
+					"it will accept the subscription but send nothing to this callback endpoint")
+		}
 	})
 	return err
+}
+
+// deliverableEndpoint mirrors the host rule of the URL validator openIMIS
+// runs before each notification (openIMIS contract §3.3): an IP address,
+// localhost, or a name with a top-level domain of two letters or more. A
+// bare container name such as "mediator" fails it.
+func deliverableEndpoint(endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return false
+	}
+	host := u.Hostname()
+	if host == "localhost" || net.ParseIP(host) != nil {
+		return true
+	}
+	i := strings.LastIndex(strings.TrimSuffix(host, "."), ".")
+	if i <= 0 {
+		return false
+	}
+	tld := strings.TrimSuffix(host, ".")[i+1:]
+	if len(tld) < 2 {
+		return false
+	}
+	for _, r := range tld {
+		if r >= '0' && r <= '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // Stop stops the background work and the queue. Running jobs get until ctx
