@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-resty/resty/v2"
@@ -40,7 +41,8 @@ type Options struct {
 
 // Client talks to one CHT instance as one user. It is safe for concurrent use.
 type Client struct {
-	rc *resty.Client
+	rc      *resty.Client
+	timeout atomic.Int64 // time.Duration of one request
 }
 
 // New returns a Client. It does not contact the server.
@@ -57,7 +59,6 @@ func New(opts Options) (*Client, error) {
 	}
 	rc := resty.New().
 		SetBaseURL(strings.TrimSuffix(opts.URL, "/")).
-		SetTimeout(opts.Timeout).
 		// Pre-emptive Basic auth: Go never answers a 401 challenge, and some
 		// CouchDB configurations answer an anonymous request with 500 (§6).
 		SetBasicAuth(opts.Username, opts.Password).
@@ -74,11 +75,23 @@ func New(opts Options) (*Client, error) {
 	if opts.Transport != nil {
 		rc.SetTransport(opts.Transport)
 	}
-	return &Client{rc: rc}, nil
+	c := &Client{rc: rc}
+	c.SetTimeout(opts.Timeout)
+	return c, nil
+}
+
+// SetTimeout changes the bound of every request from now on; it is how
+// runtime configuration reaches the client. Non-positive values are ignored.
+func (c *Client) SetTimeout(d time.Duration) {
+	if d > 0 {
+		c.timeout.Store(int64(d))
+	}
 }
 
 // do sends a request and decodes a 2xx JSON answer into out.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(c.timeout.Load()))
+	defer cancel()
 	req := c.rc.R().SetContext(ctx)
 	if query != nil {
 		req.SetQueryParamsFromValues(query)

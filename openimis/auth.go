@@ -124,6 +124,8 @@ type loginResponse struct {
 // login calls POST login/ (§1). It sends no Authorization header: an expired
 // bearer token would make the login itself fail.
 func (c *Client) login(ctx context.Context, username, password string) (string, time.Time, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
 	resp, err := c.rc.R().SetContext(ctx).
 		SetHeader("Content-Type", "application/json").
 		SetBody(loginRequest{Username: username, Password: password}).

@@ -172,6 +172,28 @@ func TestClient_Login(t *testing.T) {
 		}, paths)
 	})
 
+	t.Run("ConcurrentCallsShareOneRelogin", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		require.NoError(t, b.client.Login(t.Context()))
+		b.server.ExpireTokens()
+
+		var wg sync.WaitGroup
+		errs := make(chan error, 20)
+		for range 20 {
+			wg.Go(func() {
+				_, err := b.client.GetPatient(t.Context(), openimistest.SeedPatientID)
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err)
+		}
+		require.Equal(t, 2, b.server.Logins(), "callers refused with the same old token share one re-login")
+	})
+
 	t.Run("ReloginRetriesBody", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

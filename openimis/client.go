@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-resty/resty/v2"
@@ -45,6 +46,8 @@ type Client struct {
 	auth     *authenticator
 	fhirPath string
 	rc       *resty.Client
+	timeout  atomic.Int64 // time.Duration of one request
+	lists    atomic.Int64 // calls of ListSubscriptions, to vary its query
 }
 
 // New returns a Client. It does not contact the server.
@@ -63,7 +66,6 @@ func New(opts Options) (*Client, error) {
 	}
 	rc := resty.New().
 		SetBaseURL(strings.TrimSuffix(opts.FHIRURL, "/")).
-		SetTimeout(opts.Timeout).
 		SetHeader("Accept", "application/json").
 		SetHeader("User-Agent", "cht-openimis-mediator").
 		SetResponseBodyLimit(maxResponseBody).
@@ -77,8 +79,22 @@ func New(opts Options) (*Client, error) {
 		rc.SetTransport(opts.Transport)
 	}
 	c := &Client{rc: rc, fhirPath: pathOf(opts.FHIRURL)}
+	c.SetTimeout(opts.Timeout)
 	c.auth = &authenticator{client: c, username: opts.Username, password: opts.Password, now: opts.Now}
 	return c, nil
+}
+
+// SetTimeout changes the bound of every request from now on; it is how
+// runtime configuration reaches the client. Non-positive values are ignored.
+func (c *Client) SetTimeout(d time.Duration) {
+	if d > 0 {
+		c.timeout.Store(int64(d))
+	}
+}
+
+// withTimeout bounds one request.
+func (c *Client) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, time.Duration(c.timeout.Load()))
 }
 
 func pathOf(u string) string {
@@ -98,11 +114,13 @@ func (c *Client) do(ctx context.Context, method, path string, query map[string]s
 		if err != nil {
 			return nil, err
 		}
-		req := c.rc.R().SetContext(ctx).SetAuthToken(token).SetQueryParams(query)
+		rctx, cancel := c.withTimeout(ctx)
+		req := c.rc.R().SetContext(rctx).SetAuthToken(token).SetQueryParams(query)
 		if body != nil {
 			req.SetHeader("Content-Type", "application/json").SetBody(body)
 		}
 		resp, err := req.Execute(method, "/"+path)
+		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("openimis %s %s: %w", method, c.fhirPath+path, transportError(err))
 		}
@@ -173,11 +191,20 @@ func (e *APIError) Permanent() bool {
 // with HTTP 500 (§5, §8).
 var permanent500 = []string{
 	"Claim does not exist",
-	"must be either 'yes' or 'no'",
-	"is missing",
+	"Failed to find the resource",
 	"Invalid resource",
-	"validation error",
+	"Missing or invalid",
+	"expected a number",
+	"has no attribute",
+	"is missing",
+	"is required",
+	"must be =",
+	"must be either 'yes' or 'no'",
+	"must have 5 elements",
+	"must support all five",
 	"not a valid UUID",
+	"out of range",
+	"validation error",
 }
 
 // FeedbackExists reports whether err is openIMIS refusing a second feedback

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 )
 
 // Subscription is a FHIR Subscription as openIMIS stores it (§2).
@@ -57,9 +58,10 @@ const listPageSize = 100
 // openIMIS caches a list's total for an hour per identical query and cuts
 // pages at that total, which would hide a subscription created since. The
 // query therefore carries a _lastUpdated bound a century back that changes
-// every second: it matches every subscription and is never the same query.
+// on every call: it matches every subscription and is never the same query.
 func (c *Client) ListSubscriptions(ctx context.Context) ([]Subscription, error) {
-	since := c.auth.now().UTC().AddDate(-100, 0, 0).Format(LastUpdatedLayout)
+	back := time.Duration(c.lists.Add(1)%86400) * time.Second
+	since := c.auth.now().UTC().AddDate(-100, 0, 0).Add(-back).Format(LastUpdatedLayout)
 	var all []Subscription
 	for page := 1; ; page++ {
 		var b Bundle

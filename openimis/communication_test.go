@@ -1,0 +1,126 @@
+package openimis_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cht-openimis/mediator/openimis"
+	"github.com/cht-openimis/mediator/openimis/openimistest"
+)
+
+func TestClient_CreateCommunication(t *testing.T) {
+	t.Parallel()
+
+	t.Run("OK", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+
+		id, err := b.client.CreateCommunication(t.Context(), feedback(t))
+		require.NoError(t, err)
+		require.Regexp(t, `^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`, id)
+
+		stored := b.server.Communications()
+		require.Len(t, stored, 1)
+		got := stored[0]
+		require.Equal(t, id, got.FeedbackID)
+		require.Equal(t, openimistest.SeedClaimID, got.ClaimID)
+		require.Equal(t, openimistest.SeedPatientID, got.PatientID)
+		require.Equal(t, "admin", got.Owner)
+		require.False(t, got.CareRendered)
+		require.True(t, got.PaymentAsked)
+		require.True(t, got.DrugPrescribed)
+		require.False(t, got.DrugReceived)
+		require.Equal(t, 3, got.Asessment)
+		require.Contains(t, string(got.Request), `"resourceType":"Communication"`, "the client sets resourceType")
+
+		cr, err := b.client.GetClaimResponse(t.Context(), openimistest.SeedClaimID)
+		require.NoError(t, err)
+		require.Len(t, cr.Communication, 1, "the claim now points at its feedback")
+	})
+
+	t.Run("SecondIsFeedbackExists", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+
+		_, err := b.client.CreateCommunication(t.Context(), feedback(t))
+		require.NoError(t, err)
+		id, err := b.client.CreateCommunication(t.Context(), feedback(t))
+		require.Empty(t, id)
+		require.True(t, openimis.FeedbackExists(err), "%v", err)
+		requireAPIError(t, err, http.StatusInternalServerError, false)
+		require.Len(t, b.server.Communications(), 1)
+	})
+
+	t.Run("LostAnswerThenRetry", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		require.NoError(t, b.client.Login(t.Context()))
+		b.server.DropNext(1)
+
+		_, err := b.client.CreateCommunication(t.Context(), feedback(t))
+		require.Error(t, err)
+		require.False(t, openimis.FeedbackExists(err))
+		_, err = b.client.CreateCommunication(t.Context(), feedback(t))
+		require.True(t, openimis.FeedbackExists(err), "the retry finds the feedback stored: %v", err)
+		require.Len(t, b.server.Communications(), 1)
+	})
+
+	t.Run("TrueInsteadOfYes", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		comm := feedback(t)
+		comm.Payload[0].ContentString = "true"
+
+		_, err := b.client.CreateCommunication(t.Context(), comm)
+		ae := requireAPIError(t, err, http.StatusInternalServerError, true)
+		require.Contains(t, ae.Message, "must be either 'yes' or 'no'")
+		require.Equal(t, openimistest.FHIRPath+"Communication/", ae.Path)
+		require.False(t, openimis.FeedbackExists(err))
+		require.Empty(t, b.server.Communications())
+	})
+
+	t.Run("UnknownClaim", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		comm := feedback(t)
+		comm.About[0].Reference = "Claim/00000000-0000-4000-8000-000000000000"
+
+		_, err := b.client.CreateCommunication(t.Context(), comm)
+		ae := requireAPIError(t, err, http.StatusInternalServerError, true)
+		require.Contains(t, ae.Message, "Claim does not exist")
+	})
+
+	t.Run("ValidationStatus400", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, func(c *testConfig) { c.server.ValidationStatus = http.StatusBadRequest })
+		comm := feedback(t)
+		comm.Payload[1].ContentString = "Yes"
+
+		_, err := b.client.CreateCommunication(t.Context(), comm)
+		ae := requireAPIError(t, err, http.StatusBadRequest, true)
+		require.Contains(t, ae.Message, "must be either 'yes' or 'no'")
+		require.Empty(t, b.server.Communications())
+	})
+
+	t.Run("FeedbackExistsWithValidationStatus400", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, func(c *testConfig) { c.server.ValidationStatus = http.StatusBadRequest })
+
+		_, err := b.client.CreateCommunication(t.Context(), feedback(t))
+		require.NoError(t, err)
+		_, err = b.client.CreateCommunication(t.Context(), feedback(t))
+		require.True(t, openimis.FeedbackExists(err), "%v", err)
+		requireAPIError(t, err, http.StatusBadRequest, true)
+	})
+
+	t.Run("MissingRight", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, func(c *testConfig) { c.server.Rights = []int{openimistest.RightClaimRead} })
+
+		_, err := b.client.CreateCommunication(t.Context(), feedback(t))
+		requireAPIError(t, err, http.StatusForbidden, true)
+		require.Empty(t, b.server.Communications())
+	})
+}
