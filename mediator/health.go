@@ -17,6 +17,9 @@ func (m *Mediator) handleHealth() gin.HandlerFunc {
 
 // readyBody is the answer of GET /ready.
 type readyBody struct {
+	// OpenHIM is the registration state (disabled, registering, registered);
+	// it never makes the mediator unready.
+	OpenHIM string   `json:"openhim"`
 	Reasons []string `json:"reasons,omitempty"`
 	Status  string   `json:"status"`
 }
@@ -35,9 +38,9 @@ func (m *Mediator) handleReady() gin.HandlerFunc {
 			reasons = append(reasons, "openIMIS login has not succeeded yet")
 		}
 		if len(reasons) > 0 {
-			m.respond(c, http.StatusServiceUnavailable, readyBody{Status: "not ready", Reasons: reasons})
+			m.respond(c, http.StatusServiceUnavailable, readyBody{Status: "not ready", Reasons: reasons, OpenHIM: m.openhim.get()})
 			return
 		}
-		m.respond(c, http.StatusOK, readyBody{Status: "ready"})
+		m.respond(c, http.StatusOK, readyBody{Status: "ready", OpenHIM: m.openhim.get()})
 	}
 }

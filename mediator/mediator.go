@@ -21,6 +21,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cht-openimis/mediator/cht"
+	"github.com/cht-openimis/mediator/mediator/openhim"
 	"github.com/cht-openimis/mediator/openimis"
 )
 
@@ -67,6 +68,25 @@ type Options struct {
 	// FetchInterval is how often workers look for new jobs when idle.
 	// Defaults to 200 milliseconds.
 	FetchInterval time.Duration
+	// LogLevel, when set, is the level of Logger that OpenHIM runtime
+	// configuration may change.
+	LogLevel *LogLevel
+	// ClaimPollInterval is the catch-up poll period; 0 disables it. OpenHIM
+	// runtime configuration may change it.
+	ClaimPollInterval time.Duration
+
+	// OpenHIM, when set, is the core the mediator registers with and
+	// heartbeats to.
+	OpenHIM *openhim.Client
+	// Registration is the prepared registration document. Its URN also names
+	// the mediator in the OpenHIM response envelope, with or without OpenHIM.
+	Registration openhim.Registration
+	// HeartbeatInterval is the OpenHIM heartbeat period. Defaults to 10 seconds.
+	HeartbeatInterval time.Duration
+	// ConfigRefresh is how often a heartbeat asks for the whole runtime
+	// configuration. Defaults to 5 minutes.
+	ConfigRefresh time.Duration
+
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
 }
@@ -82,6 +102,11 @@ type Mediator struct {
 	log     zerolog.Logger
 	handler http.Handler
 
+	started time.Time
+	// openhim is the OpenHIM registration state.
+	openhim openHIMState
+	// pollInterval is the catch-up poll period (a time.Duration).
+	pollInterval atomic.Int64
 	// noQuestionnaireResponse is set once openIMIS answered that it has no
 	// QuestionnaireResponse endpoint.
 	noQuestionnaireResponse atomic.Bool
@@ -147,10 +172,21 @@ func New(opts Options) (*Mediator, error) {
 	if opts.FetchInterval <= 0 {
 		opts.FetchInterval = 200 * time.Millisecond
 	}
+	if opts.HeartbeatInterval <= 0 {
+		opts.HeartbeatInterval = 10 * time.Second
+	}
+	if opts.ConfigRefresh <= 0 {
+		opts.ConfigRefresh = 5 * time.Minute
+	}
+	if opts.OpenHIM != nil && opts.Registration.URN == "" {
+		return nil, errors.New("mediator: OpenHIM needs a Registration")
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	m := &Mediator{opts: opts, log: opts.Logger}
+	m := &Mediator{opts: opts, log: opts.Logger, started: time.Now()}
+	m.pollInterval.Store(int64(opts.ClaimPollInterval))
+	m.openhim.set(openHIMDisabled)
 	m.handler = m.routes()
 	return m, nil
 }
@@ -170,6 +206,10 @@ func (m *Mediator) Start(ctx context.Context) error {
 			return
 		}
 		m.bg.Go(func() { m.loginLoop(bgctx) })
+		if m.opts.OpenHIM != nil {
+			m.openhim.set(openHIMRegistering)
+			m.bg.Go(func() { m.openHIMLoop(bgctx) })
+		}
 		if !deliverableEndpoint(m.opts.CallbackEndpoint) {
 			m.log.Warn().Str("endpoint", m.opts.CallbackEndpoint).
 				Msg("openIMIS delivers only to a domain name with a dot, localhost or an IP address; " +

@@ -3,6 +3,8 @@ package mediator
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
@@ -15,14 +17,70 @@ import (
 const routeClaimResponse = "/mediator/claim-response"
 
 // respond writes status and body as JSON. It is the one place answers are
-// written.
+// written: a request OpenHIM forwarded (X-OpenHIM-TransactionID) gets the
+// same status and body inside the mediator envelope.
 func (m *Mediator) respond(c *gin.Context, status int, body any) {
 	b, err := json.Marshal(body)
 	if err != nil {
 		zerolog.Ctx(c.Request.Context()).Error().Err(err).Msg("encode answer")
 		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
 	}
-	c.Data(status, "application/json", b)
+	if c.GetHeader(headerTransactionID) == "" {
+		c.Data(status, "application/json", b)
+		return
+	}
+	env, err := json.Marshal(m.envelope(c, status, b))
+	if err != nil {
+		zerolog.Ctx(c.Request.Context()).Error().Err(err).Msg("encode envelope")
+		c.Data(http.StatusInternalServerError, "application/json", []byte(`{"error":"internal error"}`))
+		return
+	}
+	c.Data(status, "application/json+openhim", env)
+}
+
+// Envelope is the OpenHIM mediator response (OpenHIM contract §4.2).
+type Envelope struct {
+	Properties map[string]string `json:"properties,omitempty"`
+	Response   EnvelopeResponse  `json:"response"`
+	Status     string            `json:"status"`
+	URN        string            `json:"x-mediator-urn"`
+}
+
+// EnvelopeResponse is what OpenHIM answers its client: the body is the JSON
+// answer as a string (trap 12).
+type EnvelopeResponse struct {
+	Body      string            `json:"body"`
+	Headers   map[string]string `json:"headers"`
+	Status    int               `json:"status"`
+	Timestamp string            `json:"timestamp"`
+}
+
+func (m *Mediator) envelope(c *gin.Context, status int, body []byte) Envelope {
+	headers := map[string]string{"content-type": "application/json"}
+	for _, h := range []string{"WWW-Authenticate", headerRequestID} {
+		if v := c.Writer.Header().Get(h); v != "" {
+			headers[strings.ToLower(h)] = v
+		}
+	}
+	// The transaction status OpenHIM would derive itself, made explicit.
+	txStatus := "Successful"
+	switch {
+	case status >= 500:
+		txStatus = "Failed"
+	case status >= 400:
+		txStatus = "Completed"
+	}
+	return Envelope{
+		URN:    m.opts.Registration.URN,
+		Status: txStatus,
+		Response: EnvelopeResponse{
+			Status:    status,
+			Headers:   headers,
+			Body:      string(body),
+			Timestamp: time.Now().UTC().Format(time.RFC3339Nano),
+		},
+		Properties: map[string]string{"request_id": c.Writer.Header().Get(headerRequestID)},
+	}
 }
 
 // errorBody is the JSON error answer of the non-FHIR routes.

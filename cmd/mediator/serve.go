@@ -10,9 +10,11 @@ import (
 
 	"github.com/rs/zerolog"
 
+	chtopenimis "github.com/cht-openimis/mediator"
 	"github.com/cht-openimis/mediator/cht"
 	"github.com/cht-openimis/mediator/config"
 	"github.com/cht-openimis/mediator/mediator"
+	"github.com/cht-openimis/mediator/mediator/openhim"
 	"github.com/cht-openimis/mediator/mediator/store"
 	"github.com/cht-openimis/mediator/openimis"
 )
@@ -20,8 +22,34 @@ import (
 // serve wires the configured parts together and serves until ctx ends. When
 // ready is not nil it receives the listen address once the port is bound.
 func serve(ctx context.Context, cfg config.Config, logOut io.Writer, ready chan<- string) error {
-	log := newLogger(cfg, logOut)
+	level, err := zerolog.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		return fmt.Errorf("LOG_LEVEL: %w", err)
+	}
+	logLevel := mediator.NewLogLevel(level)
+	log := mediator.NewLogger(logOut, cfg.LogFormat == "console", logLevel)
 	log.Info().Str("version", version).Interface("config", cfg.Summary()).Msg("starting")
+
+	registration, err := openhim.PrepareRegistration(chtopenimis.OpenHIMMediatorJSON, cfg.MediatorURL,
+		mediator.RuntimeConfig(cfg.LogLevel, cfg.UpstreamTimeout, cfg.ClaimPollInterval))
+	if err != nil {
+		return err
+	}
+	var him *openhim.Client
+	if cfg.OpenHIMAPIURL != nil {
+		him, err = openhim.New(openhim.Options{
+			APIURL:          cfg.OpenHIMAPIURL.String(),
+			Username:        cfg.OpenHIMUsername,
+			Password:        cfg.OpenHIMPassword.Value(),
+			TrustSelfSigned: cfg.OpenHIMTrustSelfSigned,
+		})
+		if err != nil {
+			return err
+		}
+		if cfg.OpenHIMTrustSelfSigned {
+			log.Warn().Msg("OPENHIM_TRUST_SELF_SIGNED is true: the OpenHIM core's TLS certificate is not verified")
+		}
+	}
 
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
 	if err != nil {
@@ -67,6 +95,11 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer, ready chan<
 		SubscriptionEnd:  cfg.SubscriptionEnd.Time,
 		UpstreamTimeout:  cfg.UpstreamTimeout,
 		Workers:          cfg.Workers,
+
+		LogLevel:          logLevel,
+		ClaimPollInterval: cfg.ClaimPollInterval,
+		OpenHIM:           him,
+		Registration:      registration,
 	})
 	if err != nil {
 		return err
@@ -88,16 +121,4 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer, ready chan<
 	}
 	log.Info().Msg("stopped")
 	return serveErr
-}
-
-// newLogger builds the zerolog logger: JSON by default, console on request.
-func newLogger(cfg config.Config, out io.Writer) zerolog.Logger {
-	if cfg.LogFormat == "console" {
-		out = zerolog.ConsoleWriter{Out: out, TimeFormat: time.RFC3339}
-	}
-	level, err := zerolog.ParseLevel(cfg.LogLevel)
-	if err != nil {
-		level = zerolog.InfoLevel
-	}
-	return zerolog.New(out).Level(level).With().Timestamp().Logger()
 }

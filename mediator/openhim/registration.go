@@ -24,8 +24,10 @@ type Registration struct {
 // PrepareRegistration checks a registration document (openhim-mediator.json)
 // and writes the host, port and scheme of mediatorURL, where OpenHIM reaches
 // this mediator, into every endpoint and every default channel route, so that
-// each deployment registers its own address (trap 18).
-func PrepareRegistration(doc []byte, mediatorURL *url.URL) (Registration, error) {
+// each deployment registers its own address (trap 18). A non-nil config
+// replaces the document's default config: the values this deployment starts
+// with. Core keeps values already stored for a mediator (§1.1).
+func PrepareRegistration(doc []byte, mediatorURL *url.URL, config map[string]any) (Registration, error) {
 	var m map[string]any
 	if err := json.Unmarshal(doc, &m); err != nil {
 		return Registration{}, fmt.Errorf("openhim: registration document: %w", err)
@@ -58,6 +60,9 @@ func PrepareRegistration(doc []byte, mediatorURL *url.URL) (Registration, error)
 				set(r)
 			}
 		}
+	}
+	if config != nil {
+		m["config"] = config
 	}
 	out, err := json.Marshal(m)
 	if err != nil {
