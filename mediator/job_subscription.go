@@ -30,14 +30,15 @@ func (subscriptionArgs) Kind() string { return "subscription_upkeep" }
 // InsertOpts implements river.JobArgsWithInsertOpts: one upkeep job at a
 // time, on the maintenance queue.
 func (subscriptionArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{
-		Queue: queueMaintenance,
-		UniqueOpts: river.UniqueOpts{ByState: []rivertype.JobState{
-			rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
-			rivertype.JobStateRunning, rivertype.JobStateScheduled,
-		}},
-	}
+	return river.InsertOpts{Queue: queueMaintenance, UniqueOpts: uniqueWhileQueued}
 }
+
+// uniqueWhileQueued makes a periodic job's insert a no-op while the previous
+// one has not finished (for example while it waits for a retry).
+var uniqueWhileQueued = river.UniqueOpts{ByState: []rivertype.JobState{
+	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+	rivertype.JobStateRunning, rivertype.JobStateScheduled,
+}}
 
 type subscriptionWorker struct {
 	river.WorkerDefaults[subscriptionArgs]
@@ -53,9 +54,16 @@ func (w *subscriptionWorker) Work(ctx context.Context, job *river.Job[subscripti
 		// Releases without Claim notifications refuse the subscription (trap
 		// 1). The next periodic run tries again; until then only catch-up
 		// polling brings claims.
-		log.Warn().Err(err).Dur("next_try_in", w.m.opts.SubscriptionCheck).
+		ev := log.Warn()
+		if w.m.subscriptionRefused.Swap(true) {
+			ev = log.Debug() // said once is enough
+		}
+		ev.Err(err).Dur("next_try_in", w.m.opts.SubscriptionCheck).
 			Msg("openIMIS refused the Claim subscription; claims arrive only through catch-up polling")
 		return nil
+	}
+	if err == nil {
+		w.m.subscriptionRefused.Store(false)
 	}
 	return jobOutcome(ctx, err)
 }

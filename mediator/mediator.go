@@ -74,6 +74,13 @@ type Options struct {
 	// ClaimPollInterval is the catch-up poll period; 0 disables it. OpenHIM
 	// runtime configuration may change it.
 	ClaimPollInterval time.Duration
+	// CatchupLookback is how far back the very first catch-up poll looks.
+	// Defaults to 24 hours.
+	CatchupLookback time.Duration
+	// CatchupOverlap is how far before the previous poll's start each poll
+	// looks again, for clock skew and claims created while it ran. Defaults
+	// to 10 minutes.
+	CatchupOverlap time.Duration
 
 	// OpenHIM, when set, is the core the mediator registers with and
 	// heartbeats to.
@@ -107,6 +114,10 @@ type Mediator struct {
 	openhim openHIMState
 	// pollInterval is the catch-up poll period (a time.Duration).
 	pollInterval atomic.Int64
+	// lastPoll is when the last complete catch-up poll started (Unix ns).
+	lastPoll atomic.Int64
+	// subscriptionRefused is set while openIMIS refuses the subscription.
+	subscriptionRefused atomic.Bool
 	// noQuestionnaireResponse is set once openIMIS answered that it has no
 	// QuestionnaireResponse endpoint.
 	noQuestionnaireResponse atomic.Bool
@@ -171,6 +182,12 @@ func New(opts Options) (*Mediator, error) {
 	}
 	if opts.FetchInterval <= 0 {
 		opts.FetchInterval = 200 * time.Millisecond
+	}
+	if opts.CatchupLookback <= 0 {
+		opts.CatchupLookback = 24 * time.Hour
+	}
+	if opts.CatchupOverlap <= 0 {
+		opts.CatchupOverlap = 10 * time.Minute
 	}
 	if opts.HeartbeatInterval <= 0 {
 		opts.HeartbeatInterval = 10 * time.Second
@@ -268,6 +285,7 @@ func (m *Mediator) riverConfig() *river.Config {
 	river.AddWorker(workers, &claimWorker{m: m})
 	river.AddWorker(workers, &feedbackWorker{m: m})
 	river.AddWorker(workers, &subscriptionWorker{m: m})
+	river.AddWorker(workers, &catchupWorker{m: m})
 	return &river.Config{
 		Queues: map[string]river.QueueConfig{
 			river.QueueDefault: {MaxWorkers: m.opts.Workers},
@@ -285,6 +303,9 @@ func (m *Mediator) riverConfig() *river.Config {
 		PeriodicJobs: []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(m.opts.SubscriptionCheck),
 				func() (river.JobArgs, *river.InsertOpts) { return subscriptionArgs{}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true}),
+			river.NewPeriodicJob(pollSchedule{m},
+				func() (river.JobArgs, *river.InsertOpts) { return catchupArgs{}, nil },
 				&river.PeriodicJobOpts{RunOnStart: true}),
 		},
 		Logger: slog.New(zerolog.NewSlogHandler(m.log.With().Str("component", "river").Logger().Level(max(m.log.GetLevel(), zerolog.WarnLevel)))),

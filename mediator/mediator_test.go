@@ -53,6 +53,8 @@ type setupOpts struct {
 	claimSubscriptions    bool
 	questionnaireResponse bool
 	edit                  func(*mediator.Options)
+	// seed runs on the fake openIMIS before the mediator starts.
+	seed func(*openimistest.Server)
 }
 
 func setup(t *testing.T, so setupOpts) *testBundle {
@@ -65,6 +67,9 @@ func setup(t *testing.T, so setupOpts) *testBundle {
 		cht:    chttest.NewServer(t, chttest.Options{Password: chtPass}),
 		dbPath: filepath.Join(t.TempDir(), "data", "mediator.db"),
 		logs:   &syncBuffer{},
+	}
+	if so.seed != nil {
+		so.seed(b.oi)
 	}
 	b.srv = httptest.NewUnstartedServer(nil)
 	t.Cleanup(b.srv.Close)

@@ -2,8 +2,13 @@ package openimis
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
+	"time"
 )
 
 // ClaimResponse holds the elements of an openIMIS ClaimResponse the mediator
@@ -29,4 +34,42 @@ func (c *Client) GetClaimResponse(ctx context.Context, uuid string) (*ClaimRespo
 		return nil, err
 	}
 	return &cr, nil
+}
+
+// ClaimResponsePage is one page of a ClaimResponse search.
+type ClaimResponsePage struct {
+	// ClaimResponses are the page's entries, oldest first.
+	ClaimResponses []ClaimResponse
+	// Last reports that no page follows.
+	Last bool
+}
+
+// SearchClaimResponses reads one page of the claims created at or after
+// since: GET ClaimResponse/?_lastUpdated=ge<since>&_count=<count>&page-offset=<page>
+// (§6, trap 14). since is sent in UTC without a zone or fractions, the only
+// form openIMIS parses; page is 1-based. A page past the end is an empty
+// last page.
+func (c *Client) SearchClaimResponses(ctx context.Context, since time.Time, page, count int) (ClaimResponsePage, error) {
+	var b Bundle
+	_, err := c.do(ctx, http.MethodGet, "ClaimResponse/", map[string]string{
+		"_lastUpdated": "ge" + since.UTC().Format(LastUpdatedLayout),
+		"_count":       strconv.Itoa(count),
+		"page-offset":  strconv.Itoa(page),
+	}, nil, &b)
+	var ae *APIError
+	if page > 1 && errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+		return ClaimResponsePage{Last: true}, nil // "Invalid page."
+	}
+	if err != nil {
+		return ClaimResponsePage{}, err
+	}
+	out := ClaimResponsePage{Last: len(b.Entry) < count}
+	for i, e := range b.Entry {
+		var cr ClaimResponse
+		if err := json.Unmarshal(e.Resource, &cr); err != nil {
+			return ClaimResponsePage{}, fmt.Errorf("openimis: ClaimResponse search page %d entry %d: %w", page, i, err)
+		}
+		out.ClaimResponses = append(out.ClaimResponses, cr)
+	}
+	return out, nil
 }

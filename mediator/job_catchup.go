@@ -1,0 +1,114 @@
+package mediator
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/cht-openimis/mediator/mapping"
+)
+
+// settingWatermark is the store setting holding the start of the last
+// complete catch-up poll (RFC 3339, UTC).
+const settingWatermark = "catchup_watermark"
+
+// catchupPageSize is the _count of each ClaimResponse search page.
+const catchupPageSize = 100
+
+// catchupArgs is the periodic job that polls openIMIS for claims the
+// subscription did not bring: openIMIS never retries a notification, sends
+// none for claims entered in its web UI, and older releases refuse Claim
+// subscriptions altogether (openIMIS contract §3, §6).
+type catchupArgs struct{}
+
+// Kind implements river.JobArgs.
+func (catchupArgs) Kind() string { return "claim_catchup" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts: one poll at a time, on
+// the maintenance queue.
+func (catchupArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: queueMaintenance, UniqueOpts: uniqueWhileQueued}
+}
+
+// pollSchedule runs the catch-up poll every ClaimPollInterval, read at each
+// scheduling so that OpenHIM runtime configuration takes effect. While
+// polling is off it looks again every minute.
+type pollSchedule struct{ m *Mediator }
+
+// Next implements river.PeriodicSchedule.
+func (s pollSchedule) Next(t time.Time) time.Time {
+	if d := time.Duration(s.m.pollInterval.Load()); d > 0 {
+		return t.Add(d)
+	}
+	return t.Add(time.Minute)
+}
+
+type catchupWorker struct {
+	river.WorkerDefaults[catchupArgs]
+	m *Mediator
+}
+
+// Work implements river.Worker. It enqueues every claim created since the
+// last complete poll, less an overlap for clock skew and for claims created
+// while that poll ran; claims already received are skipped by their receipt.
+// The watermark moves only after every page was read, so a failed poll is
+// simply done again.
+func (w *catchupWorker) Work(ctx context.Context, job *river.Job[catchupArgs]) error {
+	m := w.m
+	if m.pollInterval.Load() == 0 {
+		return nil
+	}
+	log := m.log.With().Int64("job_id", job.ID).Str("job_kind", job.Kind).Int("attempt", job.Attempt).Logger()
+	ctx = log.WithContext(ctx)
+
+	started := m.opts.Now().UTC()
+	since := started.Add(-m.opts.CatchupLookback)
+	if v, ok, err := m.opts.Store.Setting(ctx, settingWatermark); err != nil {
+		return err
+	} else if ok {
+		if since, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return fmt.Errorf("read catch-up watermark %q: %w", v, err)
+		}
+	}
+	since = since.Add(-m.opts.CatchupOverlap)
+
+	var seen, enqueued, invalid int
+	for page := 1; ; page++ {
+		p, err := m.opts.OpenIMIS.SearchClaimResponses(ctx, since, page, catchupPageSize)
+		if err != nil {
+			return jobOutcome(ctx, fmt.Errorf("search claims since %s, page %d: %w", since.Format(time.RFC3339), page, err))
+		}
+		for _, cr := range p.ClaimResponses {
+			seen++
+			claim, err := mapping.ClaimFromResponse(cr)
+			if err != nil {
+				invalid++
+				log.Warn().Str("claim_uuid", cr.ID).Str("problems", err.Error()).Msg("catch-up: skipping an unusable ClaimResponse")
+				continue
+			}
+			inserted, err := m.opts.Store.Enqueue(ctx, kindClaim, claimKey(claim.UUID), claimArgs{Claim: claim})
+			if err != nil {
+				return err
+			}
+			if inserted {
+				enqueued++
+				log.Info().Str("claim_uuid", claim.UUID).Msg("catch-up: claim received")
+			}
+		}
+		if p.Last {
+			break
+		}
+	}
+	if err := m.opts.Store.SetSetting(ctx, settingWatermark, started.Format(time.RFC3339Nano)); err != nil {
+		return err
+	}
+	m.lastPoll.Store(started.UnixNano())
+	ev := log.Info()
+	if enqueued == 0 && invalid == 0 {
+		ev = log.Debug()
+	}
+	ev.Time("since", since).Int("seen", seen).Int("enqueued", enqueued).Int("invalid", invalid).Msg("catch-up poll done")
+	return nil
+}

@@ -1,0 +1,97 @@
+package mediator_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cht-openimis/mediator/mediator"
+	"github.com/cht-openimis/mediator/openimis/openimistest"
+)
+
+func catchupClaim(i int) string { return fmt.Sprintf("5e7d0c3a-0000-4000-8000-%012d", i) }
+
+func TestCatchup_ClaimsCreatedWhileDownArriveOnce(t *testing.T) {
+	t.Parallel()
+	const n = 150 // two pages of 100
+	b := setup(t, setupOpts{
+		claimSubscriptions: false, // a 24.10 openIMIS: polling is the only way
+		seed: func(oi *openimistest.Server) {
+			for i := range n {
+				oi.AddClaim(openimistest.ClaimResponseFixture(catchupClaim(i), fmt.Sprintf("C%d", i), openimistest.SeedPatientID),
+					time.Now().Add(-time.Hour))
+			}
+			// Older than the first poll's look-back: left alone.
+			oi.AddClaim(openimistest.ClaimResponseFixture(catchupClaim(999), "OLD", openimistest.SeedPatientID),
+				time.Now().Add(-72*time.Hour))
+		},
+		edit: func(o *mediator.Options) { o.ClaimPollInterval = 200 * time.Millisecond },
+	})
+	for i := range n {
+		b.waitDelivered(t, catchupClaim(i))
+	}
+	for i := range n {
+		require.Len(t, b.reportsFor(catchupClaim(i)), 1)
+	}
+	require.Len(t, b.peopleFor(openimistest.SeedPatientID), 1)
+
+	// A notification of a polled claim is a duplicate.
+	resp := b.postClaim(t, openimistest.ClaimResponseFixture(catchupClaim(0), "C0", openimistest.SeedPatientID))
+	require.Equal(t, http.StatusOK, resp.status)
+	require.Contains(t, string(resp.body), `"duplicate"`)
+
+	// A claim created later is found by a later poll, once.
+	b.oi.AddClaim(openimistest.ClaimResponseFixture(catchupClaim(500), "NEW", openimistest.SeedPatientID), time.Now())
+	b.waitDelivered(t, catchupClaim(500))
+	require.Len(t, b.reportsFor(catchupClaim(500)), 1)
+	require.Empty(t, b.reportsFor(catchupClaim(999)))
+
+	// Every poll used the one filter openIMIS understands, in its format.
+	polls := 0
+	for _, r := range b.oi.Requests() {
+		if r.Path == openimistest.FHIRPath+"ClaimResponse/" {
+			polls++
+			require.Regexp(t, `_lastUpdated=ge\d{4}-\d\d-\d\dT\d\d%3A\d\d%3A\d\d(&|$)`, r.RawQuery)
+			require.Equal(t, 1, strings.Count(r.RawQuery, "_lastUpdated="))
+		}
+	}
+	require.GreaterOrEqual(t, polls, 3)
+}
+
+func TestCatchup_RestartResumesFromWatermark(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{
+		seed: func(oi *openimistest.Server) {
+			oi.AddClaim(openimistest.ClaimResponseFixture(catchupClaim(1), "C1", openimistest.SeedPatientID), time.Now().Add(-time.Hour))
+		},
+		edit: func(o *mediator.Options) { o.ClaimPollInterval = 200 * time.Millisecond },
+	})
+	b.waitDelivered(t, catchupClaim(1))
+
+	// Down for a while; a claim is created meanwhile; up again.
+	b.stop(t)
+	b.oi.AddClaim(openimistest.ClaimResponseFixture(catchupClaim(2), "C2", openimistest.SeedPatientID), time.Now())
+	b.start(t)
+	b.waitDelivered(t, catchupClaim(2))
+	require.Len(t, b.reportsFor(catchupClaim(1)), 1)
+	require.Len(t, b.reportsFor(catchupClaim(2)), 1)
+}
+
+func TestCatchup_OpenIMISDownThenUp(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{
+		seed: func(oi *openimistest.Server) {
+			oi.AddClaim(openimistest.ClaimResponseFixture(catchupClaim(7), "C7", openimistest.SeedPatientID), time.Now().Add(-time.Minute))
+			oi.SetDown(http.StatusBadGateway)
+		},
+		edit: func(o *mediator.Options) { o.ClaimPollInterval = 200 * time.Millisecond },
+	})
+	require.Eventually(t, func() bool { return strings.Contains(b.logs.String(), "will retry") }, 15*time.Second, 10*time.Millisecond)
+	b.oi.SetDown(0)
+	b.waitDelivered(t, catchupClaim(7))
+	require.Len(t, b.reportsFor(catchupClaim(7)), 1)
+}
