@@ -44,9 +44,12 @@ CREATE TABLE IF NOT EXISTS mediator_setting (
 // pool holds one connection, as River's SQLite driver recommends; WAL with
 // synchronous=NORMAL keeps every commit across a process crash.
 type SQLite struct {
-	db     *sql.DB
+	db   *sql.DB
+	path string
+
 	mu     sync.Mutex
 	client *river.Client[*sql.Tx]
+	lock   *os.File // held while this process works the jobs
 }
 
 var _ mediator.Store = (*SQLite)(nil)
@@ -75,7 +78,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
-	s := &SQLite{db: db}
+	s := &SQLite{db: db, path: path}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: migrate %s: %w", path, err)
@@ -97,8 +100,23 @@ func (s *SQLite) migrate(ctx context.Context) error {
 	return nil
 }
 
-// StartQueue implements mediator.Store.
+// StartQueue implements mediator.Store. A client that works jobs first locks
+// the store (one server per SQLite file) and puts back to work the jobs a
+// crashed predecessor left running: they resume at once, with their attempt
+// counted, instead of after River's stuck-job timeout.
 func (s *SQLite) StartQueue(ctx context.Context, cfg *river.Config) error {
+	if len(cfg.Queues) > 0 {
+		lock, err := lockFile(s.path + ".lock")
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.lock = lock
+		s.mu.Unlock()
+		if _, err := s.db.ExecContext(ctx, `UPDATE river_job SET state = 'available' WHERE state = 'running'`); err != nil {
+			return fmt.Errorf("store: requeue jobs left running: %w", err)
+		}
+	}
 	client, err := river.NewClient(riversqlite.New(s.db), cfg)
 	if err != nil {
 		return fmt.Errorf("store: create queue: %w", err)
@@ -248,7 +266,14 @@ func (s *SQLite) Ping(ctx context.Context) error {
 
 // Close implements mediator.Store.
 func (s *SQLite) Close() error {
-	return s.db.Close()
+	err := s.db.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lock != nil {
+		err = errors.Join(err, s.lock.Close())
+		s.lock = nil
+	}
+	return err
 }
 
 func now() string {

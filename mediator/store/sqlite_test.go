@@ -128,3 +128,32 @@ func TestOpen_DatabaseURL(t *testing.T) {
 	_, err = store.Open(ctx, "mysql://x")
 	require.Error(t, err)
 }
+
+func TestSQLite_OneServerPerFile(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "m.db")
+	working := &river.Config{Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}}, Workers: river.NewWorkers()}
+	river.AddWorker(working.Workers, river.WorkFunc(func(context.Context, *river.Job[testArgs]) error { return nil }))
+
+	first, err := store.OpenSQLite(ctx, path)
+	require.NoError(t, err)
+	require.NoError(t, first.StartQueue(ctx, working))
+
+	second, err := store.OpenSQLite(ctx, path)
+	require.NoError(t, err)
+	defer second.Close()
+	err = second.StartQueue(ctx, working)
+	require.ErrorContains(t, err, "another mediator is serving")
+
+	// An insert-only client (the jobs command) may share the file.
+	third := openStore(t, path)
+	defer third.Close()
+	_, err = third.Enqueue(ctx, "claim", "x", testArgs{})
+	require.NoError(t, err)
+
+	require.NoError(t, first.StopQueue(ctx))
+	require.NoError(t, first.Close())
+	require.NoError(t, second.StartQueue(ctx, working), "the lock is released on close")
+	require.NoError(t, second.StopQueue(ctx))
+}
