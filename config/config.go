@@ -434,3 +434,14 @@ func redactDatabaseURL(s string) string {
 	}
 	return s
 }
+
+// LoadDatabaseURL reads only DATABASE_URL, for commands that need nothing
+// else (the job commands).
+func LoadDatabaseURL(v *viper.Viper) (string, error) {
+	p := parser{v: v}
+	u := p.databaseURL("DATABASE_URL")
+	if len(p.errs) > 0 {
+		return "", errors.New("config: " + strings.Join(p.errs, "; "))
+	}
+	return u, nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 )
 
 // Store is the mediator's durable state: the job queue, the receipts that make
@@ -37,6 +38,14 @@ type Store interface {
 	Setting(ctx context.Context, name string) (value string, ok bool, err error)
 	// SetSetting stores a named value.
 	SetSetting(ctx context.Context, name, value string) error
+
+	// ListJobs returns up to limit jobs in the given states (all states when
+	// none), newest first.
+	ListJobs(ctx context.Context, states []rivertype.JobState, limit int) ([]*rivertype.JobRow, error)
+	// GetJob returns one job; river.ErrNotFound when there is none.
+	GetJob(ctx context.Context, id int64) (*rivertype.JobRow, error)
+	// RetryJob makes a job that is not running available to run at once.
+	RetryJob(ctx context.Context, id int64) (*rivertype.JobRow, error)
 
 	// Ping checks that the store is usable.
 	Ping(ctx context.Context) error

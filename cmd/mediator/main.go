@@ -1,6 +1,7 @@
 // Command mediator runs the CHT–openIMIS mediator.
 //
 //	mediator            serve (the default)
+//	mediator jobs …     list, show and retry jobs (mediator jobs for help)
 //	mediator version    print the version
 //
 // Configuration comes from the environment and an optional .env file in the
@@ -18,6 +19,11 @@ import (
 
 	"github.com/cht-openimis/mediator/config"
 )
+
+const usage = `usage: mediator [serve|jobs|version]
+  serve     run the mediator (the default)
+  jobs      list, show and retry jobs; "mediator jobs" for details
+  version   print the version`
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
@@ -48,12 +54,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return serve(ctx, cfg, stdout, nil)
+	case "jobs":
+		return jobs(ctx, args[1:], stdout)
 	case "version", "--version":
 		fmt.Fprintln(stdout, version)
 		return nil
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: mediator [serve|version]")
+		fmt.Fprintln(stdout, usage)
 		return nil
 	}
-	return errors.New("unknown command " + cmd + " (usage: mediator [serve|version])")
+	return errors.New("unknown command " + cmd + "\n" + usage)
 }

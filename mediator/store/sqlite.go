@@ -14,6 +14,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
 	_ "modernc.org/sqlite" // the pure-Go SQLite driver, registered as "sqlite"
 
 	"github.com/cht-openimis/mediator/mediator"
@@ -182,6 +183,41 @@ func (s *SQLite) Enqueue(ctx context.Context, kind, key string, args river.JobAr
 		return false, fmt.Errorf("store: commit: %w", err)
 	}
 	return true, nil
+}
+
+// ListJobs implements mediator.Store.
+func (s *SQLite) ListJobs(ctx context.Context, states []rivertype.JobState, limit int) ([]*rivertype.JobRow, error) {
+	client := s.queue()
+	if client == nil {
+		return nil, errors.New("store: queue not started")
+	}
+	params := river.NewJobListParams().First(limit).OrderBy(river.JobListOrderByID, river.SortOrderDesc)
+	if len(states) > 0 {
+		params = params.States(states...)
+	}
+	res, err := client.JobList(ctx, params)
+	if err != nil {
+		return nil, fmt.Errorf("store: list jobs: %w", err)
+	}
+	return res.Jobs, nil
+}
+
+// GetJob implements mediator.Store.
+func (s *SQLite) GetJob(ctx context.Context, id int64) (*rivertype.JobRow, error) {
+	client := s.queue()
+	if client == nil {
+		return nil, errors.New("store: queue not started")
+	}
+	return client.JobGet(ctx, id)
+}
+
+// RetryJob implements mediator.Store.
+func (s *SQLite) RetryJob(ctx context.Context, id int64) (*rivertype.JobRow, error) {
+	client := s.queue()
+	if client == nil {
+		return nil, errors.New("store: queue not started")
+	}
+	return client.JobRetry(ctx, id)
 }
 
 // Delivered implements mediator.Store.

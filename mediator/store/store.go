@@ -6,6 +6,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/cht-openimis/mediator/mediator"
@@ -21,4 +22,15 @@ func Open(ctx context.Context, databaseURL string) (mediator.Store, error) {
 		return nil, fmt.Errorf("store: PostgreSQL is not supported yet; use sqlite://<file>")
 	}
 	return nil, fmt.Errorf("store: DATABASE_URL must start with sqlite:// or postgres://")
+}
+
+// OpenExisting is Open for commands that inspect a store: it refuses to
+// create an SQLite file that does not exist yet.
+func OpenExisting(ctx context.Context, databaseURL string) (mediator.Store, error) {
+	if path, ok := strings.CutPrefix(databaseURL, "sqlite://"); ok {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("store: no SQLite store at %s (DATABASE_URL); run the command where the mediator runs, with its DATABASE_URL", path)
+		}
+	}
+	return Open(ctx, databaseURL)
 }

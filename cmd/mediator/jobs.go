@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/cht-openimis/mediator/config"
+	"github.com/cht-openimis/mediator/mediator"
+	"github.com/cht-openimis/mediator/mediator/store"
+)
+
+const jobsUsage = `usage:
+  mediator jobs list [--state STATE] [--limit N]   jobs not completed (or in STATE), newest first
+  mediator jobs show ID                            one job: subject, attempts, errors, payload
+  mediator jobs retry ID                           run a job again now
+  mediator jobs retry --all-failed                 run every failed job again now
+STATE is one of: `
+
+// jobs runs the operator's job commands against the store named by
+// DATABASE_URL; they work beside a running server.
+func jobs(ctx context.Context, args []string, stdout io.Writer) error {
+	usage := errors.New(jobsUsage + strings.Join(mediator.JobStateNames(), ", "))
+	if len(args) == 0 {
+		return usage
+	}
+	v, err := config.NewViper(".env")
+	if err != nil {
+		return err
+	}
+	dbURL, err := config.LoadDatabaseURL(v)
+	if err != nil {
+		return err
+	}
+	fs := flag.NewFlagSet("jobs "+args[0], flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	state := fs.String("state", "", "")
+	limit := fs.Int("limit", 100, "")
+	allFailed := fs.Bool("all-failed", false, "")
+	if err := fs.Parse(args[1:]); err != nil {
+		return fmt.Errorf("%w\n%w", err, usage)
+	}
+	id := func() (int64, error) {
+		if fs.NArg() != 1 {
+			return 0, usage
+		}
+		n, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+		if err != nil || n <= 0 {
+			return 0, fmt.Errorf("job id %q is not a positive number", fs.Arg(0))
+		}
+		return n, nil
+	}
+
+	st, err := store.OpenExisting(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := mediator.OpenForAdmin(ctx, st); err != nil {
+		return err
+	}
+	switch args[0] {
+	case "list":
+		if fs.NArg() != 0 || *limit < 1 {
+			return usage
+		}
+		return mediator.ListJobs(ctx, st, stdout, *state, *limit)
+	case "show":
+		n, err := id()
+		if err != nil {
+			return err
+		}
+		return mediator.ShowJob(ctx, st, stdout, n)
+	case "retry":
+		if *allFailed {
+			if fs.NArg() != 0 {
+				return usage
+			}
+			return mediator.RetryFailedJobs(ctx, st, stdout)
+		}
+		n, err := id()
+		if err != nil {
+			return err
+		}
+		return mediator.RetryJob(ctx, st, stdout, n)
+	}
+	return usage
+}
