@@ -127,10 +127,7 @@ func TestRun_ConfigErrorNamesTheVariable(t *testing.T) {
 // TestMain_StartupErrorExitsNonZero runs the binary without configuration.
 func TestMain_StartupErrorExitsNonZero(t *testing.T) {
 	t.Parallel()
-	bin := filepath.Join(t.TempDir(), "mediator")
-	build, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "%s", build)
-	cmd := exec.Command(bin)
+	cmd := exec.Command(buildBinary(t))
 	cmd.Dir = t.TempDir()
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "CHT_URL=not a url"}
 	out, err := cmd.CombinedOutput()
