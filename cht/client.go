@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,12 +38,30 @@ type Options struct {
 	Timeout time.Duration
 	// Transport replaces the HTTP transport (tests, TLS settings).
 	Transport http.RoundTripper
+	// AuthCooldown is how long the client sends nothing after a 401 or 429.
+	// The CHT locks a user out after ten such answers in ten seconds, and
+	// every request during the lock-out extends it (trap 14). Defaults to
+	// 10 seconds; it doubles while the answers repeat, up to 5 minutes.
+	AuthCooldown time.Duration
+	// Now is the clock of the cool-down. Defaults to time.Now.
+	Now func() time.Time
 }
+
+// ErrCoolingDown is returned without contacting the CHT while the client
+// waits after a 401 or 429.
+var ErrCoolingDown = errors.New("cht: waiting after a refused login")
 
 // Client talks to one CHT instance as one user. It is safe for concurrent use.
 type Client struct {
-	rc      *resty.Client
-	timeout atomic.Int64 // time.Duration of one request
+	cooldown time.Duration
+	now      func() time.Time
+	rc       *resty.Client
+	timeout  atomic.Int64 // time.Duration of one request
+
+	mu         sync.Mutex
+	pauseUntil time.Time
+	pauseFor   time.Duration
+	pauseCause error
 }
 
 // New returns a Client. It does not contact the server.
@@ -56,6 +75,12 @@ func New(opts Options) (*Client, error) {
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 30 * time.Second
+	}
+	if opts.AuthCooldown <= 0 {
+		opts.AuthCooldown = 10 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	rc := resty.New().
 		SetBaseURL(strings.TrimSuffix(opts.URL, "/")).
@@ -75,7 +100,7 @@ func New(opts Options) (*Client, error) {
 	if opts.Transport != nil {
 		rc.SetTransport(opts.Transport)
 	}
-	c := &Client{rc: rc}
+	c := &Client{rc: rc, cooldown: opts.AuthCooldown, now: opts.Now}
 	c.SetTimeout(opts.Timeout)
 	return c, nil
 }
@@ -90,6 +115,9 @@ func (c *Client) SetTimeout(d time.Duration) {
 
 // do sends a request and decodes a 2xx JSON answer into out.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
+	if err := c.cooling(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(c.timeout.Load()))
 	defer cancel()
 	req := c.rc.R().SetContext(ctx)
@@ -109,14 +137,47 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return fmt.Errorf("cht %s %s: %w", method, path, err)
 	}
 	if resp.StatusCode() < 200 || resp.StatusCode() > 299 {
-		return newAPIError(method, path, resp)
+		ae := newAPIError(method, path, resp)
+		if ae.Status == http.StatusUnauthorized || ae.Status == http.StatusTooManyRequests {
+			c.pause(ae)
+		} else {
+			c.resume()
+		}
+		return ae
 	}
+	c.resume()
 	if out != nil {
 		if err := json.Unmarshal(resp.Body(), out); err != nil {
 			return fmt.Errorf("cht %s %s: decode answer: %w", method, path, err)
 		}
 	}
 	return nil
+}
+
+// cooling returns ErrCoolingDown while the client pauses.
+func (c *Client) cooling() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if left := c.pauseUntil.Sub(c.now()); left > 0 {
+		return fmt.Errorf("%w (%s left): %w", ErrCoolingDown, left.Round(time.Millisecond), c.pauseCause)
+	}
+	return nil
+}
+
+// pause stops all requests for the cool-down, or the server's Retry-After
+// when longer, doubling while refusals repeat.
+func (c *Client) pause(cause *APIError) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pauseFor = min(max(c.pauseFor*2, c.cooldown), 5*time.Minute)
+	c.pauseUntil = c.now().Add(max(c.pauseFor, cause.RetryAfter))
+	c.pauseCause = cause
+}
+
+func (c *Client) resume() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pauseFor = 0
 }
 
 // APIError is a non-2xx answer from the CHT.

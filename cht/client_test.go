@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -188,4 +189,39 @@ func TestNew_Validates(t *testing.T) {
 	require.Error(t, err)
 	_, err = cht.New(cht.Options{URL: "https://cht.example.org"})
 	require.Error(t, err)
+}
+
+func TestClient_CoolsDownAfterRefusedLogin(t *testing.T) {
+	t.Parallel()
+	s := chttest.NewServer(t, chttest.Options{})
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	c, err := cht.New(cht.Options{URL: s.URL, Username: chttest.DefaultUsername, Password: chttest.DefaultPassword,
+		AuthCooldown: 10 * time.Second, Now: clock})
+	require.NoError(t, err)
+	ctx := context.Background()
+
+	s.FailNext(1, http.StatusTooManyRequests)
+	_, err = c.FindContacts(ctx, "openimis_id", "abc")
+	requireAPIError(t, err, http.StatusTooManyRequests, false)
+	sent := len(s.Requests())
+
+	_, err = c.FindContacts(ctx, "openimis_id", "abc")
+	require.ErrorIs(t, err, cht.ErrCoolingDown)
+	require.Contains(t, err.Error(), "429")
+	require.Len(t, s.Requests(), sent, "nothing sent while cooling down")
+
+	advance(10 * time.Second)
+	s.FailNext(1, http.StatusUnauthorized)
+	_, err = c.FindContacts(ctx, "openimis_id", "abc")
+	requireAPIError(t, err, http.StatusUnauthorized, false)
+	advance(15 * time.Second)
+	_, err = c.FindContacts(ctx, "openimis_id", "abc")
+	require.ErrorIs(t, err, cht.ErrCoolingDown, "a second refusal doubles the pause")
+
+	advance(5 * time.Second)
+	_, err = c.FindContacts(ctx, "openimis_id", "abc")
+	require.NoError(t, err)
 }

@@ -81,6 +81,7 @@ func setup(t *testing.T, so setupOpts) *testBundle {
 	require.NoError(t, err)
 	ch, err := cht.New(cht.Options{
 		URL: b.cht.URL, Username: chttest.DefaultUsername, Password: chtPass, Timeout: 5 * time.Second,
+		AuthCooldown: 50 * time.Millisecond,
 	})
 	require.NoError(t, err)
 	b.opts = mediator.Options{

@@ -1,0 +1,111 @@
+package mediator_test
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cht-openimis/mediator/mediator"
+	"github.com/cht-openimis/mediator/openimis/openimistest"
+)
+
+// postClaims posts n claims of new insurees (known to openIMIS) and returns
+// their UUIDs.
+func (b *testBundle) postClaims(t *testing.T, prefix string, n int) []string {
+	t.Helper()
+	var claims []string
+	for i := range n {
+		insuree := fmt.Sprintf("%s-0000-4000-8000-%012d", prefix, i%5)
+		b.oi.AddPatient(insuree, openimistest.PatientFixture(insuree, fmt.Sprintf("%d", 700+i%5)))
+		claim := fmt.Sprintf("%s-1111-4111-8111-%012d", prefix, i)
+		claims = append(claims, claim)
+		resp := b.postClaim(t, claimBody(t, claim, insuree, "2025-06-30"))
+		require.Equal(t, http.StatusOK, resp.status, string(resp.body))
+	}
+	return claims
+}
+
+// requireExactlyOnce waits for every claim and checks one report each and
+// one person per insuree.
+func (b *testBundle) requireExactlyOnce(t *testing.T, claims []string) {
+	t.Helper()
+	for _, c := range claims {
+		b.waitDelivered(t, c)
+	}
+	for _, c := range claims {
+		require.Len(t, b.reportsFor(c), 1, "claim %s", c)
+	}
+	perInsuree := map[any]int{}
+	for _, p := range b.cht.People() {
+		perInsuree[p.Doc["openimis_id"]]++
+	}
+	for id, n := range perInsuree {
+		require.Equal(t, 1, n, "insuree %v", id)
+	}
+}
+
+func TestFault_BothUpstreamsFlapping(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		// No 429 from the CHT here: the CHT counts it as a failed login and
+		// locks the user out (see the cht client's cool-down test).
+		statuses := []int{http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusInternalServerError, http.StatusTooManyRequests}
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(15 * time.Millisecond):
+			}
+			b.cht.FailNext(2, statuses[i%3])
+			b.oi.FailNext(1, statuses[(i+1)%len(statuses)])
+			if i%7 == 0 {
+				b.cht.DropNext(1) // stored, answer lost
+			}
+		}
+	})
+	claims := b.postClaims(t, "f1a9c0de", 40)
+	time.Sleep(300 * time.Millisecond) // let the faults bite
+	close(stop)
+	wg.Wait()
+	b.requireExactlyOnce(t, claims)
+}
+
+func TestFault_SlowCHTBeyondTimeout(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{edit: func(o *mediator.Options) { o.UpstreamTimeout = 300 * time.Millisecond }})
+	// The CHT stores each document, then answers too late.
+	b.cht.SetLatency(time.Second)
+	claims := b.postClaims(t, "51aa0c7d", 5)
+	require.Eventually(t, func() bool { return len(b.cht.Reports()) >= 5 }, 15*time.Second, 10*time.Millisecond)
+	b.cht.SetLatency(0)
+	b.requireExactlyOnce(t, claims)
+}
+
+func TestFault_SlowOpenIMISBeyondTimeout(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{edit: func(o *mediator.Options) { o.UpstreamTimeout = 300 * time.Millisecond }})
+	b.oi.SetLatency(time.Second)
+	claims := b.postClaims(t, "5100e1a1", 3)
+	time.Sleep(time.Second) // every Patient read times out meanwhile
+	require.Empty(t, b.cht.Reports())
+	b.oi.SetLatency(0)
+	b.requireExactlyOnce(t, claims)
+}
+
+func TestFault_TokenExpiresMidTraffic(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	claims := b.postClaims(t, "7e4e0ba1", 10)
+	b.oi.ExpireTokens()
+	claims = append(claims, b.postClaims(t, "7e4e0ba2", 10)...)
+	b.oi.ExpireTokens()
+	b.requireExactlyOnce(t, claims)
+	require.GreaterOrEqual(t, b.oi.Logins(), 2, "the mediator logged in again")
+}
