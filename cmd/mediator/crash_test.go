@@ -89,10 +89,6 @@ func TestCrash_KilledMidDeliveryLosesAndDuplicatesNothing(t *testing.T) {
 	require.NotEmpty(t, acked)
 
 	second := startBinary(t, bin, env, base)
-	defer func() {
-		_ = second.Process.Signal(syscall.SIGTERM)
-		_ = second.Wait()
-	}()
 	want := map[string]bool{}
 	for _, c := range acked {
 		want[c] = true
@@ -124,6 +120,10 @@ func TestCrash_KilledMidDeliveryLosesAndDuplicatesNothing(t *testing.T) {
 		require.LessOrEqual(t, people[ins], 1, "insuree %s created once", ins)
 	}
 	t.Logf("%d claims acknowledged, %d delivered before the kill", len(acked), delivered)
+
+	// SIGTERM is a graceful shutdown: exit status 0.
+	require.NoError(t, second.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, second.Wait())
 }
 
 // startBinary starts the mediator and waits until it answers /health.
