@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,9 +18,12 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	chtopenimis "github.com/cht-openimis/mediator"
 	"github.com/cht-openimis/mediator/cht"
 	"github.com/cht-openimis/mediator/cht/chttest"
 	"github.com/cht-openimis/mediator/mediator"
+	"github.com/cht-openimis/mediator/mediator/openhim"
+	"github.com/cht-openimis/mediator/mediator/openhim/openhimtest"
 	"github.com/cht-openimis/mediator/mediator/store"
 	"github.com/cht-openimis/mediator/openimis"
 	"github.com/cht-openimis/mediator/openimis/openimistest"
@@ -40,6 +44,7 @@ const (
 // in a temporary directory.
 type testBundle struct {
 	cht    *chttest.Server
+	him    *openhimtest.Server
 	dbPath string
 	logs   *syncBuffer
 	m      *mediator.Mediator
@@ -55,6 +60,9 @@ type setupOpts struct {
 	edit                  func(*mediator.Options)
 	// seed runs on the fake openIMIS before the mediator starts.
 	seed func(*openimistest.Server)
+	// openhim, when set, puts a fake OpenHIM core with these options in
+	// front of the mediator.
+	openhim *openhimtest.Options
 }
 
 func setup(t *testing.T, so setupOpts) *testBundle {
@@ -87,7 +95,7 @@ func setup(t *testing.T, so setupOpts) *testBundle {
 	b.opts = mediator.Options{
 		OpenIMIS:         oi,
 		CHT:              ch,
-		Logger:           zerolog.New(io.MultiWriter(b.logs, zerolog.NewTestWriter(t))).Level(zerolog.DebugLevel),
+		LogLevel:         mediator.NewLogLevel(zerolog.DebugLevel),
 		Username:         mediatorUser,
 		Password:         mediatorPass,
 		CallbackEndpoint: "http://" + b.srv.Listener.Addr().String() + "/mediator/claim-response",
@@ -96,6 +104,21 @@ func setup(t *testing.T, so setupOpts) *testBundle {
 		RetryBase:        20 * time.Millisecond,
 		RetryMax:         200 * time.Millisecond,
 		FetchInterval:    20 * time.Millisecond,
+	}
+	b.opts.Logger = mediator.NewLogger(io.MultiWriter(b.logs, zerolog.NewTestWriter(t)), false, b.opts.LogLevel)
+	reg, err := openhim.PrepareRegistration(chtopenimis.OpenHIMMediatorJSON,
+		&url.URL{Scheme: "http", Host: b.srv.Listener.Addr().String()},
+		mediator.RuntimeConfig("debug", 5*time.Second, 0))
+	require.NoError(t, err)
+	b.opts.Registration = reg
+	if so.openhim != nil {
+		b.him = openhimtest.NewServer(t, *so.openhim)
+		b.opts.OpenHIM, err = openhim.New(openhim.Options{
+			APIURL: b.him.URL, Username: openhimtest.RootEmail, Password: openhimtest.RootPassword,
+			Transport: b.him.Client().Transport,
+		})
+		require.NoError(t, err)
+		b.opts.HeartbeatInterval = 50 * time.Millisecond
 	}
 	if so.edit != nil {
 		so.edit(&b.opts)

@@ -1,0 +1,205 @@
+package mediator_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cht-openimis/mediator/mediator/openhim/openhimtest"
+)
+
+func (b *testBundle) ready(t *testing.T) (int, map[string]any) {
+	t.Helper()
+	resp, err := b.srv.Client().Get(b.srv.URL + "/ready")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var body map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	return resp.StatusCode, body
+}
+
+func (b *testBundle) waitRegistered(t *testing.T) openhimtest.Mediator {
+	t.Helper()
+	var med openhimtest.Mediator
+	require.Eventually(t, func() bool {
+		var ok bool
+		med, ok = b.him.Mediator(b.opts.Registration.URN)
+		return ok && len(b.him.Heartbeats()) > 0
+	}, 15*time.Second, 10*time.Millisecond)
+	return med
+}
+
+func TestOpenHIM_RegistersAndHeartbeats(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{openhim: &openhimtest.Options{}})
+	med := b.waitRegistered(t)
+	require.Equal(t, b.opts.Registration.Version, med.Version)
+	regs := b.him.Registrations()
+	require.Equal(t, http.StatusCreated, regs[0].Status)
+
+	// The endpoint and routes name this mediator's address.
+	endpoints := med.Doc["endpoints"].([]any)
+	host := b.srv.Listener.Addr().String()
+	require.Equal(t, host[:strings.LastIndex(host, ":")], endpoints[0].(map[string]any)["host"])
+
+	require.Eventually(t, func() bool { return len(b.him.Heartbeats()) >= 3 }, 15*time.Second, 10*time.Millisecond)
+	hbs := b.him.Heartbeats()
+	require.True(t, hbs[0].Config, "the first heartbeat asks for the configuration")
+	for _, hb := range hbs {
+		var uptime float64
+		require.NoError(t, json.Unmarshal(hb.Uptime, &uptime), "uptime is a JSON number: %s", hb.Uptime)
+		require.GreaterOrEqual(t, uptime, 0.0)
+		require.Equal(t, http.StatusOK, hb.Status)
+	}
+	status, body := b.ready(t)
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, "registered", body["openhim"])
+}
+
+func TestOpenHIM_SameVersionChangesNothingHigherReplaces(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{openhim: &openhimtest.Options{}})
+	first := b.waitRegistered(t)
+
+	b.restart(t)
+	require.Eventually(t, func() bool { return len(b.him.Registrations()) == 2 }, 15*time.Second, 10*time.Millisecond)
+	again, _ := b.him.Mediator(b.opts.Registration.URN)
+	require.Equal(t, withoutCoreFields(first.Doc), withoutCoreFields(again.Doc), "same version: nothing changed")
+
+	// A new release of the registration document.
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(b.opts.Registration.Doc, &doc))
+	doc["version"], doc["description"] = "99.0.0", "a new release"
+	b.opts.Registration.Doc, _ = json.Marshal(doc)
+	b.opts.Registration.Version = "99.0.0"
+	b.restart(t)
+	require.Eventually(t, func() bool {
+		m, _ := b.him.Mediator(b.opts.Registration.URN)
+		return m.Version == "99.0.0" && m.Doc["description"] == "a new release"
+	}, 15*time.Second, 10*time.Millisecond)
+}
+
+// withoutCoreFields drops what core maintains itself (_lastHeartbeat…).
+func withoutCoreFields(doc map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range doc {
+		if k != "_lastHeartbeat" && k != "_uptime" {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func TestOpenHIM_ConfigChangeTakesEffect(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{openhim: &openhimtest.Options{}})
+	b.waitRegistered(t)
+	require.Equal(t, zerolog.DebugLevel, b.opts.LogLevel.Get())
+
+	require.NoError(t, b.him.SetConfig(b.opts.Registration.URN, map[string]any{
+		"logLevel": "warn", "upstreamTimeoutSeconds": 7.0, "claimPollIntervalSeconds": 0.0,
+	}))
+	require.Eventually(t, func() bool { return b.opts.LogLevel.Get() == zerolog.WarnLevel }, 15*time.Second, 10*time.Millisecond)
+	var sent bool
+	for _, hb := range b.him.Heartbeats() {
+		sent = sent || hb.ConfigSent
+	}
+	require.True(t, sent, "the config came back in a heartbeat answer")
+
+	// Info lines are now dropped: a claim is accepted without its log line.
+	before := strings.Count(b.logs.String(), `"message":"claim received"`)
+	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, fixtureClaimUUID, fixtureInsureeUUID, "2025-06-30")).status)
+	b.waitDelivered(t, fixtureClaimUUID)
+	require.Equal(t, before, strings.Count(b.logs.String(), `"message":"claim received"`))
+}
+
+func TestOpenHIM_DownAtStartDoesNotStopClaims(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{openhim: &openhimtest.Options{}})
+	b.him.SetDown(http.StatusServiceUnavailable)
+	// Restart so that the core is down from the start.
+	b.restart(t)
+	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, fixtureClaimUUID, fixtureInsureeUUID, "2025-06-30")).status)
+	b.waitDelivered(t, fixtureClaimUUID)
+	require.Eventually(t, func() bool {
+		status, body := b.ready(t)
+		return status == http.StatusOK && body["openhim"] == "registering"
+	}, 15*time.Second, 10*time.Millisecond)
+
+	b.him.SetDown(0)
+	require.Eventually(t, func() bool {
+		_, body := b.ready(t)
+		return body["openhim"] == "registered"
+	}, 30*time.Second, 20*time.Millisecond)
+}
+
+func TestOpenHIM_TokenFallbackForOldCores(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{openhim: &openhimtest.Options{DisableBasic: true}})
+	b.waitRegistered(t)
+	signed := 0
+	for _, r := range b.him.Requests() {
+		if r.Header.Get("auth-token") != "" {
+			require.Empty(t, r.Header.Get("Authorization"), "never Basic and token together")
+			signed++
+		}
+	}
+	require.Positive(t, signed, "registered and heartbeating with the token scheme")
+}
+
+func TestOpenHIM_EnvelopeForEveryAnswer(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{openhim: &openhimtest.Options{}})
+	good := claimBody(t, fixtureClaimUUID, fixtureInsureeUUID, "2025-06-30")
+	feedback := feedbackBody(t, "env-1", "claimUUID", "insureeUUID", "76aca309-f8cf-4890-8f2e-b416d78de00b")
+	tests := []struct {
+		name, path, contentType string
+		body                    []byte
+		routeAuth               bool
+		status                  int
+		txStatus                string
+	}{
+		{"Accepted", "/mediator/claim-response", "application/json", good, true, http.StatusOK, "Successful"},
+		{"Duplicate", "/mediator/claim-response", "application/json", good, true, http.StatusOK, "Successful"},
+		{"FeedbackAccepted", "/mediator/claims-feedback", "application/json", feedback, true, http.StatusAccepted, "Successful"},
+		{"BadBody", "/mediator/claim-response", "application/json", []byte(`{}`), true, http.StatusBadRequest, "Completed"},
+		{"NoCredentials", "/mediator/claim-response", "application/json", good, false, http.StatusUnauthorized, "Completed"},
+		{"WrongContentType", "/mediator/claims-feedback", "text/plain", feedback, true, http.StatusUnsupportedMediaType, "Completed"},
+		{"TooLarge", "/mediator/claims-feedback", "application/json", []byte(`{"x":"` + strings.Repeat("y", 70<<10) + `"}`), true, http.StatusRequestEntityTooLarge, "Completed"},
+		{"UnknownRoute", "/mediator/nothing", "application/json", good, true, http.StatusNotFound, "Completed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := openhimtest.ForwardRequest{
+				URL: b.srv.URL, Method: http.MethodPost, Path: tt.path, Body: tt.body, ClientID: "openimis",
+				Header: http.Header{"Content-Type": {tt.contentType}, "Authorization": {"Basic c29tZW9uZTplbHNl"}},
+			}
+			if tt.routeAuth {
+				req.RouteUsername, req.RoutePassword = mediatorUser, mediatorPass
+			}
+			res, err := b.him.Forward(context.Background(), req)
+			require.NoError(t, err)
+			require.True(t, res.IsEnvelope, "answered in the envelope: %s", res.MediatorBody)
+			require.Empty(t, res.Problems)
+			require.Equal(t, tt.status, res.Status)
+			require.Equal(t, tt.txStatus, res.TransactionStatus)
+			require.True(t, strings.HasPrefix(res.Header.Get("Content-Type"), "application/json"), res.Header.Get("Content-Type"))
+			require.Equal(t, b.opts.Registration.URN, res.Envelope.URN)
+			require.True(t, json.Valid(res.Body), "the client gets the JSON answer: %s", res.Body)
+			// The transaction id reached the logs of that request.
+			require.Contains(t, b.logs.String(), `"openhim_transaction_id":"`+res.TransactionID+`"`)
+		})
+	}
+
+	// Without OpenHIM's header, the answer is plain JSON.
+	resp := b.postClaim(t, good)
+	require.Equal(t, "application/json", resp.header.Get("Content-Type"))
+	_, _ = io.Discard.Write(resp.body)
+}
