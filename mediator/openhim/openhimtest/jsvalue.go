@@ -55,10 +55,12 @@ var (
 	nullValue      = &jsValue{kind: jsNull}
 )
 
-func jsStr(s string) *jsValue     { return &jsValue{kind: jsString, s: s} }
-func jsNum(n float64) *jsValue    { return &jsValue{kind: jsNumber, n: n} }
-func jsBoolean(b bool) *jsValue   { return &jsValue{kind: jsBool, b: b} }
-func jsTime(t time.Time) *jsValue { return &jsValue{kind: jsDate, t: t.UTC().Truncate(time.Millisecond)} }
+func jsStr(s string) *jsValue   { return &jsValue{kind: jsString, s: s} }
+func jsNum(n float64) *jsValue  { return &jsValue{kind: jsNumber, n: n} }
+func jsBoolean(b bool) *jsValue { return &jsValue{kind: jsBool, b: b} }
+func jsTime(t time.Time) *jsValue {
+	return &jsValue{kind: jsDate, t: t.UTC().Truncate(time.Millisecond)}
+}
 
 func jsArr(items ...*jsValue) *jsValue { return &jsValue{kind: jsArray, arr: items} }
 
@@ -473,6 +475,10 @@ var errNotJSON = errors.New("invalid JSON")
 // their last value; numbers are doubles.
 func parseJSON(data []byte) (*jsValue, error) {
 	if !json.Valid(data) {
+		var x any
+		if err := json.Unmarshal(data, &x); err != nil {
+			return nil, fmt.Errorf("%w: %w", errNotJSON, err)
+		}
 		return nil, errNotJSON
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
