@@ -54,24 +54,32 @@ func TestFault_BothUpstreamsFlapping(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
+		// Down 30 ms, up 30 ms, in turns, with a different error each time.
 		// No 429 from the CHT here: the CHT counts it as a failed login and
 		// locks the user out (see the cht client's cool-down test).
 		statuses := []int{http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusInternalServerError, http.StatusTooManyRequests}
 		for i := 0; ; i++ {
+			if i%2 == 0 {
+				b.cht.SetDown(statuses[(i/2)%3])
+				b.oi.SetDown(statuses[(i/2+1)%len(statuses)])
+			} else {
+				b.cht.SetDown(0)
+				b.oi.SetDown(0)
+				if i%8 == 1 {
+					b.cht.DropNext(1) // stored, answer lost
+				}
+			}
 			select {
 			case <-stop:
+				b.cht.SetDown(0)
+				b.oi.SetDown(0)
 				return
-			case <-time.After(15 * time.Millisecond):
-			}
-			b.cht.FailNext(2, statuses[i%3])
-			b.oi.FailNext(1, statuses[(i+1)%len(statuses)])
-			if i%7 == 0 {
-				b.cht.DropNext(1) // stored, answer lost
+			case <-time.After(30 * time.Millisecond):
 			}
 		}
 	})
 	claims := b.postClaims(t, "f1a9c0de", 40)
-	time.Sleep(300 * time.Millisecond) // let the faults bite
+	time.Sleep(500 * time.Millisecond) // let the faults bite the workers
 	close(stop)
 	wg.Wait()
 	b.requireExactlyOnce(t, claims)
