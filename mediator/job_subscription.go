@@ -114,6 +114,7 @@ func (m *Mediator) ensureSubscription(ctx context.Context) error {
 		}
 		stale = append(stale, s)
 	}
+	log.Debug().Int("listed", len(all)).Bool("usable", keep != nil).Int("stale", len(stale)).Msg("openIMIS subscriptions listed")
 	if keep == nil {
 		created, err := m.opts.OpenIMIS.CreateSubscription(ctx, want)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strings"
@@ -80,6 +81,9 @@ func New(opts Options) (*Client, error) {
 	}
 	c := &Client{rc: rc, fhirPath: pathOf(opts.FHIRURL)}
 	c.SetTimeout(opts.Timeout)
+	// Start the list-query counter at a random point so that a restarted
+	// process does not repeat its predecessor's queries.
+	c.lists.Store(rand.Int64N(86400))
 	c.auth = &authenticator{client: c, username: opts.Username, password: opts.Password, now: opts.Now}
 	return c, nil
 }

@@ -58,10 +58,13 @@ const listPageSize = 100
 // openIMIS caches a list's total for an hour per identical query and cuts
 // pages at that total, which would hide a subscription created since. The
 // query therefore carries a _lastUpdated bound a century back that changes
-// on every call: it matches every subscription and is never the same query.
+// on every call, and differs between processes: it matches every
+// subscription and is never the same query.
 func (c *Client) ListSubscriptions(ctx context.Context) ([]Subscription, error) {
-	back := time.Duration(c.lists.Add(1)%86400) * time.Second
-	since := c.auth.now().UTC().AddDate(-100, 0, 0).Add(-back).Format(LastUpdatedLayout)
+	// The bound moves forward with both the clock and a per-call counter, so
+	// two calls never send the same one.
+	ahead := time.Duration(c.lists.Add(1)%86400) * time.Second
+	since := c.auth.now().UTC().AddDate(-100, 0, 0).Add(ahead).Format(LastUpdatedLayout)
 	var all []Subscription
 	for page := 1; ; page++ {
 		var b Bundle

@@ -325,3 +325,24 @@ func TestClient_DeleteSubscription(t *testing.T) {
 		requireAPIError(t, err, http.StatusNotFound, true)
 	})
 }
+
+func TestClient_ListSubscriptions_QueryNeverRepeats(t *testing.T) {
+	t.Parallel()
+	b := setup(t, withClaimSubscriptions)
+	seen := map[string]bool{}
+	for range 5 {
+		_, err := b.client.ListSubscriptions(t.Context())
+		require.NoError(t, err)
+		b.clock.Add(time.Second) // a second passes between lists
+	}
+	for _, r := range b.server.Requests() {
+		if strings.HasSuffix(r.Path, "/Subscription/") {
+			vals, err := url.ParseQuery(r.RawQuery)
+			require.NoError(t, err)
+			q := vals.Get("_lastUpdated")
+			require.False(t, seen[q], "query %s repeated", q)
+			seen[q] = true
+		}
+	}
+	require.Len(t, seen, 5)
+}
