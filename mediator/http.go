@@ -45,6 +45,7 @@ func (m *Mediator) routes() http.Handler {
 
 	r.GET("/health", m.handleHealth())
 	r.GET("/ready", m.handleReady())
+	r.GET("/metrics", gin.WrapH(m.opts.Metrics.Handler()))
 
 	g := r.Group("/mediator", m.basicAuth())
 	g.POST("/claim-response", m.handleClaimResponse())
@@ -74,11 +75,16 @@ func (m *Mediator) requestContext() gin.HandlerFunc {
 		c.Request = c.Request.WithContext(log.WithContext(c.Request.Context()))
 		c.Next()
 		status := c.Writer.Status()
+		route := c.FullPath()
+		if route == "" {
+			route = "unmatched"
+		}
+		m.opts.Metrics.request(route, status)
 		ev := log.Info()
 		if status >= 500 {
 			ev = log.Error()
 		}
-		if c.Request.URL.Path == "/health" || c.Request.URL.Path == "/ready" {
+		if route == "/health" || route == "/ready" || route == "/metrics" {
 			ev = log.Debug()
 		}
 		ev.Str("method", c.Request.Method).

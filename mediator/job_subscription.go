@@ -14,6 +14,21 @@ import (
 	"github.com/cht-openimis/mediator/openimis"
 )
 
+// Subscription states, as /metrics reports them.
+const (
+	subscriptionUnknown  = "unknown"
+	subscriptionActive   = "active"
+	subscriptionRefused  = "refused"
+	subscriptionFailing  = "failing"
+	subscriptionDisabled = "disabled"
+)
+
+// subscriptionState returns the subscription's state.
+func (m *Mediator) subscriptionState() string {
+	s, _ := m.subscription.Load().(string)
+	return s
+}
+
 // settingSubscriptionID is the store setting holding the subscription's id.
 const settingSubscriptionID = "subscription_id"
 
@@ -54,6 +69,7 @@ func (w *subscriptionWorker) Work(ctx context.Context, job *river.Job[subscripti
 		// Releases without Claim notifications refuse the subscription (trap
 		// 1). The next periodic run tries again; until then only catch-up
 		// polling brings claims.
+		w.m.subscription.Store(subscriptionRefused)
 		ev := log.Warn()
 		if w.m.subscriptionRefused.Swap(true) {
 			ev = log.Debug() // said once is enough
@@ -64,6 +80,9 @@ func (w *subscriptionWorker) Work(ctx context.Context, job *river.Job[subscripti
 	}
 	if err == nil {
 		w.m.subscriptionRefused.Store(false)
+		w.m.subscription.Store(subscriptionActive)
+	} else {
+		w.m.subscription.Store(subscriptionFailing)
 	}
 	return jobOutcome(ctx, err)
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/rs/zerolog"
 
 	"github.com/cht-openimis/mediator/cht"
@@ -94,6 +95,10 @@ type Options struct {
 	// configuration. Defaults to 5 minutes.
 	ConfigRefresh time.Duration
 
+	// Metrics are the Prometheus series served at /metrics. Defaults to new
+	// ones; pass the ones the clients' transports were instrumented with.
+	Metrics *Metrics
+
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
 }
@@ -118,6 +123,8 @@ type Mediator struct {
 	lastPoll atomic.Int64
 	// subscriptionRefused is set while openIMIS refuses the subscription.
 	subscriptionRefused atomic.Bool
+	// subscription is the subscription's state, for /metrics.
+	subscription atomic.Value // string
 	// noQuestionnaireResponse is set once openIMIS answered that it has no
 	// QuestionnaireResponse endpoint.
 	noQuestionnaireResponse atomic.Bool
@@ -201,7 +208,12 @@ func New(opts Options) (*Mediator, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics()
+	}
 	m := &Mediator{opts: opts, log: opts.Logger, started: time.Now()}
+	m.subscription.Store(subscriptionUnknown)
+	opts.Metrics.registerState(m)
 	m.pollInterval.Store(int64(opts.ClaimPollInterval))
 	m.openhim.set(openHIMDisabled)
 	m.handler = m.routes()
@@ -295,6 +307,7 @@ func (m *Mediator) riverConfig() *river.Config {
 		MaxAttempts:       MaxAttempts,
 		RetryPolicy:       &retryPolicy{base: m.opts.RetryBase, max: m.opts.RetryMax},
 		ErrorHandler:      &errorHandler{log: m.log},
+		Middleware:        []rivertype.Middleware{&jobMiddleware{m: m.opts.Metrics}},
 		JobTimeout:        6 * m.opts.UpstreamTimeout,
 		FetchCooldown:     min(m.opts.FetchInterval, 50*time.Millisecond),
 		FetchPollInterval: m.opts.FetchInterval,

@@ -82,13 +82,16 @@ func setup(t *testing.T, so setupOpts) *testBundle {
 	b.srv = httptest.NewUnstartedServer(nil)
 	t.Cleanup(b.srv.Close)
 
+	metrics := mediator.NewMetrics()
 	oi, err := openimis.New(openimis.Options{
-		FHIRURL: b.oi.FHIRURL(), Username: imisUser, Password: imisPass,
+		Transport: metrics.Transport("openimis", nil),
+		FHIRURL:   b.oi.FHIRURL(), Username: imisUser, Password: imisPass,
 		Timeout: 5 * time.Second,
 	})
 	require.NoError(t, err)
 	ch, err := cht.New(cht.Options{
-		URL: b.cht.URL, Username: chttest.DefaultUsername, Password: chtPass, Timeout: 5 * time.Second,
+		Transport: metrics.Transport("cht", nil),
+		URL:       b.cht.URL, Username: chttest.DefaultUsername, Password: chtPass, Timeout: 5 * time.Second,
 		AuthCooldown: 50 * time.Millisecond,
 	})
 	require.NoError(t, err)
@@ -104,6 +107,7 @@ func setup(t *testing.T, so setupOpts) *testBundle {
 		RetryBase:        20 * time.Millisecond,
 		RetryMax:         200 * time.Millisecond,
 		FetchInterval:    20 * time.Millisecond,
+		Metrics:          metrics,
 	}
 	b.opts.Logger = mediator.NewLogger(io.MultiWriter(b.logs, zerolog.NewTestWriter(t)), false, b.opts.LogLevel)
 	reg, err := openhim.PrepareRegistration(chtopenimis.OpenHIMMediatorJSON,

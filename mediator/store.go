@@ -2,10 +2,17 @@ package mediator
 
 import (
 	"context"
+	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 )
+
+// QueueStat describes the jobs of one kind that wait or run.
+type QueueStat struct {
+	Depth  int
+	Oldest time.Time
+}
 
 // Store is the mediator's durable state: the job queue, the receipts that make
 // inbound notifications idempotent, the insuree→person mapping and small
@@ -46,6 +53,10 @@ type Store interface {
 	GetJob(ctx context.Context, id int64) (*rivertype.JobRow, error)
 	// RetryJob makes a job that is not running available to run at once.
 	RetryJob(ctx context.Context, id int64) (*rivertype.JobRow, error)
+
+	// QueueStats counts the jobs waiting or running, by kind, with the
+	// creation time of the oldest.
+	QueueStats(ctx context.Context) (map[string]QueueStat, error)
 
 	// Ping checks that the store is usable.
 	Ping(ctx context.Context) error

@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/cht-openimis/mediator/cmd/internal/app"
 	"github.com/cht-openimis/mediator/config"
 )
 
@@ -53,7 +54,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return serve(ctx, cfg, stdout, nil)
+		return app.Serve(ctx, cfg, version, stdout, nil)
 	case "jobs":
 		return jobs(ctx, args[1:], stdout)
 	case "version", "--version":

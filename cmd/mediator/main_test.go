@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cht-openimis/mediator/cht/chttest"
+	"github.com/cht-openimis/mediator/cmd/internal/app"
 	"github.com/cht-openimis/mediator/config"
 	"github.com/cht-openimis/mediator/openimis/openimistest"
 )
@@ -60,7 +61,7 @@ func TestServe_EndToEnd(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, logs, ready) }()
+	go func() { done <- app.Serve(ctx, cfg, version, logs, ready) }()
 	var addr string
 	select {
 	case addr = <-ready:

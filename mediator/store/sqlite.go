@@ -220,6 +220,34 @@ func (s *SQLite) RetryJob(ctx context.Context, id int64) (*rivertype.JobRow, err
 	return client.JobRetry(ctx, id)
 }
 
+// QueueStats implements mediator.Store.
+func (s *SQLite) QueueStats(ctx context.Context) (map[string]mediator.QueueStat, error) {
+	rows, err := s.db.QueryContext(ctx, `
+SELECT kind, count(*), CAST(strftime('%s', min(created_at)) AS INTEGER)
+FROM river_job
+WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
+GROUP BY kind`)
+	if err != nil {
+		return nil, fmt.Errorf("store: queue stats: %w", err)
+	}
+	defer rows.Close()
+	stats := map[string]mediator.QueueStat{}
+	for rows.Next() {
+		var kind string
+		var n int
+		var oldest sql.NullInt64
+		if err := rows.Scan(&kind, &n, &oldest); err != nil {
+			return nil, fmt.Errorf("store: queue stats: %w", err)
+		}
+		st := mediator.QueueStat{Depth: n}
+		if oldest.Valid {
+			st.Oldest = time.Unix(oldest.Int64, 0)
+		}
+		stats[kind] = st
+	}
+	return stats, rows.Err()
+}
+
 // Delivered implements mediator.Store.
 func (s *SQLite) Delivered(ctx context.Context, kind, key string) (string, bool, error) {
 	var result sql.NullString

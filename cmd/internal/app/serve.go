@@ -1,4 +1,7 @@
-package main
+// Package app wires the configured parts of the mediator together. The
+// mediator command and the sandbox both start the mediator through it, so
+// the sandbox runs exactly what a deployment runs.
+package app
 
 import (
 	"context"
@@ -19,9 +22,10 @@ import (
 	"github.com/cht-openimis/mediator/openimis"
 )
 
-// serve wires the configured parts together and serves until ctx ends. When
-// ready is not nil it receives the listen address once the port is bound.
-func serve(ctx context.Context, cfg config.Config, logOut io.Writer, ready chan<- string) error {
+// Serve wires the configured parts together and serves until ctx ends,
+// logging to logOut. When ready is not nil it receives the listen address
+// once the port is bound and the queue runs.
+func Serve(ctx context.Context, cfg config.Config, version string, logOut io.Writer, ready chan<- string) error {
 	level, err := zerolog.ParseLevel(cfg.LogLevel)
 	if err != nil {
 		return fmt.Errorf("LOG_LEVEL: %w", err)
@@ -63,20 +67,23 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer, ready chan<
 	}
 	defer st.Close()
 
+	metrics := mediator.NewMetrics()
 	oi, err := openimis.New(openimis.Options{
-		FHIRURL:  cfg.OpenIMISURL.JoinPath(cfg.OpenIMISFHIRPath).String() + "/",
-		Username: cfg.OpenIMISUsername,
-		Password: cfg.OpenIMISPassword.Value(),
-		Timeout:  cfg.UpstreamTimeout,
+		Transport: metrics.Transport("openimis", nil),
+		FHIRURL:   cfg.OpenIMISURL.JoinPath(cfg.OpenIMISFHIRPath).String() + "/",
+		Username:  cfg.OpenIMISUsername,
+		Password:  cfg.OpenIMISPassword.Value(),
+		Timeout:   cfg.UpstreamTimeout,
 	})
 	if err != nil {
 		return err
 	}
 	ch, err := cht.New(cht.Options{
-		URL:      cfg.CHTURL.String(),
-		Username: cfg.CHTUsername,
-		Password: cfg.CHTPassword.Value(),
-		Timeout:  cfg.UpstreamTimeout,
+		Transport: metrics.Transport("cht", nil),
+		URL:       cfg.CHTURL.String(),
+		Username:  cfg.CHTUsername,
+		Password:  cfg.CHTPassword.Value(),
+		Timeout:   cfg.UpstreamTimeout,
 	})
 	if err != nil {
 		return err
@@ -100,6 +107,7 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer, ready chan<
 		ClaimPollInterval: cfg.ClaimPollInterval,
 		OpenHIM:           him,
 		Registration:      registration,
+		Metrics:           metrics,
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,205 @@
+package mediator
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+)
+
+// Metrics are the mediator's Prometheus series, in a registry of their own.
+// Create them before the upstream clients, so that their transports can be
+// instrumented (Transport), and hand them to New.
+type Metrics struct {
+	registry *prometheus.Registry
+
+	jobDuration *prometheus.HistogramVec
+	jobs        *prometheus.CounterVec
+	logins      *prometheus.CounterVec
+	requests    *prometheus.CounterVec
+	upstream    *prometheus.HistogramVec
+}
+
+// NewMetrics creates the series and registers the Go and process collectors.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mediator_http_requests_total",
+			Help: "HTTP requests answered, by route and status.",
+		}, []string{"route", "status"}),
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mediator_jobs_total",
+			Help: "Job attempts by kind and outcome (done, retry, failed, snoozed).",
+		}, []string{"kind", "outcome"}),
+		jobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mediator_job_duration_seconds",
+			Help:    "Duration of job attempts, by kind.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}, []string{"kind"}),
+		upstream: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mediator_upstream_request_duration_seconds",
+			Help:    "Requests to openIMIS, the CHT and OpenHIM, by system, operation and status (0: no answer).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}, []string{"system", "operation", "status"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mediator_openimis_logins_total",
+			Help: "openIMIS login attempts, by outcome (ok, refused, error).",
+		}, []string{"outcome"}),
+	}
+	m.registry.MustRegister(m.requests, m.jobs, m.jobDuration, m.upstream, m.logins,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// Transport wraps base (nil: http.DefaultTransport) to time every request to
+// system by operation. Operations are the method and the path with ids
+// replaced by :id, so that the series stay few.
+func (m *Metrics) Transport(system string, base http.RoundTripper) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &instrumented{m: m, system: system, base: base}
+}
+
+type instrumented struct {
+	base   http.RoundTripper
+	m      *Metrics
+	system string
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *instrumented) RoundTrip(r *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.base.RoundTrip(r)
+	status := 0
+	if err == nil {
+		status = resp.StatusCode
+	}
+	op := r.Method + " " + operationPath(r.URL.Path)
+	t.m.upstream.WithLabelValues(t.system, op, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
+	if t.system == "openimis" && strings.HasSuffix(r.URL.Path, "/login/") {
+		outcome := "ok"
+		switch {
+		case err != nil || status >= 500:
+			outcome = "error"
+		case status != http.StatusOK:
+			outcome = "refused"
+		}
+		t.m.logins.WithLabelValues(outcome).Inc()
+	}
+	return resp, err
+}
+
+// idSegment matches path segments that are ids: UUIDs, numbers, long hex.
+var idSegment = regexp.MustCompile(`^([0-9a-fA-F-]{32,36}|[0-9]+|[0-9a-f]{24})$`)
+
+func operationPath(p string) string {
+	parts := strings.Split(p, "/")
+	for i, s := range parts {
+		if idSegment.MatchString(s) || strings.HasPrefix(s, "urn:") {
+			parts[i] = ":id"
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+// request counts one answered request.
+func (m *Metrics) request(route string, status int) {
+	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+}
+
+// jobMiddleware counts and times every job attempt.
+type jobMiddleware struct {
+	river.MiddlewareDefaults
+	m *Metrics
+}
+
+// Work implements rivertype.WorkerMiddleware.
+func (jm *jobMiddleware) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) error {
+	start := time.Now()
+	err := doInner(ctx)
+	jm.m.jobDuration.WithLabelValues(job.Kind).Observe(time.Since(start).Seconds())
+	outcome := "done"
+	var cancel *rivertype.JobCancelError
+	var snooze *rivertype.JobSnoozeError
+	switch {
+	case errors.As(err, &cancel):
+		outcome = "failed"
+	case errors.As(err, &snooze):
+		outcome = "snoozed"
+	case err != nil && job.Attempt >= job.MaxAttempts:
+		outcome = "failed"
+	case err != nil:
+		outcome = "retry"
+	}
+	jm.m.jobs.WithLabelValues(job.Kind, outcome).Inc()
+	return err
+}
+
+// registerState adds the gauges read at scrape time from the mediator:
+// queue depth and oldest job age, subscription state, last catch-up poll.
+func (m *Metrics) registerState(med *Mediator) {
+	m.registry.MustRegister(&stateCollector{med: med,
+		depth: prometheus.NewDesc("mediator_queue_depth", "Jobs waiting or running, by kind.", []string{"kind"}, nil),
+		oldest: prometheus.NewDesc("mediator_queue_oldest_job_age_seconds",
+			"Age of the oldest job waiting or running (0 when none).", nil, nil),
+		subscription: prometheus.NewDesc("mediator_openimis_subscription_state",
+			"1 for the current state of the openIMIS Claim subscription.", []string{"state"}, nil),
+		lastPoll: prometheus.NewDesc("mediator_catchup_last_success_timestamp_seconds",
+			"Start of the last complete catch-up poll (0: none yet in this process).", nil, nil),
+		openhim: prometheus.NewDesc("mediator_openhim_registered",
+			"1 when registered with OpenHIM.", nil, nil),
+	})
+}
+
+type stateCollector struct {
+	med                                            *Mediator
+	depth, oldest, subscription, lastPoll, openhim *prometheus.Desc
+}
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.depth, c.oldest, c.subscription, c.lastPoll, c.openhim} {
+		ch <- d
+	}
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if stats, err := c.med.opts.Store.QueueStats(ctx); err == nil {
+		oldest := 0.0
+		for kind, s := range stats {
+			ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(s.Depth), kind)
+			if !s.Oldest.IsZero() {
+				oldest = max(oldest, time.Since(s.Oldest).Seconds())
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, oldest)
+	}
+	ch <- prometheus.MustNewConstMetric(c.subscription, prometheus.GaugeValue, 1, c.med.subscriptionState())
+	last := 0.0
+	if ns := c.med.lastPoll.Load(); ns > 0 {
+		last = float64(ns) / 1e9
+	}
+	ch <- prometheus.MustNewConstMetric(c.lastPoll, prometheus.GaugeValue, last)
+	registered := 0.0
+	if c.med.openhim.get() == openHIMRegistered {
+		registered = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.openhim, prometheus.GaugeValue, registered)
+}
