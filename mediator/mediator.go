@@ -213,7 +213,7 @@ func New(opts Options) (*Mediator, error) {
 	}
 	m := &Mediator{opts: opts, log: opts.Logger, started: time.Now()}
 	m.subscription.Store(subscriptionUnknown)
-	opts.Metrics.registerState(m)
+	opts.Metrics.observe(m)
 	m.pollInterval.Store(int64(opts.ClaimPollInterval))
 	m.openhim.set(openHIMDisabled)
 	m.handler = m.routes()

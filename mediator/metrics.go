@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,6 +27,7 @@ type Metrics struct {
 	jobs        *prometheus.CounterVec
 	logins      *prometheus.CounterVec
 	requests    *prometheus.CounterVec
+	state       *stateCollector
 	upstream    *prometheus.HistogramVec
 }
 
@@ -56,7 +58,18 @@ func NewMetrics() *Metrics {
 			Help: "openIMIS login attempts, by outcome (ok, refused, error).",
 		}, []string{"outcome"}),
 	}
-	m.registry.MustRegister(m.requests, m.jobs, m.jobDuration, m.upstream, m.logins,
+	m.state = &stateCollector{
+		depth: prometheus.NewDesc("mediator_queue_depth", "Jobs waiting or running, by kind.", []string{"kind"}, nil),
+		oldest: prometheus.NewDesc("mediator_queue_oldest_job_age_seconds",
+			"Age of the oldest job waiting or running (0 when none).", nil, nil),
+		subscription: prometheus.NewDesc("mediator_openimis_subscription_state",
+			"1 for the current state of the openIMIS Claim subscription.", []string{"state"}, nil),
+		lastPoll: prometheus.NewDesc("mediator_catchup_last_success_timestamp_seconds",
+			"Start of the last complete catch-up poll (0: none yet in this process).", nil, nil),
+		openhim: prometheus.NewDesc("mediator_openhim_registered",
+			"1 when registered with OpenHIM.", nil, nil),
+	}
+	m.registry.MustRegister(m.requests, m.jobs, m.jobDuration, m.upstream, m.logins, m.state,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -151,24 +164,14 @@ func (jm *jobMiddleware) Work(ctx context.Context, job *rivertype.JobRow, doInne
 	return err
 }
 
-// registerState adds the gauges read at scrape time from the mediator:
-// queue depth and oldest job age, subscription state, last catch-up poll.
-func (m *Metrics) registerState(med *Mediator) {
-	m.registry.MustRegister(&stateCollector{med: med,
-		depth: prometheus.NewDesc("mediator_queue_depth", "Jobs waiting or running, by kind.", []string{"kind"}, nil),
-		oldest: prometheus.NewDesc("mediator_queue_oldest_job_age_seconds",
-			"Age of the oldest job waiting or running (0 when none).", nil, nil),
-		subscription: prometheus.NewDesc("mediator_openimis_subscription_state",
-			"1 for the current state of the openIMIS Claim subscription.", []string{"state"}, nil),
-		lastPoll: prometheus.NewDesc("mediator_catchup_last_success_timestamp_seconds",
-			"Start of the last complete catch-up poll (0: none yet in this process).", nil, nil),
-		openhim: prometheus.NewDesc("mediator_openhim_registered",
-			"1 when registered with OpenHIM.", nil, nil),
-	})
+// observe makes the state gauges (queue depth and oldest job age,
+// subscription state, last catch-up poll) read from med at scrape time.
+func (m *Metrics) observe(med *Mediator) {
+	m.state.med.Store(med)
 }
 
 type stateCollector struct {
-	med                                            *Mediator
+	med                                            atomic.Pointer[Mediator]
 	depth, oldest, subscription, lastPoll, openhim *prometheus.Desc
 }
 
@@ -179,9 +182,13 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	med := c.med.Load()
+	if med == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if stats, err := c.med.opts.Store.QueueStats(ctx); err == nil {
+	if stats, err := med.opts.Store.QueueStats(ctx); err == nil {
 		oldest := 0.0
 		for kind, s := range stats {
 			ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(s.Depth), kind)
@@ -191,14 +198,14 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, oldest)
 	}
-	ch <- prometheus.MustNewConstMetric(c.subscription, prometheus.GaugeValue, 1, c.med.subscriptionState())
+	ch <- prometheus.MustNewConstMetric(c.subscription, prometheus.GaugeValue, 1, med.subscriptionState())
 	last := 0.0
-	if ns := c.med.lastPoll.Load(); ns > 0 {
+	if ns := med.lastPoll.Load(); ns > 0 {
 		last = float64(ns) / 1e9
 	}
 	ch <- prometheus.MustNewConstMetric(c.lastPoll, prometheus.GaugeValue, last)
 	registered := 0.0
-	if c.med.openhim.get() == openHIMRegistered {
+	if med.openhim.get() == openHIMRegistered {
 		registered = 1
 	}
 	ch <- prometheus.MustNewConstMetric(c.openhim, prometheus.GaugeValue, registered)
