@@ -64,7 +64,14 @@ type subscriptionWorker struct {
 func (w *subscriptionWorker) Work(ctx context.Context, job *river.Job[subscriptionArgs]) error {
 	log := w.m.log.With().Int64("job_id", job.ID).Str("job_kind", job.Kind).Int("attempt", job.Attempt).Logger()
 	ctx = log.WithContext(ctx)
-	err := w.m.ensureSubscription(ctx)
+	if disabled, err := w.m.subscriptionDisabled(ctx); err != nil {
+		return err
+	} else if disabled {
+		w.m.subscription.Store(subscriptionDisabled)
+		log.Debug().Msg("subscription disabled by an operator; leaving openIMIS alone")
+		return nil
+	}
+	err := w.m.ensureSubscription(ctx, false)
 	if openimis.SubscriptionRefused(err) {
 		// Releases without Claim notifications refuse the subscription (trap
 		// 1). The next periodic run tries again; until then only catch-up
@@ -107,10 +114,11 @@ func (m *Mediator) wantSubscription(now time.Time) openimis.Subscription {
 }
 
 // ensureSubscription reuses a matching active subscription, replaces it when
-// it ends within renewWithin or carries stale credentials, and removes
-// duplicates. openIMIS cannot filter subscriptions, so it lists them all
-// (trap 8); it creates before it deletes so that no notification is missed.
-func (m *Mediator) ensureSubscription(ctx context.Context) error {
+// it ends within renewWithin, carries stale credentials, or force is set, and
+// removes duplicates. openIMIS cannot filter subscriptions, so it lists them
+// all (trap 8); it creates before it deletes so that no notification is
+// missed.
+func (m *Mediator) ensureSubscription(ctx context.Context, force bool) error {
 	log := zerolog.Ctx(ctx)
 	now := m.opts.Now()
 	want := m.wantSubscription(now)
@@ -127,7 +135,7 @@ func (m *Mediator) ensureSubscription(ctx context.Context) error {
 		end, err := time.Parse(time.RFC3339, s.End)
 		usable := err == nil && end.After(now.Add(min(renewWithin, m.opts.SubscriptionEnd(now).Sub(now)/2))) &&
 			len(s.Channel.Header) > 0 && s.Channel.Header[0] == want.Channel.Header[0]
-		if usable && keep == nil {
+		if usable && keep == nil && !force {
 			keep = &s
 			continue
 		}

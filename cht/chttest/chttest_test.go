@@ -1351,3 +1351,37 @@ func TestDefaultForms_MatchFixture(t *testing.T) {
 	require.NoError(t, err)
 	require.JSONEq(t, string(fixture), string(chttest.DefaultForms()["OP"]))
 }
+
+func TestServer_ReadOnlyChecks(t *testing.T) {
+	t.Parallel()
+	s := chttest.NewServer(t, chttest.Options{})
+	get := func(path string, auth bool) (int, map[string]any) {
+		req, err := http.NewRequest(http.MethodGet, s.URL+path, nil)
+		require.NoError(t, err)
+		req.Header.Set("Accept", "application/json")
+		if auth {
+			req.SetBasicAuth(chttest.DefaultUsername, chttest.DefaultPassword)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body
+	}
+	status, body := get("/api/info", false)
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, chttest.Version, body["version"])
+
+	status, _ = get("/api/v1/settings", false)
+	require.Equal(t, http.StatusUnauthorized, status)
+	status, body = get("/api/v1/settings", true)
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, body["forms"], "OP")
+
+	status, body = get("/api/v1/place/"+chttest.DefaultPlaceID, true)
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, chttest.DefaultPlaceID, body["_id"])
+	status, _ = get("/api/v1/place/nowhere", true)
+	require.Equal(t, http.StatusNotFound, status)
+}

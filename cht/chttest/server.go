@@ -64,6 +64,7 @@ type Server struct {
 	// copies are for tests to read.
 	username, password string
 	forms              map[string]*formDef
+	rawForms           map[string]json.RawMessage
 	now                func() time.Time
 
 	closeOnce sync.Once
@@ -130,6 +131,7 @@ func NewHandler(opts Options) *Server {
 		username: opts.Username,
 		password: opts.Password,
 		forms:    forms,
+		rawForms: opts.Forms,
 		now:      opts.Now,
 		closed:   make(chan struct{}),
 		contacts: make(map[string]map[string]any),
@@ -278,6 +280,12 @@ func (s *Server) route(x *exchange) response {
 		return s.getReportUUIDs(x)
 	case isGet && matchPath(segs, "api", "v1", "report", "*"):
 		return s.getReport(x, segs[4])
+	case isGet && matchPath(segs, "api", "v1", "place", "*"):
+		return s.getContactDoc(x, segs[4], isPlaceDoc, "Place not found")
+	case isGet && matchPath(segs, "api", "v1", "settings"):
+		return s.getSettings(x)
+	case isGet && matchPath(segs, "api", "info"):
+		return jsonResponse(http.StatusOK, map[string]any{"version": Version})
 	}
 	if resp, ok := x.authorize(); !ok {
 		return resp

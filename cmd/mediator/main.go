@@ -1,7 +1,9 @@
 // Command mediator runs the CHT–openIMIS mediator.
 //
 //	mediator            serve (the default)
+//	mediator check      preflight check of the configured systems
 //	mediator jobs …     list, show and retry jobs (mediator jobs for help)
+//	mediator subscription show|delete|renew
 //	mediator version    print the version
 //
 // Configuration comes from the environment and an optional .env file in the
@@ -21,10 +23,12 @@ import (
 	"github.com/cht-openimis/mediator/config"
 )
 
-const usage = `usage: mediator [serve|jobs|version]
-  serve     run the mediator (the default)
-  jobs      list, show and retry jobs; "mediator jobs" for details
-  version   print the version`
+const usage = `usage: mediator [serve|check|jobs|subscription|version]
+  serve          run the mediator (the default)
+  check          verify the configured openIMIS, CHT and OpenHIM without writing anything
+  jobs           list, show and retry jobs; "mediator jobs" for details
+  subscription   show, delete or renew the openIMIS subscription
+  version        print the version`
 
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
@@ -57,6 +61,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return app.Serve(ctx, cfg, version, stdout, nil)
 	case "jobs":
 		return jobs(ctx, args[1:], stdout)
+	case "check":
+		return check(ctx, stdout, stderr)
+	case "subscription":
+		return subscription(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, version)
 		return nil

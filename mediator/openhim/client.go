@@ -237,3 +237,23 @@ func (c *Client) Heartbeat(ctx context.Context, urn string, uptime time.Duration
 	}
 	return config, nil
 }
+
+// Mediators lists the registered mediators' urns: GET /mediators. It is how
+// a preflight check proves the credentials and the admin group (§2.5).
+func (c *Client) Mediators(ctx context.Context) ([]string, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/mediators", nil)
+	if err != nil {
+		return nil, err
+	}
+	var list []struct {
+		URN string `json:"urn"`
+	}
+	if err := json.Unmarshal(resp.Body(), &list); err != nil {
+		return nil, fmt.Errorf("openhim GET /mediators: %w", err)
+	}
+	urns := make([]string, len(list))
+	for i, m := range list {
+		urns[i] = m.URN
+	}
+	return urns, nil
+}

@@ -1,10 +1,11 @@
 // Package app wires the configured parts of the mediator together. The
-// mediator command and the sandbox both start the mediator through it, so
-// the sandbox runs exactly what a deployment runs.
+// mediator command (serve, check, subscription) and the sandbox all build the
+// mediator through it, so the sandbox runs exactly what a deployment runs.
 package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -22,22 +23,30 @@ import (
 	"github.com/cht-openimis/mediator/openimis"
 )
 
-// Serve wires the configured parts together and serves until ctx ends,
-// logging to logOut. When ready is not nil it receives the listen address
-// once the port is bound and the queue runs.
-func Serve(ctx context.Context, cfg config.Config, version string, logOut io.Writer, ready chan<- string) error {
+// App is a wired, not yet started mediator.
+type App struct {
+	Log      zerolog.Logger
+	Mediator *mediator.Mediator
+	Store    mediator.Store
+}
+
+// Close releases the store.
+func (a *App) Close() error { return a.Store.Close() }
+
+// Build wires the configured parts: logger, store, clients and mediator. It
+// contacts no upstream system.
+func Build(ctx context.Context, cfg config.Config, logOut io.Writer) (*App, error) {
 	level, err := zerolog.ParseLevel(cfg.LogLevel)
 	if err != nil {
-		return fmt.Errorf("LOG_LEVEL: %w", err)
+		return nil, fmt.Errorf("LOG_LEVEL: %w", err)
 	}
 	logLevel := mediator.NewLogLevel(level)
 	log := mediator.NewLogger(logOut, cfg.LogFormat == "console", logLevel)
-	log.Info().Str("version", version).Interface("config", cfg.Summary()).Msg("starting")
 
 	registration, err := openhim.PrepareRegistration(chtopenimis.OpenHIMMediatorJSON, cfg.MediatorURL,
 		mediator.RuntimeConfig(cfg.LogLevel, cfg.UpstreamTimeout, cfg.ClaimPollInterval))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var him *openhim.Client
 	if cfg.OpenHIMAPIURL != nil {
@@ -48,25 +57,9 @@ func Serve(ctx context.Context, cfg config.Config, version string, logOut io.Wri
 			TrustSelfSigned: cfg.OpenHIMTrustSelfSigned,
 		})
 		if err != nil {
-			return err
-		}
-		if cfg.OpenHIMTrustSelfSigned {
-			log.Warn().Msg("OPENHIM_TRUST_SELF_SIGNED is true: the OpenHIM core's TLS certificate is not verified")
+			return nil, err
 		}
 	}
-
-	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
-	if err != nil {
-		return fmt.Errorf("listen on PORT %d: %w", cfg.Port, err)
-	}
-	defer ln.Close()
-
-	st, err := store.Open(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-
 	metrics := mediator.NewMetrics()
 	oi, err := openimis.New(openimis.Options{
 		Transport: metrics.Transport("openimis", nil),
@@ -76,7 +69,7 @@ func Serve(ctx context.Context, cfg config.Config, version string, logOut io.Wri
 		Timeout:   cfg.UpstreamTimeout,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ch, err := cht.New(cht.Options{
 		Transport: metrics.Transport("cht", nil),
@@ -86,7 +79,11 @@ func Serve(ctx context.Context, cfg config.Config, version string, logOut io.Wri
 		Timeout:   cfg.UpstreamTimeout,
 	})
 	if err != nil {
-		return err
+		return nil, err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
 	}
 	m, err := mediator.New(mediator.Options{
 		OpenIMIS:         oi,
@@ -110,7 +107,29 @@ func Serve(ctx context.Context, cfg config.Config, version string, logOut io.Wri
 		Metrics:           metrics,
 	})
 	if err != nil {
+		return nil, errors.Join(err, st.Close())
+	}
+	return &App{Log: log, Mediator: m, Store: st}, nil
+}
+
+// Serve builds the mediator and serves until ctx ends, logging to logOut.
+// When ready is not nil it receives the listen address once the port is
+// bound and the queue runs.
+func Serve(ctx context.Context, cfg config.Config, version string, logOut io.Writer, ready chan<- string) error {
+	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("listen on PORT %d: %w", cfg.Port, err)
+	}
+	defer ln.Close()
+	a, err := Build(ctx, cfg, logOut)
+	if err != nil {
 		return err
+	}
+	defer a.Close()
+	log, m := a.Log, a.Mediator
+	log.Info().Str("version", version).Interface("config", cfg.Summary()).Msg("starting")
+	if cfg.OpenHIMTrustSelfSigned && cfg.OpenHIMAPIURL != nil {
+		log.Warn().Msg("OPENHIM_TRUST_SELF_SIGNED is true: the OpenHIM core's TLS certificate is not verified")
 	}
 	if err := m.Start(ctx); err != nil {
 		return err

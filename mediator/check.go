@@ -1,0 +1,208 @@
+package mediator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/cht-openimis/mediator/cht"
+	"github.com/cht-openimis/mediator/openimis"
+)
+
+// probeUUID is a UUID no insuree has: reading it tells a missing right (403)
+// from a present one (openIMIS answers an unknown insuree with 500).
+const probeUUID = "00000000-0000-4000-8000-000000000000"
+
+// checkResult is one line of the preflight check.
+type checkResult struct {
+	detail string // what was found
+	fix    string // what to do, when it failed
+	warn   bool   // a problem that does not stop the mediator
+}
+
+// check is one preflight check. A check that depends on an earlier one
+// (needs) is skipped when that one failed.
+type check struct {
+	name  string
+	needs string
+	run   func(ctx context.Context) (checkResult, error)
+}
+
+// Check verifies the configured systems without writing anything, prints
+// one line per check with what to fix, and reports whether all passed.
+func (m *Mediator) Check(ctx context.Context, w io.Writer) bool {
+	checks := m.checks()
+	passed := map[string]bool{}
+	allOK := true
+	for _, c := range checks {
+		if c.needs != "" && !passed[c.needs] {
+			fmt.Fprintf(w, "SKIP  %s (needs: %s)\n", c.name, c.needs)
+			allOK = false
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 2*m.opts.UpstreamTimeout)
+		res, err := c.run(cctx)
+		cancel()
+		switch {
+		case err != nil:
+			allOK = false
+			fmt.Fprintf(w, "FAIL  %s: %v\n", c.name, err)
+			if res.fix != "" {
+				fmt.Fprintf(w, "      fix: %s\n", res.fix)
+			}
+		case res.warn:
+			passed[c.name] = true
+			fmt.Fprintf(w, "WARN  %s: %s\n", c.name, res.detail)
+			if res.fix != "" {
+				fmt.Fprintf(w, "      note: %s\n", res.fix)
+			}
+		default:
+			passed[c.name] = true
+			fmt.Fprintf(w, "ok    %s: %s\n", c.name, res.detail)
+		}
+	}
+	if allOK {
+		fmt.Fprintln(w, "all checks passed")
+	} else {
+		fmt.Fprintln(w, "some checks failed")
+	}
+	return allOK
+}
+
+func (m *Mediator) checks() []check {
+	oi, ch := m.opts.OpenIMIS, m.opts.CHT
+	right := func(code int, what string, probe func(ctx context.Context) error) func(context.Context) (checkResult, error) {
+		return func(ctx context.Context) (checkResult, error) {
+			err := probe(ctx)
+			var ae *openimis.APIError
+			switch {
+			case errors.As(err, &ae) && ae.Status == http.StatusForbidden:
+				return checkResult{fix: fmt.Sprintf("give the openIMIS user the right %d (%s)", code, what)},
+					fmt.Errorf("the openIMIS user may not %s", what)
+			case err != nil && !errors.As(err, &ae):
+				return checkResult{fix: "see the error; openIMIS must be reachable from the mediator"}, err
+			}
+			return checkResult{detail: fmt.Sprintf("right %d present", code)}, nil
+		}
+	}
+	list := []check{
+		{name: "openIMIS login", run: func(ctx context.Context) (checkResult, error) {
+			if err := oi.Login(ctx); err != nil {
+				var le *openimis.LoginError
+				if errors.As(err, &le) {
+					return checkResult{fix: "check OPENIMIS_USERNAME and OPENIMIS_PASSWORD (openIMIS locks an account after 5 failed logins)"}, err
+				}
+				return checkResult{fix: "check OPENIMIS_API_URL and OPENIMIS_FHIR_PATH, and that openIMIS is reachable"}, err
+			}
+			return checkResult{detail: "logged in"}, nil
+		}},
+		{name: "openIMIS right: list subscriptions", needs: "openIMIS login", run: right(158001, "search subscriptions",
+			func(ctx context.Context) error { _, err := oi.ListSubscriptions(ctx); return err })},
+		{name: "openIMIS right: read claims", needs: "openIMIS login", run: right(111001, "read claims",
+			func(ctx context.Context) error {
+				_, err := oi.SearchClaimResponses(ctx, m.opts.Now().Add(time.Hour), 1, 1)
+				return err
+			})},
+		{name: "openIMIS right: read insurees", needs: "openIMIS login", run: right(101101, "read insurees",
+			func(ctx context.Context) error {
+				_, err := oi.GetPatient(ctx, probeUUID)
+				var ae *openimis.APIError
+				if errors.As(err, &ae) && ae.Status != http.StatusForbidden {
+					return nil // an unknown insuree: the right is there
+				}
+				return err
+			})},
+		{name: "openIMIS right: deliver feedback", needs: "openIMIS login", run: right(111009, "deliver claim feedback",
+			func(ctx context.Context) error {
+				// An invalid Communication: refused before anything is stored.
+				_, err := oi.CreateCommunication(ctx, openimis.Communication{Status: "preparation"})
+				var ae *openimis.APIError
+				if errors.As(err, &ae) && ae.Status != http.StatusForbidden {
+					return nil
+				}
+				if err == nil {
+					return errors.New("openIMIS stored an invalid feedback")
+				}
+				return err
+			})},
+		{name: "openIMIS Claim subscription", needs: "openIMIS right: list subscriptions", run: m.checkSubscription},
+		{name: "CHT reachable", run: func(ctx context.Context) (checkResult, error) {
+			v, err := ch.Version(ctx)
+			if err != nil {
+				return checkResult{fix: "check CHT_URL (use https://, or the internal http://api:5988)"}, err
+			}
+			return checkResult{detail: "CHT " + v}, nil
+		}},
+		{name: "CHT user", needs: "CHT reachable", run: func(ctx context.Context) (checkResult, error) {
+			if _, err := ch.Forms(ctx); err != nil {
+				return checkResult{fix: "check CHT_USERNAME and CHT_PASSWORD; the user needs an online role"}, err
+			}
+			return checkResult{detail: "credentials accepted"}, nil
+		}},
+		{name: "CHT form " + m.opts.ClaimForm, needs: "CHT user", run: func(ctx context.Context) (checkResult, error) {
+			forms, err := ch.Forms(ctx)
+			if err != nil {
+				return checkResult{}, err
+			}
+			if _, ok := forms[m.opts.ClaimForm]; !ok {
+				codes := make([]string, 0, len(forms))
+				for c := range forms {
+					codes = append(codes, c)
+				}
+				slices.Sort(codes)
+				return checkResult{fix: fmt.Sprintf("add the %s JSON form to app_settings.forms (see the README), or set CHT_CLAIM_FORM to one of %v", m.opts.ClaimForm, codes)},
+					fmt.Errorf("app_settings.forms has no %s form", m.opts.ClaimForm)
+			}
+			return checkResult{detail: "defined"}, nil
+		}},
+		{name: "CHT place " + m.opts.PlaceID, needs: "CHT user", run: func(ctx context.Context) (checkResult, error) {
+			doc, err := ch.GetPlace(ctx, m.opts.PlaceID)
+			if cht.IsNotFound(err) {
+				return checkResult{fix: "set CHT_PLACE_ID to the _id of a place in the health workers' area"}, errors.New("no such place")
+			}
+			if err != nil {
+				return checkResult{}, err
+			}
+			name, _ := doc["name"].(string)
+			return checkResult{detail: fmt.Sprintf("exists (%q)", name)}, nil
+		}},
+	}
+	if m.opts.OpenHIM != nil {
+		list = append(list, check{name: "OpenHIM API", run: func(ctx context.Context) (checkResult, error) {
+			urns, err := m.opts.OpenHIM.Mediators(ctx)
+			if err != nil {
+				return checkResult{fix: "check OPENHIM_API_URL, OPENHIM_USERNAME (an email) and OPENHIM_PASSWORD; the user must be in the admin group; OPENHIM_TRUST_SELF_SIGNED=true for the default certificate"}, err
+			}
+			state := "not registered yet"
+			if slices.Contains(urns, m.opts.Registration.URN) {
+				state = "registered"
+			}
+			return checkResult{detail: "credentials accepted; this mediator is " + state}, nil
+		}})
+	}
+	return list
+}
+
+// checkSubscription reports the Claim subscription without creating one.
+func (m *Mediator) checkSubscription(ctx context.Context) (checkResult, error) {
+	if disabled, err := m.subscriptionDisabled(ctx); err == nil && disabled {
+		return checkResult{warn: true, detail: "disabled by an operator",
+			fix: "mediator subscription renew re-enables it"}, nil
+	}
+	subs, err := m.opts.OpenIMIS.ListSubscriptions(ctx)
+	if err != nil {
+		return checkResult{}, err
+	}
+	want := m.wantSubscription(m.opts.Now())
+	for _, s := range subs {
+		if s.Criteria == want.Criteria && s.Channel.Endpoint == want.Channel.Endpoint && s.Status == "active" {
+			return checkResult{detail: fmt.Sprintf("active (%s, ends %s)", s.ID, s.End)}, nil
+		}
+	}
+	return checkResult{warn: true, detail: "none for this mediator yet",
+		fix: "the server creates it at start; openIMIS up to 24.10 refuses Claim subscriptions, and claims then come through catch-up polling only"}, nil
+}

@@ -1,0 +1,138 @@
+package mediator_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cht-openimis/mediator/mediator"
+	"github.com/cht-openimis/mediator/mediator/openhim/openhimtest"
+	"github.com/cht-openimis/mediator/openimis"
+	"github.com/cht-openimis/mediator/openimis/openimistest"
+)
+
+// checkWith runs the preflight check of a mediator built from b's options
+// changed by edit (not started).
+func (b *testBundle) checkWith(t *testing.T, edit func(*mediator.Options)) (bool, string) {
+	t.Helper()
+	opts := b.opts
+	opts.Store = b.store
+	if edit != nil {
+		edit(&opts)
+	}
+	m, err := mediator.New(opts)
+	require.NoError(t, err)
+	var out bytes.Buffer
+	ok := m.Check(context.Background(), &out)
+	return ok, out.String()
+}
+
+func TestCheck_AllPassAgainstTheFakes(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{claimSubscriptions: true, openhim: &openhimtest.Options{}})
+	b.waitSubscriptions(t, 1)
+	b.waitRegistered(t)
+	ok, out := b.checkWith(t, nil)
+	require.True(t, ok, out)
+	for _, line := range []string{
+		"ok    openIMIS login: logged in",
+		"ok    openIMIS right: list subscriptions: right 158001 present",
+		"ok    openIMIS right: read claims: right 111001 present",
+		"ok    openIMIS right: read insurees: right 101101 present",
+		"ok    openIMIS right: deliver feedback: right 111009 present",
+		"ok    openIMIS Claim subscription: active",
+		"ok    CHT reachable: CHT ",
+		"ok    CHT user: credentials accepted",
+		"ok    CHT form OP: defined",
+		"ok    CHT place ",
+		"ok    OpenHIM API: credentials accepted; this mediator is registered",
+		"all checks passed",
+	} {
+		require.Contains(t, out, line)
+	}
+	require.Empty(t, b.oi.Communications(), "the check wrote nothing")
+	require.Empty(t, b.cht.Reports())
+}
+
+func TestCheck_EachProblemWithItsFix(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	tests := []struct {
+		name string
+		edit func(*mediator.Options)
+		want []string
+	}{
+		{"WrongOpenIMISPassword", func(o *mediator.Options) {
+			o.OpenIMIS = mustOpenIMIS(t, b.oi, imisUser, "wrong")
+		}, []string{"FAIL  openIMIS login", "fix: check OPENIMIS_USERNAME and OPENIMIS_PASSWORD", "SKIP  openIMIS right: read claims"}},
+		{"MissingRight", func(o *mediator.Options) {
+			b.oi.AddUser("limited", "limited-pass", []int{openimistest.RightSubscriptionSearch, openimistest.RightClaimRead, openimistest.RightInsureeRead})
+			o.OpenIMIS = mustOpenIMIS(t, b.oi, "limited", "limited-pass")
+		}, []string{"FAIL  openIMIS right: deliver feedback", "fix: give the openIMIS user the right 111009"}},
+		{"MissingForm", func(o *mediator.Options) { o.ClaimForm = "XX" },
+			[]string{"FAIL  CHT form XX: app_settings.forms has no XX form", "fix: add the XX JSON form"}},
+		{"MissingPlace", func(o *mediator.Options) { o.PlaceID = "no-such-place" },
+			[]string{"FAIL  CHT place no-such-place: no such place", "fix: set CHT_PLACE_ID"}},
+		{"NoSubscriptionIsAWarning", nil, []string{"WARN  openIMIS Claim subscription: none for this mediator yet"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ok, out := b.checkWith(t, tt.edit)
+			for _, line := range tt.want {
+				require.Contains(t, out, line)
+			}
+			if tt.name == "NoSubscriptionIsAWarning" {
+				require.True(t, ok, out)
+			} else {
+				require.False(t, ok, out)
+				require.Contains(t, out, "some checks failed")
+			}
+		})
+	}
+}
+
+func mustOpenIMIS(t *testing.T, oi *openimistest.Server, user, pass string) *openimis.Client {
+	t.Helper()
+	c, err := openimis.New(openimis.Options{FHIRURL: oi.FHIRURL(), Username: user, Password: pass, Timeout: 5 * time.Second})
+	require.NoError(t, err)
+	return c
+}
+
+func TestSubscriptionCommands_DeleteIsNotUndoneRenewIs(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{claimSubscriptions: true, edit: func(o *mediator.Options) {
+		o.SubscriptionCheck = 200 * time.Millisecond
+	}})
+	first := b.waitSubscriptions(t, 1)[0].ID
+	ctx := context.Background()
+
+	var out bytes.Buffer
+	require.NoError(t, b.m.ShowSubscription(ctx, &out))
+	require.Contains(t, out.String(), "id:        "+first)
+	require.Contains(t, out.String(), "header:    Authorization: Basic ****")
+	require.NotContains(t, out.String(), mediatorPass)
+
+	out.Reset()
+	require.NoError(t, b.m.DeleteSubscription(ctx, &out))
+	require.Contains(t, out.String(), "deleted subscription "+first)
+	require.Empty(t, b.oi.Subscriptions())
+	// Several upkeep periods pass: the server leaves it deleted.
+	require.Eventually(t, func() bool {
+		return strings.Count(b.logs.String(), "subscription disabled by an operator") >= 3
+	}, 15*time.Second, 20*time.Millisecond)
+	require.Empty(t, b.oi.Subscriptions())
+	ok, report := b.checkWith(t, nil)
+	require.True(t, ok, report)
+	require.Contains(t, report, "WARN  openIMIS Claim subscription: disabled by an operator")
+
+	out.Reset()
+	require.NoError(t, b.m.RenewSubscription(ctx, &out))
+	subs := b.oi.Subscriptions()
+	require.Len(t, subs, 1)
+	require.NotEqual(t, first, subs[0].ID)
+	require.Contains(t, out.String(), subs[0].ID)
+}
