@@ -1,0 +1,63 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestRun_CompletesTheStory(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), nil, &out))
+	for _, want := range []string{
+		"subscription ", "registered with OpenHIM",
+		"-> 200 {\"claim\":\"" + claimUUID + "\",\"status\":\"accepted\"}",
+		"form OP, claim " + claimCode,
+		"-> 202 ", "(Successful)",
+		"care rendered true, payment asked false, drug prescribed true, drug received true, rating 4",
+		"the story completed",
+	} {
+		require.Contains(t, out.String(), want)
+	}
+}
+
+func TestRun_KeepWaitsForInterrupt(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"--keep"}, out) }()
+	require.Eventually(t, func() bool { return strings.Contains(out.String(), "Everything keeps running until Ctrl-C") },
+		60*time.Second, 20*time.Millisecond)
+	require.Contains(t, out.String(), "curl http://127.0.0.1:")
+	cancel()
+	require.NoError(t, <-done)
+}
+
+func TestRun_BadFlag(t *testing.T) {
+	t.Parallel()
+	require.Error(t, run(context.Background(), []string{"--nope"}, &bytes.Buffer{}))
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
