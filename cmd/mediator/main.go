@@ -15,9 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/cht-openimis/mediator/cmd/internal/app"
 	"github.com/cht-openimis/mediator/config"
@@ -28,6 +30,7 @@ const usage = `usage: mediator [serve|check|jobs|subscription|version]
   check          verify the configured openIMIS, CHT and OpenHIM without writing anything
   jobs           list, show and retry jobs; "mediator jobs" for details
   subscription   show, delete or renew the openIMIS subscription
+  healthcheck    exit 0 when the local server answers /health (for container health checks)
   version        print the version`
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -65,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return check(ctx, stdout, stderr)
 	case "subscription":
 		return subscription(ctx, args[1:], stdout, stderr)
+	case "healthcheck":
+		return healthcheck(ctx, os.Getenv("PORT"))
 	case "version", "--version":
 		fmt.Fprintln(stdout, version)
 		return nil
@@ -73,4 +78,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	return errors.New("unknown command " + cmd + "\n" + usage)
+}
+
+// healthcheck asks the server on this machine for /health, for container
+// images without a shell or curl.
+func healthcheck(ctx context.Context, port string) error {
+	if port == "" {
+		port = "6000"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+port+"/health", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("health: %s", resp.Status)
+	}
+	return nil
 }

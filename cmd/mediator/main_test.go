@@ -71,6 +71,8 @@ func TestServe_EndToEnd(t *testing.T) {
 		t.Fatal("serve did not bind")
 	}
 	base := "http://" + addr
+	require.NoError(t, healthcheck(ctx, addr[strings.LastIndex(addr, ":")+1:]))
+	require.Error(t, healthcheck(ctx, "1"), "nothing listens on port 1")
 
 	require.Eventually(t, func() bool {
 		resp, err := http.Get(base + "/ready")
