@@ -311,8 +311,9 @@ func (m *Mediator) riverConfig() *river.Config {
 		JobTimeout:        6 * m.opts.UpstreamTimeout,
 		FetchCooldown:     min(m.opts.FetchInterval, 50*time.Millisecond),
 		FetchPollInterval: m.opts.FetchInterval,
-		// Jobs left running by a crash are picked up again after this.
-		RescueStuckJobsAfter: 6*m.opts.UpstreamTimeout + time.Minute,
+		// Jobs left running by a replica that died are picked up again
+		// after this (with SQLite, a restart picks them up at once).
+		RescueStuckJobsAfter: 6*m.opts.UpstreamTimeout + 15*time.Second,
 		PeriodicJobs: []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(m.opts.SubscriptionCheck),
 				func() (river.JobArgs, *river.InsertOpts) { return subscriptionArgs{}, nil },

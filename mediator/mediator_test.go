@@ -25,6 +25,7 @@ import (
 	"github.com/cht-openimis/mediator/mediator/openhim"
 	"github.com/cht-openimis/mediator/mediator/openhim/openhimtest"
 	"github.com/cht-openimis/mediator/mediator/store"
+	"github.com/cht-openimis/mediator/mediator/store/storetest"
 	"github.com/cht-openimis/mediator/openimis"
 	"github.com/cht-openimis/mediator/openimis/openimistest"
 )
@@ -43,15 +44,15 @@ const (
 // testBundle is one mediator wired to fresh fake upstreams and a SQLite store
 // in a temporary directory.
 type testBundle struct {
-	cht    *chttest.Server
-	him    *openhimtest.Server
-	dbPath string
-	logs   *syncBuffer
-	m      *mediator.Mediator
-	oi     *openimistest.Server
-	opts   mediator.Options
-	srv    *httptest.Server
-	store  mediator.Store
+	cht   *chttest.Server
+	him   *openhimtest.Server
+	dbURL string
+	logs  *syncBuffer
+	m     *mediator.Mediator
+	oi    *openimistest.Server
+	opts  mediator.Options
+	srv   *httptest.Server
+	store mediator.Store
 }
 
 type setupOpts struct {
@@ -72,9 +73,9 @@ func setup(t *testing.T, so setupOpts) *testBundle {
 			Username: imisUser, Password: imisPass,
 			ClaimSubscriptions: so.claimSubscriptions, QuestionnaireResponse: so.questionnaireResponse,
 		}),
-		cht:    chttest.NewServer(t, chttest.Options{Password: chtPass}),
-		dbPath: filepath.Join(t.TempDir(), "data", "mediator.db"),
-		logs:   &syncBuffer{},
+		cht:   chttest.NewServer(t, chttest.Options{Password: chtPass}),
+		dbURL: storetest.DatabaseURL(t),
+		logs:  &syncBuffer{},
 	}
 	if so.seed != nil {
 		so.seed(b.oi)
@@ -145,7 +146,7 @@ func (b *testBundle) handler() http.Handler {
 func (b *testBundle) start(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.OpenSQLite(ctx, b.dbPath)
+	st, err := store.Open(ctx, b.dbURL)
 	require.NoError(t, err)
 	opts := b.opts
 	opts.Store = st

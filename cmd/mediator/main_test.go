@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	"github.com/cht-openimis/mediator/cht/chttest"
 	"github.com/cht-openimis/mediator/cmd/internal/app"
 	"github.com/cht-openimis/mediator/config"
+	"github.com/cht-openimis/mediator/mediator/store/storetest"
 	"github.com/cht-openimis/mediator/openimis/openimistest"
 )
 
@@ -48,7 +48,7 @@ func TestServe_EndToEnd(t *testing.T) {
 		"CHT_PLACE_ID":                   chttest.DefaultPlaceID,
 		"MEDIATOR_USERNAME":              "openimis",
 		"MEDIATOR_PASSWORD":              mediatorPass,
-		"DATABASE_URL":                   "sqlite://" + filepath.Join(t.TempDir(), "store", "mediator.db"),
+		"DATABASE_URL":                   storetest.DatabaseURL(t),
 		"LOG_LEVEL":                      "debug",
 	} {
 		v.Set(k, val)

@@ -160,7 +160,7 @@ func (s *SQLite) queue() *river.Client[*sql.Tx] {
 func (s *SQLite) Enqueue(ctx context.Context, kind, key string, args river.JobArgs) (bool, error) {
 	client := s.queue()
 	if client == nil {
-		return false, errors.New("store: queue not started")
+		return false, errNoQueue
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -189,7 +189,7 @@ func (s *SQLite) Enqueue(ctx context.Context, kind, key string, args river.JobAr
 func (s *SQLite) ListJobs(ctx context.Context, states []rivertype.JobState, limit int) ([]*rivertype.JobRow, error) {
 	client := s.queue()
 	if client == nil {
-		return nil, errors.New("store: queue not started")
+		return nil, errNoQueue
 	}
 	params := river.NewJobListParams().First(limit).OrderBy(river.JobListOrderByID, river.SortOrderDesc)
 	if len(states) > 0 {
@@ -206,7 +206,7 @@ func (s *SQLite) ListJobs(ctx context.Context, states []rivertype.JobState, limi
 func (s *SQLite) GetJob(ctx context.Context, id int64) (*rivertype.JobRow, error) {
 	client := s.queue()
 	if client == nil {
-		return nil, errors.New("store: queue not started")
+		return nil, errNoQueue
 	}
 	return client.JobGet(ctx, id)
 }
@@ -215,7 +215,7 @@ func (s *SQLite) GetJob(ctx context.Context, id int64) (*rivertype.JobRow, error
 func (s *SQLite) RetryJob(ctx context.Context, id int64) (*rivertype.JobRow, error) {
 	client := s.queue()
 	if client == nil {
-		return nil, errors.New("store: queue not started")
+		return nil, errNoQueue
 	}
 	return client.JobRetry(ctx, id)
 }

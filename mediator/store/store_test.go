@@ -6,11 +6,14 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cht-openimis/mediator/mediator"
 	"github.com/cht-openimis/mediator/mediator/store"
+	"github.com/cht-openimis/mediator/mediator/store/storetest"
 )
 
 type testArgs struct {
@@ -19,21 +22,44 @@ type testArgs struct {
 
 func (testArgs) Kind() string { return "test" }
 
-func openStore(t *testing.T, path string) *store.SQLite {
+func openStore(t *testing.T, url string) mediator.Store {
 	t.Helper()
-	s, err := store.OpenSQLite(context.Background(), path)
+	s, err := store.Open(context.Background(), url)
 	require.NoError(t, err)
 	require.NoError(t, s.StartQueue(context.Background(), &river.Config{}))
 	return s
 }
 
-func TestSQLite_CreatedOnFirstStartAndKeptAcrossRestarts(t *testing.T) {
+// backends runs f once per store: SQLite always, PostgreSQL when
+// TEST_DATABASE_URL is set (skipped with a message otherwise).
+func backends(t *testing.T, f func(t *testing.T, url string)) {
+	t.Run("SQLite", func(t *testing.T) {
+		t.Parallel()
+		f(t, "sqlite://"+filepath.Join(t.TempDir(), "nested", "dir", "mediator.db"))
+	})
+	t.Run("PostgreSQL", func(t *testing.T) {
+		t.Parallel()
+		f(t, storetest.PostgresURL(t))
+	})
+}
+
+func TestSQLite_CreatedOnFirstStart(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "nested", "dir", "mediator.db")
-	s := openStore(t, path)
+	s := openStore(t, "sqlite://"+path)
+	defer s.Close()
 	_, err := os.Stat(path)
 	require.NoError(t, err, "the file and its directories are created")
+}
+
+func TestStore_KeptAcrossRestarts(t *testing.T) {
+	t.Parallel()
+	backends(t, testKeptAcrossRestarts)
+}
+
+func testKeptAcrossRestarts(t *testing.T, url string) {
+	ctx := context.Background()
+	s := openStore(t, url)
 	require.NoError(t, s.Ping(ctx))
 
 	inserted, err := s.Enqueue(ctx, "claim", "a", testArgs{N: 1})
@@ -44,7 +70,7 @@ func TestSQLite_CreatedOnFirstStartAndKeptAcrossRestarts(t *testing.T) {
 	require.NoError(t, s.SetSetting(ctx, "subscription_id", "sub-1"))
 	require.NoError(t, s.Close())
 
-	s = openStore(t, path)
+	s = openStore(t, url)
 	defer s.Close()
 	inserted, err = s.Enqueue(ctx, "claim", "a", testArgs{N: 1})
 	require.NoError(t, err)
@@ -63,10 +89,14 @@ func TestSQLite_CreatedOnFirstStartAndKeptAcrossRestarts(t *testing.T) {
 	require.Equal(t, "sub-1", v)
 }
 
-func TestSQLite_Enqueue(t *testing.T) {
+func TestStore_Enqueue(t *testing.T) {
 	t.Parallel()
+	backends(t, testEnqueue)
+}
+
+func testEnqueue(t *testing.T, url string) {
 	ctx := context.Background()
-	s := openStore(t, filepath.Join(t.TempDir(), "m.db"))
+	s := openStore(t, url)
 	defer s.Close()
 
 	t.Run("OncePerKindAndKey", func(t *testing.T) {
@@ -147,7 +177,7 @@ func TestSQLite_OneServerPerFile(t *testing.T) {
 	require.ErrorContains(t, err, "another mediator is serving")
 
 	// An insert-only client (the jobs command) may share the file.
-	third := openStore(t, path)
+	third := openStore(t, "sqlite://"+path)
 	defer third.Close()
 	_, err = third.Enqueue(ctx, "claim", "x", testArgs{})
 	require.NoError(t, err)
@@ -156,4 +186,50 @@ func TestSQLite_OneServerPerFile(t *testing.T) {
 	require.NoError(t, first.Close())
 	require.NoError(t, second.StartQueue(ctx, working), "the lock is released on close")
 	require.NoError(t, second.StopQueue(ctx))
+}
+
+func TestStore_QueueStatsAndJobs(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		s := openStore(t, url)
+		defer s.Close()
+		for _, key := range []string{"a", "b", "c"} {
+			_, err := s.Enqueue(ctx, "claim", key, testArgs{})
+			require.NoError(t, err)
+		}
+		stats, err := s.QueueStats(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 3, stats["test"].Depth)
+		require.WithinDuration(t, time.Now(), stats["test"].Oldest, time.Minute)
+
+		jobs, err := s.ListJobs(ctx, nil, 10)
+		require.NoError(t, err)
+		require.Len(t, jobs, 3)
+		require.Greater(t, jobs[0].ID, jobs[2].ID, "newest first")
+		j, err := s.GetJob(ctx, jobs[0].ID)
+		require.NoError(t, err)
+		require.Equal(t, "test", j.Kind)
+	})
+}
+
+func TestPostgres_ReplicasStartAtOnce(t *testing.T) {
+	t.Parallel()
+	url := storetest.PostgresURL(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Go(func() {
+			s, err := store.Open(context.Background(), url)
+			if err == nil {
+				err = s.Close()
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err, "migrations are serialised")
+	}
 }

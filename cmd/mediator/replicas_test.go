@@ -1,0 +1,134 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cht-openimis/mediator/cht/chttest"
+	"github.com/cht-openimis/mediator/mediator/store/storetest"
+	"github.com/cht-openimis/mediator/openimis/openimistest"
+)
+
+// TestReplicas_TwoOnPostgresOneKilled runs two mediator processes on one
+// PostgreSQL database, spreads 500 claims over both, kills one with SIGKILL
+// midway, and checks that every acknowledged claim reaches the CHT exactly
+// once and that openIMIS holds one subscription.
+func TestReplicas_TwoOnPostgresOneKilled(t *testing.T) {
+	t.Parallel()
+	const claims = 500
+	dbURL := storetest.PostgresURL(t)
+	bin := buildBinary(t)
+
+	oi := openimistest.NewServer(t, openimistest.Options{Username: "api", Password: imisPass, ClaimSubscriptions: true})
+	insurees := make([]string, 25)
+	for i := range insurees {
+		insurees[i] = fmt.Sprintf("4e2f9b10-0000-4000-8000-%012d", i)
+		oi.AddPatient(insurees[i], openimistest.PatientFixture(insurees[i], strconv.Itoa(200000+i)))
+	}
+	ch := chttest.NewServer(t, chttest.Options{Password: chtPass})
+	ch.SetLatency(100 * time.Millisecond)
+
+	ports := []int{freePort(t), freePort(t)}
+	env := func(port int) []string {
+		return append(os.Environ(),
+			"PORT="+strconv.Itoa(port),
+			"OPENIMIS_API_URL="+oi.URL,
+			"OPENIMIS_USERNAME=api",
+			"OPENIMIS_PASSWORD="+imisPass,
+			// One endpoint for both, as behind OpenHIM.
+			"CHT_OPENIMIS_CALLBACK_ENDPOINT=http://127.0.0.1:"+strconv.Itoa(ports[0])+"/mediator/claim-response",
+			"CHT_URL="+ch.URL,
+			"CHT_USERNAME="+chttest.DefaultUsername,
+			"CHT_PASSWORD="+chtPass,
+			"CHT_PLACE_ID="+chttest.DefaultPlaceID,
+			"MEDIATOR_USERNAME=openimis",
+			"MEDIATOR_PASSWORD="+mediatorPass,
+			"DATABASE_URL="+dbURL,
+			"CLAIM_POLL_INTERVAL=0",
+			"UPSTREAM_TIMEOUT=1s",
+			"WORKERS=4",
+		)
+	}
+	bases := []string{"http://127.0.0.1:" + strconv.Itoa(ports[0]), "http://127.0.0.1:" + strconv.Itoa(ports[1])}
+	a := startBinary(t, bin, env(ports[0]), bases[0])
+	b := startBinary(t, bin, env(ports[1]), bases[1])
+
+	var (
+		mu     sync.Mutex
+		acked  []string
+		killed bool
+	)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < claims; i += 8 {
+				claim := fmt.Sprintf("d1e5a7c0-0000-4000-8000-%012d", i)
+				body := openimistest.ClaimResponseFixture(claim, "REP"+strconv.Itoa(i), insurees[i%len(insurees)])
+				mu.Lock()
+				base := bases[i%2]
+				if killed {
+					base = bases[0]
+				}
+				mu.Unlock()
+				if postClaimTo(base, body) == http.StatusOK {
+					mu.Lock()
+					acked = append(acked, claim)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	require.Eventually(t, func() bool { return len(ch.Reports()) >= 100 }, 60*time.Second, 5*time.Millisecond)
+	require.NoError(t, b.Process.Signal(syscall.SIGKILL))
+	_ = b.Wait()
+	mu.Lock()
+	killed = true
+	mu.Unlock()
+	wg.Wait()
+
+	want := map[string]bool{}
+	for _, c := range acked {
+		want[c] = true
+	}
+	require.Greater(t, len(want), claims/2)
+	t.Logf("%d claims acknowledged, %d reports when replica B was killed", len(want), len(ch.Reports()))
+	// Jobs the killed replica was running are rescued by River.
+	require.Eventually(t, func() bool {
+		got := map[string]bool{}
+		for _, r := range ch.Reports() {
+			if c, ok := r.Fields["op_claim_uuid"].(string); ok && want[c] {
+				got[c] = true
+			}
+		}
+		return len(got) == len(want)
+	}, 150*time.Second, 50*time.Millisecond, "every acknowledged claim reaches the CHT")
+
+	counts := map[string]int{}
+	for _, r := range ch.Reports() {
+		c, _ := r.Fields["op_claim_uuid"].(string)
+		counts[c]++
+	}
+	for c := range want {
+		require.Equal(t, 1, counts[c], "claim %s reported once", c)
+	}
+	people := map[string]int{}
+	for _, p := range ch.People() {
+		id, _ := p.Doc["openimis_id"].(string)
+		people[id]++
+	}
+	for id, n := range people {
+		require.Equal(t, 1, n, "insuree %s created once", id)
+	}
+	require.Len(t, oi.Subscriptions(), 1, "one subscription for both replicas")
+
+	require.NoError(t, a.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, a.Wait())
+}

@@ -1,0 +1,317 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/cht-openimis/mediator/mediator"
+)
+
+// postgresSchema holds the mediator's own tables. River migrates its own.
+const postgresSchema = `
+CREATE TABLE IF NOT EXISTS mediator_receipt (
+	kind         text NOT NULL,
+	key          text NOT NULL,
+	received_at  timestamptz NOT NULL DEFAULT now(),
+	delivered_at timestamptz,
+	result       text,
+	PRIMARY KEY (kind, key)
+);
+CREATE TABLE IF NOT EXISTS mediator_person (
+	insuree_uuid text PRIMARY KEY,
+	person_id    text NOT NULL,
+	created_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS mediator_setting (
+	name  text PRIMARY KEY,
+	value text NOT NULL
+);
+`
+
+// migrationLock is the advisory lock that serialises migrations of replicas
+// starting at once.
+const migrationLock = 0x6d65646961746f72 // "mediator"
+
+// Postgres is the store for several replicas: they share its queue, and
+// River's LISTEN/NOTIFY makes a job inserted by one replica start at once on
+// any. Only River's elected leader runs the periodic jobs (catch-up poll,
+// subscription upkeep). Jobs of a replica that died are rescued by River
+// once they have been running longer than RescueStuckJobsAfter.
+type Postgres struct {
+	pool *pgxpool.Pool
+
+	mu     sync.Mutex
+	client *river.Client[pgx.Tx]
+}
+
+var _ mediator.Store = (*Postgres)(nil)
+
+// OpenPostgres connects to the database at url and migrates it. Replicas
+// may start at once: migrations run under an advisory lock.
+func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("store: DATABASE_URL: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: connect: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("store: PostgreSQL at %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
+	}
+	p := &Postgres{pool: pool}
+	if err := p.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("store: migrate: %w", err)
+	}
+	return p, nil
+}
+
+func (p *Postgres) migrate(ctx context.Context) error {
+	conn, err := p.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(migrationLock)); err != nil {
+		return err
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(migrationLock)) //nolint:errcheck // released with the session anyway
+	migrator, err := rivermigrate.New(riverpgxv5.New(p.pool), nil)
+	if err != nil {
+		return err
+	}
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("river tables: %w", err)
+	}
+	if _, err := conn.Exec(ctx, postgresSchema); err != nil {
+		return fmt.Errorf("mediator tables: %w", err)
+	}
+	return nil
+}
+
+// StartQueue implements mediator.Store.
+func (p *Postgres) StartQueue(ctx context.Context, cfg *river.Config) error {
+	client, err := river.NewClient(riverpgxv5.New(p.pool), cfg)
+	if err != nil {
+		return fmt.Errorf("store: create queue: %w", err)
+	}
+	p.mu.Lock()
+	p.client = client
+	p.mu.Unlock()
+	if len(cfg.Queues) == 0 {
+		return nil
+	}
+	if err := client.Start(ctx); err != nil {
+		return fmt.Errorf("store: start queue: %w", err)
+	}
+	return nil
+}
+
+// StopQueue implements mediator.Store.
+func (p *Postgres) StopQueue(ctx context.Context) error {
+	client := p.queue()
+	if client == nil {
+		return nil
+	}
+	if err := client.Stop(ctx); err != nil {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return errors.Join(err, client.StopAndCancel(cctx))
+	}
+	return nil
+}
+
+func (p *Postgres) queue() *river.Client[pgx.Tx] {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.client
+}
+
+// Enqueue implements mediator.Store.
+func (p *Postgres) Enqueue(ctx context.Context, kind, key string, args river.JobArgs) (bool, error) {
+	client := p.queue()
+	if client == nil {
+		return false, errNoQueue
+	}
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("store: begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	tag, err := tx.Exec(ctx, `INSERT INTO mediator_receipt (kind, key) VALUES ($1, $2) ON CONFLICT DO NOTHING`, kind, key)
+	if err != nil {
+		return false, fmt.Errorf("store: record receipt: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return false, nil
+	}
+	if _, err := client.InsertTx(ctx, tx, args, nil); err != nil {
+		return false, fmt.Errorf("store: insert job: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, fmt.Errorf("store: commit: %w", err)
+	}
+	return true, nil
+}
+
+// Delivered implements mediator.Store.
+func (p *Postgres) Delivered(ctx context.Context, kind, key string) (string, bool, error) {
+	var result *string
+	err := p.pool.QueryRow(ctx,
+		`SELECT result FROM mediator_receipt WHERE kind = $1 AND key = $2 AND delivered_at IS NOT NULL`,
+		kind, key).Scan(&result)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("store: read delivery: %w", err)
+	}
+	if result == nil {
+		return "", true, nil
+	}
+	return *result, true, nil
+}
+
+// MarkDelivered implements mediator.Store.
+func (p *Postgres) MarkDelivered(ctx context.Context, kind, key, result string) error {
+	_, err := p.pool.Exec(ctx, `
+INSERT INTO mediator_receipt (kind, key, delivered_at, result) VALUES ($1, $2, now(), $3)
+ON CONFLICT (kind, key) DO UPDATE SET delivered_at = excluded.delivered_at, result = excluded.result`,
+		kind, key, result)
+	if err != nil {
+		return fmt.Errorf("store: record delivery: %w", err)
+	}
+	return nil
+}
+
+// Person implements mediator.Store.
+func (p *Postgres) Person(ctx context.Context, insureeUUID string) (string, bool, error) {
+	var id string
+	err := p.pool.QueryRow(ctx, `SELECT person_id FROM mediator_person WHERE insuree_uuid = $1`, insureeUUID).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("store: read person: %w", err)
+	}
+	return id, true, nil
+}
+
+// SavePerson implements mediator.Store.
+func (p *Postgres) SavePerson(ctx context.Context, insureeUUID, personID string) error {
+	_, err := p.pool.Exec(ctx, `
+INSERT INTO mediator_person (insuree_uuid, person_id) VALUES ($1, $2)
+ON CONFLICT (insuree_uuid) DO UPDATE SET person_id = excluded.person_id`, insureeUUID, personID)
+	if err != nil {
+		return fmt.Errorf("store: record person: %w", err)
+	}
+	return nil
+}
+
+// Setting implements mediator.Store.
+func (p *Postgres) Setting(ctx context.Context, name string) (string, bool, error) {
+	var v string
+	err := p.pool.QueryRow(ctx, `SELECT value FROM mediator_setting WHERE name = $1`, name).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("store: read setting %s: %w", name, err)
+	}
+	return v, true, nil
+}
+
+// SetSetting implements mediator.Store.
+func (p *Postgres) SetSetting(ctx context.Context, name, value string) error {
+	_, err := p.pool.Exec(ctx, `
+INSERT INTO mediator_setting (name, value) VALUES ($1, $2)
+ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value)
+	if err != nil {
+		return fmt.Errorf("store: write setting %s: %w", name, err)
+	}
+	return nil
+}
+
+// ListJobs implements mediator.Store.
+func (p *Postgres) ListJobs(ctx context.Context, states []rivertype.JobState, limit int) ([]*rivertype.JobRow, error) {
+	client := p.queue()
+	if client == nil {
+		return nil, errNoQueue
+	}
+	params := river.NewJobListParams().First(limit).OrderBy(river.JobListOrderByID, river.SortOrderDesc)
+	if len(states) > 0 {
+		params = params.States(states...)
+	}
+	res, err := client.JobList(ctx, params)
+	if err != nil {
+		return nil, fmt.Errorf("store: list jobs: %w", err)
+	}
+	return res.Jobs, nil
+}
+
+// GetJob implements mediator.Store.
+func (p *Postgres) GetJob(ctx context.Context, id int64) (*rivertype.JobRow, error) {
+	client := p.queue()
+	if client == nil {
+		return nil, errNoQueue
+	}
+	return client.JobGet(ctx, id)
+}
+
+// RetryJob implements mediator.Store.
+func (p *Postgres) RetryJob(ctx context.Context, id int64) (*rivertype.JobRow, error) {
+	client := p.queue()
+	if client == nil {
+		return nil, errNoQueue
+	}
+	return client.JobRetry(ctx, id)
+}
+
+// QueueStats implements mediator.Store.
+func (p *Postgres) QueueStats(ctx context.Context) (map[string]mediator.QueueStat, error) {
+	rows, err := p.pool.Query(ctx, `
+SELECT kind, count(*), min(created_at)
+FROM river_job
+WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
+GROUP BY kind`)
+	if err != nil {
+		return nil, fmt.Errorf("store: queue stats: %w", err)
+	}
+	defer rows.Close()
+	stats := map[string]mediator.QueueStat{}
+	for rows.Next() {
+		var kind string
+		var st mediator.QueueStat
+		if err := rows.Scan(&kind, &st.Depth, &st.Oldest); err != nil {
+			return nil, fmt.Errorf("store: queue stats: %w", err)
+		}
+		stats[kind] = st
+	}
+	return stats, rows.Err()
+}
+
+// Ping implements mediator.Store.
+func (p *Postgres) Ping(ctx context.Context) error {
+	return p.pool.Ping(ctx)
+}
+
+// Close implements mediator.Store.
+func (p *Postgres) Close() error {
+	p.pool.Close()
+	return nil
+}
