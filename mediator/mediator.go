@@ -67,7 +67,7 @@ type Options struct {
 	// for more than 24 hours.
 	RetryBase, RetryMax time.Duration
 	// FetchInterval is how often workers look for new jobs when idle.
-	// Defaults to 200 milliseconds.
+	// Defaults to 20 milliseconds.
 	FetchInterval time.Duration
 	// LogLevel, when set, is the level of Logger that OpenHIM runtime
 	// configuration may change.
@@ -188,7 +188,7 @@ func New(opts Options) (*Mediator, error) {
 		opts.RetryMax = 5 * time.Minute
 	}
 	if opts.FetchInterval <= 0 {
-		opts.FetchInterval = 200 * time.Millisecond
+		opts.FetchInterval = 20 * time.Millisecond
 	}
 	if opts.CatchupLookback <= 0 {
 		opts.CatchupLookback = 24 * time.Hour
@@ -309,7 +309,7 @@ func (m *Mediator) riverConfig() *river.Config {
 		ErrorHandler:      &errorHandler{log: m.log},
 		Middleware:        []rivertype.Middleware{&jobMiddleware{m: m.opts.Metrics}},
 		JobTimeout:        6 * m.opts.UpstreamTimeout,
-		FetchCooldown:     min(m.opts.FetchInterval, 50*time.Millisecond),
+		FetchCooldown:     min(m.opts.FetchInterval, 5*time.Millisecond),
 		FetchPollInterval: m.opts.FetchInterval,
 		// Jobs left running by a replica that died are picked up again
 		// after this (with SQLite, a restart picks them up at once).

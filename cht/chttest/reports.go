@@ -56,6 +56,14 @@ func (s *Server) Reports() []Report {
 	return out
 }
 
+// ReportCount returns how many reports exist, without copying them (for
+// load tests that poll it).
+func (s *Server) ReportCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.reportOrder)
+}
+
 // Report returns a copy of the report id.
 func (s *Server) Report(id string) (Report, bool) {
 	s.mu.Lock()

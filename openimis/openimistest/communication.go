@@ -75,6 +75,18 @@ var communicationView = view{
 // Communications returns every feedback stored through POST Communication/,
 // oldest first.
 func (s *Server) Communications() []Communication {
+	return s.communicationsCopy()
+}
+
+// CommunicationCount returns how many feedbacks were stored, without copying
+// them (for load tests that poll it).
+func (s *Server) CommunicationCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.communications)
+}
+
+func (s *Server) communicationsCopy() []Communication {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]Communication, len(s.communications))

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cht-openimis/mediator/cht/chttest"
+	"github.com/cht-openimis/mediator/openimis/openimistest"
+)
+
+const (
+	imisPass     = "imis-load"
+	chtPass      = "cht-load"
+	mediatorUser = "openimis"
+	mediatorPass = "mediator-load"
+)
+
+type options struct {
+	path     string
+	senders  int
+	duration time.Duration
+	latency  time.Duration
+	backlog  int
+	insurees int
+	workers  int
+	binary   string
+	database string
+}
+
+// result is one run's figures.
+type result struct {
+	sent, acked, errors int
+	sendTime            time.Duration
+	latencies           []time.Duration
+	delivered           int
+	deliverTime         time.Duration // from the first send to the last delivery
+	peakRSS             int64         // kB
+	storeBytes          int64
+}
+
+func run(ctx context.Context, o options, out io.Writer) error {
+	if o.path != "claims" && o.path != "feedback" {
+		return fmt.Errorf("-path must be claims or feedback")
+	}
+	dir, err := os.MkdirTemp("", "loadgen-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if o.binary == "" {
+		o.binary = filepath.Join(dir, "mediator")
+		fmt.Fprintln(out, "building the mediator…")
+		if b, err := exec.Command("go", "build", "-o", o.binary, "./cmd/mediator").CombinedOutput(); err != nil {
+			return fmt.Errorf("build: %v\n%s", err, b)
+		}
+	}
+	if o.database == "" {
+		o.database = "sqlite://" + filepath.Join(dir, "mediator.db")
+	}
+
+	oi := openimistest.New(openimistest.Options{Username: "api", Password: imisPass, CountCacheTTL: -1})
+	defer oi.Close()
+	ch := chttest.New(chttest.Options{Password: chtPass})
+	defer ch.Close()
+	insurees := make([]string, o.insurees)
+	for i := range insurees {
+		insurees[i] = fmt.Sprintf("a11ce000-0000-4000-8000-%012d", i)
+		oi.AddPatient(insurees[i], openimistest.PatientFixture(insurees[i], strconv.Itoa(300000+i)))
+	}
+
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	cmd := exec.CommandContext(ctx, o.binary)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		"PORT="+strconv.Itoa(port),
+		"OPENIMIS_API_URL="+oi.URL, "OPENIMIS_USERNAME=api", "OPENIMIS_PASSWORD="+imisPass,
+		"CHT_OPENIMIS_CALLBACK_ENDPOINT="+base+"/mediator/claim-response",
+		"CHT_URL="+ch.URL, "CHT_USERNAME="+chttest.DefaultUsername, "CHT_PASSWORD="+chtPass,
+		"CHT_PLACE_ID="+chttest.DefaultPlaceID,
+		"MEDIATOR_USERNAME="+mediatorUser, "MEDIATOR_PASSWORD="+mediatorPass,
+		"DATABASE_URL="+o.database, "CLAIM_POLL_INTERVAL=0", "LOG_LEVEL=warn",
+		"WORKERS="+strconv.Itoa(o.workers), "FEEDBACK_RESOURCE=Communication",
+	)
+	logFile, err := os.Create(filepath.Join(dir, "mediator.log"))
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	if err := waitReady(ctx, base); err != nil {
+		return err
+	}
+	oi.SetLatency(o.latency)
+	ch.SetLatency(o.latency)
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.senders * 2, MaxConnsPerHost: o.senders * 2}}
+	body := bodies(o, oi, insurees)
+	var res result
+	start := time.Now()
+	if o.backlog > 0 {
+		ch.SetDown(http.StatusServiceUnavailable)
+		res = send(ctx, client, base, o.path, body, o.senders, 0, o.backlog)
+		fmt.Fprintf(out, "queued %d claims in %s; the CHT comes back\n", res.acked, res.sendTime.Round(time.Millisecond))
+		start = time.Now()
+		ch.SetDown(0)
+	} else {
+		res = send(ctx, client, base, o.path, body, o.senders, o.duration, 0)
+	}
+	delivered := func() int {
+		if o.path == "claims" {
+			return ch.ReportCount()
+		}
+		return oi.CommunicationCount()
+	}
+	var rssMax atomic.Int64
+	for {
+		rssMax.Store(max(rssMax.Load(), peakRSS(cmd.Process.Pid)))
+		if n := delivered(); n >= res.acked {
+			res.delivered = n
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	res.deliverTime = time.Since(start)
+	res.peakRSS = max(rssMax.Load(), peakRSS(cmd.Process.Pid))
+	if strings.HasPrefix(o.database, "sqlite://") {
+		res.storeBytes = dirSize(filepath.Dir(strings.TrimPrefix(o.database, "sqlite://")), "mediator.db")
+	}
+	report(out, o, res)
+	return nil
+}
+
+// bodies returns the body generator: distinct claims, or feedback about
+// distinct claims that openIMIS knows.
+func bodies(o options, oi *openimistest.Server, insurees []string) func(i int) []byte {
+	if o.path == "claims" {
+		return func(i int) []byte {
+			claim := fmt.Sprintf("c1a10000-0000-4000-8000-%012d", i)
+			return openimistest.ClaimResponseFixture(claim, "L"+strconv.Itoa(i), insurees[i%len(insurees)])
+		}
+	}
+	return func(i int) []byte {
+		claim := fmt.Sprintf("feedb000-0000-4000-8000-%012d", i)
+		oi.AddClaim(openimistest.ClaimResponseFixture(claim, "F"+strconv.Itoa(i), insurees[i%len(insurees)]), time.Now())
+		b, _ := json.Marshal(map[string]any{
+			"doc": map[string]any{"_id": "report-" + strconv.Itoa(i)}, "care_rendered": "yes", "payment_asked": "no",
+			"drug_prescribed": "yes", "drug_received": "no", "assessment_rating": "4",
+			"claimUUID": claim, "insureeUUID": insurees[i%len(insurees)],
+		})
+		return b
+	}
+}
+
+// send runs the senders for duration d, or until n requests were sent.
+func send(ctx context.Context, client *http.Client, base, path string, body func(int) []byte, senders int, d time.Duration, n int) result {
+	route := "/mediator/claim-response"
+	okStatus := http.StatusOK
+	if path == "feedback" {
+		route, okStatus = "/mediator/claims-feedback", http.StatusAccepted
+	}
+	var next atomic.Int64
+	var mu sync.Mutex
+	var res result
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range senders {
+		wg.Go(func() {
+			var lat []time.Duration
+			acked, errs := 0, 0
+			for ctx.Err() == nil {
+				i := int(next.Add(1)) - 1
+				if (n > 0 && i >= n) || (n == 0 && time.Now().After(deadline)) {
+					break
+				}
+				b := body(i)
+				t0 := time.Now()
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+route, bytes.NewReader(b))
+				req.Header.Set("Content-Type", "application/json")
+				req.SetBasicAuth(mediatorUser, mediatorPass)
+				resp, err := client.Do(req)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				if err != nil || resp.StatusCode != okStatus {
+					errs++
+					continue
+				}
+				lat = append(lat, time.Since(t0))
+				acked++
+			}
+			mu.Lock()
+			res.latencies = append(res.latencies, lat...)
+			res.acked += acked
+			res.errors += errs
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	res.sendTime = time.Since(start)
+	res.sent = res.acked + res.errors
+	return res
+}
+
+func report(out io.Writer, o options, r result) {
+	slices.Sort(r.latencies)
+	pct := func(p float64) time.Duration {
+		if len(r.latencies) == 0 {
+			return 0
+		}
+		return r.latencies[min(len(r.latencies)-1, int(float64(len(r.latencies))*p))]
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "path\t%s\n", o.path)
+	fmt.Fprintf(tw, "senders, upstream latency, workers\t%d, %s, %d\n", o.senders, o.latency, o.workers)
+	fmt.Fprintf(tw, "acknowledged\t%d in %s (%.0f req/s), %d errors\n", r.acked, r.sendTime.Round(time.Millisecond),
+		float64(r.acked)/r.sendTime.Seconds(), r.errors)
+	if len(r.latencies) > 0 {
+		fmt.Fprintf(tw, "ack latency p50 / p95 / p99\t%s / %s / %s\n", pct(0.50).Round(10*time.Microsecond),
+			pct(0.95).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond))
+	}
+	fmt.Fprintf(tw, "end to end\t%d delivered in %s (%.0f /s)\n", r.delivered, r.deliverTime.Round(time.Millisecond),
+		float64(r.delivered)/r.deliverTime.Seconds())
+	fmt.Fprintf(tw, "mediator peak RSS\t%.1f MiB\n", float64(r.peakRSS)/1024)
+	if r.storeBytes > 0 && r.acked > 0 {
+		fmt.Fprintf(tw, "store size\t%.1f MiB (%.0f bytes per item)\n", float64(r.storeBytes)/(1<<20), float64(r.storeBytes)/float64(r.acked))
+	}
+	_ = tw.Flush()
+}
+
+// peakRSS reads VmHWM (kB) of a process; 0 where /proc is not available.
+func peakRSS(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+func dirSize(dir, prefix string) int64 {
+	entries, _ := os.ReadDir(dir)
+	var n int64
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) {
+			if info, err := e.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+	}
+	return n
+}
+
+func waitReady(ctx context.Context, base string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(base + "/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return errors.New("the mediator did not become ready within 30 s")
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
