@@ -100,7 +100,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		"CHT_PLACE_ID="+chttest.DefaultPlaceID,
 		"MEDIATOR_USERNAME="+mediatorUser, "MEDIATOR_PASSWORD="+mediatorPass,
 		"DATABASE_URL="+o.database, "CLAIM_POLL_INTERVAL=0", "LOG_LEVEL=warn",
-		"WORKERS="+strconv.Itoa(o.workers), "FEEDBACK_RESOURCE=Communication",
+		"WORKERS="+strconv.Itoa(o.workers), "FEEDBACK_RESOURCE=Communication", "UPSTREAM_TIMEOUT=5s",
 	)
 	logFile, err := os.Create(filepath.Join(dir, "mediator.log"))
 	if err != nil {
@@ -126,11 +126,13 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	var res result
 	start := time.Now()
 	if o.backlog > 0 {
-		ch.SetDown(http.StatusServiceUnavailable)
+		// The CHT hangs: the workers' few requests wait (and time out after
+		// UPSTREAM_TIMEOUT), every other job stays queued.
+		ch.SetLatency(time.Hour)
 		res = send(ctx, client, base, o.path, body, o.senders, 0, o.backlog)
-		fmt.Fprintf(out, "queued %d claims in %s; the CHT comes back\n", res.acked, res.sendTime.Round(time.Millisecond))
+		fmt.Fprintf(out, "queued %d claims in %s; the CHT answers again\n", res.acked, res.sendTime.Round(time.Millisecond))
 		start = time.Now()
-		ch.SetDown(0)
+		ch.SetLatency(o.latency)
 	} else {
 		res = send(ctx, client, base, o.path, body, o.senders, o.duration, 0)
 	}
