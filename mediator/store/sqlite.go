@@ -50,6 +50,10 @@ type SQLite struct {
 	mu     sync.Mutex
 	client *river.Client[*sql.Tx]
 	lock   *os.File // held while this process works the jobs
+
+	enqueue   chan enqueueRequest
+	closed    chan struct{}
+	closeOnce sync.Once
 }
 
 var _ mediator.Store = (*SQLite)(nil)
@@ -78,7 +82,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
-	s := &SQLite{db: db, path: path}
+	s := &SQLite{db: db, path: path, enqueue: make(chan enqueueRequest), closed: make(chan struct{})}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: migrate %s: %w", path, err)
@@ -122,8 +126,12 @@ func (s *SQLite) StartQueue(ctx context.Context, cfg *river.Config) error {
 		return fmt.Errorf("store: create queue: %w", err)
 	}
 	s.mu.Lock()
+	first := s.client == nil
 	s.client = client
 	s.mu.Unlock()
+	if first {
+		go s.batchEnqueues(client)
+	}
 	if len(cfg.Queues) == 0 {
 		return nil // an insert-only client: it enqueues but works nothing
 	}
@@ -155,33 +163,110 @@ func (s *SQLite) queue() *river.Client[*sql.Tx] {
 	return s.client
 }
 
-// Enqueue implements mediator.Store.
+// Enqueue implements mediator.Store. Requests that arrive while a commit is
+// under way wait for the next one and share it (group commit): SQLite has
+// one writer, and one transaction for many requests is what lets dozens of
+// concurrent senders be acknowledged quickly. Each request is still
+// answered only after the commit that holds it.
 func (s *SQLite) Enqueue(ctx context.Context, kind, key string, args river.JobArgs) (bool, error) {
-	client := s.queue()
-	if client == nil {
+	if s.queue() == nil {
 		return false, errNoQueue
 	}
+	req := enqueueRequest{kind: kind, key: key, args: args, done: make(chan enqueueResult, 1)}
+	select {
+	case s.enqueue <- req:
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-s.closed:
+		return false, errClosed
+	}
+	select {
+	case res := <-req.done:
+		return res.inserted, res.err
+	case <-ctx.Done():
+		// The batch may still commit; a later repeat is then a duplicate.
+		return false, ctx.Err()
+	}
+}
+
+// maxEnqueueBatch bounds the requests one transaction takes.
+const maxEnqueueBatch = 256
+
+type enqueueRequest struct {
+	args river.JobArgs
+	done chan enqueueResult
+	kind string
+	key  string
+}
+
+type enqueueResult struct {
+	err      error
+	inserted bool
+}
+
+// batchEnqueues commits the waiting requests together until the store
+// closes.
+func (s *SQLite) batchEnqueues(client *river.Client[*sql.Tx]) {
+	for {
+		var batch []enqueueRequest
+		select {
+		case req := <-s.enqueue:
+			batch = append(batch, req)
+		case <-s.closed:
+			return
+		}
+	collect:
+		for len(batch) < maxEnqueueBatch {
+			select {
+			case req := <-s.enqueue:
+				batch = append(batch, req)
+			default:
+				break collect
+			}
+		}
+		inserted, err := s.insertBatch(client, batch)
+		for i, req := range batch {
+			req.done <- enqueueResult{inserted: err == nil && inserted[i], err: err}
+		}
+	}
+}
+
+// insertBatch records the receipts and inserts the jobs of the new ones in
+// one transaction.
+func (s *SQLite) insertBatch(client *river.Client[*sql.Tx], batch []enqueueRequest) ([]bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return false, fmt.Errorf("store: begin: %w", err)
+		return nil, fmt.Errorf("store: begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	res, err := tx.ExecContext(ctx,
-		`INSERT INTO mediator_receipt (kind, key, received_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
-		kind, key, now())
-	if err != nil {
-		return false, fmt.Errorf("store: record receipt: %w", err)
+	inserted := make([]bool, len(batch))
+	var params []river.InsertManyParams
+	at := now()
+	for i, req := range batch {
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO mediator_receipt (kind, key, received_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+			req.kind, req.key, at)
+		if err != nil {
+			return nil, fmt.Errorf("store: record receipt: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return nil, fmt.Errorf("store: record receipt: %w", err)
+		} else if n == 1 {
+			inserted[i] = true
+			params = append(params, river.InsertManyParams{Args: req.args})
+		}
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return false, err
-	}
-	if _, err := client.InsertTx(ctx, tx, args, nil); err != nil {
-		return false, fmt.Errorf("store: insert job: %w", err)
+	if len(params) > 0 {
+		if _, err := client.InsertManyTx(ctx, tx, params); err != nil {
+			return nil, fmt.Errorf("store: insert jobs: %w", err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("store: commit: %w", err)
+		return nil, fmt.Errorf("store: commit: %w", err)
 	}
-	return true, nil
+	return inserted, nil
 }
 
 // ListJobs implements mediator.Store.
@@ -329,6 +414,7 @@ func (s *SQLite) Ping(ctx context.Context) error {
 
 // Close implements mediator.Store.
 func (s *SQLite) Close() error {
+	s.closeOnce.Do(func() { close(s.closed) })
 	err := s.db.Close()
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -16,6 +16,9 @@ import (
 // errNoQueue is a queue operation before StartQueue.
 var errNoQueue = errors.New("store: queue not started")
 
+// errClosed is an operation on a closed store.
+var errClosed = errors.New("store: closed")
+
 // Open opens the store named by a DATABASE_URL: sqlite://<file> creates the
 // file and its directory on first use. It runs the migrations.
 func Open(ctx context.Context, databaseURL string) (mediator.Store, error) {
