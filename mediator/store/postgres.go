@@ -249,37 +249,37 @@ ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value)
 
 // ListJobs implements mediator.Store.
 func (p *Postgres) ListJobs(ctx context.Context, states []rivertype.JobState, limit int) ([]*rivertype.JobRow, error) {
-	client := p.queue()
-	if client == nil {
-		return nil, errNoQueue
-	}
-	params := river.NewJobListParams().First(limit).OrderBy(river.JobListOrderByID, river.SortOrderDesc)
-	if len(states) > 0 {
-		params = params.States(states...)
-	}
-	res, err := client.JobList(ctx, params)
+	c, err := p.jobs()
 	if err != nil {
-		return nil, fmt.Errorf("store: list jobs: %w", err)
+		return nil, err
 	}
-	return res.Jobs, nil
+	return listJobs(ctx, c, states, limit)
 }
 
 // GetJob implements mediator.Store.
 func (p *Postgres) GetJob(ctx context.Context, id int64) (*rivertype.JobRow, error) {
-	client := p.queue()
-	if client == nil {
-		return nil, errNoQueue
+	c, err := p.jobs()
+	if err != nil {
+		return nil, err
 	}
-	return client.JobGet(ctx, id)
+	return c.JobGet(ctx, id)
 }
 
 // RetryJob implements mediator.Store.
 func (p *Postgres) RetryJob(ctx context.Context, id int64) (*rivertype.JobRow, error) {
-	client := p.queue()
-	if client == nil {
-		return nil, errNoQueue
+	c, err := p.jobs()
+	if err != nil {
+		return nil, err
 	}
-	return client.JobRetry(ctx, id)
+	return c.JobRetry(ctx, id)
+}
+
+// jobs returns the queue client for the job commands.
+func (p *Postgres) jobs() (jobClient, error) {
+	if c := p.queue(); c != nil {
+		return c, nil
+	}
+	return nil, errNoQueue
 }
 
 // QueueStats implements mediator.Store.
