@@ -427,12 +427,24 @@ func (c Config) subscriptionEndString() string {
 	return c.SubscriptionEnd.Ahead.String()
 }
 
-// redactDatabaseURL hides a password in a postgres:// URL.
+// redactDatabaseURL hides a password in a postgres:// URL, in its user
+// part or its query; an unparsable one is hidden whole.
 func redactDatabaseURL(s string) string {
-	if u, err := url.Parse(s); err == nil && u.User != nil {
-		return u.Redacted()
+	if strings.HasPrefix(s, "sqlite://") {
+		return s
 	}
-	return s
+	u, err := url.Parse(s)
+	if err != nil {
+		return "postgres://" + Redacted
+	}
+	q := u.Query()
+	for k := range q {
+		if strings.Contains(strings.ToLower(k), "password") {
+			q.Set(k, Redacted)
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.Redacted()
 }
 
 // LoadDatabaseURL reads only DATABASE_URL, for commands that need nothing

@@ -142,6 +142,21 @@ func TestSecret_NeverPrints(t *testing.T) {
 	require.Equal(t, "mediator-secret", c.MediatorPassword.Value())
 }
 
+func TestSummary_RedactsDatabasePasswords(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{
+		"postgres://mediator:db-secret@db.example.org/mediator",
+		"postgres://db.example.org/mediator?password=db-secret&sslmode=require",
+		"postgres://mediator:db%zzsecret@db.example.org/mediator",
+	} {
+		env := validEnv()
+		env["DATABASE_URL"] = u
+		c, err := load(env)
+		require.NoError(t, err)
+		require.NotContains(t, c.Summary()["DATABASE_URL"], "secret", u)
+	}
+}
+
 func TestSummary_CoversEveryVariable(t *testing.T) {
 	t.Parallel()
 	c, err := load(validEnv())

@@ -2,6 +2,7 @@ package mediator
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -50,11 +51,29 @@ type catchupWorker struct {
 	m *Mediator
 }
 
+// catchupProgress is a poll under way, saved after each page so that a
+// poll cut short (a timeout, a crash, an outage) resumes where it stopped
+// instead of starting over and never finishing.
+type catchupProgress struct {
+	Page    int       `json:"page"`
+	Since   time.Time `json:"since"`
+	Started time.Time `json:"started"`
+}
+
+// settingCatchupProgress holds the catchupProgress of a poll under way.
+const settingCatchupProgress = "catchup_progress"
+
+// Timeout implements river.Worker: a poll after a long outage pages through
+// a large window; it saves its progress page by page and is bounded here.
+func (w *catchupWorker) Timeout(*river.Job[catchupArgs]) time.Duration { return time.Hour }
+
 // Work implements river.Worker. It enqueues every claim created since the
 // last complete poll, less an overlap for clock skew and for claims created
 // while that poll ran; claims already received are skipped by their receipt.
-// The watermark moves only after every page was read, so a failed poll is
-// simply done again.
+// The watermark moves only after every page was read. Pages are ordered by
+// creation, oldest first, so a poll resumes at its saved page. Each attempt
+// shifts its bound by a second, because openIMIS caches a query's total for
+// an hour and would cut a repeated query's last page short (trap 14).
 func (w *catchupWorker) Work(ctx context.Context, job *river.Job[catchupArgs]) error {
 	m := w.m
 	if m.pollInterval.Load() == 0 {
@@ -63,19 +82,13 @@ func (w *catchupWorker) Work(ctx context.Context, job *river.Job[catchupArgs]) e
 	log := m.log.With().Int64("job_id", job.ID).Str("job_kind", job.Kind).Int("attempt", job.Attempt).Logger()
 	ctx = log.WithContext(ctx)
 
-	started := m.opts.Now().UTC()
-	since := started.Add(-m.opts.CatchupLookback)
-	if v, ok, err := m.opts.Store.Setting(ctx, settingWatermark); err != nil {
+	pr, err := m.catchupStart(ctx)
+	if err != nil {
 		return err
-	} else if ok {
-		if since, err = time.Parse(time.RFC3339Nano, v); err != nil {
-			return fmt.Errorf("read catch-up watermark %q: %w", v, err)
-		}
 	}
-	since = since.Add(-m.opts.CatchupOverlap)
-
+	since := pr.Since.Add(-time.Duration(job.Attempt-1) * time.Second)
 	var seen, enqueued, invalid int
-	for page := 1; ; page++ {
+	for page := pr.Page; ; page++ {
 		p, err := m.opts.OpenIMIS.SearchClaimResponses(ctx, since, page, catchupPageSize)
 		if err != nil {
 			return jobOutcome(ctx, fmt.Errorf("search claims since %s, page %d: %w", since.Format(time.RFC3339), page, err))
@@ -100,15 +113,53 @@ func (w *catchupWorker) Work(ctx context.Context, job *river.Job[catchupArgs]) e
 		if p.Last {
 			break
 		}
+		pr.Page = page + 1
+		if err := m.saveCatchup(ctx, pr); err != nil {
+			return err
+		}
 	}
-	if err := m.opts.Store.SetSetting(ctx, settingWatermark, started.Format(time.RFC3339Nano)); err != nil {
+	if err := m.opts.Store.SetSetting(ctx, settingWatermark, pr.Started.Format(time.RFC3339Nano)); err != nil {
 		return err
 	}
-	m.lastPoll.Store(started.UnixNano())
+	if err := m.opts.Store.SetSetting(ctx, settingCatchupProgress, ""); err != nil {
+		return err
+	}
+	m.lastPoll.Store(pr.Started.UnixNano())
 	ev := log.Info()
 	if enqueued == 0 && invalid == 0 {
 		ev = log.Debug()
 	}
 	ev.Time("since", since).Int("seen", seen).Int("enqueued", enqueued).Int("invalid", invalid).Msg("catch-up poll done")
 	return nil
+}
+
+// catchupStart returns the poll under way, or a new one from the watermark
+// (less the overlap; the look-back for the very first poll).
+func (m *Mediator) catchupStart(ctx context.Context) (catchupProgress, error) {
+	if v, ok, err := m.opts.Store.Setting(ctx, settingCatchupProgress); err != nil {
+		return catchupProgress{}, err
+	} else if ok && v != "" {
+		var pr catchupProgress
+		if err := json.Unmarshal([]byte(v), &pr); err == nil && pr.Page >= 1 {
+			return pr, nil
+		}
+	}
+	started := m.opts.Now().UTC()
+	since := started.Add(-m.opts.CatchupLookback)
+	if v, ok, err := m.opts.Store.Setting(ctx, settingWatermark); err != nil {
+		return catchupProgress{}, err
+	} else if ok {
+		if since, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return catchupProgress{}, fmt.Errorf("read catch-up watermark %q: %w", v, err)
+		}
+	}
+	return catchupProgress{Page: 1, Since: since.Add(-m.opts.CatchupOverlap), Started: started}, nil
+}
+
+func (m *Mediator) saveCatchup(ctx context.Context, pr catchupProgress) error {
+	b, err := json.Marshal(pr)
+	if err != nil {
+		return err
+	}
+	return m.opts.Store.SetSetting(ctx, settingCatchupProgress, string(b))
 }

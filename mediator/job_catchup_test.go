@@ -1,6 +1,7 @@
 package mediator_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -94,4 +95,38 @@ func TestCatchup_OpenIMISDownThenUp(t *testing.T) {
 	b.oi.SetDown(0)
 	b.waitDelivered(t, catchupClaim(7))
 	require.Len(t, b.reportsFor(catchupClaim(7)), 1)
+}
+
+func TestCatchup_ResumesAnInterruptedPoll(t *testing.T) {
+	t.Parallel()
+	start := time.Now().Add(-time.Hour)
+	b := setup(t, setupOpts{seed: func(oi *openimistest.Server) {
+		for i := range 150 {
+			oi.AddClaim(openimistest.ClaimResponseFixture(catchupClaim(i), fmt.Sprintf("C%d", i), openimistest.SeedPatientID),
+				start.Add(time.Duration(i)*time.Millisecond))
+		}
+	}})
+	// A poll was cut short after its first page of 100.
+	started := time.Now().UTC()
+	progress := fmt.Sprintf(`{"page":2,"since":%q,"started":%q}`,
+		start.Add(-time.Minute).UTC().Format(time.RFC3339Nano), started.Format(time.RFC3339Nano))
+	require.NoError(t, b.store.SetSetting(context.Background(), "catchup_progress", progress))
+
+	b.opts.ClaimPollInterval = 200 * time.Millisecond
+	b.restart(t)
+	for i := 100; i < 150; i++ {
+		b.waitDelivered(t, catchupClaim(i))
+	}
+	require.Eventually(t, func() bool {
+		v, _, err := b.store.Setting(context.Background(), "catchup_watermark")
+		require.NoError(t, err)
+		return v == started.Format(time.RFC3339Nano)
+	}, 15*time.Second, 10*time.Millisecond)
+	v, _, err := b.store.Setting(context.Background(), "catchup_progress")
+	require.NoError(t, err)
+	require.Empty(t, v, "the finished poll cleared its progress")
+	// The first page was done before the interruption: not read again.
+	for i := range 100 {
+		require.Empty(t, b.reportsFor(catchupClaim(i)))
+	}
 }

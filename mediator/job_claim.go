@@ -118,7 +118,9 @@ func (m *Mediator) claimReport(ctx context.Context, claim mapping.Claim, personI
 	if retry {
 		ids, err := m.opts.CHT.FindReports(ctx, "op_claim_uuid", claim.UUID)
 		switch {
-		case err != nil && !cht.IsNotFound(err):
+		case cht.IsNotFound(err):
+			zerolog.Ctx(ctx).Warn().Msg("CHT before 4.18 has no report search: the retried claim report may duplicate one an earlier attempt created")
+		case err != nil:
 			return "", fmt.Errorf("find earlier report: %w", err)
 		case len(ids) > 0:
 			zerolog.Ctx(ctx).Info().Str("report_id", ids[0]).Msg("claim report found from an earlier attempt")

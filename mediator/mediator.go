@@ -230,7 +230,10 @@ func (m *Mediator) Start(ctx context.Context) error {
 	m.startOnce.Do(func() {
 		bgctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		m.cancel = cancel
-		if err = m.opts.Store.StartQueue(ctx, m.riverConfig()); err != nil {
+		// River stops abruptly, cancelling running jobs, when the context
+		// given to Start ends; Stop is the graceful way, so the queue gets a
+		// context that a signal does not end.
+		if err = m.opts.Store.StartQueue(context.WithoutCancel(ctx), m.riverConfig()); err != nil {
 			cancel()
 			return
 		}

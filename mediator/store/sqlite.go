@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS mediator_setting (
 
 // SQLite is the embedded store. SQLite allows one writer at a time, so the
 // pool holds one connection, as River's SQLite driver recommends; WAL with
-// synchronous=NORMAL keeps every commit across a process crash.
+// synchronous=FULL keeps every acknowledged commit across a process crash and
+// a power loss (group commit spreads the cost of the flushes).
 type SQLite struct {
 	db   *sql.DB
 	path string
@@ -72,7 +73,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Add("_txlock", "immediate")
 	db, err := sql.Open(sqliteDriverName, "file:"+path+"?"+q.Encode())
