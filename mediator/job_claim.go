@@ -74,7 +74,13 @@ func (w *claimWorker) Work(ctx context.Context, job *river.Job[claimArgs]) error
 // conflict rather than duplicate.
 func (m *Mediator) person(ctx context.Context, insureeUUID string) (string, error) {
 	log := zerolog.Ctx(ctx)
+	if id, ok := m.persons.Load(insureeUUID); ok {
+		return id.(string), nil
+	}
 	if id, ok, err := m.opts.Store.Person(ctx, insureeUUID); err != nil || ok {
+		if ok {
+			m.rememberPerson(insureeUUID, id)
+		}
 		return id, err
 	}
 	ids, err := m.opts.CHT.FindContacts(ctx, "openimis_id", insureeUUID)
@@ -88,7 +94,7 @@ func (m *Mediator) person(ctx context.Context, insureeUUID string) (string, erro
 		if len(ids) > 1 {
 			log.Warn().Strs("person_ids", ids).Msg("several CHT persons carry this openimis_id; using the first")
 		}
-		return ids[0], m.opts.Store.SavePerson(ctx, insureeUUID, ids[0])
+		return ids[0], m.savePerson(ctx, insureeUUID, ids[0])
 	}
 
 	patient, err := m.opts.OpenIMIS.GetPatient(ctx, insureeUUID)
@@ -108,7 +114,28 @@ func (m *Mediator) person(ctx context.Context, insureeUUID string) (string, erro
 		return "", fmt.Errorf("create person: %w", err)
 	}
 	log.Info().Str("person_id", id).Msg("created CHT person for insuree")
-	return id, m.opts.Store.SavePerson(ctx, insureeUUID, id)
+	return id, m.savePerson(ctx, insureeUUID, id)
+}
+
+// savePerson records an insuree's person in the store and in memory.
+func (m *Mediator) savePerson(ctx context.Context, insureeUUID, personID string) error {
+	if err := m.opts.Store.SavePerson(ctx, insureeUUID, personID); err != nil {
+		return err
+	}
+	m.rememberPerson(insureeUUID, personID)
+	return nil
+}
+
+// maxCachedPersons bounds the in-memory insuree→person cache (about 150
+// bytes an entry); past it the cache starts over.
+const maxCachedPersons = 100_000
+
+func (m *Mediator) rememberPerson(insureeUUID, personID string) {
+	if m.cachedPersons.Add(1) > maxCachedPersons {
+		m.persons.Clear()
+		m.cachedPersons.Store(1)
+	}
+	m.persons.Store(insureeUUID, personID)
 }
 
 // claimReport posts the claim's report. After an earlier attempt (which may

@@ -121,6 +121,10 @@ type Mediator struct {
 	pollInterval atomic.Int64
 	// lastPoll is when the last complete catch-up poll started (Unix ns).
 	lastPoll atomic.Int64
+	// persons caches the store's insuree→person mapping, which never changes
+	// once written (the person _id derives from the insuree UUID).
+	persons       sync.Map
+	cachedPersons atomic.Int64
 	// subscriptionRefused is set while openIMIS refuses the subscription.
 	subscriptionRefused atomic.Bool
 	// subscription is the subscription's state, for /metrics.
