@@ -2,29 +2,85 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 )
 
-// jobClient is what both stores' River clients offer operators; the
-// methods do not depend on the driver's transaction type.
-type jobClient interface {
-	JobGet(ctx context.Context, id int64) (*rivertype.JobRow, error)
-	JobList(ctx context.Context, params *river.JobListParams) (*river.JobListResult, error)
-	JobRetry(ctx context.Context, id int64) (*rivertype.JobRow, error)
+// riverQueue holds a store's River client, whatever its driver's
+// transaction type, and implements the queue parts of mediator.Store that
+// do not depend on the database.
+type riverQueue[TTx any] struct {
+	mu     sync.Mutex
+	client *river.Client[TTx]
 }
 
-// listJobs lists up to limit jobs in the given states, newest first.
-func listJobs(ctx context.Context, c jobClient, states []rivertype.JobState, limit int) ([]*rivertype.JobRow, error) {
+// setClient records the client; it reports whether it is the first.
+func (q *riverQueue[TTx]) setClient(c *river.Client[TTx]) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	first := q.client == nil
+	q.client = c
+	return first
+}
+
+func (q *riverQueue[TTx]) queue() *river.Client[TTx] {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.client
+}
+
+// StopQueue implements mediator.Store.
+func (q *riverQueue[TTx]) StopQueue(ctx context.Context) error {
+	client := q.queue()
+	if client == nil {
+		return nil
+	}
+	if err := client.Stop(ctx); err != nil {
+		// The deadline passed with jobs still running: cancel them. They run
+		// again after a restart (SQLite) or a rescue (PostgreSQL).
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return errors.Join(err, client.StopAndCancel(cctx))
+	}
+	return nil
+}
+
+// ListJobs implements mediator.Store.
+func (q *riverQueue[TTx]) ListJobs(ctx context.Context, states []rivertype.JobState, limit int) ([]*rivertype.JobRow, error) {
+	client := q.queue()
+	if client == nil {
+		return nil, errNoQueue
+	}
 	params := river.NewJobListParams().First(limit).OrderBy(river.JobListOrderByID, river.SortOrderDesc)
 	if len(states) > 0 {
 		params = params.States(states...)
 	}
-	res, err := c.JobList(ctx, params)
+	res, err := client.JobList(ctx, params)
 	if err != nil {
 		return nil, fmt.Errorf("store: list jobs: %w", err)
 	}
 	return res.Jobs, nil
+}
+
+// GetJob implements mediator.Store.
+func (q *riverQueue[TTx]) GetJob(ctx context.Context, id int64) (*rivertype.JobRow, error) {
+	client := q.queue()
+	if client == nil {
+		return nil, errNoQueue
+	}
+	return client.JobGet(ctx, id)
+}
+
+// RetryJob implements mediator.Store.
+func (q *riverQueue[TTx]) RetryJob(ctx context.Context, id int64) (*rivertype.JobRow, error) {
+	client := q.queue()
+	if client == nil {
+		return nil, errNoQueue
+	}
+	return client.JobRetry(ctx, id)
 }

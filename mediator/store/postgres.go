@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -12,7 +11,6 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/cht-openimis/mediator/mediator"
 )
@@ -48,10 +46,9 @@ const migrationLock = 0x6d65646961746f72 // "mediator"
 // subscription upkeep). Jobs of a replica that died are rescued by River
 // once they have been running longer than RescueStuckJobsAfter.
 type Postgres struct {
-	pool *pgxpool.Pool
+	riverQueue[pgx.Tx]
 
-	mu     sync.Mutex
-	client *river.Client[pgx.Tx]
+	pool *pgxpool.Pool
 }
 
 var _ mediator.Store = (*Postgres)(nil)
@@ -110,9 +107,7 @@ func (p *Postgres) StartQueue(ctx context.Context, cfg *river.Config) error {
 	if err != nil {
 		return fmt.Errorf("store: create queue: %w", err)
 	}
-	p.mu.Lock()
-	p.client = client
-	p.mu.Unlock()
+	p.setClient(client)
 	if len(cfg.Queues) == 0 {
 		return nil
 	}
@@ -120,26 +115,6 @@ func (p *Postgres) StartQueue(ctx context.Context, cfg *river.Config) error {
 		return fmt.Errorf("store: start queue: %w", err)
 	}
 	return nil
-}
-
-// StopQueue implements mediator.Store.
-func (p *Postgres) StopQueue(ctx context.Context) error {
-	client := p.queue()
-	if client == nil {
-		return nil
-	}
-	if err := client.Stop(ctx); err != nil {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return errors.Join(err, client.StopAndCancel(cctx))
-	}
-	return nil
-}
-
-func (p *Postgres) queue() *river.Client[pgx.Tx] {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.client
 }
 
 // Enqueue implements mediator.Store.
@@ -245,41 +220,6 @@ ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value)
 		return fmt.Errorf("store: write setting %s: %w", name, err)
 	}
 	return nil
-}
-
-// ListJobs implements mediator.Store.
-func (p *Postgres) ListJobs(ctx context.Context, states []rivertype.JobState, limit int) ([]*rivertype.JobRow, error) {
-	c, err := p.jobs()
-	if err != nil {
-		return nil, err
-	}
-	return listJobs(ctx, c, states, limit)
-}
-
-// GetJob implements mediator.Store.
-func (p *Postgres) GetJob(ctx context.Context, id int64) (*rivertype.JobRow, error) {
-	c, err := p.jobs()
-	if err != nil {
-		return nil, err
-	}
-	return c.JobGet(ctx, id)
-}
-
-// RetryJob implements mediator.Store.
-func (p *Postgres) RetryJob(ctx context.Context, id int64) (*rivertype.JobRow, error) {
-	c, err := p.jobs()
-	if err != nil {
-		return nil, err
-	}
-	return c.JobRetry(ctx, id)
-}
-
-// jobs returns the queue client for the job commands.
-func (p *Postgres) jobs() (jobClient, error) {
-	if c := p.queue(); c != nil {
-		return c, nil
-	}
-	return nil, errNoQueue
 }
 
 // QueueStats implements mediator.Store.

@@ -14,7 +14,6 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/cht-openimis/mediator/mediator"
 )
@@ -48,9 +47,10 @@ type SQLite struct {
 	db   *sql.DB
 	path string
 
-	mu     sync.Mutex
-	client *river.Client[*sql.Tx]
-	lock   *os.File // held while this process works the jobs
+	riverQueue[*sql.Tx]
+
+	mu   sync.Mutex
+	lock *os.File // held while this process works the jobs
 
 	enqueue   chan enqueueRequest
 	closed    chan struct{}
@@ -126,11 +126,7 @@ func (s *SQLite) StartQueue(ctx context.Context, cfg *river.Config) error {
 	if err != nil {
 		return fmt.Errorf("store: create queue: %w", err)
 	}
-	s.mu.Lock()
-	first := s.client == nil
-	s.client = client
-	s.mu.Unlock()
-	if first {
+	if s.setClient(client) {
 		go s.batchEnqueues(client)
 	}
 	if len(cfg.Queues) == 0 {
@@ -140,28 +136,6 @@ func (s *SQLite) StartQueue(ctx context.Context, cfg *river.Config) error {
 		return fmt.Errorf("store: start queue: %w", err)
 	}
 	return nil
-}
-
-// StopQueue implements mediator.Store.
-func (s *SQLite) StopQueue(ctx context.Context) error {
-	client := s.queue()
-	if client == nil {
-		return nil
-	}
-	if err := client.Stop(ctx); err != nil {
-		// The deadline passed with jobs still running: cancel them. River
-		// rescues them after a restart.
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return errors.Join(err, client.StopAndCancel(cctx))
-	}
-	return nil
-}
-
-func (s *SQLite) queue() *river.Client[*sql.Tx] {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.client
 }
 
 // Enqueue implements mediator.Store. Requests that arrive while a commit is
@@ -268,41 +242,6 @@ func (s *SQLite) insertBatch(client *river.Client[*sql.Tx], batch []enqueueReque
 		return nil, fmt.Errorf("store: commit: %w", err)
 	}
 	return inserted, nil
-}
-
-// ListJobs implements mediator.Store.
-func (s *SQLite) ListJobs(ctx context.Context, states []rivertype.JobState, limit int) ([]*rivertype.JobRow, error) {
-	c, err := s.jobs()
-	if err != nil {
-		return nil, err
-	}
-	return listJobs(ctx, c, states, limit)
-}
-
-// GetJob implements mediator.Store.
-func (s *SQLite) GetJob(ctx context.Context, id int64) (*rivertype.JobRow, error) {
-	c, err := s.jobs()
-	if err != nil {
-		return nil, err
-	}
-	return c.JobGet(ctx, id)
-}
-
-// RetryJob implements mediator.Store.
-func (s *SQLite) RetryJob(ctx context.Context, id int64) (*rivertype.JobRow, error) {
-	c, err := s.jobs()
-	if err != nil {
-		return nil, err
-	}
-	return c.JobRetry(ctx, id)
-}
-
-// jobs returns the queue client for the job commands.
-func (s *SQLite) jobs() (jobClient, error) {
-	if c := s.queue(); c != nil {
-		return c, nil
-	}
-	return nil, errNoQueue
 }
 
 // QueueStats implements mediator.Store.
