@@ -8,6 +8,10 @@ import (
 	"github.com/cht-openimis/mediator/cht"
 )
 
+// FieldPatientID is the OP report field naming the CHT person: its _id or
+// shortcode.
+const FieldPatientID = "patient_id"
+
 // OPReport builds the CHT report that gives a health worker the task to visit
 // the insuree about a claim. personID is the CHT person's _id or shortcode.
 //
@@ -27,7 +31,7 @@ func OPReport(c Claim, personID, form string) (cht.Report, error) {
 	return cht.Report{
 		Form: form,
 		Fields: map[string]any{
-			"patient_id":    personID,
+			FieldPatientID:  personID,
 			"op_claim_id":   c.Code,
 			"op_claim_uuid": c.UUID,
 			"op_year":       strconv.Itoa(bs.Year),

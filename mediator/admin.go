@@ -114,25 +114,32 @@ func RetryJob(ctx context.Context, st Store, w io.Writer, id int64) error {
 	return nil
 }
 
-// RetryFailedJobs makes every failed job (see JobStateNames) run again.
+// RetryFailedJobs makes every failed job (see JobStateNames) run again,
+// each once: a job that fails again while this runs is left for the next
+// call, so a running server cannot keep it going forever.
 func RetryFailedJobs(ctx context.Context, st Store, w io.Writer) error {
-	n := 0
+	retried := map[int64]bool{}
 	for {
 		jobs, err := st.ListJobs(ctx, jobStateNames["failed"], 100)
 		if err != nil {
 			return err
 		}
-		if len(jobs) == 0 {
-			break
-		}
+		fresh := 0
 		for _, j := range jobs {
+			if retried[j.ID] {
+				continue
+			}
 			if _, err := st.RetryJob(ctx, j.ID); err != nil {
 				return fmt.Errorf("retry job %d: %w", j.ID, err)
 			}
-			n++
+			retried[j.ID] = true
+			fresh++
+		}
+		if fresh == 0 {
+			break
 		}
 	}
-	fmt.Fprintf(w, "%d failed jobs made available again\n", n)
+	fmt.Fprintf(w, "%d failed jobs made available again\n", len(retried))
 	return nil
 }
 

@@ -57,3 +57,28 @@ func TestJobs_ParkedClaimListedShownAndRetried(t *testing.T) {
 	require.NoError(t, mediator.ListJobs(ctx, b.store, &out, "failed", 10))
 	require.Equal(t, "no jobs\n", out.String())
 }
+
+func TestJobs_RetryAllFailedRetriesEachOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, setupOpts{})
+	// The CHT keeps refusing: a retried job fails again at once.
+	b.cht.FailNextPath("/api/v1/people", 1000, http.StatusBadRequest)
+	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, fixtureClaimUUID, fixtureInsureeUUID, "2025-06-30")).status)
+	require.Eventually(t, func() bool {
+		jobs, err := b.store.ListJobs(ctx, []rivertype.JobState{rivertype.JobStateCancelled}, 10)
+		require.NoError(t, err)
+		return len(jobs) == 1
+	}, 15*time.Second, 10*time.Millisecond)
+	for range 3 {
+		var out bytes.Buffer
+		require.NoError(t, mediator.RetryFailedJobs(ctx, b.store, &out))
+		require.Equal(t, "1 failed jobs made available again\n", out.String())
+		require.Eventually(t, func() bool {
+			jobs, err := b.store.ListJobs(ctx, []rivertype.JobState{rivertype.JobStateCancelled}, 10)
+			require.NoError(t, err)
+			return len(jobs) == 1
+		}, 15*time.Second, 10*time.Millisecond, "it failed again")
+	}
+	require.Empty(t, b.reportsFor(fixtureClaimUUID))
+}

@@ -49,15 +49,17 @@ func (w *claimWorker) Work(ctx context.Context, job *river.Job[claimArgs]) error
 		return nil
 	}
 	// A claim the report cannot be made of (a date outside the Bikram Sambat
-	// table) fails before anything is created.
-	if _, err := mapping.OPReport(claim, "", m.opts.ClaimForm); err != nil {
+	// table) fails before anything is created; the person is filled in next.
+	report, err := mapping.OPReport(claim, "", m.opts.ClaimForm)
+	if err != nil {
 		return jobOutcome(ctx, err)
 	}
 	personID, err := m.person(ctx, claim.InsureeUUID)
 	if err != nil {
 		return jobOutcome(ctx, err)
 	}
-	reportID, err := m.claimReport(ctx, claim, personID, job.Attempt > 1)
+	report.Fields[mapping.FieldPatientID] = personID
+	reportID, err := m.claimReport(ctx, claim.UUID, report, job.Attempt > 1)
 	if err != nil {
 		return jobOutcome(ctx, err)
 	}
@@ -141,9 +143,9 @@ func (m *Mediator) rememberPerson(insureeUUID, personID string) {
 // claimReport posts the claim's report. After an earlier attempt (which may
 // have posted it before its answer was lost) it first looks for the report in
 // the CHT: the records API has no idempotency key.
-func (m *Mediator) claimReport(ctx context.Context, claim mapping.Claim, personID string, retry bool) (string, error) {
+func (m *Mediator) claimReport(ctx context.Context, claimUUID string, report cht.Report, retry bool) (string, error) {
 	if retry {
-		ids, err := m.opts.CHT.FindReports(ctx, "op_claim_uuid", claim.UUID)
+		ids, err := m.opts.CHT.FindReports(ctx, "op_claim_uuid", claimUUID)
 		switch {
 		case cht.IsNotFound(err):
 			zerolog.Ctx(ctx).Warn().Msg("CHT before 4.18 has no report search: the retried claim report may duplicate one an earlier attempt created")
@@ -153,10 +155,6 @@ func (m *Mediator) claimReport(ctx context.Context, claim mapping.Claim, personI
 			zerolog.Ctx(ctx).Info().Str("report_id", ids[0]).Msg("claim report found from an earlier attempt")
 			return ids[0], nil
 		}
-	}
-	report, err := mapping.OPReport(claim, personID, m.opts.ClaimForm)
-	if err != nil {
-		return "", err
 	}
 	id, err := m.opts.CHT.CreateReport(ctx, report)
 	if err != nil {

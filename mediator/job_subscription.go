@@ -76,9 +76,8 @@ func (w *subscriptionWorker) Work(ctx context.Context, job *river.Job[subscripti
 		// Releases without Claim notifications refuse the subscription (trap
 		// 1). The next periodic run tries again; until then only catch-up
 		// polling brings claims.
-		w.m.subscription.Store(subscriptionRefused)
 		ev := log.Warn()
-		if w.m.subscriptionRefused.Swap(true) {
+		if w.m.subscription.Swap(subscriptionRefused) == subscriptionRefused {
 			ev = log.Debug() // said once is enough
 		}
 		ev.Err(err).Dur("next_try_in", w.m.opts.SubscriptionCheck).
@@ -86,7 +85,6 @@ func (w *subscriptionWorker) Work(ctx context.Context, job *river.Job[subscripti
 		return nil
 	}
 	if err == nil {
-		w.m.subscriptionRefused.Store(false)
 		w.m.subscription.Store(subscriptionActive)
 	} else {
 		w.m.subscription.Store(subscriptionFailing)

@@ -125,8 +125,6 @@ type Mediator struct {
 	// once written (the person _id derives from the insuree UUID).
 	persons       sync.Map
 	cachedPersons atomic.Int64
-	// subscriptionRefused is set while openIMIS refuses the subscription.
-	subscriptionRefused atomic.Bool
 	// subscription is the subscription's state, for /metrics.
 	subscription atomic.Value // string
 	// noQuestionnaireResponse is set once openIMIS answered that it has no

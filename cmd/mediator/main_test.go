@@ -116,10 +116,10 @@ func TestServe_EndToEnd(t *testing.T) {
 	require.NotContains(t, out, "Basic ")
 }
 
-func TestRun_ConfigErrorNamesTheVariable(t *testing.T) {
+func TestRun_Dispatch(t *testing.T) {
 	t.Parallel()
-	// run reads the real environment; only check the command dispatch here
-	// and leave configuration errors to the config tests.
+	// run reads the real environment; configuration errors are tested on the
+	// binary below and in package config.
 	var out, errOut bytes.Buffer
 	require.NoError(t, run(context.Background(), []string{"version"}, &out, &errOut))
 	require.Equal(t, version+"\n", out.String())
