@@ -42,11 +42,8 @@ func (w *claimWorker) Work(ctx context.Context, job *river.Job[claimArgs]) error
 	ctx = log.WithContext(ctx)
 
 	key := claimKey(claim.UUID)
-	if reportID, done, err := m.opts.Store.Delivered(ctx, kindClaim, key); err != nil {
+	if done, err := m.delivered(ctx, job.Attempt, kindClaim, key); err != nil || done {
 		return err
-	} else if done {
-		log.Info().Str("report_id", reportID).Msg("claim already delivered")
-		return nil
 	}
 	// A claim the report cannot be made of (a date outside the Bikram Sambat
 	// table) fails before anything is created; the person is filled in next.

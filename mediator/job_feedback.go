@@ -45,11 +45,8 @@ func (w *feedbackWorker) Work(ctx context.Context, job *river.Job[feedbackArgs])
 		Str("doc_id", fb.DocID).Str("claim_uuid", fb.ClaimUUID).Logger()
 	ctx = log.WithContext(ctx)
 
-	if result, done, err := m.opts.Store.Delivered(ctx, kindFeedback, fb.DocID); err != nil {
+	if done, err := m.delivered(ctx, job.Attempt, kindFeedback, fb.DocID); err != nil || done {
 		return err
-	} else if done {
-		log.Info().Str("result", result).Msg("feedback already delivered")
-		return nil
 	}
 	if fb.InsureeUUID == "" {
 		// The CHT person lacked openimis_id; the claim names the insuree.

@@ -55,6 +55,20 @@ func classify(err error) error {
 	return err
 }
 
+// delivered reports whether an earlier run of a job finished its work. A
+// first attempt cannot have: the receipt makes it the only job for its key,
+// and a rescued, re-queued or operator-retried job counts a later attempt.
+func (m *Mediator) delivered(ctx context.Context, attempt int, kind, key string) (bool, error) {
+	if attempt <= 1 {
+		return false, nil
+	}
+	result, done, err := m.opts.Store.Delivered(ctx, kind, key)
+	if done {
+		zerolog.Ctx(ctx).Info().Str("result", result).Msg("already delivered by an earlier run")
+	}
+	return done, err
+}
+
 // retryPolicy is exponential backoff with ±10% jitter: base doubled per
 // attempt, at most max.
 type retryPolicy struct {
