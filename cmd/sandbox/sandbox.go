@@ -89,6 +89,10 @@ func start(ctx context.Context, out io.Writer) (*sandbox, error) {
 		"DATABASE_URL":                   "sqlite://" + filepath.Join(dir, "mediator.db"),
 		"PORT":                           strconv.Itoa(port),
 		"LOG_LEVEL":                      "debug",
+		// The story shows the subscription path; a catch-up poll could
+		// otherwise find the claim first and the notification would be a
+		// "duplicate".
+		"CLAIM_POLL_INTERVAL": "0",
 	} {
 		v.Set(k, val)
 	}
