@@ -117,21 +117,16 @@ func reportFreetextKeys(doc map[string]any) []string {
 	return e.keys
 }
 
-// queryRows returns the view rows that a freetext query selects, in view
-// order (key, then doc id). A "key:value" query is an exact key lookup;
-// anything else is a starts-with range. Keys are compared in byte order,
-// which approximates CouchDB's ICU collation.
-func queryRows(rows []indexRow, freetext string) []indexRow {
+// freetextMatcher returns whether a view row's key is selected by a freetext
+// query: a "key:value" query is an exact key lookup, anything else a
+// starts-with range. Keys are compared in byte order, which approximates
+// CouchDB's ICU collation; rows are then sorted by key, then doc id.
+func freetextMatcher(freetext string) func(key string) bool {
 	q := strings.ToLower(strings.TrimSpace(freetext))
-	keyed := strings.Contains(freetext, ":")
-	var out []indexRow
-	for _, r := range rows {
-		if (keyed && r.key == q) || (!keyed && strings.HasPrefix(r.key, q)) {
-			out = append(out, r)
-		}
+	if strings.Contains(freetext, ":") {
+		return func(key string) bool { return key == q }
 	}
-	sortRows(out)
-	return out
+	return func(key string) bool { return strings.HasPrefix(key, q) }
 }
 
 func sortRows(rows []indexRow) {
@@ -306,6 +301,10 @@ func (s *Server) getContactUUIDs(x *exchange) response {
 	}
 	ft, _ := freetext.(string)
 
+	match := func(string) bool { return true }
+	if ft != "" {
+		match = freetextMatcher(ft)
+	}
 	s.mu.Lock()
 	var rows []indexRow
 	for id, doc := range s.contacts {
@@ -319,17 +318,15 @@ func (s *Server) getContactUUIDs(x *exchange) response {
 				continue
 			}
 		}
-		for _, k := range contactFreetextKeys(doc) {
-			rows = append(rows, indexRow{key: k, id: id})
+		for _, k := range s.contactKeys[id] {
+			if match(k) {
+				rows = append(rows, indexRow{key: k, id: id})
+			}
 		}
 	}
 	s.mu.Unlock()
 
-	if ft != "" {
-		rows = queryRows(rows, ft)
-	} else {
-		sortRows(rows)
-	}
+	sortRows(rows)
 	return jsonResponse(http.StatusOK, fetchAndFilterUUIDs(rows, limit, skip))
 }
 
@@ -351,14 +348,18 @@ func (s *Server) getReportUUIDs(x *exchange) response {
 
 	s.mu.Lock()
 	var rows []indexRow
-	for id, doc := range s.reports {
-		for _, k := range reportFreetextKeys(doc) {
-			rows = append(rows, indexRow{key: k, id: id})
+	match := freetextMatcher(freetext.(string))
+	for id, keys := range s.reportKeys {
+		for _, k := range keys {
+			if match(k) {
+				rows = append(rows, indexRow{key: k, id: id})
+			}
 		}
 	}
 	s.mu.Unlock()
 
-	return jsonResponse(http.StatusOK, fetchAndFilterUUIDs(queryRows(rows, freetext.(string)), limit, skip))
+	sortRows(rows)
+	return jsonResponse(http.StatusOK, fetchAndFilterUUIDs(rows, limit, skip))
 }
 
 // truthyQuery is JavaScript truthiness for a query value.

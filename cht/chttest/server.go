@@ -77,12 +77,16 @@ type Server struct {
 	contactOrder []string
 	reports      map[string]map[string]any
 	reportOrder  []string
-	requests     []Request
-	limiter      map[string]*limitWindow
-	failRules    []*faultRule
-	dropRules    []*faultRule
-	down         int
-	latency      time.Duration
+	// contactKeys and reportKeys are the freetext view rows of each doc,
+	// computed when the doc is written, as CouchDB updates a view index.
+	contactKeys map[string][]string
+	reportKeys  map[string][]string
+	requests    []Request
+	limiter     map[string]*limitWindow
+	failRules   []*faultRule
+	dropRules   []*faultRule
+	down        int
+	latency     time.Duration
 }
 
 // New starts a fake CHT on 127.0.0.1 with a random port. Call Close when
@@ -126,18 +130,20 @@ func NewHandler(opts Options) *Server {
 		panic("chttest: " + err.Error())
 	}
 	s := &Server{
-		Username: opts.Username,
-		Password: opts.Password,
-		username: opts.Username,
-		password: opts.Password,
-		forms:    forms,
-		rawForms: opts.Forms,
-		now:      opts.Now,
-		closed:   make(chan struct{}),
-		contacts: make(map[string]map[string]any),
-		reports:  make(map[string]map[string]any),
-		limiter:  make(map[string]*limitWindow),
-		latency:  opts.Latency,
+		Username:    opts.Username,
+		Password:    opts.Password,
+		username:    opts.Username,
+		password:    opts.Password,
+		forms:       forms,
+		rawForms:    opts.Forms,
+		now:         opts.Now,
+		closed:      make(chan struct{}),
+		contacts:    make(map[string]map[string]any),
+		reports:     make(map[string]map[string]any),
+		contactKeys: make(map[string][]string),
+		reportKeys:  make(map[string][]string),
+		limiter:     make(map[string]*limitWindow),
+		latency:     opts.Latency,
 	}
 	for _, id := range opts.Places {
 		s.AddPlace(id)

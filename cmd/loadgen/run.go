@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -164,24 +163,74 @@ func run(ctx context.Context, o options, out io.Writer) error {
 }
 
 // bodies returns the body generator: distinct claims, or feedback about
-// distinct claims that openIMIS knows.
+// distinct claims that openIMIS knows. Bodies are filled in from a template
+// so that making them costs the load generator next to nothing; the
+// feedback's claims are put into the fake openIMIS beforehand (enough for
+// about 4 000 a second), and one at a time past that.
 func bodies(o options, oi *openimistest.Server, insurees []string) func(i int) []byte {
+	const claimSlot, codeSlot, insureeSlot = "{{claim-uuid-0000-0000-0000-00000000}}", "{{code}}", "{{insuree-uuid-000-0000-0000-00000000}}"
+	claimTemplate := newTemplate(string(openimistest.ClaimResponseFixture(claimSlot, codeSlot, insureeSlot)), claimSlot, codeSlot, insureeSlot)
+	claimBody := func(i int, prefix string) []byte {
+		return claimTemplate.fill(fmt.Sprintf("%s-0000-4000-8000-%012d", prefix, i), "L"+strconv.Itoa(i), insurees[i%len(insurees)])
+	}
 	if o.path == "claims" {
-		return func(i int) []byte {
-			claim := fmt.Sprintf("c1a10000-0000-4000-8000-%012d", i)
-			return openimistest.ClaimResponseFixture(claim, "L"+strconv.Itoa(i), insurees[i%len(insurees)])
-		}
+		return func(i int) []byte { return claimBody(i, "c1a10000") }
 	}
+	ready := o.backlog
+	if ready == 0 {
+		ready = int(4000 * o.duration.Seconds())
+	}
+	for i := range ready {
+		oi.AddClaim(claimBody(i, "feedb000"), time.Now())
+	}
+	feedbackTemplate := newTemplate(`{"doc":{"_id":"report-{{i}}"},"care_rendered":"yes","payment_asked":"no",`+
+		`"drug_prescribed":"yes","drug_received":"no","assessment_rating":"4",`+
+		`"claimUUID":"{{claim}}","insureeUUID":"{{insuree}}"}`, "{{i}}", "{{claim}}", "{{insuree}}")
 	return func(i int) []byte {
-		claim := fmt.Sprintf("feedb000-0000-4000-8000-%012d", i)
-		oi.AddClaim(openimistest.ClaimResponseFixture(claim, "F"+strconv.Itoa(i), insurees[i%len(insurees)]), time.Now())
-		b, _ := json.Marshal(map[string]any{
-			"doc": map[string]any{"_id": "report-" + strconv.Itoa(i)}, "care_rendered": "yes", "payment_asked": "no",
-			"drug_prescribed": "yes", "drug_received": "no", "assessment_rating": "4",
-			"claimUUID": claim, "insureeUUID": insurees[i%len(insurees)],
-		})
-		return b
+		if i >= ready {
+			oi.AddClaim(claimBody(i, "feedb000"), time.Now())
+		}
+		return feedbackTemplate.fill(strconv.Itoa(i), fmt.Sprintf("feedb000-0000-4000-8000-%012d", i), insurees[i%len(insurees)])
 	}
+}
+
+// template is a text with slots, each filled in by position.
+type template struct {
+	parts []string // text before each slot, then the text after the last
+	slots []int    // which value fills each slot
+}
+
+// newTemplate splits text at every occurrence of the named slots.
+func newTemplate(text string, slots ...string) template {
+	var t template
+	for {
+		at, which := len(text), -1
+		for k, slot := range slots {
+			if i := strings.Index(text, slot); i >= 0 && i < at {
+				at, which = i, k
+			}
+		}
+		if which < 0 {
+			t.parts = append(t.parts, text)
+			return t
+		}
+		t.parts = append(t.parts, text[:at])
+		t.slots = append(t.slots, which)
+		text = text[at+len(slots[which]):]
+	}
+}
+
+func (t template) fill(values ...string) []byte {
+	n := 0
+	for _, p := range t.parts {
+		n += len(p)
+	}
+	b := make([]byte, 0, n+64*len(t.slots))
+	for i, slot := range t.slots {
+		b = append(b, t.parts[i]...)
+		b = append(b, values[slot]...)
+	}
+	return append(b, t.parts[len(t.parts)-1]...)
 }
 
 // send runs the senders for duration d, or until n requests were sent.
