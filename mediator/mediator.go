@@ -314,7 +314,7 @@ func (m *Mediator) riverConfig() *river.Config {
 		ErrorHandler:      &errorHandler{log: m.log},
 		Middleware:        []rivertype.Middleware{&jobMiddleware{m: m.opts.Metrics}},
 		JobTimeout:        6 * m.opts.UpstreamTimeout,
-		FetchCooldown:     min(m.opts.FetchInterval, 5*time.Millisecond),
+		FetchCooldown:     min(m.opts.FetchInterval, time.Millisecond),
 		FetchPollInterval: m.opts.FetchInterval,
 		// Jobs left running by a replica that died are picked up again
 		// after this (with SQLite, a restart picks them up at once).

@@ -52,7 +52,7 @@ type SQLite struct {
 	mu   sync.Mutex
 	lock *os.File // held while this process works the jobs
 
-	enqueue   chan enqueueRequest
+	writes    chan writeRequest
 	closed    chan struct{}
 	closeOnce sync.Once
 }
@@ -83,7 +83,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
-	s := &SQLite{db: db, path: path, enqueue: make(chan enqueueRequest), closed: make(chan struct{})}
+	s := &SQLite{db: db, path: path, writes: make(chan writeRequest), closed: make(chan struct{})}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: migrate %s: %w", path, err)
@@ -127,7 +127,7 @@ func (s *SQLite) StartQueue(ctx context.Context, cfg *river.Config) error {
 		return fmt.Errorf("store: create queue: %w", err)
 	}
 	if s.setClient(client) {
-		go s.batchEnqueues(client)
+		go s.batchWrites(client)
 	}
 	if len(cfg.Queues) == 0 {
 		return nil // an insert-only client: it enqueues but works nothing
@@ -147,9 +147,25 @@ func (s *SQLite) Enqueue(ctx context.Context, kind, key string, args river.JobAr
 	if s.queue() == nil {
 		return false, errNoQueue
 	}
-	req := enqueueRequest{kind: kind, key: key, args: args, done: make(chan enqueueResult, 1)}
+	return s.write(ctx, writeRequest{kind: kind, key: key, args: args})
+}
+
+// MarkDelivered implements mediator.Store. Once the queue runs, delivery
+// records share the group commit of the intakes (see Enqueue): the workers
+// record as many deliveries a second as the intakes receive.
+func (s *SQLite) MarkDelivered(ctx context.Context, kind, key, result string) error {
+	if s.queue() == nil {
+		return markDelivered(ctx, s.db, kind, key, result)
+	}
+	_, err := s.write(ctx, writeRequest{kind: kind, key: key, result: result})
+	return err
+}
+
+// write hands a request to the batcher and waits for its commit.
+func (s *SQLite) write(ctx context.Context, req writeRequest) (bool, error) {
+	req.done = make(chan writeResult, 1)
 	select {
-	case s.enqueue <- req:
+	case s.writes <- req:
 	case <-ctx.Done():
 		return false, ctx.Err()
 	case <-s.closed:
@@ -159,56 +175,59 @@ func (s *SQLite) Enqueue(ctx context.Context, kind, key string, args river.JobAr
 	case res := <-req.done:
 		return res.inserted, res.err
 	case <-ctx.Done():
-		// The batch may still commit; a later repeat is then a duplicate.
+		// The batch may still commit: a repeated intake is then a
+		// duplicate, a repeated delivery record the same record.
 		return false, ctx.Err()
 	}
 }
 
-// maxEnqueueBatch bounds the requests one transaction takes.
-const maxEnqueueBatch = 256
+// maxWriteBatch bounds the requests one transaction takes.
+const maxWriteBatch = 256
 
-type enqueueRequest struct {
-	args river.JobArgs
-	done chan enqueueResult
-	kind string
-	key  string
+// writeRequest is an intake (a receipt and, when new, its job: args is set)
+// or a delivery record (args is nil).
+type writeRequest struct {
+	args   river.JobArgs
+	done   chan writeResult
+	kind   string
+	key    string
+	result string
 }
 
-type enqueueResult struct {
+type writeResult struct {
 	err      error
 	inserted bool
 }
 
-// batchEnqueues commits the waiting requests together until the store
-// closes.
-func (s *SQLite) batchEnqueues(client *river.Client[*sql.Tx]) {
+// batchWrites commits the waiting requests together until the store closes.
+func (s *SQLite) batchWrites(client *river.Client[*sql.Tx]) {
 	for {
-		var batch []enqueueRequest
+		var batch []writeRequest
 		select {
-		case req := <-s.enqueue:
+		case req := <-s.writes:
 			batch = append(batch, req)
 		case <-s.closed:
 			return
 		}
 	collect:
-		for len(batch) < maxEnqueueBatch {
+		for len(batch) < maxWriteBatch {
 			select {
-			case req := <-s.enqueue:
+			case req := <-s.writes:
 				batch = append(batch, req)
 			default:
 				break collect
 			}
 		}
-		inserted, err := s.insertBatch(client, batch)
+		inserted, err := s.writeBatch(client, batch)
 		for i, req := range batch {
-			req.done <- enqueueResult{inserted: err == nil && inserted[i], err: err}
+			req.done <- writeResult{inserted: err == nil && inserted[i], err: err}
 		}
 	}
 }
 
-// insertBatch records the receipts and inserts the jobs of the new ones in
-// one transaction.
-func (s *SQLite) insertBatch(client *river.Client[*sql.Tx], batch []enqueueRequest) ([]bool, error) {
+// writeBatch records the receipts, inserts the jobs of the new ones and
+// records the deliveries in one transaction.
+func (s *SQLite) writeBatch(client *river.Client[*sql.Tx], batch []writeRequest) ([]bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -220,6 +239,12 @@ func (s *SQLite) insertBatch(client *river.Client[*sql.Tx], batch []enqueueReque
 	var params []river.InsertManyParams
 	at := now()
 	for i, req := range batch {
+		if req.args == nil {
+			if err := markDelivered(ctx, tx, req.kind, req.key, req.result); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		res, err := tx.ExecContext(ctx,
 			`INSERT INTO mediator_receipt (kind, key, received_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
 			req.kind, req.key, at)
@@ -287,12 +312,15 @@ func (s *SQLite) Delivered(ctx context.Context, kind, key string) (string, bool,
 	return result.String, true, nil
 }
 
-// MarkDelivered implements mediator.Store.
-func (s *SQLite) MarkDelivered(ctx context.Context, kind, key, result string) error {
-	_, err := s.db.ExecContext(ctx, `
+// markDelivered records a delivery in the receipt (made if missing).
+func markDelivered(ctx context.Context, db interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, kind, key, result string) error {
+	at := now()
+	_, err := db.ExecContext(ctx, `
 INSERT INTO mediator_receipt (kind, key, received_at, delivered_at, result) VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (kind, key) DO UPDATE SET delivered_at = excluded.delivered_at, result = excluded.result`,
-		kind, key, now(), now(), result)
+		kind, key, at, at, result)
 	if err != nil {
 		return fmt.Errorf("store: record delivery: %w", err)
 	}

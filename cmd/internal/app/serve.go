@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -62,7 +63,7 @@ func Build(ctx context.Context, cfg config.Config, logOut io.Writer) (*App, erro
 	}
 	metrics := mediator.NewMetrics()
 	oi, err := openimis.New(openimis.Options{
-		Transport: metrics.Transport("openimis", nil),
+		Transport: metrics.Transport("openimis", upstreamTransport(cfg.Workers)),
 		FHIRURL:   cfg.OpenIMISURL.JoinPath(cfg.OpenIMISFHIRPath).String() + "/",
 		Username:  cfg.OpenIMISUsername,
 		Password:  cfg.OpenIMISPassword.Value(),
@@ -72,7 +73,7 @@ func Build(ctx context.Context, cfg config.Config, logOut io.Writer) (*App, erro
 		return nil, err
 	}
 	ch, err := cht.New(cht.Options{
-		Transport: metrics.Transport("cht", nil),
+		Transport: metrics.Transport("cht", upstreamTransport(cfg.Workers)),
 		URL:       cfg.CHTURL.String(),
 		Username:  cfg.CHTUsername,
 		Password:  cfg.CHTPassword.Value(),
@@ -148,4 +149,15 @@ func Serve(ctx context.Context, cfg config.Config, version string, logOut io.Wri
 	}
 	log.Info().Msg("stopped")
 	return serveErr
+}
+
+// upstreamTransport is the connection pool toward one upstream. Every worker
+// keeps its connection between jobs: the default pool keeps two idle
+// connections a host, so that more workers would open (and leave in
+// TIME_WAIT) a connection for nearly every request.
+func upstreamTransport(workers int) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = workers + 8 // the periodic jobs and admin calls too
+	t.MaxIdleConns = 2 * t.MaxIdleConnsPerHost
+	return t
 }
