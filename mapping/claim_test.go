@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cht-openimis/mediator/mapping"
+	"github.com/cht-openimis/mediator/openimis"
 )
 
 func readFixture(t testing.TB, name string) []byte {
@@ -129,8 +130,19 @@ func FuzzParseClaimResponse(f *testing.F) {
 	f.Add([]byte(`{"resourceType":"ClaimResponse","id":"ae580700-0277-4c98-adab-d98c0f7e681b"}`))
 	f.Add([]byte(`{"patient":{"identifier":{"type":null}}}`))
 	f.Add([]byte(`null`))
+	f.Add([]byte(`{"id":"ae580700-0277-4c98-adab-d98c0f7e681b","ID":"x","resourceType":"ClaimResponse"}`))
+	f.Add([]byte(`{"resourceType":"Claim\u0052esponse","created":"2024-01-01T00:00:00+05:45"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		c, err := mapping.ParseClaimResponse(body)
+		// The fast decoder must read every body encoding/json reads, and
+		// read it the same.
+		var cr openimis.ClaimResponse
+		if json.Unmarshal(body, &cr) == nil {
+			want, wantErr := mapping.ClaimFromResponse(cr)
+			if (err == nil) != (wantErr == nil) || c != want {
+				t.Fatalf("decoders disagree: %+v, %v; encoding/json: %+v, %v", c, err, want, wantErr)
+			}
+		}
 		if err != nil {
 			var fe mapping.FieldErrors
 			if !errorsAs(err, &fe) || len(fe) == 0 {

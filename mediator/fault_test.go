@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,6 +84,32 @@ func TestFault_BothUpstreamsFlapping(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	b.requireExactlyOnce(t, claims)
+}
+
+func TestWorkers_BoundRequestsToUpstreams(t *testing.T) {
+	t.Parallel()
+	counter := &concurrencyCounter{base: http.DefaultTransport}
+	b := setup(t, setupOpts{chtTransport: counter, edit: func(o *mediator.Options) { o.Workers = 3 }})
+	b.cht.SetLatency(30 * time.Millisecond)
+	claims := b.postClaims(t, "3f0e7a11", 24)
+	b.requireExactlyOnce(t, claims)
+	// The queue runs more jobs than WORKERS, but only WORKERS of them talk
+	// to the upstreams at once; and they do run side by side.
+	require.Equal(t, int64(3), counter.peak.Load())
+}
+
+// concurrencyCounter records the most requests it carried at once.
+type concurrencyCounter struct {
+	base           http.RoundTripper
+	inFlight, peak atomic.Int64
+}
+
+func (c *concurrencyCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	n := c.inFlight.Add(1)
+	defer c.inFlight.Add(-1)
+	for p := c.peak.Load(); n > p && !c.peak.CompareAndSwap(p, n); p = c.peak.Load() {
+	}
+	return c.base.RoundTrip(r)
 }
 
 func TestFault_SlowCHTBeyondTimeout(t *testing.T) {

@@ -51,12 +51,15 @@ func (w *claimWorker) Work(ctx context.Context, job *river.Job[claimArgs]) error
 	if err != nil {
 		return jobOutcome(ctx, err)
 	}
-	personID, err := m.person(ctx, claim.InsureeUUID)
-	if err != nil {
-		return jobOutcome(ctx, err)
-	}
-	report.Fields[mapping.FieldPatientID] = personID
-	reportID, err := m.claimReport(ctx, claim.UUID, report, job.Attempt > 1)
+	var personID, reportID string
+	err = m.withUpstream(ctx, func() (err error) {
+		if personID, err = m.person(ctx, claim.InsureeUUID); err != nil {
+			return err
+		}
+		report.Fields[mapping.FieldPatientID] = personID
+		reportID, err = m.claimReport(ctx, claim.UUID, report, job.Attempt > 1)
+		return err
+	})
 	if err != nil {
 		return jobOutcome(ctx, err)
 	}

@@ -48,21 +48,25 @@ func (w *feedbackWorker) Work(ctx context.Context, job *river.Job[feedbackArgs])
 	if done, err := m.delivered(ctx, job.Attempt, kindFeedback, fb.DocID); err != nil || done {
 		return err
 	}
-	if fb.InsureeUUID == "" {
-		// The CHT person lacked openimis_id; the claim names the insuree.
-		cr, err := m.opts.OpenIMIS.GetClaimResponse(ctx, fb.ClaimUUID)
-		if err != nil {
-			return jobOutcome(ctx, fmt.Errorf("find the insuree of the claim: %w", err))
+	var result string
+	err := m.withUpstream(ctx, func() (err error) {
+		if fb.InsureeUUID == "" {
+			// The CHT person lacked openimis_id; the claim names the insuree.
+			cr, err := m.opts.OpenIMIS.GetClaimResponse(ctx, fb.ClaimUUID)
+			if err != nil {
+				return fmt.Errorf("find the insuree of the claim: %w", err)
+			}
+			if fb.InsureeUUID = mapping.ClaimInsuree(*cr); fb.InsureeUUID == "" {
+				return fmt.Errorf("claim %s names no insuree: %w", fb.ClaimUUID, mapping.ErrNoInsuree)
+			}
 		}
-		if fb.InsureeUUID = mapping.ClaimInsuree(*cr); fb.InsureeUUID == "" {
-			return jobOutcome(ctx, fmt.Errorf("claim %s names no insuree: %w", fb.ClaimUUID, mapping.ErrNoInsuree))
+		result, err = m.deliverFeedback(ctx, mapping.QuestionnaireResponse(fb))
+		if openimis.FeedbackExists(err) {
+			log.Info().Msg("openIMIS already holds feedback for this claim; counted as delivered")
+			result, err = "exists", nil
 		}
-	}
-	result, err := m.deliverFeedback(ctx, mapping.QuestionnaireResponse(fb))
-	if openimis.FeedbackExists(err) {
-		log.Info().Msg("openIMIS already holds feedback for this claim; counted as delivered")
-		result, err = "exists", nil
-	}
+		return err
+	})
 	if err != nil {
 		return jobOutcome(ctx, err)
 	}

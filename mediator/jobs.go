@@ -55,6 +55,25 @@ func classify(err error) error {
 	return err
 }
 
+// queueSlotsPerWorker is how many delivery jobs the queue runs per WORKERS
+// slot. Only WORKERS of them talk to openIMIS and the CHT at once (the
+// upstream slots); the others fetch, check and record in the store
+// meanwhile, so that the store's latency does not leave an upstream slot
+// idle.
+const queueSlotsPerWorker = 4
+
+// withUpstream runs f in one of the WORKERS upstream slots, waiting for a
+// free one.
+func (m *Mediator) withUpstream(ctx context.Context, f func() error) error {
+	select {
+	case m.upstream <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-m.upstream }()
+	return f()
+}
+
 // delivered reports whether an earlier run of a job finished its work. A
 // first attempt cannot have: the receipt makes it the only job for its key,
 // and a rescued, re-queued or operator-retried job counts a later attempt.

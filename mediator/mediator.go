@@ -59,7 +59,9 @@ type Options struct {
 	// UpstreamTimeout bounds one request to openIMIS or the CHT; a job may make
 	// several. Defaults to 30 seconds.
 	UpstreamTimeout time.Duration
-	// Workers is how many jobs run at once. Defaults to 8.
+	// Workers is how many jobs talk to openIMIS and the CHT at once.
+	// Defaults to 8. The queue runs more jobs than that (see upstreamSlots),
+	// so that their store reads and writes overlap other jobs' requests.
 	Workers int
 	// RetryBase and RetryMax shape the exponential backoff between attempts of
 	// a failing job: RetryBase doubled per attempt, at most RetryMax, with
@@ -130,6 +132,9 @@ type Mediator struct {
 	// noQuestionnaireResponse is set once openIMIS answered that it has no
 	// QuestionnaireResponse endpoint.
 	noQuestionnaireResponse atomic.Bool
+	// upstream holds a token for each delivery job talking to an upstream:
+	// at most Workers at once.
+	upstream chan struct{}
 
 	startOnce sync.Once
 	stopOnce  sync.Once
@@ -213,7 +218,7 @@ func New(opts Options) (*Mediator, error) {
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics()
 	}
-	m := &Mediator{opts: opts, log: opts.Logger, started: time.Now()}
+	m := &Mediator{opts: opts, log: opts.Logger, started: time.Now(), upstream: make(chan struct{}, opts.Workers)}
 	m.subscription.Store(subscriptionUnknown)
 	opts.Metrics.observe(m)
 	m.pollInterval.Store(int64(opts.ClaimPollInterval))
@@ -305,7 +310,7 @@ func (m *Mediator) riverConfig() *river.Config {
 	river.AddWorker(workers, &catchupWorker{m: m})
 	return &river.Config{
 		Queues: map[string]river.QueueConfig{
-			river.QueueDefault: {MaxWorkers: m.opts.Workers},
+			river.QueueDefault: {MaxWorkers: queueSlotsPerWorker * m.opts.Workers},
 			queueMaintenance:   {MaxWorkers: 1},
 		},
 		Workers:           workers,

@@ -64,6 +64,8 @@ type setupOpts struct {
 	// openhim, when set, puts a fake OpenHIM core with these options in
 	// front of the mediator.
 	openhim *openhimtest.Options
+	// chtTransport, when set, carries the mediator's requests to the CHT.
+	chtTransport http.RoundTripper
 }
 
 func setup(t *testing.T, so setupOpts) *testBundle {
@@ -91,7 +93,7 @@ func setup(t *testing.T, so setupOpts) *testBundle {
 	})
 	require.NoError(t, err)
 	ch, err := cht.New(cht.Options{
-		Transport: metrics.Transport("cht", nil),
+		Transport: metrics.Transport("cht", so.chtTransport),
 		URL:       b.cht.URL, Username: chttest.DefaultUsername, Password: chtPass, Timeout: 5 * time.Second,
 		AuthCooldown: 50 * time.Millisecond,
 	})

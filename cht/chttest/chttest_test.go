@@ -1186,6 +1186,27 @@ func TestServer_Latency(t *testing.T) {
 		require.GreaterOrEqual(t, time.Since(start), 50*time.Millisecond)
 	})
 
+	t.Run("NewLatencyAppliesToDelayedAnswers", func(t *testing.T) {
+		t.Parallel()
+		s := chttest.NewServer(t, chttest.Options{Latency: time.Hour})
+		done := make(chan int, 1)
+		go func() { done <- do(t, s, http.MethodGet, "/api/v1/person/x", "", jsonHeaders(s)).status }()
+		require.Eventually(t, func() bool { return len(s.Requests()) == 1 }, 5*time.Second, 10*time.Millisecond)
+		s.SetLatency(time.Hour + time.Minute) // longer: still waiting
+		select {
+		case status := <-done:
+			t.Fatalf("answered %d before the latency passed", status)
+		case <-time.After(50 * time.Millisecond):
+		}
+		s.SetLatency(0)
+		select {
+		case status := <-done:
+			require.Equal(t, http.StatusNotFound, status)
+		case <-time.After(5 * time.Second):
+			t.Fatal("SetLatency(0) did not release the delayed answer")
+		}
+	})
+
 	t.Run("CloseReleasesDelayedAnswers", func(t *testing.T) {
 		t.Parallel()
 		s := chttest.New(chttest.Options{Latency: time.Hour})

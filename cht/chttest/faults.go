@@ -79,14 +79,17 @@ func (s *Server) SetDown(status int) {
 	s.down = status
 }
 
-// SetLatency delays every later answer by d. The request takes effect first,
-// so a records POST whose client times out has still stored its report. The
-// delay ends early when the client goes away or the server closes. Zero
-// removes the delay.
+// SetLatency delays every answer by d from the request's arrival. The
+// request takes effect first, so a records POST whose client times out has
+// still stored its report. The delay ends early when the client goes away or
+// the server closes. The new latency applies to answers being delayed too:
+// zero removes the delay and sends them at once.
 func (s *Server) SetLatency(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.latency = d
+	close(s.latencyChanged)
+	s.latencyChanged = make(chan struct{})
 }
 
 // takeFail returns the status of the first queued failure for path and uses

@@ -87,6 +87,8 @@ type Server struct {
 	dropRules   []*faultRule
 	down        int
 	latency     time.Duration
+	// latencyChanged is closed (and replaced) when the latency changes.
+	latencyChanged chan struct{}
 }
 
 // New starts a fake CHT on 127.0.0.1 with a random port. Call Close when
@@ -130,20 +132,21 @@ func NewHandler(opts Options) *Server {
 		panic("chttest: " + err.Error())
 	}
 	s := &Server{
-		Username:    opts.Username,
-		Password:    opts.Password,
-		username:    opts.Username,
-		password:    opts.Password,
-		forms:       forms,
-		rawForms:    opts.Forms,
-		now:         opts.Now,
-		closed:      make(chan struct{}),
-		contacts:    make(map[string]map[string]any),
-		reports:     make(map[string]map[string]any),
-		contactKeys: make(map[string][]string),
-		reportKeys:  make(map[string][]string),
-		limiter:     make(map[string]*limitWindow),
-		latency:     opts.Latency,
+		Username:       opts.Username,
+		Password:       opts.Password,
+		username:       opts.Username,
+		password:       opts.Password,
+		forms:          forms,
+		rawForms:       opts.Forms,
+		now:            opts.Now,
+		closed:         make(chan struct{}),
+		contacts:       make(map[string]map[string]any),
+		reports:        make(map[string]map[string]any),
+		contactKeys:    make(map[string][]string),
+		reportKeys:     make(map[string][]string),
+		limiter:        make(map[string]*limitWindow),
+		latency:        opts.Latency,
+		latencyChanged: make(chan struct{}),
 	}
 	for _, id := range opts.Places {
 		s.AddPlace(id)
@@ -222,15 +225,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Body:     append([]byte(nil), body...),
 		Time:     s.now(),
 	})
-	latency := s.latency
 	s.mu.Unlock()
+	start := time.Now()
 
 	resp := s.handle(x)
 	drop := x.authorized && s.takeDrop(r.URL.Path)
 
-	if latency > 0 {
-		s.sleep(r.Context(), latency)
-	}
+	s.delay(r.Context(), start)
 	if drop {
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, err := hj.Hijack(); err == nil {
@@ -346,12 +347,26 @@ func couchNotFound() response {
 }
 
 // sleep waits for d, or until ctx ends or the server closes.
-func (s *Server) sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	case <-s.closed:
+func (s *Server) delay(ctx context.Context, start time.Time) {
+	for {
+		s.mu.Lock()
+		d, changed := time.Until(start.Add(s.latency)), s.latencyChanged
+		s.mu.Unlock()
+		if d <= 0 {
+			return
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+			return
+		case <-changed:
+			t.Stop() // the latency changed: wait out the new one
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-s.closed:
+			t.Stop()
+			return
+		}
 	}
 }

@@ -259,7 +259,7 @@ func (s *SQLite) writeBatch(client *river.Client[*sql.Tx], batch []writeRequest)
 		}
 	}
 	if len(params) > 0 {
-		if _, err := client.InsertManyTx(ctx, tx, params); err != nil {
+		if _, err := client.InsertManyFastTx(ctx, tx, params); err != nil {
 			return nil, fmt.Errorf("store: insert jobs: %w", err)
 		}
 	}
