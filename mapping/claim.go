@@ -39,7 +39,7 @@ func ParseClaimResponse(body []byte) (Claim, error) {
 	// and this is the mediator's busiest decode. Its error messages are
 	// vaguer, so a body it refuses is decoded again by encoding/json, whose
 	// verdict and message count.
-	if err := decodeOne(gojson.NewDecoder(bytes.NewReader(body)), &cr); err != nil {
+	if gojson.Unmarshal(body, &cr) != nil {
 		cr = openimis.ClaimResponse{}
 		if err := decodeOne(json.NewDecoder(bytes.NewReader(body)), &cr); err != nil {
 			return Claim{}, err

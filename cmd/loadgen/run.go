@@ -52,6 +52,10 @@ type result struct {
 	deliverTime         time.Duration // from the first send to the last delivery
 	peakRSS             int64         // kB
 	storeBytes          int64
+	// mediatorCPU and loadgenCPU are the CPU time (user and system) the
+	// mediator and this process (the fakes and the senders) used from the
+	// first send to the last delivery.
+	mediatorCPU, loadgenCPU time.Duration
 }
 
 func run(ctx context.Context, o options, out io.Writer) error {
@@ -124,6 +128,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	body := bodies(o, oi, insurees)
 	var res result
 	start := time.Now()
+	mediatorCPU0, loadgenCPU0 := cpuTime(cmd.Process.Pid), selfCPUTime()
 	if o.backlog > 0 {
 		// The CHT hangs: the workers' few requests wait (and time out after
 		// UPSTREAM_TIMEOUT), every other job stays queued.
@@ -154,6 +159,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	res.deliverTime = time.Since(start)
+	res.mediatorCPU, res.loadgenCPU = cpuTime(cmd.Process.Pid)-mediatorCPU0, selfCPUTime()-loadgenCPU0
 	res.peakRSS = max(rssMax.Load(), peakRSS(cmd.Process.Pid))
 	if strings.HasPrefix(o.database, "sqlite://") {
 		res.storeBytes = dirSize(filepath.Dir(strings.TrimPrefix(o.database, "sqlite://")), "mediator.db")
@@ -304,6 +310,12 @@ func report(out io.Writer, o options, r result) {
 	}
 	fmt.Fprintf(tw, "end to end\t%d delivered in %s (%.0f /s)\n", r.delivered, r.deliverTime.Round(time.Millisecond),
 		float64(r.delivered)/r.deliverTime.Seconds())
+	if r.delivered > 0 {
+		perItem := func(d time.Duration) string {
+			return fmt.Sprintf("%.0f µs", float64(d.Microseconds())/float64(r.delivered))
+		}
+		fmt.Fprintf(tw, "CPU per item: mediator, fakes and senders\t%s, %s\n", perItem(r.mediatorCPU), perItem(r.loadgenCPU))
+	}
 	fmt.Fprintf(tw, "mediator peak RSS\t%.1f MiB\n", float64(r.peakRSS)/1024)
 	if r.storeBytes > 0 && r.acked > 0 {
 		fmt.Fprintf(tw, "store size\t%.1f MiB (%.0f bytes per item)\n", float64(r.storeBytes)/(1<<20), float64(r.storeBytes)/float64(r.acked))
@@ -324,6 +336,33 @@ func peakRSS(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// cpuTime is the user and system CPU time of process pid so far, from
+// /proc/<pid>/stat (in clock ticks of 10 ms).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name (in parentheses): state is the
+	// first, utime and stime the 12th and 13th.
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(fields) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// selfCPUTime is this process's user and system CPU time so far.
+func selfCPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func dirSize(dir, prefix string) int64 {
