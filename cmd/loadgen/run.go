@@ -56,6 +56,7 @@ type result struct {
 	// mediator and this process (the fakes and the senders) used from the
 	// first send to the last delivery.
 	mediatorCPU, loadgenCPU time.Duration
+	drainRates              []float64 // deliveries/s over each tenth of a backlog
 }
 
 func run(ctx context.Context, o options, out io.Writer) error {
@@ -147,9 +148,17 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		return oi.CommunicationCount()
 	}
 	var rssMax atomic.Int64
+	// In backlog mode, the drain rate of each tenth of the backlog shows
+	// whether draining slows down as the queue empties or the store grows.
+	tenth, lastCount, lastAt := (res.acked+9)/10, 0, start
 	for {
 		rssMax.Store(max(rssMax.Load(), peakRSS(cmd.Process.Pid)))
-		if n := delivered(); n >= res.acked {
+		n := delivered()
+		if o.backlog > 0 && (n >= lastCount+tenth || (n >= res.acked && n > lastCount)) {
+			res.drainRates = append(res.drainRates, float64(n-lastCount)/time.Since(lastAt).Seconds())
+			lastCount, lastAt = n, time.Now()
+		}
+		if n >= res.acked {
 			res.delivered = n
 			break
 		}
@@ -310,6 +319,13 @@ func report(out io.Writer, o options, r result) {
 	}
 	fmt.Fprintf(tw, "end to end\t%d delivered in %s (%.0f /s)\n", r.delivered, r.deliverTime.Round(time.Millisecond),
 		float64(r.delivered)/r.deliverTime.Seconds())
+	if len(r.drainRates) > 0 {
+		rates := make([]string, len(r.drainRates))
+		for i, v := range r.drainRates {
+			rates[i] = fmt.Sprintf("%.0f", v)
+		}
+		fmt.Fprintf(tw, "drain rate per tenth of the backlog\t%s /s\n", strings.Join(rates, " "))
+	}
 	if r.delivered > 0 {
 		perItem := func(d time.Duration) string {
 			return fmt.Sprintf("%.0f µs", float64(d.Microseconds())/float64(r.delivered))
