@@ -1,6 +1,7 @@
 package mediator_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"sync"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cht-openimis/mediator/mediator"
@@ -96,6 +98,44 @@ func TestWorkers_BoundRequestsToUpstreams(t *testing.T) {
 	// The queue runs more jobs than WORKERS, but only WORKERS of them talk
 	// to the upstreams at once; and they do run side by side.
 	require.Equal(t, int64(3), counter.peak.Load())
+}
+
+func TestWorkers_WaitingForASlotUsesNoAttempt(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{edit: func(o *mediator.Options) {
+		o.Workers = 1
+		o.UpstreamTimeout = 200 * time.Millisecond
+	}})
+	// The one slot is busy with requests that time out, longer than the
+	// others may wait for it.
+	b.cht.SetLatency(time.Second)
+	claims := b.postClaims(t, "5a0f1a11", 6)
+	time.Sleep(1500 * time.Millisecond)
+	b.cht.SetLatency(0)
+	b.requireExactlyOnce(t, claims)
+
+	jobs, err := b.store.ListJobs(t.Context(), []rivertype.JobState{rivertype.JobStateCompleted}, 100)
+	require.NoError(t, err)
+	snoozed := 0
+	for _, j := range jobs {
+		if j.Kind != "claim" {
+			continue
+		}
+		var meta struct {
+			Snoozes int `json:"snoozes"`
+		}
+		require.NoError(t, json.Unmarshal(j.Metadata, &meta))
+		if meta.Snoozes > 0 {
+			snoozed++
+		}
+		// Every failed attempt is a request that failed, none a wait for a
+		// slot.
+		require.Len(t, j.Errors, j.Attempt-1)
+		for _, e := range j.Errors {
+			require.Contains(t, e.Error, "cht ", "job %d attempt %d", j.ID, e.Attempt)
+		}
+	}
+	require.NotZero(t, snoozed, "some jobs waited longer than an upstream timeout")
 }
 
 // concurrencyCounter records the most requests it carried at once.

@@ -62,13 +62,20 @@ func classify(err error) error {
 // idle.
 const queueSlotsPerWorker = 4
 
-// withUpstream runs f in one of the WORKERS upstream slots, waiting for a
-// free one.
+// withUpstream runs f in one of the WORKERS upstream slots. A job that
+// finds no slot free within an upstream timeout (the upstreams are slow or
+// down and the slots busy), or is stopped while waiting, is snoozed rather
+// than failed: it has done nothing yet, and waiting must use up neither its
+// attempts nor its job timeout.
 func (m *Mediator) withUpstream(ctx context.Context, f func() error) error {
+	wait := time.NewTimer(m.opts.UpstreamTimeout)
+	defer wait.Stop()
 	select {
 	case m.upstream <- struct{}{}:
+	case <-wait.C:
+		return river.JobSnooze(time.Second)
 	case <-ctx.Done():
-		return ctx.Err()
+		return river.JobSnooze(0)
 	}
 	defer func() { <-m.upstream }()
 	return f()
