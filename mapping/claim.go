@@ -49,10 +49,7 @@ func ParseClaimResponse(body []byte) (Claim, error) {
 }
 
 // decodeOne decodes exactly one JSON value with dec.
-func decodeOne(dec interface {
-	Decode(v any) error
-	More() bool
-}, v any) error {
+func decodeOne(dec *json.Decoder, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return FieldErrors{{Field: "body", Message: "not a JSON ClaimResponse: " + jsonProblem(err)}}
 	}
