@@ -10,6 +10,7 @@
 //	go run ./cmd/loadgen -latency 5ms -duration 20s
 //	go run ./cmd/loadgen -path feedback
 //	go run ./cmd/loadgen -backlog 100000                   # queue first, then measure the drain
+//	go run ./cmd/loadgen -cpuprofile cpu.out               # and profile the mediator meanwhile
 package main
 
 import (
@@ -35,6 +36,7 @@ func main() {
 	flag.IntVar(&o.insurees, "insurees", 1000, "distinct insurees the claims are spread over")
 	flag.IntVar(&o.workers, "workers", 8, "the mediator's WORKERS")
 	flag.StringVar(&o.binary, "mediator", "", "mediator binary (default: build ./cmd/mediator)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the mediator, over the sending (or the drain) and at most -duration, to this file (builds the mediator with -tags pprof)")
 	flag.StringVar(&o.database, "database", "", "DATABASE_URL for the mediator (default: SQLite in a temporary directory)")
 	flag.Parse()
 	// The fakes keep every document and request they receive, so this

@@ -41,6 +41,8 @@ type options struct {
 	workers  int
 	binary   string
 	database string
+	// cpuProfile is where to write a CPU profile of the mediator.
+	cpuProfile string
 }
 
 // result is one run's figures.
@@ -71,7 +73,11 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if o.binary == "" {
 		o.binary = filepath.Join(dir, "mediator")
 		fmt.Fprintln(out, "building the mediator…")
-		if b, err := exec.Command("go", "build", "-o", o.binary, "./cmd/mediator").CombinedOutput(); err != nil {
+		build := []string{"build", "-o", o.binary}
+		if o.cpuProfile != "" {
+			build = append(build, "-tags", "pprof")
+		}
+		if b, err := exec.Command("go", append(build, "./cmd/mediator")...).CombinedOutput(); err != nil {
 			return fmt.Errorf("build: %v\n%s", err, b)
 		}
 	}
@@ -96,7 +102,16 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	cmd := exec.CommandContext(ctx, o.binary)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(),
+	var pprofAddr string
+	if o.cpuProfile != "" {
+		pp, err := freePort()
+		if err != nil {
+			return err
+		}
+		pprofAddr = "127.0.0.1:" + strconv.Itoa(pp)
+		cmd.Env = append(cmd.Env, "PPROF_ADDR="+pprofAddr)
+	}
+	cmd.Env = append(append(cmd.Env, os.Environ()...),
 		"PORT="+strconv.Itoa(port),
 		"OPENIMIS_API_URL="+oi.URL, "OPENIMIS_USERNAME=api", "OPENIMIS_PASSWORD="+imisPass,
 		"CHT_OPENIMIS_CALLBACK_ENDPOINT="+base+"/mediator/claim-response",
@@ -128,6 +143,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.senders * 2, MaxConnsPerHost: o.senders * 2}}
 	body := bodies(o, oi, insurees)
 	var res result
+	var profileDone func() error
 	start := time.Now()
 	mediatorCPU0, loadgenCPU0 := cpuTime(cmd.Process.Pid), selfCPUTime()
 	if o.backlog > 0 {
@@ -137,8 +153,10 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		res = send(ctx, client, base, o.path, body, o.senders, 0, o.backlog)
 		fmt.Fprintf(out, "queued %d claims in %s; the CHT answers again\n", res.acked, res.sendTime.Round(time.Millisecond))
 		start = time.Now()
+		profileDone = startProfile(ctx, pprofAddr, o.cpuProfile, o.duration)
 		ch.SetLatency(o.latency)
 	} else {
+		profileDone = startProfile(ctx, pprofAddr, o.cpuProfile, o.duration)
 		res = send(ctx, client, base, o.path, body, o.senders, o.duration, 0)
 	}
 	delivered := func() int {
@@ -174,7 +192,51 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		res.storeBytes = dirSize(filepath.Dir(strings.TrimPrefix(o.database, "sqlite://")), "mediator.db")
 	}
 	report(out, o, res)
+	if err := profileDone(); err != nil {
+		return fmt.Errorf("CPU profile: %w", err)
+	}
+	if o.cpuProfile != "" {
+		fmt.Fprintf(out, "\nCPU profile of the mediator: go tool pprof -top %s\n", o.cpuProfile)
+	}
 	return nil
+}
+
+// startProfile has the mediator's profiling listener at addr (a binary built
+// with -tags pprof) record a CPU profile over the next d, written to file;
+// the function it returns waits for the profile. With no addr it does
+// nothing.
+func startProfile(ctx context.Context, addr, file string, d time.Duration) func() error {
+	if addr == "" {
+		return func() error { return nil }
+	}
+	done := make(chan error, 1)
+	go func() {
+		seconds := max(1, int((d+time.Second-1)/time.Second))
+		url := "http://" + addr + "/debug/pprof/profile?seconds=" + strconv.Itoa(seconds)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			done <- err
+			return
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			done <- fmt.Errorf("%s answered %s (was the mediator built with -tags pprof?)", url, resp.Status)
+			return
+		}
+		f, err := os.Create(file)
+		if err != nil {
+			done <- err
+			return
+		}
+		_, err = io.Copy(f, resp.Body)
+		done <- errors.Join(err, f.Close())
+	}()
+	return func() error { return <-done }
 }
 
 // bodies returns the body generator: distinct claims, or feedback about
