@@ -36,6 +36,7 @@ func (d stmtCacheDriver) Open(name string) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	stablePlans(c)
 	return &stmtCacheConn{Conn: c, stmts: map[string]*cachedStmt{}}, nil
 }
 
