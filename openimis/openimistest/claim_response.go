@@ -3,7 +3,6 @@ package openimistest
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -18,8 +17,10 @@ type claim struct {
 	feedback  string
 	id        string
 	patientID string
-	resource  map[string]any
-	seq       int
+	// resource is the ClaimResponse as stored (kept as JSON: a fake holding
+	// many claims stays small for the garbage collector).
+	resource json.RawMessage
+	seq      int
 }
 
 var claimResponsesView = view{
@@ -76,7 +77,7 @@ func parseClaim(claimResponse []byte) *claim {
 		code:      identifierValue(m, func(code string) bool { return code != "UUID" }),
 		id:        id,
 		patientID: patientID,
-		resource:  m,
+		resource:  mustMarshal(m),
 	}
 }
 
@@ -95,10 +96,14 @@ func (s *Server) putClaim(cl *claim) {
 // fhir renders the ClaimResponse as served: the stored JSON plus
 // communicationRequest once feedback exists. The caller holds s.mu.
 func (cl *claim) fhir() json.RawMessage {
-	m := maps.Clone(cl.resource)
-	if cl.feedback != "" {
-		m["communicationRequest"] = []any{reference("CommunicationRequest", cl.feedback, "")}
+	if cl.feedback == "" {
+		return cl.resource
 	}
+	m, err := decodeObject(cl.resource)
+	if err != nil {
+		panic("openimistest: stored ClaimResponse: " + err.Error())
+	}
+	m["communicationRequest"] = []any{reference("CommunicationRequest", cl.feedback, "")}
 	return mustMarshal(m)
 }
 

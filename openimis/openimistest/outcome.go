@@ -120,8 +120,15 @@ func (c *call) json(status int, v any) {
 }
 
 // writeJSON writes v as compact JSON, without HTML escaping, like DRF's
-// JSONRenderer.
+// JSONRenderer. A json.RawMessage is written as it is: the server's own are
+// made by mustMarshal, compact already.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	if raw, ok := v.(json.RawMessage); ok {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = w.Write(raw)
+		return
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
