@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -172,6 +174,49 @@ func TestFault_SlowOpenIMISBeyondTimeout(t *testing.T) {
 	require.Empty(t, b.cht.Reports())
 	b.oi.SetLatency(0)
 	b.requireExactlyOnce(t, claims)
+}
+
+func TestFault_OpenIMISRateLimitPutsJobsBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	require.Eventually(t, func() bool { return b.oi.Logins() > 0 }, 10*time.Second, 10*time.Millisecond)
+	b.oi.SetDown(http.StatusTooManyRequests)
+	claims := b.postClaims(t, "4290a1e1", 5)
+	require.Eventually(t, func() bool { return b.patientReads() > 0 }, 10*time.Second, 10*time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
+	b.oi.SetDown(0)
+	b.requireExactlyOnce(t, claims)
+
+	var done []*rivertype.JobRow
+	require.Eventually(t, func() bool {
+		jobs, err := b.store.ListJobs(t.Context(), []rivertype.JobState{rivertype.JobStateCompleted}, 100)
+		require.NoError(t, err)
+		done = slices.DeleteFunc(jobs, func(j *rivertype.JobRow) bool { return j.Kind != "claim" })
+		return len(done) == len(claims)
+	}, 10*time.Second, 10*time.Millisecond)
+	snoozed := 0
+	for _, j := range done {
+		var meta struct {
+			Snoozes int `json:"snoozes"`
+		}
+		require.NoError(t, json.Unmarshal(j.Metadata, &meta))
+		if meta.Snoozes > 0 {
+			snoozed++
+		}
+		require.Empty(t, j.Errors, "a 429 uses no attempt: the job waits and tries again")
+	}
+	require.NotZero(t, snoozed, "jobs were put back while openIMIS limited the rate")
+}
+
+// patientReads counts the insuree reads openIMIS received.
+func (b *testBundle) patientReads() int {
+	n := 0
+	for _, r := range b.oi.Requests() {
+		if strings.HasPrefix(r.Path, openimistest.FHIRPath+"Patient/") {
+			n++
+		}
+	}
+	return n
 }
 
 func TestFault_TokenExpiresMidTraffic(t *testing.T) {

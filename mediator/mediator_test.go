@@ -89,7 +89,7 @@ func setup(t *testing.T, so setupOpts) *testBundle {
 	oi, err := openimis.New(openimis.Options{
 		Transport: metrics.Transport("openimis", nil),
 		FHIRURL:   b.oi.FHIRURL(), Username: imisUser, Password: imisPass,
-		Timeout: 5 * time.Second,
+		Timeout: 5 * time.Second, RateLimitPause: 100 * time.Millisecond,
 	})
 	require.NoError(t, err)
 	ch, err := cht.New(cht.Options{

@@ -41,13 +41,17 @@ const (
 )
 
 // authenticator holds the JWT and logs in when it is missing or about to
-// expire. One login runs at a time; concurrent callers wait for it.
+// expire. One login runs at a time; concurrent callers wait for it, each for
+// as long as its own context allows.
 type authenticator struct {
 	client             *Client
 	username, password string
 	now                func() time.Time
 
-	mu        sync.Mutex
+	// login is held while a login runs.
+	login chan struct{}
+
+	mu        sync.Mutex // guards the fields below
 	jwt       string
 	refreshAt time.Time
 	failures  int
@@ -56,18 +60,29 @@ type authenticator struct {
 	loggedIn  bool
 }
 
+func newAuthenticator(c *Client, username, password string, now func() time.Time) *authenticator {
+	return &authenticator{client: c, username: username, password: password, now: now, login: make(chan struct{}, 1)}
+}
+
 // token returns a valid JWT, logging in when needed.
 func (a *authenticator) token(ctx context.Context) (string, error) {
+	if tok, err := a.held(); tok != "" || err != nil {
+		return tok, err
+	}
+	select {
+	case a.login <- struct{}{}:
+	case <-ctx.Done():
+		return "", fmt.Errorf("openimis login: waiting for the login in progress: %w", context.Cause(ctx))
+	}
+	defer func() { <-a.login }()
+	// The login this call waited for may have brought a token, or failed.
+	if tok, err := a.held(); tok != "" || err != nil {
+		return tok, err
+	}
+	now := a.now()
+	tok, exp, err := a.client.login(ctx, a.username, a.password)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	now := a.now()
-	if a.jwt != "" && now.Before(a.refreshAt) {
-		return a.jwt, nil
-	}
-	if now.Before(a.retryAt) {
-		return "", fmt.Errorf("%w (%s left): last attempt: %w", ErrLoginBackoff, a.retryAt.Sub(now).Round(time.Second), a.lastErr)
-	}
-	tok, exp, err := a.client.login(ctx, a.username, a.password)
 	if err != nil {
 		if ctx.Err() == nil {
 			a.failures++
@@ -85,6 +100,22 @@ func (a *authenticator) token(ctx context.Context) (string, error) {
 	lifetime := exp.Sub(now)
 	a.refreshAt = exp.Add(-min(lifetime/5, 5*time.Minute))
 	return tok, nil
+}
+
+// held returns the current token while it is fresh, or ErrLoginBackoff
+// while the client waits after a failed login, or neither when a login is
+// due.
+func (a *authenticator) held() (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.now()
+	if a.jwt != "" && now.Before(a.refreshAt) {
+		return a.jwt, nil
+	}
+	if now.Before(a.retryAt) {
+		return "", fmt.Errorf("%w (%s left): last attempt: %w", ErrLoginBackoff, a.retryAt.Sub(now).Round(time.Second), a.lastErr)
+	}
+	return "", nil
 }
 
 // invalidate forgets token if it is still the current one, so that the next
@@ -124,6 +155,9 @@ type loginResponse struct {
 // login calls POST login/ (§1). It sends no Authorization header: an expired
 // bearer token would make the login itself fail.
 func (c *Client) login(ctx context.Context, username, password string) (string, time.Time, error) {
+	if err := c.rateLimited(); err != nil {
+		return "", time.Time{}, err
+	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	resp, err := c.rc.R().SetContext(ctx).
@@ -133,6 +167,10 @@ func (c *Client) login(ctx context.Context, username, password string) (string, 
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("openimis POST %slogin/: %w", c.fhirPath, transportError(err))
 	}
+	if resp.StatusCode() == http.StatusTooManyRequests {
+		return "", time.Time{}, c.answered(resp.StatusCode(), newAPIError(http.MethodPost, c.fhirPath+"login/", resp))
+	}
+	c.answered(resp.StatusCode(), nil)
 	if resp.StatusCode() != http.StatusOK {
 		if resp.StatusCode() == http.StatusBadRequest || resp.StatusCode() == http.StatusUnauthorized {
 			return "", time.Time{}, &LoginError{Status: resp.StatusCode(), Message: errorMessage(resp.Body())}

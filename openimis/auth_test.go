@@ -43,6 +43,30 @@ func TestClient_Login(t *testing.T) {
 		}
 	})
 
+	t.Run("WaitersKeepTheirOwnDeadline", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.server.SetLatency(2 * time.Second)
+
+		first := make(chan error, 1)
+		go func() { first <- b.client.Login(context.Background()) }()
+		require.Eventually(t, func() bool { return len(b.requests("login/")) == 1 },
+			5*time.Second, time.Millisecond, "the first login reaches openIMIS")
+
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+		defer cancel()
+		_, err := b.client.GetPatient(ctx, openimistest.SeedPatientID)
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		select {
+		case err := <-first:
+			t.Fatalf("the waiter gave up only once the login ended (%v)", err)
+		default:
+		}
+		require.NoError(t, <-first, "the login in progress is not disturbed")
+		require.Len(t, b.requests("login/"), 1, "the waiter sent no login of its own")
+		require.Empty(t, b.requests("Patient/"+openimistest.SeedPatientID+"/"))
+	})
+
 	t.Run("BearerTokenOnCalls", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

@@ -5,7 +5,8 @@
 //
 // The client is thin and quiet: one method per endpoint, no logging, and no
 // retries except the single re-login after a 401 (§1). Non-2xx answers come
-// back as *APIError; the caller decides what is worth retrying.
+// back as *APIError; the caller decides what is worth retrying. After a 429
+// the client sends nothing for a while and answers *RateLimitError instead.
 package openimis
 
 import (
@@ -17,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,8 +39,15 @@ type Options struct {
 	Timeout time.Duration
 	// Transport replaces the HTTP transport (tests, TLS settings).
 	Transport http.RoundTripper
-	// Now is the clock used for token expiry. Defaults to time.Now.
+	// Now is the clock of token expiry and of the rate-limit pause. Defaults
+	// to time.Now.
 	Now func() time.Time
+	// RateLimitPause is how long the client sends nothing after a 429.
+	// openIMIS in production allows 150 requests a minute per client address
+	// and answers 429 without Retry-After (§1, trap 17); a request sent while
+	// limited is wasted and counted. Defaults to 10 seconds; it doubles while
+	// 429s follow each other, up to a minute.
+	RateLimitPause time.Duration
 }
 
 // Client talks to one openIMIS FHIR API as one user. It is safe for
@@ -49,6 +58,12 @@ type Client struct {
 	rc       *resty.Client
 	timeout  atomic.Int64 // time.Duration of one request
 	lists    atomic.Int64 // calls of ListSubscriptions, to vary its query
+
+	now            func() time.Time
+	rateLimitPause time.Duration
+	mu             sync.Mutex
+	pauseUntil     time.Time // no request before, after a 429
+	pauseFor       time.Duration
 }
 
 // New returns a Client. It does not contact the server.
@@ -65,6 +80,9 @@ func New(opts Options) (*Client, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.RateLimitPause <= 0 {
+		opts.RateLimitPause = 10 * time.Second
+	}
 	rc := resty.New().
 		SetBaseURL(strings.TrimSuffix(opts.FHIRURL, "/")).
 		SetHeader("Accept", "application/json").
@@ -79,12 +97,12 @@ func New(opts Options) (*Client, error) {
 	if opts.Transport != nil {
 		rc.SetTransport(opts.Transport)
 	}
-	c := &Client{rc: rc, fhirPath: pathOf(opts.FHIRURL)}
+	c := &Client{rc: rc, fhirPath: pathOf(opts.FHIRURL), now: opts.Now, rateLimitPause: opts.RateLimitPause}
 	c.SetTimeout(opts.Timeout)
 	// Start the list-query counter at a random point so that a restarted
 	// process does not repeat its predecessor's queries.
 	c.lists.Store(rand.Int64N(86400))
-	c.auth = &authenticator{client: c, username: opts.Username, password: opts.Password, now: opts.Now}
+	c.auth = newAuthenticator(c, opts.Username, opts.Password, opts.Now)
 	return c, nil
 }
 
@@ -114,6 +132,9 @@ func pathOf(u string) string {
 // A 401 triggers one re-login and one retry (§1, trap 9).
 func (c *Client) do(ctx context.Context, method, path string, query map[string]string, body, out any) (*resty.Response, error) {
 	for attempt := 0; ; attempt++ {
+		if err := c.rateLimited(); err != nil {
+			return nil, err
+		}
 		token, err := c.auth.token(ctx)
 		if err != nil {
 			return nil, err
@@ -133,8 +154,9 @@ func (c *Client) do(ctx context.Context, method, path string, query map[string]s
 			continue
 		}
 		if resp.StatusCode() < 200 || resp.StatusCode() > 299 {
-			return resp, newAPIError(method, c.fhirPath+path, resp)
+			return resp, c.answered(resp.StatusCode(), newAPIError(method, c.fhirPath+path, resp))
 		}
+		c.answered(resp.StatusCode(), nil)
 		if out != nil {
 			if err := json.Unmarshal(resp.Body(), out); err != nil {
 				return resp, fmt.Errorf("openimis %s %s: decode answer: %w", method, c.fhirPath+path, err)

@@ -424,6 +424,63 @@ func TestClient_TransientErrors(t *testing.T) {
 		require.Len(t, b.requests("ClaimResponse/"+openimistest.SeedClaimID+"/"), 1, "the client does not retry")
 	})
 
+	t.Run("TooManyRequestsPausesTheClient", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, func(c *testConfig) { c.client.RateLimitPause = 10 * time.Second })
+		require.NoError(t, b.client.Login(t.Context()))
+		path := "ClaimResponse/" + openimistest.SeedClaimID + "/"
+		sent := func() int { return len(b.server.Requests()) }
+
+		b.server.FailNext(1, http.StatusTooManyRequests)
+		_, err := b.client.GetClaimResponse(t.Context(), openimistest.SeedClaimID)
+		requireAPIError(t, err, http.StatusTooManyRequests, false)
+		var rl *openimis.RateLimitError
+		require.ErrorAs(t, err, &rl)
+		require.Equal(t, 10*time.Second, rl.RetryAfterDuration(), "the 429 says how long the client waits")
+
+		// Every request waits, whatever its path, and none reaches openIMIS.
+		before := sent()
+		b.clock.Add(9 * time.Second)
+		_, err = b.client.GetPatient(t.Context(), openimistest.SeedPatientID)
+		require.ErrorIs(t, err, openimis.ErrRateLimited)
+		require.ErrorAs(t, err, &rl)
+		require.Equal(t, time.Second, rl.RetryAfterDuration())
+		require.Equal(t, before, sent(), "nothing is sent while the client waits")
+
+		// A second 429 right after the wait doubles it.
+		b.clock.Add(time.Second)
+		b.server.FailNext(1, http.StatusTooManyRequests)
+		_, err = b.client.GetClaimResponse(t.Context(), openimistest.SeedClaimID)
+		require.ErrorAs(t, err, &rl)
+		require.Equal(t, 20*time.Second, rl.RetryAfterDuration())
+		b.clock.Add(19 * time.Second)
+		_, err = b.client.GetClaimResponse(t.Context(), openimistest.SeedClaimID)
+		require.ErrorIs(t, err, openimis.ErrRateLimited)
+
+		// An answer ends the doubling.
+		b.clock.Add(time.Second)
+		_, err = b.client.GetClaimResponse(t.Context(), openimistest.SeedClaimID)
+		require.NoError(t, err)
+		b.server.FailNext(1, http.StatusTooManyRequests)
+		_, err = b.client.GetClaimResponse(t.Context(), openimistest.SeedClaimID)
+		require.ErrorAs(t, err, &rl)
+		require.Equal(t, 10*time.Second, rl.RetryAfterDuration())
+		require.Len(t, b.requests(path), 4)
+	})
+
+	t.Run("TooManyRequestsOnLogin", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.server.FailNext(1, http.StatusTooManyRequests)
+		err := b.client.Login(t.Context())
+		require.ErrorIs(t, err, openimis.ErrRateLimited)
+		requireAPIError(t, err, http.StatusTooManyRequests, false)
+		logins := b.server.Logins()
+		b.clock.Add(5 * time.Second)
+		require.ErrorIs(t, b.client.Login(t.Context()), openimis.ErrRateLimited)
+		require.Equal(t, logins, b.server.Logins(), "no login is sent while the client waits")
+	})
+
 	t.Run("UnexpectedServerError", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

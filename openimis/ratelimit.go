@@ -1,0 +1,69 @@
+package openimis
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// ErrRateLimited is returned, without contacting openIMIS, while the client
+// waits after a 429.
+var ErrRateLimited = errors.New("openimis: waiting after 429 Rate limit exceeded")
+
+// maxRateLimitPause bounds the doubling pause: openIMIS counts requests per
+// minute (§1).
+const maxRateLimitPause = time.Minute
+
+// RateLimitError is the answer to a request made while the client waits
+// after a 429, or the 429 itself (then it also wraps the *APIError).
+type RateLimitError struct {
+	// Left is how long the client still sends nothing.
+	Left  time.Duration
+	cause error
+}
+
+// Error implements error.
+func (e *RateLimitError) Error() string {
+	if e.cause != nil {
+		return fmt.Sprintf("%v; waiting %s before the next request", e.cause, e.Left.Round(time.Millisecond))
+	}
+	return fmt.Sprintf("%v (%s left)", ErrRateLimited, e.Left.Round(time.Millisecond))
+}
+
+// Unwrap gives ErrRateLimited and, for the 429 itself, its *APIError.
+func (e *RateLimitError) Unwrap() []error {
+	if e.cause != nil {
+		return []error{ErrRateLimited, e.cause}
+	}
+	return []error{ErrRateLimited}
+}
+
+// RetryAfterDuration is how long to wait before trying again.
+func (e *RateLimitError) RetryAfterDuration() time.Duration { return e.Left }
+
+// rateLimited returns a *RateLimitError while the client waits after a 429.
+func (c *Client) rateLimited() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if left := c.pauseUntil.Sub(c.now()); left > 0 {
+		return &RateLimitError{Left: left}
+	}
+	return nil
+}
+
+// answered updates the wait from an answer's status: a 429 stops all
+// requests for the pause, doubled while 429s follow each other; any other
+// answer ends the doubling. It returns the error to report for a 429, else
+// err.
+func (c *Client) answered(status int, err error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if status != http.StatusTooManyRequests {
+		c.pauseFor = 0
+		return err
+	}
+	c.pauseFor = min(max(c.pauseFor*2, c.rateLimitPause), max(maxRateLimitPause, c.rateLimitPause))
+	c.pauseUntil = c.now().Add(c.pauseFor)
+	return &RateLimitError{Left: c.pauseFor, cause: err}
+}
