@@ -26,3 +26,19 @@ func TestDeliverableEndpoint(t *testing.T) {
 		require.Equal(t, tt.want, deliverableEndpoint(tt.endpoint), tt.endpoint)
 	}
 }
+
+func TestOperationPath_HidesIdentifiers(t *testing.T) {
+	t.Parallel()
+	for path, want := range map[string]string{
+		"/api/api_fhir_r4/Patient/a11ce000-0000-4000-8000-000000000001/": "/api/api_fhir_r4/Patient/:id/",
+		"/api/api_fhir_r4/Subscription/":                                 "/api/api_fhir_r4/Subscription/",
+		"/mediators/urn:mediator:cht-openimis/heartbeat":                 "/mediators/:id/heartbeat",
+		"/authenticate/root@openhim.org":                                 "/authenticate/:id",
+		"/api/v1/contact/uuid":                                           "/api/v1/contact/uuid",
+		"/medic/5f1b2c3d4e5f6a7b8c9d0e1f":                                "/medic/:id",
+	} {
+		if got := operationPath(path); got != want {
+			t.Errorf("operationPath(%q) = %q, want %q", path, got, want)
+		}
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/cht-openimis/mediator/cht/chttest"
 	"github.com/cht-openimis/mediator/cmd/internal/app"
 	"github.com/cht-openimis/mediator/config"
+	"github.com/cht-openimis/mediator/mediator/openhim/openhimtest"
 	"github.com/cht-openimis/mediator/mediator/store/storetest"
 	"github.com/cht-openimis/mediator/openimis/openimistest"
 )
@@ -35,9 +36,15 @@ func TestServe_EndToEnd(t *testing.T) {
 	t.Parallel()
 	oi := openimistest.NewServer(t, openimistest.Options{Username: "api", Password: imisPass, ClaimSubscriptions: true})
 	ch := chttest.NewServer(t, chttest.Options{Password: chtPass})
+	him := openhimtest.NewServer(t, openhimtest.Options{}) // HTTPS with a self-signed certificate
 
 	v := viper.New()
 	for k, val := range map[string]string{
+		"OPENHIM_API_URL":                him.URL,
+		"OPENHIM_USERNAME":               openhimtest.RootEmail,
+		"OPENHIM_PASSWORD":               openhimtest.RootPassword,
+		"OPENHIM_TRUST_SELF_SIGNED":      "true",
+		"MEDIATOR_URL":                   "http://127.0.0.1:1",
 		"OPENIMIS_API_URL":               oi.URL,
 		"OPENIMIS_USERNAME":              "api",
 		"OPENIMIS_PASSWORD":              imisPass,
@@ -99,6 +106,21 @@ func TestServe_EndToEnd(t *testing.T) {
 
 	require.Eventually(t, func() bool { return len(ch.Reports()) == 1 && len(oi.Subscriptions()) == 1 },
 		10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return len(him.Heartbeats()) > 0 }, 10*time.Second, 20*time.Millisecond)
+
+	// Requests to all three systems are timed, with ids out of the paths.
+	resp, err = http.Get(base + "/metrics")
+	require.NoError(t, err)
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, series := range []string{
+		`mediator_upstream_request_duration_seconds_count{operation="POST /api/v2/records",status="200",system="cht"}`,
+		`mediator_upstream_request_duration_seconds_count{operation="POST /api/api_fhir_r4/Subscription/",status="201",system="openimis"}`,
+		`mediator_upstream_request_duration_seconds_count{operation="POST /mediators",status="201",system="openhim"}`,
+		`mediator_upstream_request_duration_seconds_count{operation="POST /mediators/:id/heartbeat",status="200",system="openhim"}`,
+	} {
+		require.True(t, strings.Contains(string(metrics), series), "/metrics lacks %s", series)
+	}
 
 	cancel()
 	select {
@@ -109,7 +131,7 @@ func TestServe_EndToEnd(t *testing.T) {
 	}
 	out := logs.String()
 	require.Contains(t, out, `"message":"stopped"`)
-	for _, secret := range []string{imisPass, chtPass, mediatorPass} {
+	for _, secret := range []string{imisPass, chtPass, mediatorPass, openhimtest.RootPassword} {
 		require.NotContains(t, out, secret, "a secret leaked into the logs")
 	}
 	// The subscription header's Basic credentials are not logged either.

@@ -33,12 +33,13 @@ type Options struct {
 	// be in the admin group (§2.5).
 	Username, Password string
 	// TrustSelfSigned skips TLS certificate verification, for the core's
-	// default self-signed certificate (§1, trap 10).
+	// default self-signed certificate (§1, trap 10). It applies to the
+	// default transport only; see [NewTransport].
 	TrustSelfSigned bool
 	// Timeout bounds every request. Defaults to 10 seconds.
 	Timeout time.Duration
-	// Transport replaces the HTTP transport (tests). TrustSelfSigned does not
-	// apply to a custom transport.
+	// Transport replaces the HTTP transport: tests, or a wrapper (metrics)
+	// around [NewTransport]. TrustSelfSigned does not apply to it.
 	Transport http.RoundTripper
 	// Now is the clock used for token timestamps. Defaults to time.Now.
 	Now func() time.Time
@@ -78,18 +79,26 @@ func New(opts Options) (*Client, error) {
 		SetResponseBodyLimit(1 << 20).
 		SetDisableWarn(true).
 		SetRedirectPolicy(resty.NoRedirectPolicy())
-	switch {
-	case opts.Transport != nil:
-		rc.SetTransport(opts.Transport)
-	case opts.TrustSelfSigned:
-		rc.SetTLSClientConfig(&tls.Config{InsecureSkipVerify: true}) //nolint:gosec // the operator's explicit choice, logged at startup
+	if opts.Transport == nil {
+		opts.Transport = NewTransport(opts.TrustSelfSigned)
 	}
+	rc.SetTransport(opts.Transport)
 	return &Client{
 		now:      opts.Now,
 		password: opts.Password,
 		rc:       rc,
 		username: strings.ToLower(opts.Username),
 	}, nil
+}
+
+// NewTransport returns the client's default transport: Go's default,
+// without certificate verification when trustSelfSigned is set.
+func NewTransport(trustSelfSigned bool) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	if trustSelfSigned {
+		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the operator's explicit choice, logged at startup
+	}
+	return t
 }
 
 // APIError is a non-2xx answer from the core.

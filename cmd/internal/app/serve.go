@@ -49,19 +49,19 @@ func Build(ctx context.Context, cfg config.Config, logOut io.Writer) (*App, erro
 	if err != nil {
 		return nil, err
 	}
+	metrics := mediator.NewMetrics()
 	var him *openhim.Client
 	if cfg.OpenHIMAPIURL != nil {
 		him, err = openhim.New(openhim.Options{
-			APIURL:          cfg.OpenHIMAPIURL.String(),
-			Username:        cfg.OpenHIMUsername,
-			Password:        cfg.OpenHIMPassword.Value(),
-			TrustSelfSigned: cfg.OpenHIMTrustSelfSigned,
+			APIURL:    cfg.OpenHIMAPIURL.String(),
+			Username:  cfg.OpenHIMUsername,
+			Password:  cfg.OpenHIMPassword.Value(),
+			Transport: metrics.Transport("openhim", openhim.NewTransport(cfg.OpenHIMTrustSelfSigned)),
 		})
 		if err != nil {
 			return nil, err
 		}
 	}
-	metrics := mediator.NewMetrics()
 	oi, err := openimis.New(openimis.Options{
 		Transport: metrics.Transport("openimis", upstreamTransport(cfg.Workers)),
 		FHIRURL:   cfg.OpenIMISURL.JoinPath(cfg.OpenIMISFHIRPath).String() + "/",
