@@ -75,14 +75,17 @@ func (s *Server) SetDown(status int) {
 	s.down = status
 }
 
-// SetLatency delays every later answer by d. The request takes effect first,
-// so a POST whose client times out has still stored what it carried. The
-// delay ends early when the client goes away or the server closes. Zero
-// removes the delay.
+// SetLatency delays every answer by d from the request's arrival. The
+// request takes effect first, so a POST whose client times out has still
+// stored what it carried. The delay ends early when the client goes away or
+// the server closes. The new latency applies to answers being delayed too:
+// zero removes the delay and sends them at once.
 func (s *Server) SetLatency(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.latency = d
+	close(s.latencyChanged)
+	s.latencyChanged = make(chan struct{})
 }
 
 // takeRule consumes one use of the first rule matching path and returns its
@@ -101,14 +104,30 @@ func takeRule(rules *[]*faultRule, path string) int {
 	return 0
 }
 
-// sleep waits for d, or until ctx ends or the server closes.
-func (s *Server) sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	case <-s.closed:
+// delay holds an answer until the latency has passed since the request
+// arrived, re-timed when the latency changes, or until the client goes away
+// or the server closes.
+func (s *Server) delay(ctx context.Context, arrived time.Time) {
+	for {
+		s.mu.Lock()
+		d, changed := time.Until(arrived.Add(s.latency)), s.latencyChanged
+		s.mu.Unlock()
+		if d <= 0 {
+			return
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+			return
+		case <-changed:
+			t.Stop() // the latency changed: wait out the new one
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-s.closed:
+			t.Stop()
+			return
+		}
 	}
 }
 

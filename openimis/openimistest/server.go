@@ -132,15 +132,17 @@ type Server struct {
 	key       []byte
 	opts      Options
 
-	mu                     sync.Mutex
-	claimSeq               int
-	claims                 map[string]*claim
-	communications         []Communication
-	countCache             map[string]cachedCount
-	down                   int
-	dropRules              []*faultRule
-	failRules              []*faultRule
-	latency                time.Duration
+	mu             sync.Mutex
+	claimSeq       int
+	claims         map[string]*claim
+	communications []Communication
+	countCache     map[string]cachedCount
+	down           int
+	dropRules      []*faultRule
+	failRules      []*faultRule
+	latency        time.Duration
+	// latencyChanged is closed (and replaced) when the latency changes.
+	latencyChanged         chan struct{}
 	logins                 int
 	patients               map[string]*patient
 	questionnaireResponses []QuestionnaireResponse
@@ -179,14 +181,15 @@ func NewHandler(opts Options) *Server {
 		panic("openimistest: " + err.Error())
 	}
 	s := &Server{
-		client:     &http.Client{},
-		closed:     make(chan struct{}),
-		key:        key,
-		opts:       opts,
-		claims:     map[string]*claim{},
-		countCache: map[string]cachedCount{},
-		patients:   map[string]*patient{},
-		users:      map[string]*user{},
+		client:         &http.Client{},
+		closed:         make(chan struct{}),
+		latencyChanged: make(chan struct{}),
+		key:            key,
+		opts:           opts,
+		claims:         map[string]*claim{},
+		countCache:     map[string]cachedCount{},
+		patients:       map[string]*patient{},
+		users:          map[string]*user{},
 	}
 	s.users[opts.Username] = newUser(opts.Username, opts.Password, opts.Rights)
 	if !opts.SkipSeed {
@@ -247,6 +250,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 
+	arrived := time.Now()
 	s.mu.Lock()
 	s.requests = append(s.requests, Request{
 		Body:     body,
@@ -256,7 +260,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		RawQuery: r.URL.RawQuery,
 		Time:     s.now(),
 	})
-	latency := s.latency
 	fault := s.down
 	if fault == 0 {
 		fault = takeRule(&s.failRules, r.URL.Path)
@@ -270,9 +273,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		s.route(rec, r, body)
 	}
-	if latency > 0 {
-		s.sleep(r.Context(), latency)
-	}
+	s.delay(r.Context(), arrived)
 	if drop {
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, err := hj.Hijack(); err == nil {

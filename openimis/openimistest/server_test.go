@@ -259,6 +259,28 @@ func TestServer_Faults(t *testing.T) {
 			requireOutcome(t, http.StatusInternalServerError, "error", "Feedback exists for this claim")
 	})
 
+	t.Run("NewLatencyAppliesToDelayedAnswers", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, openimistest.Options{})
+		b.srv.SetLatency(time.Hour)
+		done := make(chan int, 1)
+		go func() { done <- b.do(t, req{path: "ClaimResponse/"}).status }()
+		require.Eventually(t, func() bool { return len(b.srv.Requests()) == 1 }, 5*time.Second, time.Millisecond)
+		b.srv.SetLatency(time.Hour + time.Minute) // longer: still waiting
+		select {
+		case status := <-done:
+			t.Fatalf("answered %d before the latency passed", status)
+		case <-time.After(50 * time.Millisecond):
+		}
+		b.srv.SetLatency(0)
+		select {
+		case status := <-done:
+			require.Equal(t, http.StatusOK, status)
+		case <-time.After(5 * time.Second):
+			t.Fatal("SetLatency(0) did not release the delayed answer")
+		}
+	})
+
 	t.Run("CloseReleasesDelayedAnswers", func(t *testing.T) {
 		t.Parallel()
 		srv := openimistest.New(openimistest.Options{})
