@@ -84,7 +84,10 @@ func (a *authenticator) token(ctx context.Context) (string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err != nil {
-		if ctx.Err() == nil {
+		// A 429 is no refused login: the client-wide pause covers it, and the
+		// login backoff (which keeps openIMIS from locking the account) must
+		// not grow with it.
+		if ctx.Err() == nil && !errors.Is(err, ErrRateLimited) {
 			a.failures++
 			a.lastErr = err
 			backoff := min(minLoginBackoff<<min(a.failures-1, 16), maxLoginBackoff)
@@ -160,6 +163,7 @@ func (c *Client) login(ctx context.Context, username, password string) (string, 
 	}
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
+	sent := c.now()
 	resp, err := c.rc.R().SetContext(ctx).
 		SetHeader("Content-Type", "application/json").
 		SetBody(loginRequest{Username: username, Password: password}).
@@ -168,9 +172,9 @@ func (c *Client) login(ctx context.Context, username, password string) (string, 
 		return "", time.Time{}, fmt.Errorf("openimis POST %slogin/: %w", c.fhirPath, transportError(err))
 	}
 	if resp.StatusCode() == http.StatusTooManyRequests {
-		return "", time.Time{}, c.answered(resp.StatusCode(), newAPIError(http.MethodPost, c.fhirPath+"login/", resp))
+		return "", time.Time{}, c.answered(sent, resp.StatusCode(), newAPIError(http.MethodPost, c.fhirPath+"login/", resp))
 	}
-	c.answered(resp.StatusCode(), nil)
+	c.answered(sent, resp.StatusCode(), nil)
 	if resp.StatusCode() != http.StatusOK {
 		if resp.StatusCode() == http.StatusBadRequest || resp.StatusCode() == http.StatusUnauthorized {
 			return "", time.Time{}, &LoginError{Status: resp.StatusCode(), Message: errorMessage(resp.Body())}

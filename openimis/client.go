@@ -140,6 +140,7 @@ func (c *Client) do(ctx context.Context, method, path string, query map[string]s
 			return nil, err
 		}
 		rctx, cancel := c.withTimeout(ctx)
+		sent := c.now()
 		req := c.rc.R().SetContext(rctx).SetAuthToken(token).SetQueryParams(query)
 		if body != nil {
 			req.SetHeader("Content-Type", "application/json").SetBody(body)
@@ -154,9 +155,9 @@ func (c *Client) do(ctx context.Context, method, path string, query map[string]s
 			continue
 		}
 		if resp.StatusCode() < 200 || resp.StatusCode() > 299 {
-			return resp, c.answered(resp.StatusCode(), newAPIError(method, c.fhirPath+path, resp))
+			return resp, c.answered(sent, resp.StatusCode(), newAPIError(method, c.fhirPath+path, resp))
 		}
-		c.answered(resp.StatusCode(), nil)
+		c.answered(sent, resp.StatusCode(), nil)
 		if out != nil {
 			if err := json.Unmarshal(resp.Body(), out); err != nil {
 				return resp, fmt.Errorf("openimis %s %s: decode answer: %w", method, c.fhirPath+path, err)

@@ -1,6 +1,7 @@
 package openimis_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -466,6 +467,53 @@ func TestClient_TransientErrors(t *testing.T) {
 		require.ErrorAs(t, err, &rl)
 		require.Equal(t, 10*time.Second, rl.RetryAfterDuration())
 		require.Len(t, b.requests(path), 4)
+	})
+
+	t.Run("TooManyRequestsInABurstPauseOnce", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, func(c *testConfig) { c.client.RateLimitPause = 10 * time.Second })
+		require.NoError(t, b.client.Login(t.Context()))
+		// Four requests in flight when the first 429 comes back: one pause,
+		// not a pause doubled by each of their 429s.
+		b.server.SetLatency(200 * time.Millisecond)
+		b.server.FailNext(4, http.StatusTooManyRequests)
+		errs := make(chan error, 4)
+		for range 4 {
+			go func() {
+				_, err := b.client.GetClaimResponse(context.Background(), openimistest.SeedClaimID)
+				errs <- err
+			}()
+		}
+		for range 4 {
+			var rl *openimis.RateLimitError
+			require.ErrorAs(t, <-errs, &rl)
+			require.Equal(t, 10*time.Second, rl.RetryAfterDuration())
+		}
+		require.Len(t, b.requests("ClaimResponse/"+openimistest.SeedClaimID+"/"), 4)
+
+		// After the pause, the next 429 is one in a row: doubled once.
+		b.server.SetLatency(0)
+		b.clock.Add(10 * time.Second)
+		b.server.FailNext(1, http.StatusTooManyRequests)
+		_, err := b.client.GetClaimResponse(t.Context(), openimistest.SeedClaimID)
+		var rl *openimis.RateLimitError
+		require.ErrorAs(t, err, &rl)
+		require.Equal(t, 20*time.Second, rl.RetryAfterDuration())
+	})
+
+	t.Run("TooManyRequestsDoNotDelayLogins", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, func(c *testConfig) { c.client.RateLimitPause = 10 * time.Second })
+		b.server.FailNext(1, http.StatusTooManyRequests)
+		require.ErrorIs(t, b.client.Login(t.Context()), openimis.ErrRateLimited)
+		for range 5 { // callers keep trying during the pause
+			b.clock.Add(time.Second)
+			require.ErrorIs(t, b.client.Login(t.Context()), openimis.ErrRateLimited)
+		}
+		// The login backoff (wrong passwords) did not grow meanwhile: the
+		// login goes out as soon as the pause ends.
+		b.clock.Add(5 * time.Second)
+		require.NoError(t, b.client.Login(t.Context()))
 	})
 
 	t.Run("TooManyRequestsOnLogin", func(t *testing.T) {

@@ -52,18 +52,26 @@ func (c *Client) rateLimited() error {
 	return nil
 }
 
-// answered updates the wait from an answer's status: a 429 stops all
-// requests for the pause, doubled while 429s follow each other; any other
-// answer ends the doubling. It returns the error to report for a 429, else
-// err.
-func (c *Client) answered(status int, err error) error {
+// answered updates the wait from the answer to a request sent at sent. A
+// 429 stops all requests for the pause, doubled when the request was sent
+// after the previous pause ended (429s that follow each other), not for the
+// other answers of a burst sent before it. Any other answer to a request
+// sent after the pause ends the doubling. It returns the error to report for
+// a 429, else err.
+func (c *Client) answered(sent time.Time, status int, err error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	now := c.now()
+	sentBeforePauseEnd := sent.Before(c.pauseUntil)
 	if status != http.StatusTooManyRequests {
-		c.pauseFor = 0
+		if !sentBeforePauseEnd {
+			c.pauseFor = 0
+		}
 		return err
 	}
-	c.pauseFor = min(max(c.pauseFor*2, c.rateLimitPause), max(maxRateLimitPause, c.rateLimitPause))
-	c.pauseUntil = c.now().Add(c.pauseFor)
-	return &RateLimitError{Left: c.pauseFor, cause: err}
+	if !sentBeforePauseEnd || !now.Before(c.pauseUntil) {
+		c.pauseFor = min(max(c.pauseFor*2, c.rateLimitPause), max(maxRateLimitPause, c.rateLimitPause))
+		c.pauseUntil = now.Add(c.pauseFor)
+	}
+	return &RateLimitError{Left: c.pauseUntil.Sub(now), cause: err}
 }
