@@ -80,6 +80,8 @@ func (m *Mediator) checks() []check {
 			err := probe(ctx)
 			var ae *openimis.APIError
 			switch {
+			case errors.Is(err, openimis.ErrRateLimited):
+				return checkResult{fix: "openIMIS limits requests per minute from one address; run the check again in a minute"}, err
 			case errors.As(err, &ae) && ae.Status == http.StatusForbidden:
 				return checkResult{fix: fmt.Sprintf("give the openIMIS user the right %d (%s)", code, what)},
 					fmt.Errorf("the openIMIS user may not %s", what)

@@ -34,6 +34,7 @@ func TestOperationPath_HidesIdentifiers(t *testing.T) {
 		"/api/api_fhir_r4/Subscription/":                                 "/api/api_fhir_r4/Subscription/",
 		"/mediators/urn:mediator:cht-openimis/heartbeat":                 "/mediators/:id/heartbeat",
 		"/authenticate/root@openhim.org":                                 "/authenticate/:id",
+		"/authenticate/admin":                                            "/authenticate/:id",
 		"/api/v1/contact/uuid":                                           "/api/v1/contact/uuid",
 		"/medic/5f1b2c3d4e5f6a7b8c9d0e1f":                                "/medic/:id",
 	} {

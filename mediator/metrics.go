@@ -124,7 +124,8 @@ var idSegment = regexp.MustCompile(`^([0-9a-fA-F-]{32,36}|[0-9]+|[0-9a-f]{24})$`
 func operationPath(p string) string {
 	parts := strings.Split(p, "/")
 	for i, s := range parts {
-		if idSegment.MatchString(s) || strings.HasPrefix(s, "urn:") || strings.Contains(s, "@") {
+		// OpenHIM's GET /authenticate/<user> names the API user.
+		if idSegment.MatchString(s) || strings.HasPrefix(s, "urn:") || i > 0 && parts[i-1] == "authenticate" {
 			parts[i] = ":id"
 		}
 	}

@@ -102,16 +102,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	cmd := exec.CommandContext(ctx, o.binary)
 	cmd.Dir = dir
-	var pprofAddr string
-	if o.cpuProfile != "" {
-		pp, err := freePort()
-		if err != nil {
-			return err
-		}
-		pprofAddr = "127.0.0.1:" + strconv.Itoa(pp)
-		cmd.Env = append(cmd.Env, "PPROF_ADDR="+pprofAddr)
-	}
-	cmd.Env = append(append(cmd.Env, os.Environ()...),
+	cmd.Env = append(os.Environ(),
 		"PORT="+strconv.Itoa(port),
 		"OPENIMIS_API_URL="+oi.URL, "OPENIMIS_USERNAME=api", "OPENIMIS_PASSWORD="+imisPass,
 		"CHT_OPENIMIS_CALLBACK_ENDPOINT="+base+"/mediator/claim-response",
@@ -121,6 +112,15 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		"DATABASE_URL="+o.database, "CLAIM_POLL_INTERVAL=0", "LOG_LEVEL=warn",
 		"WORKERS="+strconv.Itoa(o.workers), "FEEDBACK_RESOURCE=Communication", "UPSTREAM_TIMEOUT=5s",
 	)
+	var pprofAddr string
+	if o.cpuProfile != "" {
+		pp, err := freePort()
+		if err != nil {
+			return err
+		}
+		pprofAddr = "127.0.0.1:" + strconv.Itoa(pp)
+		cmd.Env = append(cmd.Env, "PPROF_ADDR="+pprofAddr) // the last value of a name wins
+	}
 	logFile, err := os.Create(filepath.Join(dir, "mediator.log"))
 	if err != nil {
 		return err
@@ -218,14 +218,15 @@ func startProfile(ctx context.Context, addr, file string, d time.Duration) func(
 			done <- err
 			return
 		}
+		const hint = "(was the mediator built with -tags pprof?)"
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			done <- err
+			done <- fmt.Errorf("%w %s", err, hint)
 			return
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			done <- fmt.Errorf("%s answered %s (was the mediator built with -tags pprof?)", url, resp.Status)
+			done <- fmt.Errorf("%s answered %s %s", url, resp.Status, hint)
 			return
 		}
 		f, err := os.Create(file)

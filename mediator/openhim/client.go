@@ -94,7 +94,10 @@ func New(opts Options) (*Client, error) {
 // NewTransport returns the client's default transport: Go's default,
 // without certificate verification when trustSelfSigned is set.
 func NewTransport(trustSelfSigned bool) *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
+	t := &http.Transport{Proxy: http.ProxyFromEnvironment}
+	if d, ok := http.DefaultTransport.(*http.Transport); ok {
+		t = d.Clone()
+	}
 	if trustSelfSigned {
 		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the operator's explicit choice, logged at startup
 	}
