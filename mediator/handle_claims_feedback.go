@@ -44,11 +44,14 @@ func (m *Mediator) handleClaimsFeedback() gin.HandlerFunc {
 			m.fail(c, http.StatusServiceUnavailable, "the feedback could not be stored; send it again")
 			return
 		}
-		status := "accepted"
+		// The answer is the spec's {"status":"accepted"} for a repeat too:
+		// CHT outbound pushes a report again after a timeout or an edit, and
+		// the push is accepted either way; the log says which it was.
+		received := "accepted"
 		if !inserted {
-			status = "duplicate"
+			received = "duplicate"
 		}
-		zerolog.Ctx(ctx).Info().Str("status", status).Msg("feedback received")
-		m.respond(c, http.StatusAccepted, feedbackAnswer{Status: status, ID: fb.DocID})
+		zerolog.Ctx(ctx).Info().Str("status", received).Msg("feedback received")
+		m.respond(c, http.StatusAccepted, feedbackAnswer{Status: "accepted", ID: fb.DocID})
 	}
 }

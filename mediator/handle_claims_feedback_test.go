@@ -127,8 +127,9 @@ func TestClaimsFeedback_RepeatedPushIsOneFeedback(t *testing.T) {
 	for range 2 {
 		resp := b.postFeedback(t, body)
 		require.Equal(t, http.StatusAccepted, resp.status)
-		require.JSONEq(t, `{"status":"duplicate","id":"repeat-1"}`, string(resp.body))
+		require.JSONEq(t, `{"status":"accepted","id":"repeat-1"}`, string(resp.body))
 	}
+	require.Contains(t, b.logs.String(), `"status":"duplicate"`, "the log tells a repeat from a new report")
 	require.Len(t, b.oi.Communications(), 1)
 	require.Equal(t, 1, b.requestsTo("Communication/"))
 }
