@@ -12,8 +12,11 @@ import (
 // neutral name the health worker can correct.
 func Person(insureeUUID string, p *openimis.Patient, placeID string) cht.Person {
 	person := cht.Person{
-		ID:         PersonID(insureeUUID),
-		OpenIMISID: strings.ToLower(insureeUUID),
+		ID: PersonID(insureeUUID),
+		// As received: the health worker's feedback carries it back to
+		// openIMIS as the Communication's subject, which openIMIS matches as
+		// stored (trap 15). The CHT's contact search ignores case.
+		OpenIMISID: insureeUUID,
 		Place:      placeID,
 		Type:       "person",
 	}

@@ -54,7 +54,7 @@ func TestPerson_FromFixturePatient(t *testing.T) {
 	require.Equal(t, "813-996-476", got.Phone)
 	require.Equal(t, "place-1", got.Place)
 	require.Equal(t, "person", got.Type)
-	require.Equal(t, "76aca309-f8cf-4890-8f2e-b416d78de00b", got.OpenIMISID)
+	require.Equal(t, insuree, got.OpenIMISID, "the insuree UUID exactly as openIMIS sent it")
 	require.Equal(t, mapping.PersonID("76aca309-f8cf-4890-8f2e-b416d78de00b"), got.ID)
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cht-openimis/mediator/mapping"
+	"github.com/cht-openimis/mediator/openimis/openimistest"
 )
 
 func TestClaimResponse_FixtureYieldsOnePersonAndOneReport(t *testing.T) {
@@ -223,4 +224,22 @@ func TestClaimResponse_DateOutsideCalendarIsParked(t *testing.T) {
 			strings.Contains(b.logs.String(), mapping.ErrDateOutOfRange.Error())
 	}, 15*time.Second, 10*time.Millisecond)
 	require.Empty(t, b.reportsFor(fixtureClaimUUID))
+}
+
+func TestClaimResponse_InsureeUUIDKeptAsReceived(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	// A ClaimResponse with an upper-case insuree UUID (openIMIS itself
+	// looks insurees up by UUID value, whatever the case).
+	insuree := "A11CE0FF-0000-4000-8000-00000000C0DE"
+	b.oi.AddPatient(strings.ToLower(insuree), openimistest.PatientFixture(strings.ToLower(insuree), "900001"))
+	claim := "C1A1AC0D-0000-4000-8000-000000000001"
+	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, claim, insuree, "2025-06-30")).status)
+	b.waitDelivered(t, claim)
+	people := b.peopleFor(insuree)
+	require.Len(t, people, 1)
+	require.Equal(t, insuree, people[0].Doc["openimis_id"], "the CHT person carries the insuree UUID as openIMIS sent it")
+	reports := b.reportsFor(claim)
+	require.Len(t, reports, 1)
+	require.Equal(t, claim, reports[0].Fields["op_claim_uuid"])
 }
