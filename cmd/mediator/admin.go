@@ -24,7 +24,7 @@ func withApp(ctx context.Context, stderr io.Writer, f func(*app.App) error) erro
 		return err
 	}
 	cfg.LogLevel = "warn"
-	a, err := app.Build(ctx, cfg, stderr)
+	a, err := app.Build(ctx, cfg, stderr, nil)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -68,6 +69,10 @@ func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
 	defer cancel()
 	if err := pool.Ping(pctx); err != nil {
 		pool.Close()
+		var answered *pgconn.PgError
+		if !errors.As(err, &answered) && ctx.Err() == nil {
+			err = fmt.Errorf("%w: %w", ErrUnreachable, err)
+		}
 		return nil, fmt.Errorf("store: PostgreSQL at %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
 	}
 	p := &Postgres{pool: pool}

@@ -19,6 +19,12 @@ var errNoQueue = errors.New("store: queue not started")
 // errClosed is an operation on a closed store.
 var errClosed = errors.New("store: closed")
 
+// ErrUnreachable marks an Open that failed because the database server did
+// not answer (not started yet, network): trying again may succeed. A server
+// that answers with an error (credentials, a missing database) is not
+// unreachable.
+var ErrUnreachable = errors.New("database unreachable")
+
 // Open opens the store named by a DATABASE_URL: sqlite://<file> creates the
 // file and its directory on first use. It runs the migrations.
 func Open(ctx context.Context, databaseURL string) (mediator.Store, error) {

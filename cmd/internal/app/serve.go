@@ -35,8 +35,11 @@ type App struct {
 func (a *App) Close() error { return a.Store.Close() }
 
 // Build wires the configured parts: logger, store, clients and mediator. It
-// contacts no upstream system.
-func Build(ctx context.Context, cfg config.Config, logOut io.Writer) (*App, error) {
+// contacts no upstream system. With waiting set, a database that does not
+// answer yet (PostgreSQL starting beside the mediator) is waited for, with
+// backoff, and waiting receives each failed attempt; without it, or for any
+// other store error, Build fails at once.
+func Build(ctx context.Context, cfg config.Config, logOut io.Writer, waiting func(error)) (*App, error) {
 	level, err := zerolog.ParseLevel(cfg.LogLevel)
 	if err != nil {
 		return nil, fmt.Errorf("LOG_LEVEL: %w", err)
@@ -82,7 +85,7 @@ func Build(ctx context.Context, cfg config.Config, logOut io.Writer) (*App, erro
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, cfg.DatabaseURL)
+	st, err := openStore(ctx, log, cfg.DatabaseURL, waiting)
 	if err != nil {
 		return nil, err
 	}
@@ -113,20 +116,49 @@ func Build(ctx context.Context, cfg config.Config, logOut io.Writer) (*App, erro
 	return &App{Log: log, Mediator: m, Store: st}, nil
 }
 
+// openStore opens the store; with waiting set, it tries again while the
+// database is unreachable, 1 s doubling to 30 s apart, until ctx ends.
+func openStore(ctx context.Context, log zerolog.Logger, databaseURL string, waiting func(error)) (mediator.Store, error) {
+	delay := time.Second
+	for {
+		st, err := store.Open(ctx, databaseURL)
+		if err == nil || waiting == nil || !errors.Is(err, store.ErrUnreachable) {
+			return st, err
+		}
+		waiting(err)
+		log.Warn().Err(err).Dur("retry_in", delay).Msg("store unreachable; waiting for it (not ready meanwhile)")
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 30*time.Second)
+	}
+}
+
 // Serve builds the mediator and serves until ctx ends, logging to logOut.
 // When ready is not nil it receives the listen address once the port is
-// bound and the queue runs.
+// bound and the queue runs. While the store is unreachable at start, the
+// port already answers: /health 200, everything else 503 with the reason.
 func Serve(ctx context.Context, cfg config.Config, version string, logOut io.Writer, ready chan<- string) error {
-	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
+	tcp, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return fmt.Errorf("listen on PORT %d: %w", cfg.Port, err)
 	}
-	defer ln.Close()
-	a, err := Build(ctx, cfg, logOut)
+	conns := newConnPump(tcp)
+	defer conns.Close()
+	openhimState := "disabled"
+	if cfg.OpenHIMAPIURL != nil {
+		openhimState = "registering"
+	}
+	starting := newStartingServer(conns.Listener(), openhimState)
+	a, err := Build(ctx, cfg, logOut, starting.StoreUnreachable)
+	starting.Stop()
 	if err != nil {
 		return err
 	}
 	defer a.Close()
+	ln := conns.Listener()
 	log, m := a.Log, a.Mediator
 	log.Info().Str("version", version).Interface("config", cfg.Summary()).Msg("starting")
 	if cfg.OpenHIMTrustSelfSigned && cfg.OpenHIMAPIURL != nil {

@@ -1,0 +1,143 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// connPump accepts the connections of one listening socket and hands them
+// to one listener after the other: the starting server's, then the
+// mediator's, so that the port answers from the moment it is bound and no
+// connection is lost in between.
+type connPump struct {
+	ln    net.Listener
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newConnPump(ln net.Listener) *connPump {
+	p := &connPump{ln: ln, conns: make(chan net.Conn), done: make(chan struct{})}
+	go p.run()
+	return p
+}
+
+func (p *connPump) run() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			select {
+			case <-p.done:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(5 * time.Millisecond) // e.g. out of file descriptors
+			continue
+		}
+		select {
+		case p.conns <- c:
+		case <-p.done:
+			_ = c.Close()
+			return
+		}
+	}
+}
+
+// Close stops accepting and closes the socket.
+func (p *connPump) Close() error {
+	p.once.Do(func() { close(p.done) })
+	return p.ln.Close()
+}
+
+// Listener returns a listener of the pump's connections; closing it leaves
+// the socket open for the next one.
+func (p *connPump) Listener() net.Listener {
+	return &pumpListener{p: p, closed: make(chan struct{})}
+}
+
+type pumpListener struct {
+	p      *connPump
+	closed chan struct{}
+	once   sync.Once
+}
+
+// Accept implements net.Listener.
+func (l *pumpListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.p.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	case <-l.p.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close implements net.Listener.
+func (l *pumpListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+// Addr implements net.Listener.
+func (l *pumpListener) Addr() net.Addr { return l.p.ln.Addr() }
+
+// startingServer answers while the mediator cannot start yet: GET /health
+// 200 (the process runs), GET /ready and everything else 503 with the
+// reason.
+type startingServer struct {
+	srv     *http.Server
+	openhim string // the OpenHIM state /ready reports
+	mu      sync.Mutex
+	reason  string
+}
+
+func newStartingServer(ln net.Listener, openhim string) *startingServer {
+	s := &startingServer{reason: "starting", openhim: openhim}
+	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
+	go func() { _ = s.srv.Serve(ln) }()
+	return s
+}
+
+// StoreUnreachable records that the store does not answer yet. The error
+// itself goes to the log only: it names the database's host and user.
+func (s *startingServer) StoreUnreachable(error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reason = "store unreachable: waiting for the database"
+}
+
+// Stop stops answering; requests in flight finish.
+func (s *startingServer) Stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.srv.Shutdown(ctx)
+}
+
+// ServeHTTP implements http.Handler.
+func (s *startingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	reason := s.reason
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if r.Method == http.MethodGet && r.URL.Path == "/health" {
+		w.WriteHeader(http.StatusOK)
+		_ = json.NewEncoder(w).Encode(map[string]string{"status": "ok"})
+		return
+	}
+	w.Header().Set("Retry-After", "5")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	if r.Method == http.MethodGet && r.URL.Path == "/ready" {
+		_ = json.NewEncoder(w).Encode(map[string]any{"status": "not ready", "reasons": []string{reason}, "openhim": s.openhim})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": "the mediator is starting: " + reason})
+}

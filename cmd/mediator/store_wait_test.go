@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spf13/viper"
+	"github.com/stretchr/testify/require"
+
+	"github.com/cht-openimis/mediator/cht/chttest"
+	"github.com/cht-openimis/mediator/cmd/internal/app"
+	"github.com/cht-openimis/mediator/config"
+	"github.com/cht-openimis/mediator/mediator/store/storetest"
+	"github.com/cht-openimis/mediator/openimis/openimistest"
+)
+
+// gate is a TCP proxy that drops every connection until it is opened.
+type gate struct {
+	ln     net.Listener
+	target string
+	open   atomic.Bool
+}
+
+func newGate(t *testing.T, target string) *gate {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	g := &gate{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if !g.open.Load() {
+				c.Close()
+				continue
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go func() { _, _ = io.Copy(up, c) }()
+				_, _ = io.Copy(c, up)
+			}()
+		}
+	}()
+	return g
+}
+
+func TestServe_WaitsForAnUnreachableStore(t *testing.T) {
+	t.Parallel()
+	db, err := url.Parse(storetest.PostgresURL(t)) // skips without TEST_DATABASE_URL
+	require.NoError(t, err)
+	g := newGate(t, db.Host)
+	db.Host = g.ln.Addr().String()
+
+	oi := openimistest.NewServer(t, openimistest.Options{Username: "api", Password: imisPass})
+	ch := chttest.NewServer(t, chttest.Options{Password: chtPass})
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := free.Addr().(*net.TCPAddr).Port
+	require.NoError(t, free.Close())
+
+	v := viper.New()
+	for k, val := range map[string]string{
+		"OPENIMIS_API_URL":               oi.URL,
+		"OPENIMIS_USERNAME":              "api",
+		"OPENIMIS_PASSWORD":              imisPass,
+		"CHT_OPENIMIS_CALLBACK_ENDPOINT": "http://127.0.0.1:1/mediator/claim-response",
+		"CHT_URL":                        ch.URL,
+		"CHT_USERNAME":                   chttest.DefaultUsername,
+		"CHT_PASSWORD":                   chtPass,
+		"CHT_PLACE_ID":                   chttest.DefaultPlaceID,
+		"MEDIATOR_USERNAME":              "openimis",
+		"MEDIATOR_PASSWORD":              mediatorPass,
+		"DATABASE_URL":                   db.String(),
+		"PORT":                           strconv.Itoa(port),
+	} {
+		v.Set(k, val)
+	}
+	cfg, err := config.Load(v)
+	require.NoError(t, err)
+
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- app.Serve(ctx, cfg, version, logs, ready) }()
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	get := func(path string) (int, string) {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+
+	// The database does not answer: the process stays up, alive and not
+	// ready, and refuses claims it could not store.
+	require.Eventually(t, func() bool {
+		status, body := get("/ready")
+		return status == http.StatusServiceUnavailable && bytes.Contains([]byte(body), []byte("store unreachable"))
+	}, 10*time.Second, 20*time.Millisecond)
+	status, _ := get("/health")
+	require.Equal(t, http.StatusOK, status)
+	req, err := http.NewRequest(http.MethodPost, base+"/mediator/claim-response",
+		bytes.NewReader(openimistest.ClaimResponseFixture(openimistest.SeedClaimID, "codeTest", openimistest.SeedPatientID)))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth("openimis", mediatorPass)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	require.Eventually(t, func() bool { return bytes.Contains([]byte(logs.String()), []byte("store unreachable; waiting")) },
+		5*time.Second, 20*time.Millisecond)
+	require.NotContains(t, logs.String(), mediatorPass)
+
+	// Once it answers, the mediator starts on the same port.
+	g.open.Store(true)
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("serve stopped: %v", err)
+	case <-time.After(45 * time.Second):
+		t.Fatal("the mediator did not start once the database answered")
+	}
+	require.Eventually(t, func() bool { status, _ := get("/ready"); return status == http.StatusOK }, 10*time.Second, 20*time.Millisecond)
+	req, err = http.NewRequest(http.MethodPost, base+"/mediator/claim-response",
+		bytes.NewReader(openimistest.ClaimResponseFixture(openimistest.SeedClaimID, "codeTest", openimistest.SeedPatientID)))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth("openimis", mediatorPass)
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Eventually(t, func() bool { return len(ch.Reports()) == 1 }, 10*time.Second, 20*time.Millisecond)
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
