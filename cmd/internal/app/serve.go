@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -67,7 +68,7 @@ func Build(ctx context.Context, cfg config.Config, logOut io.Writer, waiting fun
 	}
 	oi, err := openimis.New(openimis.Options{
 		Transport: metrics.Transport("openimis", upstreamTransport(cfg.Workers)),
-		FHIRURL:   cfg.OpenIMISURL.JoinPath(cfg.OpenIMISFHIRPath).String() + "/",
+		FHIRURL:   fhirURL(cfg),
 		Username:  cfg.OpenIMISUsername,
 		Password:  cfg.OpenIMISPassword.Value(),
 		Timeout:   cfg.UpstreamTimeout,
@@ -114,6 +115,12 @@ func Build(ctx context.Context, cfg config.Config, logOut io.Writer, waiting fun
 		return nil, errors.Join(err, st.Close())
 	}
 	return &App{Log: log, Mediator: m, Store: st}, nil
+}
+
+// fhirURL is the absolute URL of openIMIS's FHIR API, with one trailing
+// slash whether OPENIMIS_FHIR_PATH has one or not.
+func fhirURL(cfg config.Config) string {
+	return strings.TrimSuffix(cfg.OpenIMISURL.JoinPath(cfg.OpenIMISFHIRPath).String(), "/") + "/"
 }
 
 // openStore opens the store; with waiting set, it tries again while the
