@@ -2,8 +2,10 @@ package mediator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -67,6 +69,7 @@ func (m *Mediator) registerOpenHIM(ctx context.Context, log zerolog.Logger) bool
 		if err == nil {
 			m.openhim.set(openHIMRegistered)
 			log.Info().Str("version", m.opts.Registration.Version).Msg("registered with OpenHIM")
+			m.checkRegistration(ctx, log)
 			return true
 		}
 		if ctx.Err() != nil {
@@ -82,6 +85,38 @@ func (m *Mediator) registerOpenHIM(ctx context.Context, log zerolog.Logger) bool
 		}
 		delay = min(delay*2, 5*time.Minute)
 	}
+}
+
+// checkRegistration reads back what core keeps. Core answers 201 to a
+// registration whose version is not higher than the one it holds, and keeps
+// the old one (OpenHIM contract trap 1): a changed MEDIATOR_URL or document
+// without a new version would never reach it. Reading fails quietly: the
+// registration itself succeeded.
+func (m *Mediator) checkRegistration(ctx context.Context, log zerolog.Logger) {
+	held, err := m.opts.OpenHIM.Registration(ctx, m.opts.Registration.URN)
+	if err != nil {
+		log.Debug().Err(err).Msg("could not read back the OpenHIM registration")
+		return
+	}
+	var sent openhim.Registered
+	if err := json.Unmarshal(m.opts.Registration.Doc, &sent); err != nil {
+		return
+	}
+	endpoints := func(r openhim.Registered) []string {
+		out := make([]string, len(r.Endpoints))
+		for i, e := range r.Endpoints {
+			out[i] = e.String()
+		}
+		slices.Sort(out)
+		return out
+	}
+	if held.Version == sent.Version && slices.Equal(endpoints(held), endpoints(sent)) {
+		return
+	}
+	log.Warn().Str("held_version", held.Version).Strs("held_endpoints", endpoints(held)).
+		Str("sent_version", sent.Version).Strs("sent_endpoints", endpoints(sent)).
+		Msg("OpenHIM keeps another registration of this mediator: it ignores one whose version is not higher. " +
+			"Raise version in openhim-mediator.json, or delete the mediator in the OpenHIM console, to update it")
 }
 
 // heartbeatOpenHIM heartbeats until ctx ends (false) or the core no longer

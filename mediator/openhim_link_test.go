@@ -86,6 +86,28 @@ func TestOpenHIM_SameVersionChangesNothingHigherReplaces(t *testing.T) {
 	}, 15*time.Second, 10*time.Millisecond)
 }
 
+func TestOpenHIM_WarnsWhenCoreKeepsAnOlderRegistration(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{openhim: &openhimtest.Options{}})
+	b.waitRegistered(t)
+	require.NotContains(t, b.logs.String(), "OpenHIM keeps another registration")
+
+	// The mediator moved (MEDIATOR_URL), but the document's version did not:
+	// core answers 201 and keeps the old endpoint.
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(b.opts.Registration.Doc, &doc))
+	for _, e := range doc["endpoints"].([]any) {
+		e.(map[string]any)["host"] = "moved.example.org"
+	}
+	b.opts.Registration.Doc, _ = json.Marshal(doc)
+	b.restart(t)
+	require.Eventually(t, func() bool { return len(b.him.Registrations()) == 2 }, 15*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool {
+		return strings.Contains(b.logs.String(), "OpenHIM keeps another registration")
+	}, 15*time.Second, 10*time.Millisecond)
+	require.Contains(t, b.logs.String(), "moved.example.org")
+}
+
 // withoutCoreFields drops what core maintains itself (_lastHeartbeat…).
 func withoutCoreFields(doc map[string]any) map[string]any {
 	out := map[string]any{}

@@ -8,6 +8,7 @@
 package openhim
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha512"
@@ -248,6 +249,38 @@ func (c *Client) Heartbeat(ctx context.Context, urn string, uptime time.Duration
 		return nil, fmt.Errorf("openhim heartbeat: config is not a JSON object: %w", err)
 	}
 	return config, nil
+}
+
+// Registered is what core keeps of a registered mediator.
+type Registered struct {
+	Version   string     `json:"version"`
+	Endpoints []Endpoint `json:"endpoints"`
+}
+
+// Endpoint is where core reaches a mediator.
+type Endpoint struct {
+	Name string  `json:"name"`
+	Host string  `json:"host"`
+	Port float64 `json:"port"`
+	Type string  `json:"type"`
+}
+
+// String is the endpoint as host:port.
+func (e Endpoint) String() string {
+	return fmt.Sprintf("%s://%s:%d", cmp.Or(e.Type, "http"), e.Host, int(e.Port))
+}
+
+// Registration reads what core keeps for urn: GET /mediators/<urn>.
+func (c *Client) Registration(ctx context.Context, urn string) (Registered, error) {
+	var r Registered
+	resp, err := c.do(ctx, http.MethodGet, "/mediators/"+url.PathEscape(urn), nil)
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(resp.Body(), &r); err != nil {
+		return r, fmt.Errorf("openhim GET /mediators/%s: %w", urn, err)
+	}
+	return r, nil
 }
 
 // Mediators lists the registered mediators' urns: GET /mediators. It is how
