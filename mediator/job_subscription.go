@@ -76,12 +76,14 @@ func (w *subscriptionWorker) Work(ctx context.Context, job *river.Job[subscripti
 		// Releases without Claim notifications refuse the subscription (trap
 		// 1). The next periodic run tries again; until then only catch-up
 		// polling brings claims.
-		ev := log.Warn()
+		ev, msg := log.Warn(), "openIMIS refused the Claim subscription; claims arrive only through catch-up polling"
+		if time.Duration(w.m.pollInterval.Load()) <= 0 {
+			ev, msg = log.Error(), "openIMIS refused the Claim subscription and catch-up polling is off (CLAIM_POLL_INTERVAL=0): no claim arrives until openIMIS accepts it"
+		}
 		if w.m.subscription.Swap(subscriptionRefused) == subscriptionRefused {
 			ev = log.Debug() // said once is enough
 		}
-		ev.Err(err).Dur("next_try_in", w.m.opts.SubscriptionCheck).
-			Msg("openIMIS refused the Claim subscription; claims arrive only through catch-up polling")
+		ev.Err(err).Dur("next_try_in", w.m.opts.SubscriptionCheck).Msg(msg)
 		return nil
 	}
 	if err == nil {

@@ -98,10 +98,21 @@ func TestSubscription_RefusedByOlderOpenIMIS(t *testing.T) {
 		return strings.Contains(b.logs.String(), "openIMIS refused the Claim subscription")
 	}, 15*time.Second, 10*time.Millisecond)
 	require.Empty(t, b.oi.Subscriptions())
+	// Catch-up polling is off in these tests: nothing would bring claims.
+	require.Contains(t, b.logs.String(), "catch-up polling is off (CLAIM_POLL_INTERVAL=0)")
 
 	// The mediator still takes claims.
 	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, fixtureClaimUUID, fixtureInsureeUUID, "2025-06-30")).status)
 	b.waitDelivered(t, fixtureClaimUUID)
+}
+
+func TestSubscription_RefusedWithPollingOn(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{claimSubscriptions: false, edit: func(o *mediator.Options) { o.ClaimPollInterval = time.Hour }})
+	require.Eventually(t, func() bool {
+		return strings.Contains(b.logs.String(), "openIMIS refused the Claim subscription; claims arrive only through catch-up polling")
+	}, 15*time.Second, 10*time.Millisecond)
+	require.NotContains(t, b.logs.String(), "catch-up polling is off")
 }
 
 func TestSubscription_RenewedBeforeEnd(t *testing.T) {

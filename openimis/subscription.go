@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -125,8 +126,11 @@ func (c *Client) DeleteSubscription(ctx context.Context, id string) error {
 }
 
 // SubscriptionRefused reports whether err is openIMIS refusing the
-// subscription's resource, as releases without Claim notifications do.
+// subscription's resource, as releases without Claim notifications do:
+// 400 "Error while saving a subscription: Invalid resource (claim)" (§2.1).
+// Other 400s are mistakes in the request, not a missing feature.
 func SubscriptionRefused(err error) bool {
 	var ae *APIError
-	return errors.As(err, &ae) && ae.Status == http.StatusBadRequest
+	return errors.As(err, &ae) && ae.Status == http.StatusBadRequest &&
+		strings.Contains(strings.ToLower(ae.Message), "invalid resource")
 }

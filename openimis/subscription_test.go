@@ -108,6 +108,14 @@ func TestClient_CreateSubscription(t *testing.T) {
 		requireAPIError(t, err, http.StatusInternalServerError, true)
 	})
 
+	t.Run("OtherBadRequestsAreNotRefused", func(t *testing.T) {
+		t.Parallel()
+		require.True(t, openimis.SubscriptionRefused(&openimis.APIError{Status: http.StatusBadRequest,
+			Message: "Error while saving a subscription: Invalid resource (claim)"}))
+		require.False(t, openimis.SubscriptionRefused(&openimis.APIError{Status: http.StatusBadRequest,
+			Message: "Error while saving a subscription: 'criteria'"}), "a mistake in the request, not a missing feature")
+	})
+
 	t.Run("OtherErrorsAreNotRefused", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, withClaimSubscriptions)
