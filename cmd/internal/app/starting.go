@@ -90,36 +90,43 @@ func (l *pumpListener) Close() error {
 // Addr implements net.Listener.
 func (l *pumpListener) Addr() net.Addr { return l.p.ln.Addr() }
 
-// startingServer answers while the mediator cannot start yet: GET /health
-// 200 (the process runs), GET /ready and everything else 503 with the
-// reason.
+// startingServer answers while the mediator waits for its store: GET
+// /health 200 (the process runs), GET /ready and everything else 503 with
+// the reason. It starts only once the store was found unreachable: on a
+// normal start, requests wait the few milliseconds until the mediator
+// itself answers, so that a 200 from /health always means the same.
 type startingServer struct {
-	srv     *http.Server
+	ln      net.Listener
 	openhim string // the OpenHIM state /ready reports
+	srv     *http.Server
+	once    sync.Once
 	mu      sync.Mutex
 	reason  string
 }
 
 func newStartingServer(ln net.Listener, openhim string) *startingServer {
-	s := &startingServer{reason: "starting", openhim: openhim}
+	s := &startingServer{ln: ln, openhim: openhim}
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
-	go func() { _ = s.srv.Serve(ln) }()
 	return s
 }
 
-// StoreUnreachable records that the store does not answer yet. The error
-// itself goes to the log only: it names the database's host and user.
+// StoreUnreachable records that the store does not answer yet, and starts
+// answering. The error itself goes to the log only: it names the
+// database's host and user.
 func (s *startingServer) StoreUnreachable(error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.reason = "store unreachable: waiting for the database"
+	s.mu.Unlock()
+	s.once.Do(func() { go func() { _ = s.srv.Serve(s.ln) }() })
 }
 
-// Stop stops answering; requests in flight finish.
+// Stop stops answering, if it started; requests in flight finish.
 func (s *startingServer) Stop() {
+	s.once.Do(func() {}) // never starts after this
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = s.srv.Shutdown(ctx)
+	_ = s.ln.Close()
 }
 
 // ServeHTTP implements http.Handler.
