@@ -38,7 +38,28 @@ func (e *LoginError) Error() string {
 const (
 	minLoginBackoff = time.Second
 	maxLoginBackoff = 5 * time.Minute
+
+	// openIMIS in production locks an account after 5 refused logins, for
+	// 5 minutes since the last one (django-axes, §1). Two quick retries
+	// (a password just being changed), then one try a lock-out window
+	// apart: never more than 3 refusals in any 5 minutes, so the mediator
+	// never locks its own account.
+	quickLoginRetries   = 2
+	lockoutSafeInterval = 5*time.Minute + 30*time.Second
 )
+
+// loginBackoff is the wait after a failed login: refusals (a wrong password)
+// follow the lock-out-safe schedule, other failures (openIMIS unreachable,
+// 5xx) double from 1 s to 5 min.
+func loginBackoff(refusals, failures int) time.Duration {
+	if refusals > quickLoginRetries {
+		return lockoutSafeInterval
+	}
+	if refusals > 0 {
+		return minLoginBackoff << (refusals - 1)
+	}
+	return min(minLoginBackoff<<min(failures-1, 16), maxLoginBackoff)
+}
 
 // authenticator holds the JWT and logs in when it is missing or about to
 // expire. One login runs at a time; concurrent callers wait for it, each for
@@ -54,7 +75,8 @@ type authenticator struct {
 	mu        sync.Mutex // guards the fields below
 	jwt       string
 	refreshAt time.Time
-	failures  int
+	failures  int // logins failed in a row
+	refusals  int // of those, refused by openIMIS (wrong credentials)
 	retryAt   time.Time
 	lastErr   error
 	loggedIn  bool
@@ -89,14 +111,19 @@ func (a *authenticator) token(ctx context.Context) (string, error) {
 		// not grow with it.
 		if ctx.Err() == nil && !errors.Is(err, ErrRateLimited) {
 			a.failures++
+			var refused *LoginError
+			if errors.As(err, &refused) {
+				a.refusals++
+			} else {
+				a.refusals = 0
+			}
 			a.lastErr = err
-			backoff := min(minLoginBackoff<<min(a.failures-1, 16), maxLoginBackoff)
-			a.retryAt = a.now().Add(backoff)
+			a.retryAt = a.now().Add(loginBackoff(a.refusals, a.failures))
 		}
 		a.jwt = ""
 		return "", err
 	}
-	a.failures, a.lastErr, a.retryAt = 0, nil, time.Time{}
+	a.failures, a.refusals, a.lastErr, a.retryAt = 0, 0, nil, time.Time{}
 	a.jwt = tok
 	a.loggedIn = true
 	// Refresh shortly before exp: a fifth of the lifetime, at most 5 minutes.

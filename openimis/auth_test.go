@@ -334,6 +334,51 @@ func TestClient_Login(t *testing.T) {
 		require.Equal(t, 1, b.server.Logins())
 	})
 
+	t.Run("RefusalsNeverLockTheAccount", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, func(c *testConfig) { c.client.Password = badPassword })
+		ctx := t.Context()
+		// Whoever calls, as often as they like, for half an hour: the client
+		// sends at most 3 refused logins in any 5 minutes (openIMIS locks
+		// the account at 5).
+		var sent []time.Time
+		start := b.clock.Now()
+		for b.clock.Now().Sub(start) < 30*time.Minute {
+			before := len(b.requests("login/"))
+			_ = b.client.Login(ctx)
+			if len(b.requests("login/")) > before {
+				sent = append(sent, b.clock.Now())
+			}
+			b.clock.Add(500 * time.Millisecond)
+		}
+		require.GreaterOrEqual(t, len(sent), 7, "it keeps trying")
+		for i := range sent {
+			inWindow := 0
+			for _, at := range sent[i:] {
+				if at.Sub(sent[i]) < 5*time.Minute {
+					inWindow++
+				}
+			}
+			require.LessOrEqual(t, inWindow, 3, "refused logins from %s", sent[i].Format(time.TimeOnly))
+		}
+	})
+
+	t.Run("UnreachableOpenIMISBacksOffExponentially", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.server.SetDown(http.StatusServiceUnavailable)
+		ctx := t.Context()
+		require.Error(t, b.client.Login(ctx))
+		for _, wait := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second} {
+			b.clock.Add(wait - time.Millisecond)
+			require.ErrorIs(t, b.client.Login(ctx), openimis.ErrLoginBackoff)
+			b.clock.Add(time.Millisecond)
+			err := b.client.Login(ctx)
+			require.Error(t, err)
+			require.NotErrorIs(t, err, openimis.ErrLoginBackoff)
+		}
+	})
+
 	t.Run("CanceledLoginHasNoBackoff", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
