@@ -219,6 +219,47 @@ func (b *testBundle) patientReads() int {
 	return n
 }
 
+func TestFault_WrongOpenIMISPasswordPutsJobsBack(t *testing.T) {
+	t.Parallel()
+	// The openIMIS password changed before the mediator started.
+	b := setup(t, setupOpts{seed: func(oi *openimistest.Server) { oi.AddUser(imisUser, "rotated-password", nil) }})
+	claims := b.postClaims(t, "b0ff0a11", 3)
+	require.Eventually(t, func() bool {
+		n := 0
+		for _, r := range b.oi.Requests() {
+			if strings.HasSuffix(r.Path, "/login/") {
+				n++
+			}
+		}
+		return n >= 1
+	}, 10*time.Second, 10*time.Millisecond, "the mediator tried to log in")
+	time.Sleep(200 * time.Millisecond)    // the jobs meet the backoff
+	b.oi.AddUser(imisUser, imisPass, nil) // fixed before the client's second try
+	b.requireExactlyOnce(t, claims)
+
+	var done []*rivertype.JobRow
+	require.Eventually(t, func() bool {
+		jobs, err := b.store.ListJobs(t.Context(), []rivertype.JobState{rivertype.JobStateCompleted}, 100)
+		require.NoError(t, err)
+		done = slices.DeleteFunc(jobs, func(j *rivertype.JobRow) bool { return j.Kind != "claim" })
+		return len(done) == len(claims)
+	}, 10*time.Second, 10*time.Millisecond)
+	snoozed := 0
+	for _, j := range done {
+		var meta struct {
+			Snoozes int `json:"snoozes"`
+		}
+		require.NoError(t, json.Unmarshal(j.Metadata, &meta))
+		snoozed += meta.Snoozes
+		// Attempts are used by refused logins only, never by the waits
+		// between them.
+		for _, e := range j.Errors {
+			require.Contains(t, e.Error, "openimis login: 400", "job %d attempt %d", j.ID, e.Attempt)
+		}
+	}
+	require.NotZero(t, snoozed, "jobs waited for the next login without using attempts")
+}
+
 func TestFault_TokenExpiresMidTraffic(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{})

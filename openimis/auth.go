@@ -15,6 +15,26 @@ import (
 // (§1, trap 9).
 var ErrLoginBackoff = errors.New("openimis: waiting before the next login attempt")
 
+// LoginBackoffError is the answer, without contacting openIMIS, while the
+// client waits after a failed login.
+type LoginBackoffError struct {
+	// Left is how long the client still waits; Last is the failed login.
+	Left time.Duration
+	Last error
+}
+
+// Error implements error.
+func (e *LoginBackoffError) Error() string {
+	return fmt.Sprintf("%v (%s left): last attempt: %v", ErrLoginBackoff, e.Left.Round(time.Second), e.Last)
+}
+
+// Unwrap gives ErrLoginBackoff and the failed login.
+func (e *LoginBackoffError) Unwrap() []error { return []error{ErrLoginBackoff, e.Last} }
+
+// RetryAfterDuration is how long to wait before trying again: a job waits
+// for the next login without using an attempt.
+func (e *LoginBackoffError) RetryAfterDuration() time.Duration { return e.Left }
+
 // LoginError is a refused login. openIMIS answers 400 with an empty body for a
 // wrong password, 401 "INCORRECT_CREDENTIALS" for an unknown user and 400
 // "Missing username or password" (§1).
@@ -143,7 +163,7 @@ func (a *authenticator) held() (string, error) {
 		return a.jwt, nil
 	}
 	if now.Before(a.retryAt) {
-		return "", fmt.Errorf("%w (%s left): last attempt: %w", ErrLoginBackoff, a.retryAt.Sub(now).Round(time.Second), a.lastErr)
+		return "", &LoginBackoffError{Left: a.retryAt.Sub(now), Last: a.lastErr}
 	}
 	return "", nil
 }
