@@ -98,7 +98,6 @@ func TestLoad_Errors(t *testing.T) {
 		{"TimeoutOverOpenHIM", "UPSTREAM_TIMEOUT", "60s"},
 		{"TinyPollInterval", "CLAIM_POLL_INTERVAL", "10ms"},
 		{"BadSubscriptionEnd", "SUBSCRIPTION_END", "tomorrow"},
-		{"PastSubscriptionEnd", "SUBSCRIPTION_END", "2020-01-01T00:00:00Z"},
 		{"BadWorkers", "WORKERS", "0"},
 		{"BadBool", "OPENHIM_TRUST_SELF_SIGNED", "maybe"},
 		{"BadFeedbackResource", "FEEDBACK_RESOURCE", "Email"},

@@ -77,11 +77,12 @@ func (w *subscriptionWorker) Work(ctx context.Context, job *river.Job[subscripti
 		// 1). The next periodic run tries again; until then only catch-up
 		// polling brings claims.
 		ev, msg := log.Warn(), "openIMIS refused the Claim subscription; claims arrive only through catch-up polling"
-		if time.Duration(w.m.pollInterval.Load()) <= 0 {
-			ev, msg = log.Error(), "openIMIS refused the Claim subscription and catch-up polling is off (CLAIM_POLL_INTERVAL=0): no claim arrives until openIMIS accepts it"
-		}
 		if w.m.subscription.Swap(subscriptionRefused) == subscriptionRefused {
 			ev = log.Debug() // said once is enough
+		}
+		if time.Duration(w.m.pollInterval.Load()) <= 0 {
+			// Nothing brings claims: said at every check.
+			ev, msg = log.Error(), "openIMIS refused the Claim subscription and catch-up polling is off (CLAIM_POLL_INTERVAL=0): no claim arrives until openIMIS accepts it"
 		}
 		ev.Err(err).Dur("next_try_in", w.m.opts.SubscriptionCheck).Msg(msg)
 		return nil

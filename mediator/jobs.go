@@ -39,6 +39,13 @@ func jobOutcome(ctx context.Context, err error) error {
 func classify(err error) error {
 	var perm interface{ Permanent() bool }
 	var fe mapping.FieldErrors
+	// A job that met a client waiting (openIMIS's login backoff or its
+	// pause after a 429) contacted nobody: it waits too, whatever the error
+	// that started the wait.
+	var ra interface{ RetryAfterDuration() time.Duration }
+	if errors.As(err, &ra) && ra.RetryAfterDuration() > 0 {
+		return river.JobSnooze(min(ra.RetryAfterDuration(), time.Hour))
+	}
 	switch {
 	case errors.Is(err, context.Canceled):
 		return err
@@ -47,10 +54,6 @@ func classify(err error) error {
 		errors.Is(err, mapping.ErrNoInsuree),
 		errors.As(err, &fe):
 		return river.JobCancel(err)
-	}
-	var ra interface{ RetryAfterDuration() time.Duration }
-	if errors.As(err, &ra) && ra.RetryAfterDuration() > 0 {
-		return river.JobSnooze(min(ra.RetryAfterDuration(), time.Hour))
 	}
 	return err
 }

@@ -1,9 +1,14 @@
 package mediator
 
 import (
+	"net/http"
 	"testing"
+	"time"
 
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
+
+	"github.com/cht-openimis/mediator/openimis"
 )
 
 func TestDeliverableEndpoint(t *testing.T) {
@@ -42,4 +47,17 @@ func TestOperationPath_HidesIdentifiers(t *testing.T) {
 			t.Errorf("operationPath(%q) = %q, want %q", path, got, want)
 		}
 	}
+}
+
+func TestClassify_WaitingIsNeverPermanent(t *testing.T) {
+	t.Parallel()
+	// The login that started the backoff failed permanently (a wrong FHIR
+	// path): jobs that merely wait for the next login still wait.
+	err := classify(&openimis.LoginBackoffError{Left: 4 * time.Second, Last: &openimis.APIError{Status: http.StatusNotFound}})
+	var snooze *rivertype.JobSnoozeError
+	require.ErrorAs(t, err, &snooze)
+	require.Equal(t, 4*time.Second, snooze.Duration)
+	// The failed request itself is permanent.
+	var cancel *rivertype.JobCancelError
+	require.ErrorAs(t, classify(&openimis.APIError{Status: http.StatusNotFound}), &cancel)
 }

@@ -108,6 +108,23 @@ func TestOpenHIM_WarnsWhenCoreKeepsAnOlderRegistration(t *testing.T) {
 	require.Contains(t, b.logs.String(), "moved.example.org")
 }
 
+func TestOpenHIM_WarnsWhenCoreKeepsAnotherScheme(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{openhim: &openhimtest.Options{}})
+	b.waitRegistered(t)
+	// MEDIATOR_URL went from http to https on the same host and port.
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(b.opts.Registration.Doc, &doc))
+	for _, e := range doc["endpoints"].([]any) {
+		e.(map[string]any)["secured"] = !e.(map[string]any)["secured"].(bool)
+	}
+	b.opts.Registration.Doc, _ = json.Marshal(doc)
+	b.restart(t)
+	require.Eventually(t, func() bool {
+		return strings.Contains(b.logs.String(), "OpenHIM keeps another registration")
+	}, 15*time.Second, 10*time.Millisecond)
+}
+
 // withoutCoreFields drops what core maintains itself (_lastHeartbeat…).
 func withoutCoreFields(doc map[string]any) map[string]any {
 	out := map[string]any{}

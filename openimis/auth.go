@@ -131,11 +131,11 @@ func (a *authenticator) token(ctx context.Context) (string, error) {
 		// not grow with it.
 		if ctx.Err() == nil && !errors.Is(err, ErrRateLimited) {
 			a.failures++
+			// Refusals count until a login succeeds: other failures in
+			// between (timeouts, 5xx) do not reset them.
 			var refused *LoginError
 			if errors.As(err, &refused) {
 				a.refusals++
-			} else {
-				a.refusals = 0
 			}
 			a.lastErr = err
 			a.retryAt = a.now().Add(loginBackoff(a.refusals, a.failures))

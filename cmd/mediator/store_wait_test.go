@@ -161,3 +161,59 @@ func TestServe_WaitsForAnUnreachableStore(t *testing.T) {
 		t.Fatal("serve did not stop")
 	}
 }
+
+// serveConfig is a valid configuration against the fakes, with edits.
+func serveConfig(t *testing.T, edits map[string]string) config.Config {
+	t.Helper()
+	oi := openimistest.NewServer(t, openimistest.Options{Username: "api", Password: imisPass})
+	ch := chttest.NewServer(t, chttest.Options{Password: chtPass})
+	v := viper.New()
+	for k, val := range map[string]string{
+		"OPENIMIS_API_URL":               oi.URL,
+		"OPENIMIS_USERNAME":              "api",
+		"OPENIMIS_PASSWORD":              imisPass,
+		"CHT_OPENIMIS_CALLBACK_ENDPOINT": "http://127.0.0.1:1/mediator/claim-response",
+		"CHT_URL":                        ch.URL,
+		"CHT_USERNAME":                   chttest.DefaultUsername,
+		"CHT_PASSWORD":                   chtPass,
+		"CHT_PLACE_ID":                   chttest.DefaultPlaceID,
+		"MEDIATOR_USERNAME":              "openimis",
+		"MEDIATOR_PASSWORD":              mediatorPass,
+		"DATABASE_URL":                   storetest.DatabaseURL(t),
+	} {
+		v.Set(k, val)
+	}
+	for k, val := range edits {
+		v.Set(k, val)
+	}
+	cfg, err := config.Load(v)
+	require.NoError(t, err)
+	cfg.Port = 0 // any free port
+	return cfg
+}
+
+func TestServe_StopWhileWaitingForTheStoreIsClean(t *testing.T) {
+	t.Parallel()
+	g := newGate(t, "127.0.0.1:1") // never opens
+	cfg := serveConfig(t, map[string]string{"DATABASE_URL": "postgres://mediator@" + g.ln.Addr().String() + "/mediator"})
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Serve(ctx, cfg, version, logs, nil) }()
+	require.Eventually(t, func() bool { return bytes.Contains([]byte(logs.String()), []byte("store unreachable; waiting")) },
+		10*time.Second, 10*time.Millisecond)
+	cancel() // SIGTERM
+	select {
+	case err := <-done:
+		require.NoError(t, err, "a stop while waiting is a clean stop")
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
+
+func TestServe_RefusesASubscriptionEndInThePast(t *testing.T) {
+	t.Parallel()
+	cfg := serveConfig(t, map[string]string{"SUBSCRIPTION_END": "2020-01-01T00:00:00Z"})
+	err := app.Serve(context.Background(), cfg, version, io.Discard, nil)
+	require.ErrorContains(t, err, "SUBSCRIPTION_END 2020-01-01T00:00:00Z is in the past")
+}

@@ -8,7 +8,6 @@
 package openhim
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha512"
@@ -259,15 +258,20 @@ type Registered struct {
 
 // Endpoint is where core reaches a mediator.
 type Endpoint struct {
-	Name string  `json:"name"`
-	Host string  `json:"host"`
-	Port float64 `json:"port"`
-	Type string  `json:"type"`
+	Name    string  `json:"name"`
+	Host    string  `json:"host"`
+	Port    float64 `json:"port"`
+	Path    string  `json:"path"`
+	Secured bool    `json:"secured"`
 }
 
-// String is the endpoint as host:port.
+// String is the endpoint as a URL.
 func (e Endpoint) String() string {
-	return fmt.Sprintf("%s://%s:%d", cmp.Or(e.Type, "http"), e.Host, int(e.Port))
+	scheme := "http"
+	if e.Secured {
+		scheme = "https"
+	}
+	return fmt.Sprintf("%s://%s:%d%s", scheme, e.Host, int(e.Port), e.Path)
 }
 
 // Registration reads what core keeps for urn: GET /mediators/<urn>.

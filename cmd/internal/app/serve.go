@@ -136,7 +136,7 @@ func openStore(ctx context.Context, log zerolog.Logger, databaseURL string, wait
 		log.Warn().Err(err).Dur("retry_in", delay).Msg("store unreachable; waiting for it (not ready meanwhile)")
 		select {
 		case <-ctx.Done():
-			return nil, err
+			return nil, fmt.Errorf("%w (stopped while waiting for the store)", context.Cause(ctx))
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 30*time.Second)
@@ -159,9 +159,17 @@ func Serve(ctx context.Context, cfg config.Config, version string, logOut io.Wri
 		openhimState = "registering"
 	}
 	starting := newStartingServer(conns.Listener(), openhimState)
+	if at := cfg.SubscriptionEnd.At; !at.IsZero() && !at.After(time.Now()) {
+		// openIMIS accepts an end in the past but never notifies through it.
+		// Checked here, not when loading: the admin commands still work.
+		return fmt.Errorf("config: SUBSCRIPTION_END %s is in the past; give a later instant or a duration ahead (8760h)", at.Format(time.RFC3339))
+	}
 	a, err := Build(ctx, cfg, logOut, starting.StoreUnreachable)
 	starting.Stop()
 	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Cause(ctx)) {
+			return nil // stopped while waiting for the store
+		}
 		return err
 	}
 	defer a.Close()
@@ -179,6 +187,7 @@ func Serve(ctx context.Context, cfg config.Config, version string, logOut io.Wri
 		ready <- ln.Addr().String()
 	}
 	serveErr := m.Serve(ctx, ln)
+	_ = conns.Close() // refuse new connections at once while jobs stop
 
 	log.Info().Msg("shutting down")
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)

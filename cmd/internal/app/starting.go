@@ -123,9 +123,11 @@ func (s *startingServer) StoreUnreachable(error) {
 // Stop stops answering, if it started; requests in flight finish.
 func (s *startingServer) Stop() {
 	s.once.Do(func() {}) // never starts after this
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_ = s.srv.Shutdown(ctx)
+	if s.srv.Shutdown(ctx) != nil {
+		_ = s.srv.Close() // e.g. a probe's idle connection without a request
+	}
 	_ = s.ln.Close()
 }
 
