@@ -116,20 +116,8 @@ func TestWorkers_WaitingForASlotUsesNoAttempt(t *testing.T) {
 	b.cht.SetLatency(0)
 	b.requireExactlyOnce(t, claims)
 
-	jobs, err := b.store.ListJobs(t.Context(), []rivertype.JobState{rivertype.JobStateCompleted}, 100)
-	require.NoError(t, err)
-	snoozed := 0
-	for _, j := range jobs {
-		if j.Kind != "claim" {
-			continue
-		}
-		var meta struct {
-			Snoozes int `json:"snoozes"`
-		}
-		require.NoError(t, json.Unmarshal(j.Metadata, &meta))
-		if meta.Snoozes > 0 {
-			snoozed++
-		}
+	done, snoozes := b.completedClaimJobs(t, len(claims))
+	for _, j := range done {
 		// Every failed attempt is a request that failed, none a wait for a
 		// slot.
 		require.Len(t, j.Errors, j.Attempt-1)
@@ -137,7 +125,7 @@ func TestWorkers_WaitingForASlotUsesNoAttempt(t *testing.T) {
 			require.Contains(t, e.Error, "cht ", "job %d attempt %d", j.ID, e.Attempt)
 		}
 	}
-	require.NotZero(t, snoozed, "some jobs waited longer than an upstream timeout")
+	require.NotZero(t, slices.Max(snoozes), "some jobs waited longer than an upstream timeout")
 }
 
 // concurrencyCounter records the most requests it carried at once.
@@ -187,25 +175,34 @@ func TestFault_OpenIMISRateLimitPutsJobsBack(t *testing.T) {
 	b.oi.SetDown(0)
 	b.requireExactlyOnce(t, claims)
 
+	done, snoozes := b.completedClaimJobs(t, len(claims))
+	for _, j := range done {
+		require.Empty(t, j.Errors, "a 429 uses no attempt: the job waits and tries again")
+	}
+	require.NotZero(t, slices.Max(snoozes), "jobs were put back while openIMIS limited the rate")
+}
+
+// completedClaimJobs waits until River has recorded n claim jobs as
+// completed (its completer runs after the delivery record) and returns
+// them with how often each was snoozed.
+func (b *testBundle) completedClaimJobs(t *testing.T, n int) ([]*rivertype.JobRow, []int) {
+	t.Helper()
 	var done []*rivertype.JobRow
 	require.Eventually(t, func() bool {
 		jobs, err := b.store.ListJobs(t.Context(), []rivertype.JobState{rivertype.JobStateCompleted}, 100)
 		require.NoError(t, err)
 		done = slices.DeleteFunc(jobs, func(j *rivertype.JobRow) bool { return j.Kind != "claim" })
-		return len(done) == len(claims)
+		return len(done) == n
 	}, 10*time.Second, 10*time.Millisecond)
-	snoozed := 0
-	for _, j := range done {
+	snoozes := make([]int, len(done))
+	for i, j := range done {
 		var meta struct {
 			Snoozes int `json:"snoozes"`
 		}
 		require.NoError(t, json.Unmarshal(j.Metadata, &meta))
-		if meta.Snoozes > 0 {
-			snoozed++
-		}
-		require.Empty(t, j.Errors, "a 429 uses no attempt: the job waits and tries again")
+		snoozes[i] = meta.Snoozes
 	}
-	require.NotZero(t, snoozed, "jobs were put back while openIMIS limited the rate")
+	return done, snoozes
 }
 
 // patientReads counts the insuree reads openIMIS received.
@@ -237,27 +234,15 @@ func TestFault_WrongOpenIMISPasswordPutsJobsBack(t *testing.T) {
 	b.oi.AddUser(imisUser, imisPass, nil) // fixed before the client's second try
 	b.requireExactlyOnce(t, claims)
 
-	var done []*rivertype.JobRow
-	require.Eventually(t, func() bool {
-		jobs, err := b.store.ListJobs(t.Context(), []rivertype.JobState{rivertype.JobStateCompleted}, 100)
-		require.NoError(t, err)
-		done = slices.DeleteFunc(jobs, func(j *rivertype.JobRow) bool { return j.Kind != "claim" })
-		return len(done) == len(claims)
-	}, 10*time.Second, 10*time.Millisecond)
-	snoozed := 0
+	done, snoozes := b.completedClaimJobs(t, len(claims))
 	for _, j := range done {
-		var meta struct {
-			Snoozes int `json:"snoozes"`
-		}
-		require.NoError(t, json.Unmarshal(j.Metadata, &meta))
-		snoozed += meta.Snoozes
 		// Attempts are used by refused logins only, never by the waits
 		// between them.
 		for _, e := range j.Errors {
 			require.Contains(t, e.Error, "openimis login: 400", "job %d attempt %d", j.ID, e.Attempt)
 		}
 	}
-	require.NotZero(t, snoozed, "jobs waited for the next login without using attempts")
+	require.NotZero(t, slices.Max(snoozes), "jobs waited for the next login without using attempts")
 }
 
 func TestFault_TokenExpiresMidTraffic(t *testing.T) {

@@ -13,14 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spf13/viper"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cht-openimis/mediator/cht/chttest"
 	"github.com/cht-openimis/mediator/cmd/internal/app"
-	"github.com/cht-openimis/mediator/config"
 	"github.com/cht-openimis/mediator/mediator/openhim/openhimtest"
-	"github.com/cht-openimis/mediator/mediator/store/storetest"
 	"github.com/cht-openimis/mediator/openimis/openimistest"
 )
 
@@ -38,31 +35,14 @@ func TestServe_EndToEnd(t *testing.T) {
 	ch := chttest.NewServer(t, chttest.Options{Password: chtPass})
 	him := openhimtest.NewServer(t, openhimtest.Options{}) // HTTPS with a self-signed certificate
 
-	v := viper.New()
-	for k, val := range map[string]string{
-		"OPENHIM_API_URL":                him.URL,
-		"OPENHIM_USERNAME":               openhimtest.RootEmail,
-		"OPENHIM_PASSWORD":               openhimtest.RootPassword,
-		"OPENHIM_TRUST_SELF_SIGNED":      "true",
-		"MEDIATOR_URL":                   "http://127.0.0.1:1",
-		"OPENIMIS_API_URL":               oi.URL,
-		"OPENIMIS_USERNAME":              "api",
-		"OPENIMIS_PASSWORD":              imisPass,
-		"CHT_OPENIMIS_CALLBACK_ENDPOINT": "http://127.0.0.1:1/mediator/claim-response",
-		"CHT_URL":                        ch.URL,
-		"CHT_USERNAME":                   chttest.DefaultUsername,
-		"CHT_PASSWORD":                   chtPass,
-		"CHT_PLACE_ID":                   chttest.DefaultPlaceID,
-		"MEDIATOR_USERNAME":              "openimis",
-		"MEDIATOR_PASSWORD":              mediatorPass,
-		"DATABASE_URL":                   storetest.DatabaseURL(t),
-		"LOG_LEVEL":                      "debug",
-	} {
-		v.Set(k, val)
-	}
-	cfg, err := config.Load(v)
-	require.NoError(t, err)
-	cfg.Port = 0 // any free port
+	cfg := serveConfig(t, oi, ch, map[string]string{
+		"OPENHIM_API_URL":           him.URL,
+		"OPENHIM_USERNAME":          openhimtest.RootEmail,
+		"OPENHIM_PASSWORD":          openhimtest.RootPassword,
+		"OPENHIM_TRUST_SELF_SIGNED": "true",
+		"MEDIATOR_URL":              "http://127.0.0.1:1",
+		"LOG_LEVEL":                 "debug",
+	})
 
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -67,32 +67,13 @@ func TestServe_WaitsForAnUnreachableStore(t *testing.T) {
 	g := newGate(t, db.Host)
 	db.Host = g.ln.Addr().String()
 
-	oi := openimistest.NewServer(t, openimistest.Options{Username: "api", Password: imisPass})
-	ch := chttest.NewServer(t, chttest.Options{Password: chtPass})
+	oi, ch := newFakes(t)
 	free, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	port := free.Addr().(*net.TCPAddr).Port
 	require.NoError(t, free.Close())
-
-	v := viper.New()
-	for k, val := range map[string]string{
-		"OPENIMIS_API_URL":               oi.URL,
-		"OPENIMIS_USERNAME":              "api",
-		"OPENIMIS_PASSWORD":              imisPass,
-		"CHT_OPENIMIS_CALLBACK_ENDPOINT": "http://127.0.0.1:1/mediator/claim-response",
-		"CHT_URL":                        ch.URL,
-		"CHT_USERNAME":                   chttest.DefaultUsername,
-		"CHT_PASSWORD":                   chtPass,
-		"CHT_PLACE_ID":                   chttest.DefaultPlaceID,
-		"MEDIATOR_USERNAME":              "openimis",
-		"MEDIATOR_PASSWORD":              mediatorPass,
-		"DATABASE_URL":                   db.String(),
-		"PORT":                           strconv.Itoa(port),
-	} {
-		v.Set(k, val)
-	}
-	cfg, err := config.Load(v)
-	require.NoError(t, err)
+	cfg := serveConfig(t, oi, ch, map[string]string{"DATABASE_URL": db.String()})
+	cfg.Port = port
 
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -162,11 +143,10 @@ func TestServe_WaitsForAnUnreachableStore(t *testing.T) {
 	}
 }
 
-// serveConfig is a valid configuration against the fakes, with edits.
-func serveConfig(t *testing.T, edits map[string]string) config.Config {
+// serveConfig is a valid configuration against the fakes, with edits, on
+// any free port.
+func serveConfig(t *testing.T, oi *openimistest.Server, ch *chttest.Server, edits map[string]string) config.Config {
 	t.Helper()
-	oi := openimistest.NewServer(t, openimistest.Options{Username: "api", Password: imisPass})
-	ch := chttest.NewServer(t, chttest.Options{Password: chtPass})
 	v := viper.New()
 	for k, val := range map[string]string{
 		"OPENIMIS_API_URL":               oi.URL,
@@ -188,14 +168,22 @@ func serveConfig(t *testing.T, edits map[string]string) config.Config {
 	}
 	cfg, err := config.Load(v)
 	require.NoError(t, err)
-	cfg.Port = 0 // any free port
+	cfg.Port = 0
 	return cfg
+}
+
+// newFakes starts a fake openIMIS (user api) and a fake CHT.
+func newFakes(t *testing.T) (*openimistest.Server, *chttest.Server) {
+	t.Helper()
+	return openimistest.NewServer(t, openimistest.Options{Username: "api", Password: imisPass}),
+		chttest.NewServer(t, chttest.Options{Password: chtPass})
 }
 
 func TestServe_StopWhileWaitingForTheStoreIsClean(t *testing.T) {
 	t.Parallel()
 	g := newGate(t, "127.0.0.1:1") // never opens
-	cfg := serveConfig(t, map[string]string{"DATABASE_URL": "postgres://mediator@" + g.ln.Addr().String() + "/mediator"})
+	oi, ch := newFakes(t)
+	cfg := serveConfig(t, oi, ch, map[string]string{"DATABASE_URL": "postgres://mediator@" + g.ln.Addr().String() + "/mediator"})
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -213,7 +201,8 @@ func TestServe_StopWhileWaitingForTheStoreIsClean(t *testing.T) {
 
 func TestServe_RefusesASubscriptionEndInThePast(t *testing.T) {
 	t.Parallel()
-	cfg := serveConfig(t, map[string]string{"SUBSCRIPTION_END": "2020-01-01T00:00:00Z"})
+	oi, ch := newFakes(t)
+	cfg := serveConfig(t, oi, ch, map[string]string{"SUBSCRIPTION_END": "2020-01-01T00:00:00Z"})
 	err := app.Serve(context.Background(), cfg, version, io.Discard, nil)
 	require.ErrorContains(t, err, "SUBSCRIPTION_END 2020-01-01T00:00:00Z is in the past")
 }
