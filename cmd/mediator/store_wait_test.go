@@ -68,10 +68,7 @@ func TestServe_WaitsForAnUnreachableStore(t *testing.T) {
 	db.Host = g.ln.Addr().String()
 
 	oi, ch := newFakes(t)
-	free, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := free.Addr().(*net.TCPAddr).Port
-	require.NoError(t, free.Close())
+	port := freePort(t)
 	cfg := serveConfig(t, oi, ch, map[string]string{"DATABASE_URL": db.String()})
 	cfg.Port = port
 
@@ -100,15 +97,8 @@ func TestServe_WaitsForAnUnreachableStore(t *testing.T) {
 	}, 10*time.Second, 20*time.Millisecond)
 	status, _ := get("/health")
 	require.Equal(t, http.StatusOK, status)
-	req, err := http.NewRequest(http.MethodPost, base+"/mediator/claim-response",
-		bytes.NewReader(openimistest.ClaimResponseFixture(openimistest.SeedClaimID, "codeTest", openimistest.SeedPatientID)))
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/json")
-	req.SetBasicAuth("openimis", mediatorPass)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	claim := openimistest.ClaimResponseFixture(openimistest.SeedClaimID, "codeTest", openimistest.SeedPatientID)
+	require.Equal(t, http.StatusServiceUnavailable, postClaimTo(base, claim))
 	require.Eventually(t, func() bool { return bytes.Contains([]byte(logs.String()), []byte("store unreachable; waiting")) },
 		5*time.Second, 20*time.Millisecond)
 	require.NotContains(t, logs.String(), mediatorPass)
@@ -123,15 +113,7 @@ func TestServe_WaitsForAnUnreachableStore(t *testing.T) {
 		t.Fatal("the mediator did not start once the database answered")
 	}
 	require.Eventually(t, func() bool { status, _ := get("/ready"); return status == http.StatusOK }, 10*time.Second, 20*time.Millisecond)
-	req, err = http.NewRequest(http.MethodPost, base+"/mediator/claim-response",
-		bytes.NewReader(openimistest.ClaimResponseFixture(openimistest.SeedClaimID, "codeTest", openimistest.SeedPatientID)))
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/json")
-	req.SetBasicAuth("openimis", mediatorPass)
-	resp, err = http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, http.StatusOK, postClaimTo(base, claim))
 	require.Eventually(t, func() bool { return len(ch.Reports()) == 1 }, 10*time.Second, 20*time.Millisecond)
 
 	cancel()
