@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -72,6 +73,12 @@ func (w *subscriptionWorker) Work(ctx context.Context, job *river.Job[subscripti
 		return nil
 	}
 	err := w.m.ensureSubscription(ctx, false)
+	if errors.Is(err, errSubscriptionEndPassed) {
+		// Said at every check: claims arrive only by polling meanwhile.
+		w.m.subscription.Store(subscriptionFailing)
+		log.Error().Err(err).Msg("no Claim subscription is made: claims arrive only through catch-up polling")
+		return nil
+	}
 	if openimis.SubscriptionRefused(err) {
 		// Releases without Claim notifications refuse the subscription (trap
 		// 1). The next periodic run tries again; until then only catch-up
@@ -94,6 +101,10 @@ func (w *subscriptionWorker) Work(ctx context.Context, job *river.Job[subscripti
 	}
 	return jobOutcome(ctx, err)
 }
+
+// errSubscriptionEndPassed is a configured subscription end (an instant)
+// that is no longer ahead.
+var errSubscriptionEndPassed = errors.New("SUBSCRIPTION_END has passed")
 
 // wantSubscription is the subscription this mediator needs (openIMIS contract
 // §2.1, traps 2–5): criteria and reason exactly "Claim", an absolute endpoint,
@@ -122,6 +133,10 @@ func (m *Mediator) wantSubscription(now time.Time) openimis.Subscription {
 func (m *Mediator) ensureSubscription(ctx context.Context, force bool) error {
 	log := zerolog.Ctx(ctx)
 	now := m.opts.Now()
+	if end := m.opts.SubscriptionEnd(now); !end.After(now) {
+		// openIMIS would accept it and never notify through it.
+		return fmt.Errorf("%w: %s; set a later instant or a duration ahead (8760h) and restart", errSubscriptionEndPassed, end.UTC().Format(time.RFC3339))
+	}
 	want := m.wantSubscription(now)
 	all, err := m.opts.OpenIMIS.ListSubscriptions(ctx)
 	if err != nil {

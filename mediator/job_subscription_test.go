@@ -115,6 +115,28 @@ func TestSubscription_RefusedWithPollingOn(t *testing.T) {
 	require.NotContains(t, b.logs.String(), "catch-up polling is off")
 }
 
+func TestSubscription_EndInstantPassedMakesNone(t *testing.T) {
+	t.Parallel()
+	clock := &testClock{now: time.Now()}
+	end := clock.Now().Add(48 * time.Hour) // a fixed SUBSCRIPTION_END instant
+	b := setup(t, setupOpts{claimSubscriptions: true, edit: func(o *mediator.Options) {
+		o.Now = clock.Now
+		o.SubscriptionEnd = func(time.Time) time.Time { return end }
+		o.SubscriptionCheck = 200 * time.Millisecond
+	}})
+	b.waitSubscriptions(t, 1)
+
+	// The instant passes while the mediator runs: no subscription that
+	// openIMIS would never notify through, and an error at every check.
+	clock.Advance(72 * time.Hour)
+	require.Eventually(t, func() bool {
+		return strings.Count(b.logs.String(), "SUBSCRIPTION_END has passed") >= 2
+	}, 15*time.Second, 10*time.Millisecond)
+	subs := b.oi.Subscriptions()
+	require.Len(t, subs, 1, "no new subscription")
+	require.WithinDuration(t, end, subs[0].End, time.Second)
+}
+
 func TestSubscription_RenewedBeforeEnd(t *testing.T) {
 	t.Parallel()
 	clock := &testClock{now: time.Now()}
