@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cht-openimis/mediator/mediator"
 	"github.com/cht-openimis/mediator/mediator/openhim/openhimtest"
 )
 
@@ -138,7 +139,10 @@ func withoutCoreFields(doc map[string]any) map[string]any {
 
 func TestOpenHIM_ConfigChangeTakesEffect(t *testing.T) {
 	t.Parallel()
-	b := setup(t, setupOpts{openhim: &openhimtest.Options{}})
+	// Core sends a console change once, in the answer to the next
+	// heartbeat; a change saved while a heartbeat is being answered is only
+	// seen by the periodic full request (trap 6), which is short here.
+	b := setup(t, setupOpts{openhim: &openhimtest.Options{}, edit: func(o *mediator.Options) { o.ConfigRefresh = 300 * time.Millisecond }})
 	b.waitRegistered(t)
 	require.Equal(t, zerolog.DebugLevel, b.opts.LogLevel.Get())
 
