@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/cht-openimis/mediator/mediator"
 )
@@ -35,6 +36,27 @@ func Open(ctx context.Context, databaseURL string) (mediator.Store, error) {
 		return OpenPostgres(ctx, databaseURL)
 	}
 	return nil, fmt.Errorf("store: DATABASE_URL must start with sqlite:// or postgres://")
+}
+
+// OpenWaiting is Open for a server starting beside its database: while the
+// database is unreachable (ErrUnreachable) it tries again, 1 s doubling to
+// 30 s apart, telling waiting of each failure, until ctx ends. Other errors
+// (credentials, a missing database, a bad file) come back at once.
+func OpenWaiting(ctx context.Context, databaseURL string, waiting func(err error, retryIn time.Duration)) (mediator.Store, error) {
+	delay := time.Second
+	for {
+		st, err := Open(ctx, databaseURL)
+		if err == nil || !errors.Is(err, ErrUnreachable) {
+			return st, err
+		}
+		waiting(err, delay)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (stopped while waiting for the store)", context.Cause(ctx))
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 30*time.Second)
+	}
 }
 
 // OpenExisting is Open for commands that inspect a store: it refuses to

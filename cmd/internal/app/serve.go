@@ -86,7 +86,15 @@ func Build(ctx context.Context, cfg config.Config, logOut io.Writer, waiting fun
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(ctx, log, cfg.DatabaseURL, waiting)
+	var st mediator.Store
+	if waiting == nil {
+		st, err = store.Open(ctx, cfg.DatabaseURL)
+	} else {
+		st, err = store.OpenWaiting(ctx, cfg.DatabaseURL, func(err error, retryIn time.Duration) {
+			waiting(err)
+			log.Warn().Err(err).Dur("retry_in", retryIn).Msg("store unreachable; waiting for it (not ready meanwhile)")
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -123,26 +131,6 @@ func fhirURL(cfg config.Config) string {
 	return strings.TrimSuffix(cfg.OpenIMISURL.JoinPath(cfg.OpenIMISFHIRPath).String(), "/") + "/"
 }
 
-// openStore opens the store; with waiting set, it tries again while the
-// database is unreachable, 1 s doubling to 30 s apart, until ctx ends.
-func openStore(ctx context.Context, log zerolog.Logger, databaseURL string, waiting func(error)) (mediator.Store, error) {
-	delay := time.Second
-	for {
-		st, err := store.Open(ctx, databaseURL)
-		if err == nil || waiting == nil || !errors.Is(err, store.ErrUnreachable) {
-			return st, err
-		}
-		waiting(err)
-		log.Warn().Err(err).Dur("retry_in", delay).Msg("store unreachable; waiting for it (not ready meanwhile)")
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w (stopped while waiting for the store)", context.Cause(ctx))
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, 30*time.Second)
-	}
-}
-
 // Serve builds the mediator and serves until ctx ends, logging to logOut.
 // When ready is not nil it receives the listen address once the port is
 // bound and the queue runs. While the store is unreachable at start, the
@@ -152,13 +140,9 @@ func Serve(ctx context.Context, cfg config.Config, version string, logOut io.Wri
 	if err != nil {
 		return fmt.Errorf("listen on PORT %d: %w", cfg.Port, err)
 	}
-	conns := newConnPump(tcp)
+	conns := mediator.NewConnPump(tcp)
 	defer conns.Close()
-	openhimState := "disabled"
-	if cfg.OpenHIMAPIURL != nil {
-		openhimState = "registering"
-	}
-	starting := newStartingServer(conns.Listener(), openhimState)
+	starting := mediator.NewStartingServer(conns.Listener(), cfg.OpenHIMAPIURL != nil)
 	if at := cfg.SubscriptionEnd.At; !at.IsZero() && !at.After(time.Now()) {
 		// openIMIS accepts an end in the past but never notifies through it.
 		// Checked here, not when loading: the admin commands still work.

@@ -1,4 +1,4 @@
-package app
+package mediator
 
 import (
 	"context"
@@ -10,24 +10,25 @@ import (
 	"time"
 )
 
-// connPump accepts the connections of one listening socket and hands them
+// ConnPump accepts the connections of one listening socket and hands them
 // to one listener after the other: the starting server's, then the
 // mediator's, so that the port answers from the moment it is bound and no
 // connection is lost in between.
-type connPump struct {
+type ConnPump struct {
 	ln    net.Listener
 	conns chan net.Conn
 	done  chan struct{}
 	once  sync.Once
 }
 
-func newConnPump(ln net.Listener) *connPump {
-	p := &connPump{ln: ln, conns: make(chan net.Conn), done: make(chan struct{})}
+// NewConnPump starts accepting the connections of ln.
+func NewConnPump(ln net.Listener) *ConnPump {
+	p := &ConnPump{ln: ln, conns: make(chan net.Conn), done: make(chan struct{})}
 	go p.run()
 	return p
 }
 
-func (p *connPump) run() {
+func (p *ConnPump) run() {
 	for {
 		c, err := p.ln.Accept()
 		if err != nil {
@@ -52,19 +53,19 @@ func (p *connPump) run() {
 }
 
 // Close stops accepting and closes the socket.
-func (p *connPump) Close() error {
+func (p *ConnPump) Close() error {
 	p.once.Do(func() { close(p.done) })
 	return p.ln.Close()
 }
 
 // Listener returns a listener of the pump's connections; closing it leaves
 // the socket open for the next one.
-func (p *connPump) Listener() net.Listener {
+func (p *ConnPump) Listener() net.Listener {
 	return &pumpListener{p: p, closed: make(chan struct{})}
 }
 
 type pumpListener struct {
-	p      *connPump
+	p      *ConnPump
 	closed chan struct{}
 	once   sync.Once
 }
@@ -90,22 +91,28 @@ func (l *pumpListener) Close() error {
 // Addr implements net.Listener.
 func (l *pumpListener) Addr() net.Addr { return l.p.ln.Addr() }
 
-// startingServer answers while the mediator waits for its store: GET
+// StartingServer answers on the mediator's port while the process waits for
+// its store at start: GET
 // /health 200 (the process runs), GET /ready and everything else 503 with
 // the reason. It starts only once the store was found unreachable: on a
 // normal start, requests wait the few milliseconds until the mediator
 // itself answers, so that a 200 from /health always means the same.
-type startingServer struct {
+type StartingServer struct {
 	ln      net.Listener
-	openhim string // the OpenHIM state /ready reports
+	openhim string // the OpenHIM state /ready reports: disabled or registering
 	srv     *http.Server
 	once    sync.Once
 	mu      sync.Mutex
 	reason  string
 }
 
-func newStartingServer(ln net.Listener, openhim string) *startingServer {
-	s := &startingServer{ln: ln, openhim: openhim}
+// NewStartingServer returns a server for ln that answers nothing until
+// StoreUnreachable.
+func NewStartingServer(ln net.Listener, openhimConfigured bool) *StartingServer {
+	s := &StartingServer{ln: ln, openhim: openHIMDisabled}
+	if openhimConfigured {
+		s.openhim = openHIMRegistering
+	}
 	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
 	return s
 }
@@ -113,7 +120,7 @@ func newStartingServer(ln net.Listener, openhim string) *startingServer {
 // StoreUnreachable records that the store does not answer yet, and starts
 // answering. The error itself goes to the log only: it names the
 // database's host and user.
-func (s *startingServer) StoreUnreachable(error) {
+func (s *StartingServer) StoreUnreachable(error) {
 	s.mu.Lock()
 	s.reason = "store unreachable: waiting for the database"
 	s.mu.Unlock()
@@ -121,7 +128,7 @@ func (s *startingServer) StoreUnreachable(error) {
 }
 
 // Stop stops answering, if it started; requests in flight finish.
-func (s *startingServer) Stop() {
+func (s *StartingServer) Stop() {
 	s.once.Do(func() {}) // never starts after this
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -132,7 +139,7 @@ func (s *startingServer) Stop() {
 }
 
 // ServeHTTP implements http.Handler.
-func (s *startingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *StartingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	reason := s.reason
 	s.mu.Unlock()
@@ -145,7 +152,7 @@ func (s *startingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Retry-After", "5")
 	w.WriteHeader(http.StatusServiceUnavailable)
 	if r.Method == http.MethodGet && r.URL.Path == "/ready" {
-		_ = json.NewEncoder(w).Encode(map[string]any{"status": "not ready", "reasons": []string{reason}, "openhim": s.openhim})
+		_ = json.NewEncoder(w).Encode(readyBody{Status: "not ready", Reasons: []string{reason}, OpenHIM: s.openhim})
 		return
 	}
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": "the mediator is starting: " + reason})
