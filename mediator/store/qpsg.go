@@ -9,8 +9,7 @@ import (
 )
 
 // stablePlans turns on SQLite's query planner stability guarantee
-// (SQLITE_DBCONFIG_ENABLE_QPSG) for a connection of modernc's driver and
-// reports whether SQLite accepted it.
+// (SQLITE_DBCONFIG_ENABLE_QPSG) for a connection of modernc's driver.
 //
 // Without it, SQLite compiles a statement again whenever a value bound to a
 // LIMIT (or another value the plan may depend on) changes. River's fetch
@@ -21,18 +20,18 @@ import (
 //
 // modernc's driver has no option for it, so the connection's SQLite handle
 // is read from the driver's connection. When a later version of the driver
-// lays its connection out differently, nothing is changed and false is
-// returned: the connection works as before, only slower, and the store's
-// test of the guarantee fails.
-func stablePlans(c driver.Conn) bool {
+// lays its connection out differently, nothing is changed: the connection
+// works as before, only slower, and the store's test of the guarantee
+// fails.
+func stablePlans(c driver.Conn) {
 	v := reflect.ValueOf(c)
 	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
-		return false
+		return
 	}
 	db, tlsField := v.Elem().FieldByName("db"), v.Elem().FieldByName("tls")
 	if !db.IsValid() || db.Kind() != reflect.Uintptr || db.Uint() == 0 ||
 		!tlsField.IsValid() || tlsField.Type() != reflect.TypeFor[*libc.TLS]() || tlsField.IsNil() {
-		return false
+		return
 	}
 	tls := (*libc.TLS)(tlsField.UnsafePointer())
 	// sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_QPSG, int on, int *pOn):
@@ -40,9 +39,8 @@ func stablePlans(c driver.Conn) bool {
 	const slot = 8
 	args := libc.Xmalloc(tls, 2*slot)
 	if args == 0 {
-		return false
+		return
 	}
 	defer libc.Xfree(tls, args)
-	rc := sqlite3.Xsqlite3_db_config(tls, uintptr(db.Uint()), sqlite3.SQLITE_DBCONFIG_ENABLE_QPSG, libc.VaList(args, int32(1), uintptr(0)))
-	return rc == sqlite3.SQLITE_OK
+	sqlite3.Xsqlite3_db_config(tls, uintptr(db.Uint()), sqlite3.SQLITE_DBCONFIG_ENABLE_QPSG, libc.VaList(args, int32(1), uintptr(0)))
 }
