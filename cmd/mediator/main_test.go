@@ -102,13 +102,7 @@ func TestServe_EndToEnd(t *testing.T) {
 		require.True(t, strings.Contains(string(metrics), series), "/metrics lacks %s", series)
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not stop")
-	}
+	requireStops(t, cancel, done)
 	out := logs.String()
 	require.Contains(t, out, `"message":"stopped"`)
 	for _, secret := range []string{imisPass, chtPass, mediatorPass, openhimtest.RootPassword} {

@@ -116,13 +116,7 @@ func TestServe_WaitsForAnUnreachableStore(t *testing.T) {
 	require.Equal(t, http.StatusOK, postClaimTo(base, claim))
 	require.Eventually(t, func() bool { return len(ch.Reports()) == 1 }, 10*time.Second, 20*time.Millisecond)
 
-	cancel()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not stop")
-	}
+	requireStops(t, cancel, done)
 }
 
 // serveConfig is a valid configuration against the fakes, with edits, on
@@ -172,13 +166,7 @@ func TestServe_StopWhileWaitingForTheStoreIsClean(t *testing.T) {
 	go func() { done <- app.Serve(ctx, cfg, version, logs, nil) }()
 	require.Eventually(t, func() bool { return bytes.Contains([]byte(logs.String()), []byte("store unreachable; waiting")) },
 		10*time.Second, 10*time.Millisecond)
-	cancel() // SIGTERM
-	select {
-	case err := <-done:
-		require.NoError(t, err, "a stop while waiting is a clean stop")
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve did not stop")
-	}
+	requireStops(t, cancel, done) // SIGTERM: a stop while waiting is a clean stop
 }
 
 func TestServe_RefusesASubscriptionEndInThePast(t *testing.T) {
@@ -187,4 +175,17 @@ func TestServe_RefusesASubscriptionEndInThePast(t *testing.T) {
 	cfg := serveConfig(t, oi, ch, map[string]string{"SUBSCRIPTION_END": "2020-01-01T00:00:00Z"})
 	err := app.Serve(context.Background(), cfg, version, io.Discard, nil)
 	require.ErrorContains(t, err, "SUBSCRIPTION_END 2020-01-01T00:00:00Z is in the past")
+}
+
+// requireStops ends a running app.Serve (SIGTERM) and checks that it stops
+// cleanly.
+func requireStops(t *testing.T, cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+	}
 }
