@@ -132,6 +132,17 @@ func (e SubscriptionEnd) Time(now time.Time) time.Time {
 	return now.Add(e.Ahead)
 }
 
+// CheckServe reports what makes the configuration unfit to serve at now,
+// though fine for the admin commands: a SUBSCRIPTION_END instant that has
+// passed (openIMIS accepts such a subscription but never notifies through
+// it).
+func (c Config) CheckServe(now time.Time) error {
+	if at := c.SubscriptionEnd.At; !at.IsZero() && !at.After(now) {
+		return fmt.Errorf("config: SUBSCRIPTION_END %s is in the past; give a later instant or a duration ahead (8760h)", at.Format(time.RFC3339))
+	}
+	return nil
+}
+
 // Load reads every variable from v, applies defaults and validates. The error
 // is one line naming each variable that is missing or malformed; it never
 // contains a secret's value.

@@ -182,3 +182,17 @@ func TestNewViper_DotEnv(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, v.GetString("CHT_CLAIM_FORM"))
 }
+
+func TestCheckServe_SubscriptionEndInThePast(t *testing.T) {
+	t.Parallel()
+	env := validEnv()
+	env["SUBSCRIPTION_END"] = "2027-01-01T00:00:00Z"
+	cfg, err := load(env)
+	require.NoError(t, err, "the admin commands load it")
+	require.NoError(t, cfg.CheckServe(time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)))
+	require.ErrorContains(t, cfg.CheckServe(time.Date(2027, 1, 2, 0, 0, 0, 0, time.UTC)), "SUBSCRIPTION_END 2027-01-01T00:00:00Z is in the past")
+	env["SUBSCRIPTION_END"] = "8760h"
+	cfg, err = load(env)
+	require.NoError(t, err)
+	require.NoError(t, cfg.CheckServe(time.Now()), "a duration is always ahead")
+}

@@ -143,10 +143,8 @@ func Serve(ctx context.Context, cfg config.Config, version string, logOut io.Wri
 	conns := mediator.NewConnPump(tcp)
 	defer conns.Close()
 	starting := mediator.NewStartingServer(conns.Listener(), cfg.OpenHIMAPIURL != nil)
-	if at := cfg.SubscriptionEnd.At; !at.IsZero() && !at.After(time.Now()) {
-		// openIMIS accepts an end in the past but never notifies through it.
-		// Checked here, not when loading: the admin commands still work.
-		return fmt.Errorf("config: SUBSCRIPTION_END %s is in the past; give a later instant or a duration ahead (8760h)", at.Format(time.RFC3339))
+	if err := cfg.CheckServe(time.Now()); err != nil {
+		return err
 	}
 	a, err := Build(ctx, cfg, logOut, starting.StoreUnreachable)
 	starting.Stop()
