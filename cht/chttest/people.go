@@ -225,7 +225,7 @@ func (s *Server) putContactLocked(doc map[string]any) {
 		s.contactOrder = append(s.contactOrder, id)
 	}
 	s.contacts[id] = doc
-	s.contactKeys[id] = contactFreetextKeys(doc)
+	s.contactView.put(id, contactFreetextKeys(doc))
 }
 
 // getPerson is GET /api/v1/person/{uuid} (api/src/controllers/person.js).
@@ -335,7 +335,7 @@ func (s *Server) SetShortcode(id, shortcode string) {
 	}
 	doc["patient_id"] = shortcode
 	doc["_rev"] = nextRev(doc["_rev"].(string))
-	s.contactKeys[id] = contactFreetextKeys(doc)
+	s.contactView.put(id, contactFreetextKeys(doc))
 }
 
 // People returns copies of the stored person contacts, oldest first.

@@ -107,7 +107,7 @@ func (s *Server) createRecordByJSON(x *exchange, body parsedBody) response {
 	s.mu.Lock()
 	s.reports[id] = doc
 	s.reportOrder = append(s.reportOrder, id)
-	s.reportKeys[id] = reportFreetextKeys(doc)
+	s.reportView.put(id, reportFreetextKeys(doc))
 	s.mu.Unlock()
 
 	return jsonResponse(http.StatusOK, recordResult{Success: true, ID: id})

@@ -117,16 +117,67 @@ func reportFreetextKeys(doc map[string]any) []string {
 	return e.keys
 }
 
-// freetextMatcher returns whether a view row's key is selected by a freetext
-// query: a "key:value" query is an exact key lookup, anything else a
-// starts-with range. Keys are compared in byte order, which approximates
-// CouchDB's ICU collation; rows are then sorted by key, then doc id.
-func freetextMatcher(freetext string) func(key string) bool {
-	q := strings.ToLower(strings.TrimSpace(freetext))
-	if strings.Contains(freetext, ":") {
-		return func(key string) bool { return key == q }
+// viewIndex is a freetext view's rows: each doc's keys, and for an exact
+// "key:value" query the docs that emit a key, so that a lookup does not scan
+// every doc (CouchDB reads a key range of its sorted index). Keys are
+// compared in byte order, which approximates CouchDB's ICU collation; rows
+// are then sorted by key, then doc id.
+type viewIndex struct {
+	keys  map[string][]string       // doc id → its rows' keys
+	byKey map[string]map[string]int // key → doc id → rows with that key
+}
+
+func newViewIndex() viewIndex {
+	return viewIndex{keys: map[string][]string{}, byKey: map[string]map[string]int{}}
+}
+
+// put replaces a doc's rows.
+func (v viewIndex) put(id string, keys []string) {
+	for _, k := range v.keys[id] {
+		if ids := v.byKey[k]; ids != nil {
+			if ids[id]--; ids[id] <= 0 {
+				delete(ids, id)
+			}
+			if len(ids) == 0 {
+				delete(v.byKey, k)
+			}
+		}
 	}
-	return func(key string) bool { return strings.HasPrefix(key, q) }
+	v.keys[id] = keys
+	for _, k := range keys {
+		ids := v.byKey[k]
+		if ids == nil {
+			ids = map[string]int{}
+			v.byKey[k] = ids
+		}
+		ids[id]++
+	}
+}
+
+// query returns the rows a freetext query selects, unsorted, of the docs
+// keep accepts: a "key:value" query is an exact key lookup, anything else a
+// starts-with range.
+func (v viewIndex) query(freetext string, keep func(id string) bool) []indexRow {
+	q := strings.ToLower(strings.TrimSpace(freetext))
+	var rows []indexRow
+	if strings.Contains(freetext, ":") {
+		for id, n := range v.byKey[q] {
+			for range n {
+				if keep(id) {
+					rows = append(rows, indexRow{key: q, id: id})
+				}
+			}
+		}
+		return rows
+	}
+	for id, keys := range v.keys {
+		for _, k := range keys {
+			if strings.HasPrefix(k, q) && keep(id) {
+				rows = append(rows, indexRow{key: k, id: id})
+			}
+		}
+	}
+	return rows
 }
 
 func sortRows(rows []indexRow) {
@@ -301,26 +352,16 @@ func (s *Server) getContactUUIDs(x *exchange) response {
 	}
 	ft, _ := freetext.(string)
 
-	match := func(string) bool { return true }
-	if ft != "" {
-		match = freetextMatcher(ft)
-	}
+	ofType := func(id string) bool { return typeID == "" || contactTypeID(s.contacts[id]) == typeID }
 	s.mu.Lock()
 	var rows []indexRow
-	for id, doc := range s.contacts {
-		if typeID != "" {
-			if contactTypeID(doc) != typeID {
-				continue
-			}
-			if ft == "" {
-				// contacts_by_type emits one row per contact.
+	if ft != "" {
+		rows = s.contactView.query(ft, ofType)
+	} else {
+		// contacts_by_type emits one row per contact.
+		for id := range s.contacts {
+			if ofType(id) {
 				rows = append(rows, indexRow{key: typeID, id: id})
-				continue
-			}
-		}
-		for _, k := range s.contactKeys[id] {
-			if match(k) {
-				rows = append(rows, indexRow{key: k, id: id})
 			}
 		}
 	}
@@ -347,15 +388,7 @@ func (s *Server) getReportUUIDs(x *exchange) response {
 	}
 
 	s.mu.Lock()
-	var rows []indexRow
-	match := freetextMatcher(freetext.(string))
-	for id, keys := range s.reportKeys {
-		for _, k := range keys {
-			if match(k) {
-				rows = append(rows, indexRow{key: k, id: id})
-			}
-		}
-	}
+	rows := s.reportView.query(freetext.(string), func(string) bool { return true })
 	s.mu.Unlock()
 
 	sortRows(rows)

@@ -77,10 +77,10 @@ type Server struct {
 	contactOrder []string
 	reports      map[string]map[string]any
 	reportOrder  []string
-	// contactKeys and reportKeys are the freetext view rows of each doc,
-	// computed when the doc is written, as CouchDB updates a view index.
-	contactKeys map[string][]string
-	reportKeys  map[string][]string
+	// contactView and reportView are the freetext views' rows, computed
+	// when a doc is written, as CouchDB updates a view index.
+	contactView viewIndex
+	reportView  viewIndex
 	requests    []Request
 	limiter     map[string]*limitWindow
 	failRules   []*faultRule
@@ -142,8 +142,8 @@ func NewHandler(opts Options) *Server {
 		closed:         make(chan struct{}),
 		contacts:       make(map[string]map[string]any),
 		reports:        make(map[string]map[string]any),
-		contactKeys:    make(map[string][]string),
-		reportKeys:     make(map[string][]string),
+		contactView:    newViewIndex(),
+		reportView:     newViewIndex(),
 		limiter:        make(map[string]*limitWindow),
 		latency:        opts.Latency,
 		latencyChanged: make(chan struct{}),
