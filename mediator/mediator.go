@@ -324,6 +324,12 @@ func (m *Mediator) riverConfig() *river.Config {
 		// Jobs left running by a replica that died are picked up again
 		// after this (with SQLite, a restart picks them up at once).
 		RescueStuckJobsAfter: 6*m.opts.UpstreamTimeout + 15*time.Second,
+		// Failed jobs (a permanent error, or out of attempts) wait for an
+		// operator however long it takes: River would delete them after a
+		// day or a week, and their receipts would then answer repeats as
+		// duplicates, so the claim or feedback would be lost.
+		CancelledJobRetentionPeriod: -1,
+		DiscardedJobRetentionPeriod: -1,
 		PeriodicJobs: []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(m.opts.SubscriptionCheck),
 				func() (river.JobArgs, *river.InsertOpts) { return subscriptionArgs{}, nil },

@@ -61,3 +61,13 @@ func TestClassify_WaitingIsNeverPermanent(t *testing.T) {
 	var cancel *rivertype.JobCancelError
 	require.ErrorAs(t, classify(&openimis.APIError{Status: http.StatusNotFound}), &cancel)
 }
+
+func TestRiverConfig_KeepsFailedJobs(t *testing.T) {
+	t.Parallel()
+	m := &Mediator{opts: Options{Workers: 2, UpstreamTimeout: time.Second, FetchInterval: time.Second, SubscriptionCheck: time.Hour}}
+	cfg := m.riverConfig()
+	// -1 is River's "never delete": a failed claim waits for an operator.
+	require.Equal(t, time.Duration(-1), cfg.CancelledJobRetentionPeriod)
+	require.Equal(t, time.Duration(-1), cfg.DiscardedJobRetentionPeriod)
+	require.Zero(t, cfg.CompletedJobRetentionPeriod, "completed jobs keep River's default; the receipts record deliveries")
+}
