@@ -79,18 +79,24 @@ func ClaimFromResponse(cr openimis.ClaimResponse) (Claim, error) {
 	if cr.ResourceType != "ClaimResponse" {
 		errs.add("resourceType", fmt.Sprintf("must be ClaimResponse, got %q", truncate(cr.ResourceType)))
 	}
+	// openIMIS sends the claim UUID as id and again as the identifier of
+	// type UUID; a body with only the identifier (openIMIS's own test
+	// fixture) is read from it.
 	c := Claim{UUID: cr.ID}
-	switch {
-	case cr.ID == "":
-		errs.add("id", "is required (the claim UUID)")
-	case !IsUUID(cr.ID):
-		errs.add("id", "must be a UUID")
-	}
 	for _, id := range cr.Identifier {
-		code := id.Type.Code()
-		if code != "UUID" && strings.TrimSpace(id.Value) != "" && c.Code == "" {
-			c.Code = strings.TrimSpace(id.Value)
+		code, value := id.Type.Code(), strings.TrimSpace(id.Value)
+		switch {
+		case code == "UUID" && c.UUID == "":
+			c.UUID = value
+		case code != "UUID" && value != "" && c.Code == "":
+			c.Code = value
 		}
+	}
+	switch {
+	case c.UUID == "":
+		errs.add("id", "is required (the claim UUID; or an identifier of type UUID)")
+	case !IsUUID(c.UUID):
+		errs.add("id", "must be a UUID")
 	}
 	if c.Code == "" {
 		errs.add("identifier", "needs the claim code (an identifier whose type is not UUID)")
@@ -141,7 +147,12 @@ func claimDate(s string) (string, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t.In(Nepal).Format(time.DateOnly), nil
 	}
-	return "", fmt.Errorf("must be a date YYYY-MM-DD or a dateTime with timezone, got %q", truncate(s))
+	// FHIR wants a timezone with a time, but a server may leave it out: such
+	// a time is read as Nepal's own, so its date is the one written.
+	if t, err := time.ParseInLocation("2006-01-02T15:04:05.999999999", s, Nepal); err == nil {
+		return t.Format(time.DateOnly), nil
+	}
+	return "", fmt.Errorf("must be a date YYYY-MM-DD or a dateTime, got %q", truncate(s))
 }
 
 func truncate(s string) string {

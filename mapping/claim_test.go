@@ -46,6 +46,16 @@ func TestParseClaimResponse_Fixture(t *testing.T) {
 	}, c)
 }
 
+// openIMIS's own fixture has no id: the claim UUID is read from its
+// identifier of type UUID.
+func TestParseClaimResponse_FixtureWithoutID(t *testing.T) {
+	t.Parallel()
+	c, err := mapping.ParseClaimResponse(readFixture(t, "openimis/test_claimResponse.json"))
+	require.NoError(t, err)
+	require.Equal(t, "ae580700-0277-4c98-adab-d98c0f7e681b", c.UUID)
+	require.Equal(t, "codeTest", c.Code)
+}
+
 func TestParseClaimResponse_Variants(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -72,6 +82,12 @@ func TestParseClaimResponse_Variants(t *testing.T) {
 		{"DateTimeReducedInNepal", func(d map[string]any) {
 			d["created"] = "2025-06-29T18:15:00Z" // 00:00 on the 30th in Nepal
 		}, func(t *testing.T, c mapping.Claim) { require.Equal(t, "2025-06-30", c.Created) }},
+		{"DateTimeWithoutZoneIsNepalTime", func(d map[string]any) {
+			d["created"] = "2025-06-30T23:59:59.5"
+		}, func(t *testing.T, c mapping.Claim) { require.Equal(t, "2025-06-30", c.Created) }},
+		{"IDWinsOverUUIDIdentifier", func(d map[string]any) {
+			d["identifier"].([]any)[0].(map[string]any)["value"] = "00000000-0000-4000-8000-000000000000"
+		}, func(t *testing.T, c mapping.Claim) { require.Equal(t, "ae580700-0277-4c98-adab-d98c0f7e681b", c.UUID) }},
 		{"DateTimeBeforeNepalMidnight", func(d map[string]any) {
 			d["created"] = "2025-06-29T18:14:59Z"
 		}, func(t *testing.T, c mapping.Claim) { require.Equal(t, "2025-06-29", c.Created) }},
@@ -98,7 +114,14 @@ func TestParseClaimResponse_Errors(t *testing.T) {
 		{"Array", []byte(`[]`), []string{"body"}},
 		{"TrailingData", []byte(`{"resourceType":"ClaimResponse"} {}`), []string{"body"}},
 		{"WrongResourceType", claimResponse(t, func(d map[string]any) { d["resourceType"] = "Claim" }), []string{"resourceType"}},
-		{"MissingID", claimResponse(t, func(d map[string]any) { delete(d, "id") }), []string{"id"}},
+		{"MissingID", claimResponse(t, func(d map[string]any) {
+			delete(d, "id")
+			d["identifier"] = d["identifier"].([]any)[1:] // the code only
+		}), []string{"id"}},
+		{"UUIDIdentifierNotUUID", claimResponse(t, func(d map[string]any) {
+			delete(d, "id")
+			d["identifier"].([]any)[0].(map[string]any)["value"] = "123"
+		}), []string{"id"}},
 		{"IDNotUUID", claimResponse(t, func(d map[string]any) { d["id"] = "123" }), []string{"id"}},
 		{"MissingPatient", claimResponse(t, func(d map[string]any) { delete(d, "patient") }), []string{"patient"}},
 		{"PatientNotUUID", claimResponse(t, func(d map[string]any) {
@@ -107,6 +130,7 @@ func TestParseClaimResponse_Errors(t *testing.T) {
 		{"NoClaimCode", claimResponse(t, func(d map[string]any) { d["identifier"] = d["identifier"].([]any)[:1] }), []string{"identifier"}},
 		{"MissingCreated", claimResponse(t, func(d map[string]any) { delete(d, "created") }), []string{"created"}},
 		{"BadCreated", claimResponse(t, func(d map[string]any) { d["created"] = "27/09/2021" }), []string{"created"}},
+		{"BadCreatedTime", claimResponse(t, func(d map[string]any) { d["created"] = "2021-09-27T25:00:00" }), []string{"created"}},
 		{"WrongType", claimResponse(t, func(d map[string]any) { d["id"] = 42 }), []string{"body"}},
 		{"Everything", []byte(`{"resourceType":"ClaimResponse"}`), []string{"id", "identifier", "patient", "created"}},
 	}

@@ -49,6 +49,18 @@ func TestClaimResponse_FixtureYieldsOnePersonAndOneReport(t *testing.T) {
 	require.EqualValues(t, 1751220900000, r.Fields["op_date"])
 }
 
+// openIMIS's own test fixture, posted as it is (no id: the claim UUID is its
+// identifier of type UUID), is accepted and delivered.
+func TestClaimResponse_FixtureAsItIs(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{claimSubscriptions: true})
+	resp := b.postClaim(t, readFixture(t, "openimis/test_claimResponse.json"))
+	require.Equal(t, http.StatusOK, resp.status, string(resp.body))
+	require.JSONEq(t, `{"status":"accepted","claim":"`+fixtureClaimUUID+`"}`, string(resp.body))
+	b.waitDelivered(t, fixtureClaimUUID)
+	require.Len(t, b.reportsFor(fixtureClaimUUID), 1)
+}
+
 func TestClaimResponse_RepeatedNotifications(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{claimSubscriptions: true})
@@ -138,7 +150,7 @@ func TestClaimResponse_Refused(t *testing.T) {
 		{name: "MalformedJSON", contentType: "application/json", body: []byte(`{"resourceType":`), auth: true, status: http.StatusBadRequest, expression: "body"},
 		{name: "EmptyBody", contentType: "application/json", body: nil, auth: true, status: http.StatusBadRequest, expression: "body"},
 		{name: "WrongResourceType", contentType: "application/json", body: edit(func(d map[string]any) { d["resourceType"] = "Claim" }), auth: true, status: http.StatusBadRequest, expression: "resourceType"},
-		{name: "MissingID", contentType: "application/json", body: edit(func(d map[string]any) { delete(d, "id") }), auth: true, status: http.StatusBadRequest, expression: "id"},
+		{name: "MissingID", contentType: "application/json", body: edit(func(d map[string]any) { delete(d, "id"); d["identifier"] = d["identifier"].([]any)[1:] }), auth: true, status: http.StatusBadRequest, expression: "id"},
 		{name: "MissingPatient", contentType: "application/json", body: edit(func(d map[string]any) { delete(d, "patient") }), auth: true, status: http.StatusBadRequest, expression: "patient"},
 		{name: "Oversize", contentType: "application/json", body: []byte(`{"resourceType":"ClaimResponse","pad":"` + strings.Repeat("x", 5<<20) + `"}`), auth: true, status: http.StatusRequestEntityTooLarge},
 		{name: "WrongContentType", contentType: "text/plain", body: good, auth: true, status: http.StatusUnsupportedMediaType},
