@@ -92,7 +92,7 @@ var Variables = []Variable{
 	{Name: "SUBSCRIPTION_END", Default: "8760h", Help: "end of the openIMIS subscription: a duration ahead (8760h, 365d) or an RFC 3339 instant; renewed when under 30 days remain"},
 	{Name: "UPSTREAM_TIMEOUT", Default: "30s", Help: "per-request timeout to openIMIS and CHT (must stay under OpenHIM's 60s)"},
 	{Name: "WORKERS", Default: "8", Help: "concurrent upstream jobs"},
-	{Name: "LOG_LEVEL", Default: "info", Help: "trace, debug, info, warn or error"},
+	{Name: "LOG_LEVEL", Default: "info", Help: "a zerolog level: trace, debug, info, warn, error, fatal, panic or disabled"},
 	{Name: "LOG_FORMAT", Default: "json", Help: "json or console"},
 }
 
@@ -175,7 +175,7 @@ func Load(v *viper.Viper) (Config, error) {
 		SubscriptionEnd:   p.subscriptionEnd("SUBSCRIPTION_END"),
 		UpstreamTimeout:   p.duration("UPSTREAM_TIMEOUT", time.Second),
 		Workers:           p.positiveInt("WORKERS", 1, 1000),
-		LogLevel:          p.oneOf("LOG_LEVEL", "trace", "debug", "info", "warn", "error"),
+		LogLevel:          p.oneOf("LOG_LEVEL", "trace", "debug", "info", "warn", "error", "fatal", "panic", "disabled"),
 		LogFormat:         p.oneOf("LOG_FORMAT", "json", "console"),
 	}
 	if c.UpstreamTimeout >= 60*time.Second {
@@ -185,7 +185,7 @@ func Load(v *viper.Viper) (Config, error) {
 		p.fail("CLAIM_POLL_INTERVAL", "must be 0 (disabled) or at least 1s")
 	}
 	if c.CHTPlaceID != "" && !validPlaceID(c.CHTPlaceID) {
-		p.fail("CHT_PLACE_ID", "must be a CHT document id (letters, digits and -)")
+		p.fail("CHT_PLACE_ID", "must be the UUID of a CHT place (the place's _id)")
 	}
 	if c.OpenHIMAPIURL != nil {
 		for _, name := range []string{"OPENHIM_USERNAME", "OPENHIM_PASSWORD", "MEDIATOR_URL"} {
@@ -200,11 +200,22 @@ func Load(v *viper.Viper) (Config, error) {
 	return c, nil
 }
 
-// validPlaceID accepts CouchDB ids as CHT generates them (UUIDs) and the
-// hand-made ids of test deployments, but nothing that needs URL escaping.
+// validPlaceID accepts the ids the CHT gives places: a UUID, with dashes or,
+// as CouchDB generates ids, as 32 hexadecimal digits.
 func validPlaceID(id string) bool {
+	if len(id) == 36 {
+		for _, i := range []int{8, 13, 18, 23} {
+			if id[i] != '-' {
+				return false
+			}
+		}
+		id = strings.ReplaceAll(id, "-", "")
+	}
+	if len(id) != 32 {
+		return false
+	}
 	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f' || r >= 'A' && r <= 'F') {
 			return false
 		}
 	}

@@ -81,6 +81,20 @@ func TestLoad_Values(t *testing.T) {
 	c, err = load(env)
 	require.NoError(t, err)
 	require.Equal(t, 30*24*time.Hour, c.SubscriptionEnd.Ahead)
+
+	// Every zerolog level; a place id as CouchDB generates ids, or upper case.
+	for _, level := range []string{"trace", "debug", "info", "warn", "error", "fatal", "panic", "disabled"} {
+		env["LOG_LEVEL"] = level
+		c, err = load(env)
+		require.NoError(t, err, level)
+		require.Equal(t, level, c.LogLevel)
+	}
+	for _, id := range []string{"3ab2d2f78a9e4c8e9d515b7e0c1f2a11", "3AB2D2F7-8A9E-4C8E-9D51-5B7E0C1F2A11"} {
+		env["CHT_PLACE_ID"] = id
+		c, err = load(env)
+		require.NoError(t, err, id)
+		require.Equal(t, id, c.CHTPlaceID)
+	}
 }
 
 func TestLoad_Errors(t *testing.T) {
@@ -103,6 +117,9 @@ func TestLoad_Errors(t *testing.T) {
 		{"BadFeedbackResource", "FEEDBACK_RESOURCE", "Email"},
 		{"BadDatabaseURL", "DATABASE_URL", "mysql://x"},
 		{"BadPlaceID", "CHT_PLACE_ID", "a/b"},
+		{"PlaceIDNotUUID", "CHT_PLACE_ID", "not-a-uuid"},
+		{"PlaceIDDashesMisplaced", "CHT_PLACE_ID", "3ab2d2f78-a9e-4c8e-9d51-5b7e0c1f2a11"},
+		{"PlaceIDNotHex", "CHT_PLACE_ID", "3ab2d2f7-8a9e-4c8e-9d51-5b7e0c1f2a1g"},
 		{"OpenHIMWithoutMediatorURL", "MEDIATOR_URL", ""},
 	}
 	for _, tt := range tests {
