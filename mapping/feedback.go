@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -51,27 +52,31 @@ func ParseFeedback(body []byte) (Feedback, error) {
 	if dec.More() {
 		return Feedback{}, FieldErrors{{Field: "body", Message: "trailing data after the JSON object"}}
 	}
+	// Keys match in any case; an error names a field as it was sent.
 	keys := make(map[string]any, len(raw))
+	sent := make(map[string]string, len(raw))
 	for k, v := range raw {
 		keys[strings.ToLower(k)] = v
+		sent[strings.ToLower(k)] = k
 	}
+	name := func(key, missing string) string { return cmp.Or(sent[key], missing) }
 
 	var errs FieldErrors
 	var f Feedback
 	f.DocID = docID(raw, &errs)
-	f.ClaimUUID = uuidField(keys, "claimuuid", "claimUUID", true, &errs)
-	f.InsureeUUID = uuidField(keys, "insureeuuid", "insureeUUID", false, &errs)
+	f.ClaimUUID = uuidField(keys, "claimuuid", name("claimuuid", "claimUUID"), true, &errs)
+	f.InsureeUUID = uuidField(keys, "insureeuuid", name("insureeuuid", "insureeUUID"), false, &errs)
 	answers := []*bool{&f.CareRendered, &f.PaymentAsked, &f.DrugPrescribed, &f.DrugReceived}
 	for i, q := range feedbackQuestions {
 		b, msg := yesNo(keys[q])
 		if msg != "" {
-			errs.add(q, msg)
+			errs.add(name(q, q), msg)
 		}
 		*answers[i] = b
 	}
 	rating, msg := ratingValue(keys["assessment_rating"])
 	if msg != "" {
-		errs.add("assessment_rating", msg)
+		errs.add(name("assessment_rating", "assessment_rating"), msg)
 	}
 	f.Rating = rating
 	if err := errs.err(); err != nil {

@@ -65,7 +65,8 @@ func TestParseFeedback_Refused(t *testing.T) {
 		{"RatingFraction", `{"doc":{"_id":"r"},"claimuuid":"` + feedbackClaim + `","care_rendered":"yes","payment_asked":"no","drug_prescribed":"yes","drug_received":"yes","assessment_rating":2.5}`, []string{"assessment_rating"}},
 		{"AnswerMaybe", `{"doc":{"_id":"r"},"claimuuid":"` + feedbackClaim + `","care_rendered":"maybe","payment_asked":"no","drug_prescribed":"yes","drug_received":"yes","assessment_rating":"4"}`, []string{"care_rendered"}},
 		{"UnansweredQuestion", `{"doc":{"_id":"r"},"claimuuid":"` + feedbackClaim + `","care_rendered":"","payment_asked":"no","drug_prescribed":"yes","drug_received":"yes","assessment_rating":""}`, []string{"care_rendered", "assessment_rating"}},
-		{"ClaimNotUUID", `{"doc":{"_id":"r"},"claimuuid":"CLM-1","care_rendered":"yes","payment_asked":"no","drug_prescribed":"yes","drug_received":"yes","assessment_rating":"4"}`, []string{"claimUUID"}},
+		{"ClaimNotUUID", `{"doc":{"_id":"r"},"claimuuid":"CLM-1","care_rendered":"yes","payment_asked":"no","drug_prescribed":"yes","drug_received":"yes","assessment_rating":"4"}`, []string{"claimuuid"}},
+		{"NamedAsSent", `{"doc":{"_id":"r"},"ClaimUUID":"CLM-1","InsureeUuid":"x","Care_Rendered":"maybe","payment_asked":"no","drug_prescribed":"yes","drug_received":"yes","Assessment_Rating":"9"}`, []string{"ClaimUUID", "InsureeUuid", "Care_Rendered", "Assessment_Rating"}},
 		{"DocIDNotString", `{"doc":{"_id":42},"claimuuid":"` + feedbackClaim + `","care_rendered":"yes","payment_asked":"no","drug_prescribed":"yes","drug_received":"yes","assessment_rating":"4"}`, []string{"doc._id"}},
 	}
 	for _, tt := range tests {
