@@ -61,6 +61,24 @@ func TestClaimResponse_FixtureAsItIs(t *testing.T) {
 	require.Len(t, b.reportsFor(fixtureClaimUUID), 1)
 }
 
+// The OpenHIM channels match a trailing slash, and a sender may add one.
+func TestClaimResponse_TrailingSlash(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{claimSubscriptions: true})
+	resp := b.post(t, "/mediator/claim-response/", "application/json", claimBody(t, fixtureClaimUUID, fixtureInsureeUUID, "2025-06-30"), true)
+	require.Equal(t, http.StatusOK, resp.status, string(resp.body))
+	require.JSONEq(t, `{"status":"accepted","claim":"`+fixtureClaimUUID+`"}`, string(resp.body))
+	b.waitDelivered(t, fixtureClaimUUID)
+
+	for _, path := range []string{"/health", "/ready", "/metrics"} {
+		r, err := b.srv.Client().Head(b.srv.URL + path)
+		require.NoError(t, err)
+		r.Body.Close()
+		require.NotEqual(t, http.StatusMethodNotAllowed, r.StatusCode, path)
+		require.NotEqual(t, http.StatusNotFound, r.StatusCode, path)
+	}
+}
+
 func TestClaimResponse_RepeatedNotifications(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{claimSubscriptions: true})

@@ -43,13 +43,25 @@ func (m *Mediator) routes() http.Handler {
 	r.RedirectFixedPath = false
 	r.Use(m.requestContext(), m.recovery())
 
-	r.GET("/health", m.handleHealth())
-	r.GET("/ready", m.handleReady())
-	r.GET("/metrics", gin.WrapH(m.opts.Metrics.Handler()))
+	for path, h := range map[string]gin.HandlerFunc{
+		"/health":  m.handleHealth(),
+		"/ready":   m.handleReady(),
+		"/metrics": gin.WrapH(m.opts.Metrics.Handler()),
+	} {
+		r.GET(path, h)
+		r.HEAD(path, h)
+	}
 
+	// The OpenHIM channels match a trailing slash too (urlPattern ending
+	// /?$), and a sender may add one: both paths are the route.
 	g := r.Group("/mediator", m.basicAuth())
-	g.POST("/claim-response", m.handleClaimResponse())
-	g.POST("/claims-feedback", m.handleClaimsFeedback())
+	for path, h := range map[string]gin.HandlerFunc{
+		"/claim-response":  m.handleClaimResponse(),
+		"/claims-feedback": m.handleClaimsFeedback(),
+	} {
+		g.POST(path, h)
+		g.POST(path+"/", h)
+	}
 
 	r.NoRoute(func(c *gin.Context) { m.fail(c, http.StatusNotFound, "no such route") })
 	r.NoMethod(func(c *gin.Context) { m.fail(c, http.StatusMethodNotAllowed, "method not allowed") })

@@ -13,7 +13,7 @@ import (
 func TestSecurity_EveryMediatorRouteNeedsCredentials(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{})
-	for _, path := range []string{"/mediator/claim-response", "/mediator/claims-feedback"} {
+	for _, path := range []string{"/mediator/claim-response", "/mediator/claims-feedback", "/mediator/claim-response/", "/mediator/claims-feedback/"} {
 		resp := b.post(t, path, "application/json", []byte(`{}`), false)
 		require.Equal(t, http.StatusUnauthorized, resp.status, path)
 	}
