@@ -79,6 +79,29 @@ func TestClaimResponse_TrailingSlash(t *testing.T) {
 	}
 }
 
+// openIMIS answers an insuree it does not show the mediator's user (unknown,
+// or outside the user's area) with a 500 "matching query does not exist":
+// the claim is parked for an operator at once, not retried for a day.
+func TestClaimResponse_UnknownInsureeIsParked(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	const hidden = "00000000-0000-4000-8000-0000000000aa"
+	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, fixtureClaimUUID, hidden, "2025-06-30")).status)
+	require.Eventually(t, func() bool {
+		return strings.Contains(b.logs.String(), "job failed permanently") &&
+			strings.Contains(b.logs.String(), "outside the area of the mediator's openIMIS user")
+	}, 15*time.Second, 10*time.Millisecond)
+	require.Empty(t, b.peopleFor(hidden))
+	require.Empty(t, b.reportsFor(fixtureClaimUUID))
+	n := 0
+	for _, r := range b.oi.Requests() {
+		if r.Path == openimistest.FHIRPath+"Patient/"+hidden+"/" {
+			n++
+		}
+	}
+	require.Equal(t, 1, n, "a permanent error is not retried")
+}
+
 func TestClaimResponse_RepeatedNotifications(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{claimSubscriptions: true})

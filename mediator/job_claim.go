@@ -102,6 +102,9 @@ func (m *Mediator) person(ctx context.Context, insureeUUID string) (string, erro
 	patient, err := m.opts.OpenIMIS.GetPatient(ctx, insureeUUID)
 	if err != nil {
 		if !isForbidden(err) {
+			if ae, ok := errors.AsType[*openimis.APIError](err); ok && ae.Permanent() {
+				return "", fmt.Errorf("read insuree (unknown to openIMIS, or outside the area of the mediator's openIMIS user): %w", err)
+			}
 			return "", fmt.Errorf("read insuree: %w", err)
 		}
 		log.Warn().Msg("openIMIS user may not read insurees; creating the CHT person without name details")

@@ -225,6 +225,7 @@ var permanent500 = []string{
 	"has no attribute",
 	"is missing",
 	"is required",
+	"matching query does not exist", // an unknown UUID, or one the user's area hides (§7)
 	"must be =",
 	"must be either 'yes' or 'no'",
 	"must have 5 elements",

@@ -285,7 +285,7 @@ func TestClient_GetPatient(t *testing.T) {
 
 		p, err := b.client.GetPatient(t.Context(), unknown)
 		require.Nil(t, p)
-		ae := requireAPIError(t, err, http.StatusInternalServerError, false)
+		ae := requireAPIError(t, err, http.StatusInternalServerError, true)
 		require.Equal(t, http.MethodGet, ae.Method)
 		require.Equal(t, openimistest.FHIRPath+"Patient/"+unknown+"/", ae.Path)
 		require.Contains(t, ae.Message, "Insuree matching query does not exist")
@@ -334,7 +334,7 @@ func TestClient_GetClaimResponse(t *testing.T) {
 		b := setup(t)
 
 		_, err := b.client.GetClaimResponse(t.Context(), "00000000-0000-4000-8000-000000000000")
-		requireAPIError(t, err, http.StatusInternalServerError, false)
+		requireAPIError(t, err, http.StatusInternalServerError, true)
 	})
 }
 
