@@ -2,6 +2,7 @@ package mediator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cht-openimis/mediator/cht"
+	"github.com/cht-openimis/mediator/mapping"
 	"github.com/cht-openimis/mediator/openimis"
 )
 
@@ -159,7 +161,13 @@ func (m *Mediator) checks() []check {
 				return checkResult{fix: fmt.Sprintf("add the %s JSON form to app_settings.forms (see the README), or set CHT_CLAIM_FORM to one of %v", m.opts.ClaimForm, codes)},
 					fmt.Errorf("app_settings.forms has no %s form", m.opts.ClaimForm)
 			}
-			return checkResult{detail: "defined"}, nil
+			// The records API drops the keys a form does not define, without
+			// an error (CHT trap 3).
+			if missing := missingFormFields(forms[m.opts.ClaimForm], m.opts.ClaimForm); len(missing) > 0 {
+				return checkResult{fix: fmt.Sprintf("define %v in the %s form (see the README): the CHT drops them silently, and a retry finds its report by op_claim_uuid", missing, m.opts.ClaimForm)},
+					fmt.Errorf("the form lacks the fields %v", missing)
+			}
+			return checkResult{detail: "defined, with every field the mediator sends"}, nil
 		}},
 		{name: "CHT place " + m.opts.PlaceID, needs: "CHT user", run: func(ctx context.Context) (checkResult, error) {
 			doc, err := ch.GetPlace(ctx, m.opts.PlaceID)
@@ -207,4 +215,25 @@ func (m *Mediator) checkSubscription(ctx context.Context) (checkResult, error) {
 	}
 	return checkResult{warn: true, detail: "none for this mediator yet",
 		fix: "the server creates it at start; openIMIS up to 24.10 refuses Claim subscriptions, and claims then come through catch-up polling only"}, nil
+}
+
+// missingFormFields lists the OP report fields that a JSON form definition
+// (app_settings.forms.<code>) lacks.
+func missingFormFields(def json.RawMessage, form string) []string {
+	var f struct {
+		Fields map[string]json.RawMessage `json:"fields"`
+	}
+	_ = json.Unmarshal(def, &f) // a form the CHT accepted; a bad one lacks every field
+	sample, err := mapping.OPReport(mapping.Claim{Created: "2025-06-30"}, "", form)
+	if err != nil {
+		return nil
+	}
+	var missing []string
+	for k := range sample.Fields {
+		if _, ok := f.Fields[k]; !ok {
+			missing = append(missing, k)
+		}
+	}
+	slices.Sort(missing)
+	return missing
 }

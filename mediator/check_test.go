@@ -3,12 +3,15 @@ package mediator_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/cht-openimis/mediator/cht"
+	"github.com/cht-openimis/mediator/cht/chttest"
 	"github.com/cht-openimis/mediator/mediator"
 	"github.com/cht-openimis/mediator/mediator/openhim/openhimtest"
 	"github.com/cht-openimis/mediator/openimis"
@@ -47,7 +50,7 @@ func TestCheck_AllPassAgainstTheFakes(t *testing.T) {
 		"ok    openIMIS Claim subscription: active",
 		"ok    CHT reachable: CHT ",
 		"ok    CHT user: credentials accepted",
-		"ok    CHT form OP: defined",
+		"ok    CHT form OP: defined, with every field the mediator sends",
 		"ok    CHT place ",
 		"ok    OpenHIM API: credentials accepted; this mediator is registered",
 		"all checks passed",
@@ -75,6 +78,19 @@ func TestCheck_EachProblemWithItsFix(t *testing.T) {
 		}, []string{"FAIL  openIMIS right: deliver feedback", "fix: give the openIMIS user the right 111009"}},
 		{"MissingForm", func(o *mediator.Options) { o.ClaimForm = "XX" },
 			[]string{"FAIL  CHT form XX: app_settings.forms has no XX form", "fix: add the XX JSON form"}},
+		{"FormLacksFields", func(o *mediator.Options) {
+			// The CHT drops the keys a form does not define (trap 3).
+			var form map[string]any
+			require.NoError(t, json.Unmarshal(chttest.DefaultForms()["OP"], &form))
+			delete(form["fields"].(map[string]any), "op_claim_uuid")
+			delete(form["fields"].(map[string]any), "op_date")
+			raw, err := json.Marshal(form)
+			require.NoError(t, err)
+			other := chttest.NewServer(t, chttest.Options{Password: chtPass, Forms: map[string]json.RawMessage{"OP": raw}})
+			ch, err := cht.New(cht.Options{URL: other.URL, Username: chttest.DefaultUsername, Password: chtPass, Timeout: 5 * time.Second})
+			require.NoError(t, err)
+			o.CHT = ch
+		}, []string{"FAIL  CHT form OP: the form lacks the fields [op_claim_uuid op_date]", "fix: define [op_claim_uuid op_date] in the OP form"}},
 		{"MissingPlace", func(o *mediator.Options) { o.PlaceID = "no-such-place" },
 			[]string{"FAIL  CHT place no-such-place: no such place", "fix: set CHT_PLACE_ID"}},
 		{"NoSubscriptionIsAWarning", nil, []string{"WARN  openIMIS Claim subscription: none for this mediator yet"}},
