@@ -56,9 +56,15 @@ type EnvelopeResponse struct {
 }
 
 func (m *Mediator) envelope(c *gin.Context, status int, body []byte) Envelope {
+	return newEnvelope(m.opts.Registration.URN, status, body, c.Writer.Header())
+}
+
+// newEnvelope wraps an answer: its status, its JSON body and the headers the
+// client needs of those already set on the answer.
+func newEnvelope(urn string, status int, body []byte, header http.Header) Envelope {
 	headers := map[string]string{"content-type": "application/json"}
-	for _, h := range []string{"WWW-Authenticate", headerRequestID} {
-		if v := c.Writer.Header().Get(h); v != "" {
+	for _, h := range []string{"WWW-Authenticate", "Retry-After", headerRequestID} {
+		if v := header.Get(h); v != "" {
 			headers[strings.ToLower(h)] = v
 		}
 	}
@@ -70,8 +76,8 @@ func (m *Mediator) envelope(c *gin.Context, status int, body []byte) Envelope {
 	case status >= 400:
 		txStatus = "Completed"
 	}
-	return Envelope{
-		URN:    m.opts.Registration.URN,
+	env := Envelope{
+		URN:    urn,
 		Status: txStatus,
 		Response: EnvelopeResponse{
 			Status:    status,
@@ -79,8 +85,11 @@ func (m *Mediator) envelope(c *gin.Context, status int, body []byte) Envelope {
 			Body:      string(body),
 			Timestamp: time.Now().UTC().Format(time.RFC3339Nano),
 		},
-		Properties: map[string]string{"request_id": c.Writer.Header().Get(headerRequestID)},
 	}
+	if id := header.Get(headerRequestID); id != "" {
+		env.Properties = map[string]string{"request_id": id}
+	}
+	return env
 }
 
 // errorBody is the JSON error answer of the non-FHIR routes.

@@ -99,6 +99,7 @@ func (l *pumpListener) Addr() net.Addr { return l.p.ln.Addr() }
 // itself answers, so that a 200 from /health always means the same.
 type StartingServer struct {
 	ln      net.Listener
+	urn     string // the mediator's, for answers in the OpenHIM envelope
 	openhim string // the OpenHIM state /ready reports: disabled or registering
 	srv     *http.Server
 	once    sync.Once
@@ -107,9 +108,10 @@ type StartingServer struct {
 }
 
 // NewStartingServer returns a server for ln that answers nothing until
-// StoreUnreachable.
-func NewStartingServer(ln net.Listener, openhimConfigured bool) *StartingServer {
-	s := &StartingServer{ln: ln, openhim: openHIMDisabled}
+// StoreUnreachable. urn is the mediator's OpenHIM URN: a request OpenHIM
+// forwarded is answered in its envelope, as the mediator answers it.
+func NewStartingServer(ln net.Listener, urn string, openhimConfigured bool) *StartingServer {
+	s := &StartingServer{ln: ln, urn: urn, openhim: openHIMDisabled}
 	if openhimConfigured {
 		s.openhim = openHIMRegistering
 	}
@@ -143,17 +145,24 @@ func (s *StartingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	reason := s.reason
 	s.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	if r.Method == http.MethodGet && r.URL.Path == "/health" {
-		w.WriteHeader(http.StatusOK)
-		_ = json.NewEncoder(w).Encode(map[string]string{"status": "ok"})
-		return
+	status := http.StatusServiceUnavailable
+	var body any = map[string]string{"error": "the mediator is starting: " + reason}
+	switch {
+	case r.Method == http.MethodGet && r.URL.Path == "/health":
+		status, body = http.StatusOK, map[string]string{"status": "ok"}
+	case r.Method == http.MethodGet && r.URL.Path == "/ready":
+		body = readyBody{Status: "not ready", Reasons: []string{reason}, OpenHIM: s.openhim}
 	}
-	w.Header().Set("Retry-After", "5")
-	w.WriteHeader(http.StatusServiceUnavailable)
-	if r.Method == http.MethodGet && r.URL.Path == "/ready" {
-		_ = json.NewEncoder(w).Encode(readyBody{Status: "not ready", Reasons: []string{reason}, OpenHIM: s.openhim})
-		return
+	if status != http.StatusOK {
+		w.Header().Set("Retry-After", "5")
 	}
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": "the mediator is starting: " + reason})
+	b, _ := json.Marshal(body) // maps and a struct of strings
+	contentType := "application/json"
+	if r.Header.Get(headerTransactionID) != "" {
+		contentType = "application/json+openhim"
+		b, _ = json.Marshal(newEnvelope(s.urn, status, b, w.Header()))
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
 }

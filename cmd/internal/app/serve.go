@@ -142,7 +142,11 @@ func Serve(ctx context.Context, cfg config.Config, version string, logOut io.Wri
 	}
 	conns := mediator.NewConnPump(tcp)
 	defer conns.Close()
-	starting := mediator.NewStartingServer(conns.Listener(), cfg.OpenHIMAPIURL != nil)
+	reg, err := openhim.PrepareRegistration(chtopenimis.OpenHIMMediatorJSON, nil, nil)
+	if err != nil {
+		return err
+	}
+	starting := mediator.NewStartingServer(conns.Listener(), reg.URN, cfg.OpenHIMAPIURL != nil)
 	if err := cfg.CheckServe(time.Now()); err != nil {
 		return err
 	}
