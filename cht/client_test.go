@@ -142,6 +142,20 @@ func TestClient_CreateReport(t *testing.T) {
 		require.False(t, errors.As(err, &ae), "a transport error, not an answer")
 		require.Len(t, b.server.Reports(), 1, "the CHT stored it all the same")
 	})
+	t.Run("SaveFailedBehindA200", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.server.LoseNextSaves(1)
+		_, err := b.client.CreateReport(ctx, cht.Report{Form: "OP", Fields: fields})
+		require.ErrorIs(t, err, cht.ErrNoReportID)
+		var perm interface{ Permanent() bool }
+		require.False(t, errors.As(err, &perm) && perm.Permanent(), "worth retrying")
+		require.Empty(t, b.server.Reports())
+
+		id, err := b.client.CreateReport(ctx, cht.Report{Form: "OP", Fields: fields})
+		require.NoError(t, err)
+		require.NotEmpty(t, id)
+	})
 }
 
 func TestClient_FindContacts(t *testing.T) {

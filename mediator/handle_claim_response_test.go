@@ -102,6 +102,21 @@ func TestClaimResponse_UnknownInsureeIsParked(t *testing.T) {
 	require.Equal(t, 1, n, "a permanent error is not retried")
 }
 
+// The CHT may answer a records POST whose report it failed to save with a
+// 200 {success:true} and no id (CHT trap 1): the job tries again, and the
+// claim is delivered once.
+func TestClaimResponse_SaveFailedBehindA200IsRetried(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	b.cht.LoseNextSaves(1)
+	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, fixtureClaimUUID, fixtureInsureeUUID, "2025-06-30")).status)
+	reportID := b.waitDelivered(t, fixtureClaimUUID)
+	reports := b.reportsFor(fixtureClaimUUID)
+	require.Len(t, reports, 1)
+	require.Equal(t, reportID, reports[0].ID)
+	require.Contains(t, b.logs.String(), "answer without report id")
+}
+
 func TestClaimResponse_RepeatedNotifications(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{claimSubscriptions: true})

@@ -60,6 +60,15 @@ func (s *Server) DropNextPath(path string, n int) {
 	s.dropRules = append(s.dropRules, &faultRule{path: path, remaining: n})
 }
 
+// LoseNextSaves makes the next n valid records POSTs fail to save their
+// report inside the CHT: nothing is stored, and the answer is still 200, as
+// {"success":true} without an id (CHT contract §2, trap 1).
+func (s *Server) LoseNextSaves(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lostSaves += max(n, 0)
+}
+
 // SetDown makes every request answer status until SetDown(0) clears it. The
 // check runs before authentication and before the login limiter, because
 // the API answers from its start-up router then.

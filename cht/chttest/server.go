@@ -85,6 +85,7 @@ type Server struct {
 	limiter     map[string]*limitWindow
 	failRules   []*faultRule
 	dropRules   []*faultRule
+	lostSaves   int
 	down        int
 	latency     time.Duration
 	// latencyChanged is closed (and replaced) when the latency changes.
