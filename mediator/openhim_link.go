@@ -75,11 +75,18 @@ func (m *Mediator) registerOpenHIM(ctx context.Context, log zerolog.Logger) bool
 		if ctx.Err() != nil {
 			return false
 		}
-		ev := log.Warn()
-		if attempt > 1 {
+		ev, msg := log.Warn(), "OpenHIM registration failed; claims and feedback are not affected"
+		var ae *openhim.APIError
+		switch {
+		case errors.As(err, &ae) && (ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden):
+			// Wrong credentials or a user outside the admin group (OpenHIM
+			// trap 9): nothing changes until an operator acts, so say so
+			// at every attempt.
+			ev, msg = log.Error(), "OpenHIM refused the registration: OPENHIM_USERNAME and OPENHIM_PASSWORD must be those of an OpenHIM user in the admin group; claims and feedback are not affected"
+		case attempt > 1:
 			ev = log.Debug()
 		}
-		ev.Err(err).Dur("retry_in", delay).Msg("OpenHIM registration failed; claims and feedback are not affected")
+		ev.Err(err).Dur("retry_in", delay).Msg(msg)
 		if !sleep(ctx, delay) {
 			return false
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cht-openimis/mediator/mediator"
+	"github.com/cht-openimis/mediator/mediator/openhim"
 	"github.com/cht-openimis/mediator/mediator/openhim/openhimtest"
 )
 
@@ -181,6 +182,33 @@ func TestOpenHIM_DownAtStartDoesNotStopClaims(t *testing.T) {
 		_, body := b.ready(t)
 		return body["openhim"] == "registered"
 	}, 30*time.Second, 20*time.Millisecond)
+}
+
+// A user outside OpenHIM's admin group is refused with 403 (trap 9): the
+// mediator says what to fix, keeps trying, and claims still flow.
+func TestOpenHIM_NotAnAdminIsAnError(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{openhim: &openhimtest.Options{}})
+	b.him.AddUser(openhimtest.User{Email: "clerk@openhim.org", Password: "clerk-pass", Groups: []string{"clerk"}})
+	b.opts.OpenHIM = mustOpenHIM(t, b.him, "clerk@openhim.org", "clerk-pass")
+	b.restart(t)
+	require.Eventually(t, func() bool {
+		return strings.Contains(b.logs.String(), "must be those of an OpenHIM user in the admin group")
+	}, 10*time.Second, 10*time.Millisecond)
+	require.Contains(t, b.logs.String(), `"level":"error"`)
+	require.Contains(t, b.logs.String(), "is not an admin")
+	require.NotContains(t, b.logs.String(), "clerk-pass")
+	_, body := b.ready(t)
+	require.Equal(t, "registering", body["openhim"])
+	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, fixtureClaimUUID, fixtureInsureeUUID, "2025-06-30")).status)
+	b.waitDelivered(t, fixtureClaimUUID)
+}
+
+func mustOpenHIM(t *testing.T, him *openhimtest.Server, user, pass string) *openhim.Client {
+	t.Helper()
+	c, err := openhim.New(openhim.Options{APIURL: him.URL, Username: user, Password: pass, Transport: him.Client().Transport})
+	require.NoError(t, err)
+	return c
 }
 
 func TestOpenHIM_TokenFallbackForOldCores(t *testing.T) {
