@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cht-openimis/mediator/mapping"
+	"github.com/cht-openimis/mediator/mediator"
 	"github.com/cht-openimis/mediator/openimis/openimistest"
 )
 
@@ -61,21 +63,49 @@ func TestClaimResponse_FixtureAsItIs(t *testing.T) {
 	require.Len(t, b.reportsFor(fixtureClaimUUID), 1)
 }
 
-// The OpenHIM channels match a trailing slash, and a sender may add one.
+// The OpenHIM channels match a trailing slash, and a sender may add one: the
+// slash form is the same route, with the same answers and the same metrics.
 func TestClaimResponse_TrailingSlash(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{claimSubscriptions: true})
-	resp := b.post(t, "/mediator/claim-response/", "application/json", claimBody(t, fixtureClaimUUID, fixtureInsureeUUID, "2025-06-30"), true)
+	const path = "/mediator/claim-response/"
+	resp := b.post(t, path, "application/json", claimBody(t, fixtureClaimUUID, fixtureInsureeUUID, "2025-06-30"), true)
 	require.Equal(t, http.StatusOK, resp.status, string(resp.body))
 	require.JSONEq(t, `{"status":"accepted","claim":"`+fixtureClaimUUID+`"}`, string(resp.body))
 	b.waitDelivered(t, fixtureClaimUUID)
 
+	// A refused body is a FHIR OperationOutcome, as without the slash.
+	resp = b.post(t, path, "application/json", []byte(`{"resourceType":"Claim"}`), true)
+	require.Equal(t, http.StatusBadRequest, resp.status)
+	var oo mediator.OperationOutcome
+	require.NoError(t, json.Unmarshal(resp.body, &oo), string(resp.body))
+	require.Equal(t, "OperationOutcome", oo.ResourceType)
+	resp = b.post(t, path, "application/json", []byte(`{}`), false)
+	require.Equal(t, http.StatusUnauthorized, resp.status)
+	require.NoError(t, json.Unmarshal(resp.body, &oo), string(resp.body))
+	require.Equal(t, "OperationOutcome", oo.ResourceType)
+
+	out := b.scrape(t)
+	require.Contains(t, out, `mediator_http_requests_total{route="/mediator/claim-response",status="200"} 1`)
+	require.Contains(t, out, `mediator_http_requests_total{route="/mediator/claim-response",status="400"} 1`)
+	require.NotContains(t, out, `route="/mediator/claim-response/"`)
+}
+
+// HEAD answers like GET, without a body (probes that use HEAD).
+func TestHealth_Head(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
 	for _, path := range []string{"/health", "/ready", "/metrics"} {
-		r, err := b.srv.Client().Head(b.srv.URL + path)
+		get, err := b.srv.Client().Get(b.srv.URL + path)
 		require.NoError(t, err)
-		r.Body.Close()
-		require.NotEqual(t, http.StatusMethodNotAllowed, r.StatusCode, path)
-		require.NotEqual(t, http.StatusNotFound, r.StatusCode, path)
+		get.Body.Close()
+		head, err := b.srv.Client().Head(b.srv.URL + path)
+		require.NoError(t, err)
+		body, err := io.ReadAll(head.Body)
+		require.NoError(t, err)
+		head.Body.Close()
+		require.Equal(t, get.StatusCode, head.StatusCode, path)
+		require.Empty(t, body, path)
 	}
 }
 

@@ -87,7 +87,7 @@ func (m *Mediator) requestContext() gin.HandlerFunc {
 		c.Request = c.Request.WithContext(log.WithContext(c.Request.Context()))
 		c.Next()
 		status := c.Writer.Status()
-		route := c.FullPath()
+		route := routeOf(c)
 		if route == "" {
 			route = "unmatched"
 		}
@@ -107,6 +107,15 @@ func (m *Mediator) requestContext() gin.HandlerFunc {
 			Str("remote", c.ClientIP()).
 			Msg("request")
 	}
+}
+
+// routeOf is the route a request matched, "" for none; a route's trailing
+// slash form is the route itself.
+func routeOf(c *gin.Context) string {
+	if p := c.FullPath(); p != "/" {
+		return strings.TrimSuffix(p, "/")
+	}
+	return "/"
 }
 
 // saneID accepts ids safe to log and echo: up to 64 letters, digits, - _ .

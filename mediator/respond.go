@@ -101,7 +101,7 @@ type errorBody struct {
 // fail answers an error: an OperationOutcome on the openIMIS route, a JSON
 // errorBody elsewhere. msg is shown to the caller; it must hold no secret.
 func (m *Mediator) fail(c *gin.Context, status int, msg string, fields ...mapping.FieldError) {
-	if c.FullPath() == routeClaimResponse {
+	if routeOf(c) == routeClaimResponse {
 		m.respond(c, status, operationOutcome(status, msg, fields))
 		return
 	}

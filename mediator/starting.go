@@ -147,10 +147,11 @@ func (s *StartingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	status := http.StatusServiceUnavailable
 	var body any = map[string]string{"error": "the mediator is starting: " + reason}
+	probe := r.Method == http.MethodGet || r.Method == http.MethodHead
 	switch {
-	case r.Method == http.MethodGet && r.URL.Path == "/health":
+	case probe && r.URL.Path == "/health":
 		status, body = http.StatusOK, map[string]string{"status": "ok"}
-	case r.Method == http.MethodGet && r.URL.Path == "/ready":
+	case probe && r.URL.Path == "/ready":
 		body = readyBody{Status: "not ready", Reasons: []string{reason}, OpenHIM: s.openhim}
 	}
 	if status != http.StatusOK {

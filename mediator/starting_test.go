@@ -42,6 +42,9 @@ func TestStartingServer_AnswersWhileTheStoreIsUnreachable(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.JSONEq(t, `{"status":"ok"}`, string(body))
 
+	resp, _ = do(http.MethodHead, "/health", false)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "probes may use HEAD")
+
 	resp, body = do(http.MethodGet, "/ready", false)
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
