@@ -175,7 +175,7 @@ func Load(v *viper.Viper) (Config, error) {
 		SubscriptionEnd:   p.subscriptionEnd("SUBSCRIPTION_END"),
 		UpstreamTimeout:   p.duration("UPSTREAM_TIMEOUT", time.Second),
 		Workers:           p.positiveInt("WORKERS", 1, 1000),
-		LogLevel:          p.oneOf("LOG_LEVEL", "trace", "debug", "info", "warn", "error", "fatal", "panic", "disabled"),
+		LogLevel:          p.oneOf("LOG_LEVEL", LogLevels...),
 		LogFormat:         p.oneOf("LOG_FORMAT", "json", "console"),
 	}
 	if c.UpstreamTimeout >= 60*time.Second {
@@ -221,6 +221,9 @@ func validPlaceID(id string) bool {
 	}
 	return true
 }
+
+// LogLevels are the zerolog levels LOG_LEVEL takes.
+var LogLevels = []string{"trace", "debug", "info", "warn", "error", "fatal", "panic", "disabled"}
 
 // parser reads variables and collects one message per bad variable.
 type parser struct {

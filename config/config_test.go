@@ -83,7 +83,7 @@ func TestLoad_Values(t *testing.T) {
 	require.Equal(t, 30*24*time.Hour, c.SubscriptionEnd.Ahead)
 
 	// Every zerolog level; a place id as CouchDB generates ids, or upper case.
-	for _, level := range []string{"trace", "debug", "info", "warn", "error", "fatal", "panic", "disabled"} {
+	for _, level := range config.LogLevels {
 		env["LOG_LEVEL"] = level
 		c, err = load(env)
 		require.NoError(t, err, level)

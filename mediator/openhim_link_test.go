@@ -12,6 +12,8 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	chtopenimis "github.com/cht-openimis/mediator"
+	"github.com/cht-openimis/mediator/config"
 	"github.com/cht-openimis/mediator/mediator"
 	"github.com/cht-openimis/mediator/mediator/openhim"
 	"github.com/cht-openimis/mediator/mediator/openhim/openhimtest"
@@ -202,6 +204,19 @@ func TestOpenHIM_NotAnAdminIsAnError(t *testing.T) {
 	require.Equal(t, "registering", body["openhim"])
 	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, fixtureClaimUUID, fixtureInsureeUUID, "2025-06-30")).status)
 	b.waitDelivered(t, fixtureClaimUUID)
+}
+
+// OpenHIM refuses a registration whose config holds a value its configDefs
+// do not list (trap 4): every LOG_LEVEL the mediator accepts is one.
+func TestOpenHIM_RegistrationTakesEveryLogLevel(t *testing.T) {
+	t.Parallel()
+	him := openhimtest.NewServer(t, openhimtest.Options{})
+	client := mustOpenHIM(t, him, openhimtest.RootEmail, openhimtest.RootPassword)
+	for _, level := range config.LogLevels {
+		reg, err := openhim.PrepareRegistration(chtopenimis.OpenHIMMediatorJSON, nil, mediator.RuntimeConfig(level, 30*time.Second, time.Minute))
+		require.NoError(t, err)
+		require.NoError(t, client.Register(t.Context(), reg.Doc), level)
+	}
 }
 
 func mustOpenHIM(t *testing.T, him *openhimtest.Server, user, pass string) *openhim.Client {
