@@ -102,7 +102,7 @@ func (m *Mediator) person(ctx context.Context, insureeUUID string) (string, erro
 	patient, err := m.opts.OpenIMIS.GetPatient(ctx, insureeUUID)
 	if err != nil {
 		if !isForbidden(err) {
-			if ae, ok := errors.AsType[*openimis.APIError](err); ok && ae.Permanent() {
+			if openimis.NotShown(err) {
 				return "", fmt.Errorf("read insuree (unknown to openIMIS, or outside the area of the mediator's openIMIS user): %w", err)
 			}
 			return "", fmt.Errorf("read insuree: %w", err)

@@ -235,6 +235,15 @@ var permanent500 = []string{
 	"validation error",
 }
 
+// NotShown reports whether err is openIMIS answering that a resource does not
+// exist for the user: its UUID is unknown, or the user's area (row security)
+// hides it. openIMIS answers this with a 500 (§7, trap 15).
+func NotShown(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == http.StatusInternalServerError &&
+		strings.Contains(ae.Message, "matching query does not exist")
+}
+
 // FeedbackExists reports whether err is openIMIS refusing a second feedback
 // for a claim, which means the feedback is already stored (trap 13).
 func FeedbackExists(err error) bool {

@@ -289,6 +289,9 @@ func TestClient_GetPatient(t *testing.T) {
 		require.Equal(t, http.MethodGet, ae.Method)
 		require.Equal(t, openimistest.FHIRPath+"Patient/"+unknown+"/", ae.Path)
 		require.Contains(t, ae.Message, "Insuree matching query does not exist")
+		require.True(t, openimis.NotShown(err))
+		require.False(t, openimis.NotShown(&openimis.APIError{Status: http.StatusInternalServerError, Message: "Claim does not exist"}))
+		require.False(t, openimis.NotShown(&openimis.APIError{Status: http.StatusNotFound, Message: "matching query does not exist"}))
 		require.Len(t, b.requests("Patient/"+unknown+"/"), 1, "a 500 is not retried")
 	})
 
