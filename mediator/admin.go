@@ -114,13 +114,17 @@ func RetryJob(ctx context.Context, st Store, w io.Writer, id int64) error {
 	return nil
 }
 
-// RetryFailedJobs makes every failed job (see JobStateNames) run again,
-// each once: a job that fails again while this runs is left for the next
-// call, so a running server cannot keep it going forever.
+// RetryFailedJobs makes every failed claim and feedback job (see
+// JobStateNames) run again, each once: a job that fails again while this
+// runs is left for the next call, so a running server cannot keep it going
+// forever. Failed upkeep jobs of earlier versions are left alone (their next
+// periodic run replaces them), and a job that cannot be retried is reported
+// without stopping the others.
 func RetryFailedJobs(ctx context.Context, st Store, w io.Writer) error {
 	retried := map[int64]bool{}
+	var errs []error
 	for {
-		jobs, err := st.ListJobs(ctx, jobStateNames["failed"], 100)
+		jobs, err := st.ListJobs(ctx, jobStateNames["failed"], 100, kindClaim, kindFeedback)
 		if err != nil {
 			return err
 		}
@@ -129,18 +133,19 @@ func RetryFailedJobs(ctx context.Context, st Store, w io.Writer) error {
 			if retried[j.ID] {
 				continue
 			}
-			if _, err := st.RetryJob(ctx, j.ID); err != nil {
-				return fmt.Errorf("retry job %d: %w", j.ID, err)
-			}
 			retried[j.ID] = true
+			if _, err := st.RetryJob(ctx, j.ID); err != nil {
+				errs = append(errs, fmt.Errorf("retry job %d: %w", j.ID, err))
+				continue
+			}
 			fresh++
 		}
 		if fresh == 0 {
 			break
 		}
 	}
-	fmt.Fprintf(w, "%d failed jobs made available again\n", len(retried))
-	return nil
+	fmt.Fprintf(w, "%d failed jobs made available again\n", len(retried)-len(errs))
+	return errors.Join(errs...)
 }
 
 // stateName is the operator's word for a River state.

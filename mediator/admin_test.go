@@ -3,6 +3,8 @@ package mediator_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -81,4 +83,46 @@ func TestJobs_RetryAllFailedRetriesEachOnce(t *testing.T) {
 		}, 15*time.Second, 10*time.Millisecond, "it failed again")
 	}
 	require.Empty(t, b.reportsFor(fixtureClaimUUID))
+}
+
+// failingRetries is a store whose RetryJob fails for one job.
+type failingRetries struct {
+	mediator.Store
+	id int64
+}
+
+func (s failingRetries) RetryJob(ctx context.Context, id int64) (*rivertype.JobRow, error) {
+	if id == s.id {
+		return nil, errors.New("UNIQUE constraint failed")
+	}
+	return s.Store.RetryJob(ctx, id)
+}
+
+func TestJobs_RetryAllFailedGoesOnPastAnError(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, setupOpts{})
+	b.cht.FailNextPath("/api/v1/people", 2, http.StatusBadRequest)
+	const other = "0b3f9c52-6a0e-4b8e-9f63-3c2d5d0f1a77"
+	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, fixtureClaimUUID, fixtureInsureeUUID, "2025-06-30")).status)
+	require.Eventually(t, func() bool {
+		jobs, err := b.store.ListJobs(ctx, []rivertype.JobState{rivertype.JobStateCancelled}, 10)
+		require.NoError(t, err)
+		return len(jobs) == 1
+	}, 15*time.Second, 10*time.Millisecond)
+	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, other, fixtureInsureeUUID, "2025-06-30")).status)
+	var jobs []*rivertype.JobRow
+	require.Eventually(t, func() bool {
+		var err error
+		jobs, err = b.store.ListJobs(ctx, []rivertype.JobState{rivertype.JobStateCancelled}, 10)
+		require.NoError(t, err)
+		return len(jobs) == 2
+	}, 15*time.Second, 10*time.Millisecond)
+
+	// The newest job cannot be retried: the other one still is.
+	var out bytes.Buffer
+	err := mediator.RetryFailedJobs(ctx, failingRetries{Store: b.store, id: jobs[0].ID}, &out)
+	require.ErrorContains(t, err, fmt.Sprintf("retry job %d: UNIQUE constraint failed", jobs[0].ID))
+	require.Equal(t, "1 failed jobs made available again\n", out.String())
+	b.waitDelivered(t, fixtureClaimUUID)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/rs/zerolog"
 
 	"github.com/cht-openimis/mediator/mapping"
 )
@@ -81,7 +82,12 @@ func (w *catchupWorker) Work(ctx context.Context, job *river.Job[catchupArgs]) e
 	}
 	log := m.log.With().Int64("job_id", job.ID).Str("job_kind", job.Kind).Int("attempt", job.Attempt).Logger()
 	ctx = log.WithContext(ctx)
+	return periodicOutcome(ctx, job.Attempt, job.MaxAttempts, w.poll(ctx, job))
+}
 
+// poll is one catch-up poll (see Work).
+func (w *catchupWorker) poll(ctx context.Context, job *river.Job[catchupArgs]) error {
+	m, log := w.m, zerolog.Ctx(ctx)
 	pr, err := m.catchupStart(ctx)
 	if err != nil {
 		return err
@@ -91,7 +97,7 @@ func (w *catchupWorker) Work(ctx context.Context, job *river.Job[catchupArgs]) e
 	for page := pr.Page; ; page++ {
 		p, err := m.opts.OpenIMIS.SearchClaimResponses(ctx, since, page, catchupPageSize)
 		if err != nil {
-			return jobOutcome(ctx, fmt.Errorf("search claims since %s, page %d: %w", since.Format(time.RFC3339), page, err))
+			return fmt.Errorf("search claims since %s, page %d: %w", since.Format(time.RFC3339), page, err)
 		}
 		for _, cr := range p.ClaimResponses {
 			seen++

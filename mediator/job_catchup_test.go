@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cht-openimis/mediator/mediator"
@@ -134,4 +135,24 @@ func TestCatchup_ResumesAnInterruptedPoll(t *testing.T) {
 	for i := range 100 {
 		require.Empty(t, b.reportsFor(catchupClaim(i)))
 	}
+}
+
+// A poll that fails for good (here the openIMIS user may not read claims) is
+// an error in the log at every poll, not a failed job kept for an operator:
+// the next poll tries again, and failed polls would pile up one per period.
+func TestCatchup_PermanentFailureIsNotKept(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{edit: func(o *mediator.Options) { o.ClaimPollInterval = 100 * time.Millisecond }})
+	b.oi.AddUser("nopoll", "nopoll-pass", []int{openimistest.RightSubscriptionSearch, openimistest.RightSubscriptionCreate,
+		openimistest.RightSubscriptionDelete, openimistest.RightInsureeRead, openimistest.RightFeedbackDeliver})
+	b.opts.OpenIMIS = mustOpenIMIS(t, b.oi, "nopoll", "nopoll-pass")
+	b.restart(t)
+	require.Eventually(t, func() bool {
+		return strings.Count(b.logs.String(), "periodic job failed; its next run tries again") >= 2
+	}, 15*time.Second, 10*time.Millisecond, "two polls failed")
+	require.Contains(t, b.logs.String(), "search claims since")
+	jobs, err := b.store.ListJobs(t.Context(), []rivertype.JobState{rivertype.JobStateCancelled, rivertype.JobStateDiscarded}, 100)
+	require.NoError(t, err)
+	require.Empty(t, jobs)
+	require.NotContains(t, b.logs.String(), "kept for an operator")
 }

@@ -66,7 +66,7 @@ func (w *subscriptionWorker) Work(ctx context.Context, job *river.Job[subscripti
 	log := w.m.log.With().Int64("job_id", job.ID).Str("job_kind", job.Kind).Int("attempt", job.Attempt).Logger()
 	ctx = log.WithContext(ctx)
 	if disabled, err := w.m.subscriptionDisabled(ctx); err != nil {
-		return err
+		return periodicOutcome(ctx, job.Attempt, job.MaxAttempts, err)
 	} else if disabled {
 		w.m.subscription.Store(subscriptionDisabled)
 		log.Debug().Msg("subscription disabled by an operator; leaving openIMIS alone")
@@ -99,7 +99,7 @@ func (w *subscriptionWorker) Work(ctx context.Context, job *river.Job[subscripti
 	} else {
 		w.m.subscription.Store(subscriptionFailing)
 	}
-	return jobOutcome(ctx, err)
+	return periodicOutcome(ctx, job.Attempt, job.MaxAttempts, err)
 }
 
 // errSubscriptionEndPassed is a configured subscription end (an instant)

@@ -36,6 +36,24 @@ func jobOutcome(ctx context.Context, err error) error {
 	return err
 }
 
+// periodicOutcome is jobOutcome for the periodic upkeep jobs (subscription,
+// catch-up poll). Their next run tries again anyway, so a failure that would
+// end one (a permanent error, or the last attempt) is logged as an error and
+// the job completes: a failed upkeep job kept for an operator would only pile
+// up, one per period, and block the retry of the next one.
+func periodicOutcome(ctx context.Context, attempt, maxAttempts int, err error) error {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return err
+	}
+	out := classify(err)
+	var cancel *rivertype.JobCancelError
+	if errors.As(out, &cancel) || (out == err && attempt >= maxAttempts) {
+		zerolog.Ctx(ctx).Error().Err(err).Msg("periodic job failed; its next run tries again")
+		return nil
+	}
+	return out
+}
+
 func classify(err error) error {
 	var perm interface{ Permanent() bool }
 	var fe mapping.FieldErrors

@@ -47,8 +47,8 @@ type Store interface {
 	SetSetting(ctx context.Context, name, value string) error
 
 	// ListJobs returns up to limit jobs in the given states (all states when
-	// none), newest first.
-	ListJobs(ctx context.Context, states []rivertype.JobState, limit int) ([]*rivertype.JobRow, error)
+	// none) and of the given kinds (all kinds when none), newest first.
+	ListJobs(ctx context.Context, states []rivertype.JobState, limit int, kinds ...string) ([]*rivertype.JobRow, error)
 	// GetJob returns one job; river.ErrNotFound when there is none.
 	GetJob(ctx context.Context, id int64) (*rivertype.JobRow, error)
 	// RetryJob makes a job that is not running available to run at once.

@@ -51,7 +51,7 @@ func (q *riverQueue[TTx]) StopQueue(ctx context.Context) error {
 }
 
 // ListJobs implements mediator.Store.
-func (q *riverQueue[TTx]) ListJobs(ctx context.Context, states []rivertype.JobState, limit int) ([]*rivertype.JobRow, error) {
+func (q *riverQueue[TTx]) ListJobs(ctx context.Context, states []rivertype.JobState, limit int, kinds ...string) ([]*rivertype.JobRow, error) {
 	client := q.queue()
 	if client == nil {
 		return nil, errNoQueue
@@ -59,6 +59,9 @@ func (q *riverQueue[TTx]) ListJobs(ctx context.Context, states []rivertype.JobSt
 	params := river.NewJobListParams().First(limit).OrderBy(river.JobListOrderByID, river.SortOrderDesc)
 	if len(states) > 0 {
 		params = params.States(states...)
+	}
+	if len(kinds) > 0 {
+		params = params.Kinds(kinds...)
 	}
 	res, err := client.JobList(ctx, params)
 	if err != nil {
