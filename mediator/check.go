@@ -163,7 +163,11 @@ func (m *Mediator) checks() []check {
 			}
 			// The records API drops the keys a form does not define, without
 			// an error (CHT trap 3).
-			if missing := missingFormFields(forms[m.opts.ClaimForm], m.opts.ClaimForm); len(missing) > 0 {
+			missing, err := missingFormFields(forms[m.opts.ClaimForm], m.opts.ClaimForm)
+			if err != nil {
+				return checkResult{fix: fmt.Sprintf("give the %s form a fields object (see the README)", m.opts.ClaimForm)}, err
+			}
+			if len(missing) > 0 {
 				return checkResult{fix: fmt.Sprintf("define %v in the %s form (see the README): the CHT drops them silently, and a retry finds its report by op_claim_uuid", missing, m.opts.ClaimForm)},
 					fmt.Errorf("the form lacks the fields %v", missing)
 			}
@@ -219,14 +223,16 @@ func (m *Mediator) checkSubscription(ctx context.Context) (checkResult, error) {
 
 // missingFormFields lists the OP report fields that a JSON form definition
 // (app_settings.forms.<code>) lacks.
-func missingFormFields(def json.RawMessage, form string) []string {
+func missingFormFields(def json.RawMessage, form string) ([]string, error) {
 	var f struct {
 		Fields map[string]json.RawMessage `json:"fields"`
 	}
-	_ = json.Unmarshal(def, &f) // a form the CHT accepted; a bad one lacks every field
+	if err := json.Unmarshal(def, &f); err != nil || f.Fields == nil {
+		return nil, errors.New("the form definition has no fields object")
+	}
 	sample, err := mapping.OPReport(mapping.Claim{Created: "2025-06-30"}, "", form)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	var missing []string
 	for k := range sample.Fields {
@@ -235,5 +241,5 @@ func missingFormFields(def json.RawMessage, form string) []string {
 		}
 	}
 	slices.Sort(missing)
-	return missing
+	return missing, nil
 }

@@ -71,3 +71,14 @@ func TestRiverConfig_KeepsFailedJobs(t *testing.T) {
 	require.Equal(t, time.Duration(-1), cfg.DiscardedJobRetentionPeriod)
 	require.Zero(t, cfg.CompletedJobRetentionPeriod, "completed jobs keep River's default; the receipts record deliveries")
 }
+
+func TestMissingFormFields(t *testing.T) {
+	t.Parallel()
+	missing, err := missingFormFields([]byte(`{"fields":{"patient_id":{},"op_claim_id":{},"op_year":{},"op_month":{},"op_day":{}}}`), "OP")
+	require.NoError(t, err)
+	require.Equal(t, []string{"op_claim_uuid", "op_date"}, missing)
+	for _, def := range []string{`{"meta":{}}`, `{"fields":[]}`, `not json`} {
+		_, err := missingFormFields([]byte(def), "OP")
+		require.EqualError(t, err, "the form definition has no fields object", def)
+	}
+}
