@@ -52,7 +52,7 @@ func ListJobs(ctx context.Context, st Store, w io.Writer, state string, limit in
 			return fmt.Errorf("unknown state %q; use one of %s", state, strings.Join(JobStateNames(), ", "))
 		}
 	}
-	jobs, err := st.ListJobs(ctx, states, limit)
+	jobs, err := st.ListJobs(ctx, JobFilter{States: states, Limit: limit})
 	if err != nil {
 		return err
 	}
@@ -121,30 +121,30 @@ func RetryJob(ctx context.Context, st Store, w io.Writer, id int64) error {
 // periodic run replaces them), and a job that cannot be retried is reported
 // without stopping the others.
 func RetryFailedJobs(ctx context.Context, st Store, w io.Writer) error {
-	retried := map[int64]bool{}
+	f := JobFilter{States: jobStateNames["failed"], Kinds: []string{kindClaim, kindFeedback}, Limit: 100}
+	retried := 0
 	var errs []error
+	// Newest first, a page after the other: a job retried here that fails
+	// again keeps its id and is not met twice.
 	for {
-		jobs, err := st.ListJobs(ctx, jobStateNames["failed"], 100, kindClaim, kindFeedback)
+		jobs, err := st.ListJobs(ctx, f)
 		if err != nil {
-			return err
+			errs = append(errs, err)
+			break
 		}
-		fresh := 0
 		for _, j := range jobs {
-			if retried[j.ID] {
-				continue
-			}
-			retried[j.ID] = true
 			if _, err := st.RetryJob(ctx, j.ID); err != nil {
 				errs = append(errs, fmt.Errorf("retry job %d: %w", j.ID, err))
 				continue
 			}
-			fresh++
+			retried++
 		}
-		if fresh == 0 {
+		if len(jobs) < f.Limit {
 			break
 		}
+		f.Before = jobs[len(jobs)-1].ID
 	}
-	fmt.Fprintf(w, "%d failed jobs made available again\n", len(retried)-len(errs))
+	fmt.Fprintf(w, "%d failed jobs made available again\n", retried)
 	return errors.Join(errs...)
 }
 

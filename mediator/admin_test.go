@@ -35,7 +35,7 @@ func TestJobs_ParkedClaimListedShownAndRetried(t *testing.T) {
 	require.Contains(t, out.String(), "failed (permanent error)")
 	require.Contains(t, out.String(), "400")
 
-	jobs, err := b.store.ListJobs(ctx, []rivertype.JobState{rivertype.JobStateCancelled}, 10)
+	jobs, err := b.store.ListJobs(ctx, mediator.JobFilter{States: []rivertype.JobState{rivertype.JobStateCancelled}, Limit: 10})
 	require.NoError(t, err)
 	require.Len(t, jobs, 1)
 	out.Reset()
@@ -68,7 +68,7 @@ func TestJobs_RetryAllFailedRetriesEachOnce(t *testing.T) {
 	b.cht.FailNextPath("/api/v1/people", 1000, http.StatusBadRequest)
 	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, fixtureClaimUUID, fixtureInsureeUUID, "2025-06-30")).status)
 	require.Eventually(t, func() bool {
-		jobs, err := b.store.ListJobs(ctx, []rivertype.JobState{rivertype.JobStateCancelled}, 10)
+		jobs, err := b.store.ListJobs(ctx, mediator.JobFilter{States: []rivertype.JobState{rivertype.JobStateCancelled}, Limit: 10})
 		require.NoError(t, err)
 		return len(jobs) == 1
 	}, 15*time.Second, 10*time.Millisecond)
@@ -77,7 +77,7 @@ func TestJobs_RetryAllFailedRetriesEachOnce(t *testing.T) {
 		require.NoError(t, mediator.RetryFailedJobs(ctx, b.store, &out))
 		require.Equal(t, "1 failed jobs made available again\n", out.String())
 		require.Eventually(t, func() bool {
-			jobs, err := b.store.ListJobs(ctx, []rivertype.JobState{rivertype.JobStateCancelled}, 10)
+			jobs, err := b.store.ListJobs(ctx, mediator.JobFilter{States: []rivertype.JobState{rivertype.JobStateCancelled}, Limit: 10})
 			require.NoError(t, err)
 			return len(jobs) == 1
 		}, 15*time.Second, 10*time.Millisecond, "it failed again")
@@ -106,7 +106,7 @@ func TestJobs_RetryAllFailedGoesOnPastAnError(t *testing.T) {
 	const other = "0b3f9c52-6a0e-4b8e-9f63-3c2d5d0f1a77"
 	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, fixtureClaimUUID, fixtureInsureeUUID, "2025-06-30")).status)
 	require.Eventually(t, func() bool {
-		jobs, err := b.store.ListJobs(ctx, []rivertype.JobState{rivertype.JobStateCancelled}, 10)
+		jobs, err := b.store.ListJobs(ctx, mediator.JobFilter{States: []rivertype.JobState{rivertype.JobStateCancelled}, Limit: 10})
 		require.NoError(t, err)
 		return len(jobs) == 1
 	}, 15*time.Second, 10*time.Millisecond)
@@ -114,7 +114,7 @@ func TestJobs_RetryAllFailedGoesOnPastAnError(t *testing.T) {
 	var jobs []*rivertype.JobRow
 	require.Eventually(t, func() bool {
 		var err error
-		jobs, err = b.store.ListJobs(ctx, []rivertype.JobState{rivertype.JobStateCancelled}, 10)
+		jobs, err = b.store.ListJobs(ctx, mediator.JobFilter{States: []rivertype.JobState{rivertype.JobStateCancelled}, Limit: 10})
 		require.NoError(t, err)
 		return len(jobs) == 2
 	}, 15*time.Second, 10*time.Millisecond)
@@ -125,4 +125,49 @@ func TestJobs_RetryAllFailedGoesOnPastAnError(t *testing.T) {
 	require.ErrorContains(t, err, fmt.Sprintf("retry job %d: UNIQUE constraint failed", jobs[0].ID))
 	require.Equal(t, "1 failed jobs made available again\n", out.String())
 	b.waitDelivered(t, fixtureClaimUUID)
+}
+
+// pagedStore holds failed claim jobs 1..n; retrying those in fail errs.
+type pagedStore struct {
+	mediator.Store
+	n       int64
+	fail    map[int64]bool
+	retried map[int64]int
+}
+
+func (s *pagedStore) ListJobs(_ context.Context, f mediator.JobFilter) ([]*rivertype.JobRow, error) {
+	var out []*rivertype.JobRow
+	for id := s.n; id >= 1 && len(out) < f.Limit; id-- {
+		if f.Before == 0 || id < f.Before {
+			out = append(out, &rivertype.JobRow{ID: id, Kind: "claim", State: rivertype.JobStateCancelled})
+		}
+	}
+	return out, nil
+}
+
+func (s *pagedStore) RetryJob(_ context.Context, id int64) (*rivertype.JobRow, error) {
+	s.retried[id]++
+	if s.fail[id] {
+		return nil, errors.New("refused")
+	}
+	return &rivertype.JobRow{ID: id}, nil
+}
+
+// Every failed job is tried once, page after page, even when a whole page
+// cannot be retried (failed jobs stay failed, newest first).
+func TestJobs_RetryAllFailedPagesThroughEveryJob(t *testing.T) {
+	t.Parallel()
+	st := &pagedStore{n: 250, fail: map[int64]bool{}, retried: map[int64]int{}}
+	for id := int64(151); id <= 250; id++ {
+		st.fail[id] = true
+	}
+	var out bytes.Buffer
+	err := mediator.RetryFailedJobs(context.Background(), st, &out)
+	require.ErrorContains(t, err, "retry job 250: refused")
+	require.ErrorContains(t, err, "retry job 151: refused")
+	require.Equal(t, "150 failed jobs made available again\n", out.String())
+	require.Len(t, st.retried, 250)
+	for id, n := range st.retried {
+		require.Equal(t, 1, n, "job %d", id)
+	}
 }

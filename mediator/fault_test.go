@@ -189,7 +189,7 @@ func (b *testBundle) completedClaimJobs(t *testing.T, n int) ([]*rivertype.JobRo
 	t.Helper()
 	var done []*rivertype.JobRow
 	require.Eventually(t, func() bool {
-		jobs, err := b.store.ListJobs(t.Context(), []rivertype.JobState{rivertype.JobStateCompleted}, 100)
+		jobs, err := b.store.ListJobs(t.Context(), mediator.JobFilter{States: []rivertype.JobState{rivertype.JobStateCompleted}, Limit: 100})
 		require.NoError(t, err)
 		done = slices.DeleteFunc(jobs, func(j *rivertype.JobRow) bool { return j.Kind != "claim" })
 		return len(done) == n

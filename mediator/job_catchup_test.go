@@ -151,8 +151,9 @@ func TestCatchup_PermanentFailureIsNotKept(t *testing.T) {
 		return strings.Count(b.logs.String(), "periodic job failed; its next run tries again") >= 2
 	}, 15*time.Second, 10*time.Millisecond, "two polls failed")
 	require.Contains(t, b.logs.String(), "search claims since")
-	jobs, err := b.store.ListJobs(t.Context(), []rivertype.JobState{rivertype.JobStateCancelled, rivertype.JobStateDiscarded}, 100)
+	jobs, err := b.store.ListJobs(t.Context(), mediator.JobFilter{States: []rivertype.JobState{rivertype.JobStateCancelled, rivertype.JobStateDiscarded}, Limit: 100})
 	require.NoError(t, err)
 	require.Empty(t, jobs)
 	require.NotContains(t, b.logs.String(), "kept for an operator")
+	require.Contains(t, b.scrape(t), `mediator_jobs_total{kind="claim_catchup",outcome="failed"}`)
 }

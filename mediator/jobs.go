@@ -40,19 +40,31 @@ func jobOutcome(ctx context.Context, err error) error {
 // catch-up poll). Their next run tries again anyway, so a failure that would
 // end one (a permanent error, or the last attempt) is logged as an error and
 // the job completes: a failed upkeep job kept for an operator would only pile
-// up, one per period, and block the retry of the next one.
+// up, one per period, and block the retry of the next one. jobMiddleware
+// counts it as failed and completes it.
 func periodicOutcome(ctx context.Context, attempt, maxAttempts int, err error) error {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return err
 	}
 	out := classify(err)
+	var snooze *rivertype.JobSnoozeError
 	var cancel *rivertype.JobCancelError
-	if errors.As(out, &cancel) || (out == err && attempt >= maxAttempts) {
+	switch {
+	case errors.As(out, &snooze):
+		return out
+	case errors.As(out, &cancel), attempt >= maxAttempts:
 		zerolog.Ctx(ctx).Error().Err(err).Msg("periodic job failed; its next run tries again")
-		return nil
+		return &periodicFailure{err: err}
 	}
 	return out
 }
+
+// periodicFailure is a periodic job's failure that ends the job, completed:
+// its next run tries again.
+type periodicFailure struct{ err error }
+
+func (e *periodicFailure) Error() string { return e.err.Error() }
+func (e *periodicFailure) Unwrap() error { return e.err }
 
 func classify(err error) error {
 	var perm interface{ Permanent() bool }

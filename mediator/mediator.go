@@ -119,6 +119,9 @@ type Mediator struct {
 	started time.Time
 	// openhim is the OpenHIM registration state.
 	openhim openHIMState
+	// appliedConfig is the OpenHIM runtime config last applied, by key
+	// (heartbeat goroutine only).
+	appliedConfig map[string]any
 	// pollInterval is the catch-up poll period (a time.Duration).
 	pollInterval atomic.Int64
 	// lastPoll is when the last complete catch-up poll started (Unix ns).

@@ -1,10 +1,13 @@
 package mediator
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
@@ -81,4 +84,19 @@ func TestMissingFormFields(t *testing.T) {
 		_, err := missingFormFields([]byte(def), "OP")
 		require.EqualError(t, err, "the form definition has no fields object", def)
 	}
+}
+
+func TestPeriodicOutcome(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	transient := errors.New("connection refused")
+	var failure *periodicFailure
+	var snooze *rivertype.JobSnoozeError
+
+	require.NoError(t, periodicOutcome(ctx, 1, 3, nil))
+	require.ErrorIs(t, periodicOutcome(ctx, 3, 3, context.Canceled), context.Canceled, "a stop is not a failure")
+	require.Equal(t, transient, periodicOutcome(ctx, 1, 3, transient), "retried while attempts remain")
+	require.ErrorAs(t, periodicOutcome(ctx, 3, 3, transient), &failure, "the last attempt ends it, completed")
+	require.ErrorAs(t, periodicOutcome(ctx, 1, 3, &openimis.APIError{Status: http.StatusForbidden}), &failure, "a permanent error ends it")
+	require.ErrorAs(t, periodicOutcome(ctx, 3, 3, river.JobSnooze(time.Minute)), &snooze, "a snooze stays a snooze")
 }

@@ -137,7 +137,8 @@ func (m *Metrics) request(route string, status int) {
 	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
 }
 
-// jobMiddleware counts and times every job attempt.
+// jobMiddleware counts and times every job attempt, and completes the
+// periodic jobs whose failure their next run will retry (periodicOutcome).
 type jobMiddleware struct {
 	river.MiddlewareDefaults
 	m *Metrics
@@ -151,7 +152,10 @@ func (jm *jobMiddleware) Work(ctx context.Context, job *rivertype.JobRow, doInne
 	outcome := "done"
 	var cancel *rivertype.JobCancelError
 	var snooze *rivertype.JobSnoozeError
+	var periodic *periodicFailure
 	switch {
+	case errors.As(err, &periodic):
+		outcome, err = "failed", nil // logged; the next periodic run tries again
 	case errors.As(err, &cancel):
 		outcome = "failed"
 	case errors.As(err, &snooze):

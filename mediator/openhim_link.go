@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -165,10 +166,16 @@ func (m *Mediator) heartbeatOpenHIM(ctx context.Context, log zerolog.Logger) boo
 	}
 }
 
-// applyConfig applies the runtime settings core sent. Unknown keys and bad
-// values are logged and skipped; the rest still apply.
+// applyConfig applies the runtime settings core sent (the whole config, at
+// every periodic request). Unknown keys and bad values are logged and
+// skipped; the rest still apply. A setting is logged when its value changes.
+// It runs on the heartbeat goroutine only.
 func (m *Mediator) applyConfig(log zerolog.Logger, config map[string]any) {
+	if m.appliedConfig == nil {
+		m.appliedConfig = map[string]any{}
+	}
 	for key, v := range config {
+		changed := !reflect.DeepEqual(m.appliedConfig[key], v)
 		switch key {
 		case configLogLevel:
 			s, _ := v.(string)
@@ -177,7 +184,13 @@ func (m *Mediator) applyConfig(log zerolog.Logger, config map[string]any) {
 				log.Warn().Str("key", key).Msg("ignoring runtime setting: not a log level")
 				continue
 			}
+			if changed {
+				// Said before the new level may silence it.
+				log.Info().Str("key", key).Interface("value", v).Msg("applied runtime setting from OpenHIM")
+				m.appliedConfig[key] = v
+			}
 			m.opts.LogLevel.Set(level)
+			continue
 		case configUpstreamTimeout:
 			d, ok := seconds(v, time.Second, 59*time.Second)
 			if !ok {
@@ -197,7 +210,10 @@ func (m *Mediator) applyConfig(log zerolog.Logger, config map[string]any) {
 			log.Warn().Str("key", key).Msg("ignoring unknown runtime setting")
 			continue
 		}
-		log.Info().Str("key", key).Interface("value", v).Msg("applied runtime setting from OpenHIM")
+		if changed {
+			log.Info().Str("key", key).Interface("value", v).Msg("applied runtime setting from OpenHIM")
+			m.appliedConfig[key] = v
+		}
 	}
 }
 

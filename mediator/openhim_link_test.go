@@ -148,6 +148,19 @@ func TestOpenHIM_ConfigChangeTakesEffect(t *testing.T) {
 	b := setup(t, setupOpts{openhim: &openhimtest.Options{}, edit: func(o *mediator.Options) { o.ConfigRefresh = 300 * time.Millisecond }})
 	b.waitRegistered(t)
 	require.Equal(t, zerolog.DebugLevel, b.opts.LogLevel.Get())
+	// The whole config comes back at every periodic request: a setting is
+	// logged once, when it changes.
+	require.Eventually(t, func() bool {
+		n := 0
+		for _, hb := range b.him.Heartbeats() {
+			if hb.ConfigSent {
+				n++
+			}
+		}
+		return n >= 3
+	}, 15*time.Second, 10*time.Millisecond)
+	require.Equal(t, 1, strings.Count(b.logs.String(), `"key":"logLevel","value":"debug"`), b.logs.String())
+	require.Equal(t, 1, strings.Count(b.logs.String(), `"key":"upstreamTimeoutSeconds","value":5,`), b.logs.String())
 
 	require.NoError(t, b.him.SetConfig(b.opts.Registration.URN, map[string]any{
 		"logLevel": "warn", "upstreamTimeoutSeconds": 7.0, "claimPollIntervalSeconds": 0.0,
@@ -158,6 +171,8 @@ func TestOpenHIM_ConfigChangeTakesEffect(t *testing.T) {
 		sent = sent || hb.ConfigSent
 	}
 	require.True(t, sent, "the config came back in a heartbeat answer")
+	require.Equal(t, 1, strings.Count(b.logs.String(), `"key":"logLevel","value":"warn"`),
+		"logged before the new level silences it")
 
 	// Info lines are now dropped: a claim is accepted without its log line.
 	before := strings.Count(b.logs.String(), `"message":"claim received"`)

@@ -46,9 +46,8 @@ type Store interface {
 	// SetSetting stores a named value.
 	SetSetting(ctx context.Context, name, value string) error
 
-	// ListJobs returns up to limit jobs in the given states (all states when
-	// none) and of the given kinds (all kinds when none), newest first.
-	ListJobs(ctx context.Context, states []rivertype.JobState, limit int, kinds ...string) ([]*rivertype.JobRow, error)
+	// ListJobs returns the jobs f selects, newest first.
+	ListJobs(ctx context.Context, f JobFilter) ([]*rivertype.JobRow, error)
 	// GetJob returns one job; river.ErrNotFound when there is none.
 	GetJob(ctx context.Context, id int64) (*rivertype.JobRow, error)
 	// RetryJob makes a job that is not running available to run at once.
@@ -62,4 +61,15 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the database. Call StopQueue first.
 	Close() error
+}
+
+// JobFilter selects jobs for Store.ListJobs.
+type JobFilter struct {
+	// States and Kinds select jobs in any of them; empty selects all.
+	States []rivertype.JobState
+	Kinds  []string
+	// Before, when not 0, selects jobs older than the job of that id.
+	Before int64
+	// Limit bounds the jobs returned.
+	Limit int
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/cht-openimis/mediator/mediator"
 )
 
 // riverQueue holds a store's River client, whatever its driver's
@@ -51,17 +53,20 @@ func (q *riverQueue[TTx]) StopQueue(ctx context.Context) error {
 }
 
 // ListJobs implements mediator.Store.
-func (q *riverQueue[TTx]) ListJobs(ctx context.Context, states []rivertype.JobState, limit int, kinds ...string) ([]*rivertype.JobRow, error) {
+func (q *riverQueue[TTx]) ListJobs(ctx context.Context, f mediator.JobFilter) ([]*rivertype.JobRow, error) {
 	client := q.queue()
 	if client == nil {
 		return nil, errNoQueue
 	}
-	params := river.NewJobListParams().First(limit).OrderBy(river.JobListOrderByID, river.SortOrderDesc)
-	if len(states) > 0 {
-		params = params.States(states...)
+	params := river.NewJobListParams().First(f.Limit).OrderBy(river.JobListOrderByID, river.SortOrderDesc)
+	if len(f.States) > 0 {
+		params = params.States(f.States...)
 	}
-	if len(kinds) > 0 {
-		params = params.Kinds(kinds...)
+	if len(f.Kinds) > 0 {
+		params = params.Kinds(f.Kinds...)
+	}
+	if f.Before != 0 {
+		params = params.After(river.JobListCursorFromJob(&rivertype.JobRow{ID: f.Before}))
 	}
 	res, err := client.JobList(ctx, params)
 	if err != nil {
