@@ -101,7 +101,7 @@ type errorBody struct {
 // fail answers an error: an OperationOutcome on the openIMIS route, a JSON
 // errorBody elsewhere. msg is shown to the caller; it must hold no secret.
 func (m *Mediator) fail(c *gin.Context, status int, msg string, fields ...mapping.FieldError) {
-	if routeOf(c) == routeClaimResponse {
+	if strings.TrimSuffix(c.Request.URL.Path, "/") == routeClaimResponse { // also a 405 there
 		m.respond(c, status, operationOutcome(status, msg, fields))
 		return
 	}

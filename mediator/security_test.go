@@ -2,6 +2,7 @@ package mediator_test
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -22,8 +23,11 @@ func TestSecurity_EveryMediatorRouteNeedsCredentials(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, resp.status)
 	r, err := b.srv.Client().Get(b.srv.URL + "/mediator/claim-response")
 	require.NoError(t, err)
+	body, err := io.ReadAll(r.Body)
+	require.NoError(t, err)
 	r.Body.Close()
 	require.Equal(t, http.StatusMethodNotAllowed, r.StatusCode)
+	require.Contains(t, string(body), `"resourceType":"OperationOutcome"`, "the claim route answers in FHIR")
 }
 
 func TestServe_HeaderLimitAndGracefulStop(t *testing.T) {
