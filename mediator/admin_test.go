@@ -60,6 +60,20 @@ func TestJobs_ParkedClaimListedShownAndRetried(t *testing.T) {
 	require.Equal(t, "no jobs\n", out.String())
 }
 
+// waitCancelled waits until n jobs failed permanently and returns them,
+// newest first.
+func (b *testBundle) waitCancelled(t *testing.T, n int) []*rivertype.JobRow {
+	t.Helper()
+	var jobs []*rivertype.JobRow
+	require.Eventually(t, func() bool {
+		var err error
+		jobs, err = b.store.ListJobs(context.Background(), mediator.JobFilter{States: []rivertype.JobState{rivertype.JobStateCancelled}, Limit: 10})
+		require.NoError(t, err)
+		return len(jobs) == n
+	}, 15*time.Second, 10*time.Millisecond)
+	return jobs
+}
+
 func TestJobs_RetryAllFailedRetriesEachOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -67,20 +81,12 @@ func TestJobs_RetryAllFailedRetriesEachOnce(t *testing.T) {
 	// The CHT keeps refusing: a retried job fails again at once.
 	b.cht.FailNextPath("/api/v1/people", 1000, http.StatusBadRequest)
 	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, fixtureClaimUUID, fixtureInsureeUUID, "2025-06-30")).status)
-	require.Eventually(t, func() bool {
-		jobs, err := b.store.ListJobs(ctx, mediator.JobFilter{States: []rivertype.JobState{rivertype.JobStateCancelled}, Limit: 10})
-		require.NoError(t, err)
-		return len(jobs) == 1
-	}, 15*time.Second, 10*time.Millisecond)
+	b.waitCancelled(t, 1)
 	for range 3 {
 		var out bytes.Buffer
 		require.NoError(t, mediator.RetryFailedJobs(ctx, b.store, &out))
 		require.Equal(t, "1 failed jobs made available again\n", out.String())
-		require.Eventually(t, func() bool {
-			jobs, err := b.store.ListJobs(ctx, mediator.JobFilter{States: []rivertype.JobState{rivertype.JobStateCancelled}, Limit: 10})
-			require.NoError(t, err)
-			return len(jobs) == 1
-		}, 15*time.Second, 10*time.Millisecond, "it failed again")
+		b.waitCancelled(t, 1) // it failed again
 	}
 	require.Empty(t, b.reportsFor(fixtureClaimUUID))
 }
@@ -105,19 +111,9 @@ func TestJobs_RetryAllFailedGoesOnPastAnError(t *testing.T) {
 	b.cht.FailNextPath("/api/v1/people", 2, http.StatusBadRequest)
 	const other = "0b3f9c52-6a0e-4b8e-9f63-3c2d5d0f1a77"
 	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, fixtureClaimUUID, fixtureInsureeUUID, "2025-06-30")).status)
-	require.Eventually(t, func() bool {
-		jobs, err := b.store.ListJobs(ctx, mediator.JobFilter{States: []rivertype.JobState{rivertype.JobStateCancelled}, Limit: 10})
-		require.NoError(t, err)
-		return len(jobs) == 1
-	}, 15*time.Second, 10*time.Millisecond)
+	b.waitCancelled(t, 1)
 	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, other, fixtureInsureeUUID, "2025-06-30")).status)
-	var jobs []*rivertype.JobRow
-	require.Eventually(t, func() bool {
-		var err error
-		jobs, err = b.store.ListJobs(ctx, mediator.JobFilter{States: []rivertype.JobState{rivertype.JobStateCancelled}, Limit: 10})
-		require.NoError(t, err)
-		return len(jobs) == 2
-	}, 15*time.Second, 10*time.Millisecond)
+	jobs := b.waitCancelled(t, 2)
 
 	// The newest job cannot be retried: the other one still is.
 	var out bytes.Buffer
