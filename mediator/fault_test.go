@@ -145,7 +145,8 @@ func (c *concurrencyCounter) RoundTrip(r *http.Request) (*http.Response, error) 
 func TestFault_SlowCHTBeyondTimeout(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{edit: func(o *mediator.Options) { o.UpstreamTimeout = 300 * time.Millisecond }})
-	// The CHT stores each document, then answers too late.
+	// The CHT stores each document, then answers too late: the job's
+	// timeout (6 × UPSTREAM_TIMEOUT) cuts the requests of a job short.
 	b.cht.SetLatency(time.Second)
 	claims := b.postClaims(t, "51aa0c7d", 5)
 	require.Eventually(t, func() bool { return len(b.cht.Reports()) >= 5 }, 15*time.Second, 10*time.Millisecond)
@@ -156,6 +157,8 @@ func TestFault_SlowCHTBeyondTimeout(t *testing.T) {
 func TestFault_SlowOpenIMISBeyondTimeout(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{edit: func(o *mediator.Options) { o.UpstreamTimeout = 300 * time.Millisecond }})
+	// The client's own timeout, as the server sets it from UPSTREAM_TIMEOUT.
+	b.opts.OpenIMIS.SetTimeout(300 * time.Millisecond)
 	b.oi.SetLatency(time.Second)
 	claims := b.postClaims(t, "5100e1a1", 3)
 	time.Sleep(time.Second) // every Patient read times out meanwhile
