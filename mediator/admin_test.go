@@ -23,8 +23,7 @@ func TestJobs_ParkedClaimListedShownAndRetried(t *testing.T) {
 	// The CHT refuses the person once with a 400: a permanent error.
 	b.cht.FailNextPath("/api/v1/people", 1, http.StatusBadRequest)
 	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, fixtureClaimUUID, fixtureInsureeUUID, "2025-06-30")).status)
-	require.Eventually(t, func() bool { return strings.Contains(b.logs.String(), "job failed permanently") },
-		15*time.Second, 10*time.Millisecond)
+	b.waitLog(t, "job failed permanently")
 
 	var out bytes.Buffer
 	require.Eventually(t, func() bool { // River records the outcome a moment later

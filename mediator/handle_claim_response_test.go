@@ -117,10 +117,7 @@ func TestClaimResponse_UnknownInsureeIsParked(t *testing.T) {
 	b := setup(t, setupOpts{})
 	const hidden = "00000000-0000-4000-8000-0000000000aa"
 	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, fixtureClaimUUID, hidden, "2025-06-30")).status)
-	require.Eventually(t, func() bool {
-		return strings.Contains(b.logs.String(), "job failed permanently") &&
-			strings.Contains(b.logs.String(), "outside the area of the mediator's openIMIS user")
-	}, 15*time.Second, 10*time.Millisecond)
+	b.waitLog(t, "job failed permanently", "outside the area of the mediator's openIMIS user")
 	require.Empty(t, b.peopleFor(hidden))
 	require.Empty(t, b.reportsFor(fixtureClaimUUID))
 	n := 0
@@ -317,10 +314,7 @@ func TestClaimResponse_DateOutsideCalendarIsParked(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{claimSubscriptions: true})
 	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, fixtureClaimUUID, fixtureInsureeUUID, "2099-01-01")).status)
-	require.Eventually(t, func() bool {
-		return strings.Contains(b.logs.String(), "job failed permanently") &&
-			strings.Contains(b.logs.String(), mapping.ErrDateOutOfRange.Error())
-	}, 15*time.Second, 10*time.Millisecond)
+	b.waitLog(t, "job failed permanently", mapping.ErrDateOutOfRange.Error())
 	require.Empty(t, b.reportsFor(fixtureClaimUUID))
 }
 

@@ -162,9 +162,7 @@ func TestClaimsFeedback_UnknownClaimIsParked(t *testing.T) {
 	body := strings.Replace(string(feedbackBody(t, "unknown-claim", "claimUUID", "insureeUUID", openimistest.SeedPatientID)),
 		openimistest.SeedClaimID, "00000000-0000-4000-8000-000000000000", 1)
 	require.Equal(t, http.StatusAccepted, b.postFeedback(t, []byte(body)).status)
-	require.Eventually(t, func() bool {
-		return strings.Contains(b.logs.String(), "job failed permanently") && strings.Contains(b.logs.String(), "Claim does not exist")
-	}, 15*time.Second, 10*time.Millisecond)
+	b.waitLog(t, "job failed permanently", "Claim does not exist")
 	require.Empty(t, b.oi.Communications())
 	require.Equal(t, 1, b.requestsTo("Communication/"), "a permanent error is not retried")
 }

@@ -79,9 +79,7 @@ func TestSubscription_RestartKeepsOneAndLosesNoClaim(t *testing.T) {
 		require.Len(t, b.reportsFor(c), 1)
 	}
 	// The upkeep after the restart ran and reused the subscription.
-	require.Eventually(t, func() bool {
-		return strings.Contains(b.logs.String(), "reusing openIMIS Claim subscription")
-	}, 15*time.Second, 10*time.Millisecond)
+	b.waitLog(t, "reusing openIMIS Claim subscription")
 	id, ok, err := b.store.Setting(context.Background(), "subscription_id")
 	require.NoError(t, err)
 	require.True(t, ok)
@@ -94,9 +92,7 @@ func TestSubscription_RestartKeepsOneAndLosesNoClaim(t *testing.T) {
 func TestSubscription_RefusedByOlderOpenIMIS(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{claimSubscriptions: false})
-	require.Eventually(t, func() bool {
-		return strings.Contains(b.logs.String(), "openIMIS refused the Claim subscription")
-	}, 15*time.Second, 10*time.Millisecond)
+	b.waitLog(t, "openIMIS refused the Claim subscription")
 	require.Empty(t, b.oi.Subscriptions())
 	// Catch-up polling is off in these tests: nothing would bring claims.
 	require.Contains(t, b.logs.String(), "catch-up polling is off (CLAIM_POLL_INTERVAL=0)")
@@ -109,9 +105,7 @@ func TestSubscription_RefusedByOlderOpenIMIS(t *testing.T) {
 func TestSubscription_RefusedWithPollingOn(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{claimSubscriptions: false, edit: func(o *mediator.Options) { o.ClaimPollInterval = time.Hour }})
-	require.Eventually(t, func() bool {
-		return strings.Contains(b.logs.String(), "openIMIS refused the Claim subscription; claims arrive only through catch-up polling")
-	}, 15*time.Second, 10*time.Millisecond)
+	b.waitLog(t, "openIMIS refused the Claim subscription; claims arrive only through catch-up polling")
 	require.NotContains(t, b.logs.String(), "catch-up polling is off")
 }
 

@@ -243,6 +243,20 @@ func (b *testBundle) waitDelivered(t *testing.T, claimUUID string) string {
 	return result
 }
 
+// waitLog waits until the mediator's log holds every one of parts.
+func (b *testBundle) waitLog(t *testing.T, parts ...string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		logs := b.logs.String()
+		for _, p := range parts {
+			if !strings.Contains(logs, p) {
+				return false
+			}
+		}
+		return true
+	}, 15*time.Second, 10*time.Millisecond, "log lines %q", parts)
+}
+
 // reportsFor returns the CHT reports about a claim.
 func (b *testBundle) reportsFor(claimUUID string) []chttest.Report {
 	var out []chttest.Report

@@ -106,9 +106,7 @@ func TestOpenHIM_WarnsWhenCoreKeepsAnOlderRegistration(t *testing.T) {
 	b.opts.Registration.Doc, _ = json.Marshal(doc)
 	b.restart(t)
 	require.Eventually(t, func() bool { return len(b.him.Registrations()) == 2 }, 15*time.Second, 10*time.Millisecond)
-	require.Eventually(t, func() bool {
-		return strings.Contains(b.logs.String(), "OpenHIM keeps another registration")
-	}, 15*time.Second, 10*time.Millisecond)
+	b.waitLog(t, "OpenHIM keeps another registration")
 	require.Contains(t, b.logs.String(), "moved.example.org")
 }
 
@@ -124,9 +122,7 @@ func TestOpenHIM_WarnsWhenCoreKeepsAnotherScheme(t *testing.T) {
 	}
 	b.opts.Registration.Doc, _ = json.Marshal(doc)
 	b.restart(t)
-	require.Eventually(t, func() bool {
-		return strings.Contains(b.logs.String(), "OpenHIM keeps another registration")
-	}, 15*time.Second, 10*time.Millisecond)
+	b.waitLog(t, "OpenHIM keeps another registration")
 }
 
 // withoutCoreFields drops what core maintains itself (_lastHeartbeat…).
@@ -209,9 +205,7 @@ func TestOpenHIM_NotAnAdminIsAnError(t *testing.T) {
 	b.him.AddUser(openhimtest.User{Email: "clerk@openhim.org", Password: "clerk-pass", Groups: []string{"clerk"}})
 	b.opts.OpenHIM = mustOpenHIM(t, b.him, "clerk@openhim.org", "clerk-pass")
 	b.restart(t)
-	require.Eventually(t, func() bool {
-		return strings.Contains(b.logs.String(), "must be those of an OpenHIM user in the admin group")
-	}, 10*time.Second, 10*time.Millisecond)
+	b.waitLog(t, "must be those of an OpenHIM user in the admin group")
 	require.Contains(t, b.logs.String(), `"level":"error"`)
 	require.Contains(t, b.logs.String(), "is not an admin")
 	require.NotContains(t, b.logs.String(), "clerk-pass")
