@@ -112,10 +112,7 @@ func (m *Mediator) requestContext() gin.HandlerFunc {
 // routeOf is the route a request matched, "" for none; a route's trailing
 // slash form is the route itself.
 func routeOf(c *gin.Context) string {
-	if p := c.FullPath(); p != "/" {
-		return strings.TrimSuffix(p, "/")
-	}
-	return "/"
+	return strings.TrimSuffix(c.FullPath(), "/")
 }
 
 // saneID accepts ids safe to log and echo: up to 64 letters, digits, - _ .

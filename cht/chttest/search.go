@@ -162,10 +162,11 @@ func (v viewIndex) query(freetext string, keep func(id string) bool) []indexRow 
 	var rows []indexRow
 	if strings.Contains(freetext, ":") {
 		for id, n := range v.byKey[q] {
+			if !keep(id) {
+				continue
+			}
 			for range n {
-				if keep(id) {
-					rows = append(rows, indexRow{key: q, id: id})
-				}
+				rows = append(rows, indexRow{key: q, id: id})
 			}
 		}
 		return rows
