@@ -13,7 +13,7 @@ import (
 	"github.com/cht-openimis/mediator/cht"
 	"github.com/cht-openimis/mediator/cht/chttest"
 	"github.com/cht-openimis/mediator/mediator"
-	"github.com/cht-openimis/mediator/mediator/openhim/openhimtest"
+	"github.com/cht-openimis/mediator/openhim/openhimtest"
 	"github.com/cht-openimis/mediator/openimis"
 	"github.com/cht-openimis/mediator/openimis/openimistest"
 )

@@ -22,7 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cht-openimis/mediator/cht"
-	"github.com/cht-openimis/mediator/mediator/openhim"
+	"github.com/cht-openimis/mediator/openhim"
 	"github.com/cht-openimis/mediator/openimis"
 )
 

@@ -15,8 +15,8 @@ import (
 	chtopenimis "github.com/cht-openimis/mediator"
 	"github.com/cht-openimis/mediator/config"
 	"github.com/cht-openimis/mediator/mediator"
-	"github.com/cht-openimis/mediator/mediator/openhim"
-	"github.com/cht-openimis/mediator/mediator/openhim/openhimtest"
+	"github.com/cht-openimis/mediator/openhim"
+	"github.com/cht-openimis/mediator/openhim/openhimtest"
 )
 
 func (b *testBundle) ready(t *testing.T) (int, map[string]any) {

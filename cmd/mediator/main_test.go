@@ -17,7 +17,7 @@ import (
 
 	"github.com/cht-openimis/mediator/cht/chttest"
 	"github.com/cht-openimis/mediator/cmd/internal/app"
-	"github.com/cht-openimis/mediator/mediator/openhim/openhimtest"
+	"github.com/cht-openimis/mediator/openhim/openhimtest"
 	"github.com/cht-openimis/mediator/openimis/openimistest"
 )
 

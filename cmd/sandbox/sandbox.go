@@ -20,7 +20,7 @@ import (
 	"github.com/cht-openimis/mediator/cht/chttest"
 	"github.com/cht-openimis/mediator/cmd/internal/app"
 	"github.com/cht-openimis/mediator/config"
-	"github.com/cht-openimis/mediator/mediator/openhim/openhimtest"
+	"github.com/cht-openimis/mediator/openhim/openhimtest"
 	"github.com/cht-openimis/mediator/openimis/openimistest"
 )
 

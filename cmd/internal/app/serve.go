@@ -20,7 +20,7 @@ import (
 	"github.com/cht-openimis/mediator/cht"
 	"github.com/cht-openimis/mediator/config"
 	"github.com/cht-openimis/mediator/mediator"
-	"github.com/cht-openimis/mediator/mediator/openhim"
+	"github.com/cht-openimis/mediator/openhim"
 	"github.com/cht-openimis/mediator/mediator/store"
 	"github.com/cht-openimis/mediator/openimis"
 )

@@ -9,7 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/mediator/openhim"
+	"github.com/cht-openimis/mediator/openhim"
 )
 
 func TestPassHash_ContractVector(t *testing.T) {
@@ -23,7 +23,7 @@ func TestPassHash_ContractVector(t *testing.T) {
 
 func TestPrepareRegistration_ShippedDocument(t *testing.T) {
 	t.Parallel()
-	doc, err := os.ReadFile("../../openhim-mediator.json")
+	doc, err := os.ReadFile("../openhim-mediator.json")
 	require.NoError(t, err)
 	u, err := url.Parse("https://mediator.example.org:7443")
 	require.NoError(t, err)
