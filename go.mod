@@ -1,4 +1,4 @@
-module github.com/cht-openimis/mediator
+module github.com/cht-openimis/cht-openimis-mediator
 
 go 1.26.8
 

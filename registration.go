@@ -1,7 +1,7 @@
 // Package chtopenimis holds what the whole repository shares at its root:
 // the OpenHIM registration document, openhim-mediator.json, embedded so that
 // the binary registers exactly the document that is versioned beside it.
-package chtopenimis
+package chtopenimis // import "github.com/cht-openimis/cht-openimis-mediator"
 
 import _ "embed"
 

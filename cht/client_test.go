@@ -12,8 +12,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/cht"
-	"github.com/cht-openimis/mediator/cht/chttest"
+	"github.com/cht-openimis/cht-openimis-mediator/cht"
+	"github.com/cht-openimis/cht-openimis-mediator/cht/chttest"
 )
 
 type testBundle struct {

@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/viper"
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/config"
+	"github.com/cht-openimis/cht-openimis-mediator/config"
 )
 
 func validEnv() map[string]string {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/config"
+	"github.com/cht-openimis/cht-openimis-mediator/config"
 )
 
 // documented returns the variable names in the first cell of the README's

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cht-openimis/mediator/mapping"
+	"github.com/cht-openimis/cht-openimis-mediator/mapping"
 )
 
 func BenchmarkParseClaimResponse(b *testing.B) {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/mapping"
+	"github.com/cht-openimis/cht-openimis-mediator/mapping"
 )
 
 // readMonthTable parses the specification's copy of the month table, so the

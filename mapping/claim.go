@@ -10,7 +10,7 @@ import (
 
 	gojson "github.com/goccy/go-json"
 
-	"github.com/cht-openimis/mediator/openimis"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis"
 )
 
 // Claim is what the mediator needs of an openIMIS ClaimResponse.

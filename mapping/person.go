@@ -3,8 +3,8 @@ package mapping
 import (
 	"strings"
 
-	"github.com/cht-openimis/mediator/cht"
-	"github.com/cht-openimis/mediator/openimis"
+	"github.com/cht-openimis/cht-openimis-mediator/cht"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis"
 )
 
 // Person builds the CHT person for an insuree under the place placeID. p may

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/cht-openimis/mediator/cht"
+	"github.com/cht-openimis/cht-openimis-mediator/cht"
 )
 
 // FieldPatientID is the OP report field naming the CHT person: its _id or

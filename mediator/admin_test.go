@@ -13,7 +13,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator"
 )
 
 func TestJobs_ParkedClaimListedShownAndRetried(t *testing.T) {

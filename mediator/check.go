@@ -10,9 +10,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/cht-openimis/mediator/cht"
-	"github.com/cht-openimis/mediator/mapping"
-	"github.com/cht-openimis/mediator/openimis"
+	"github.com/cht-openimis/cht-openimis-mediator/cht"
+	"github.com/cht-openimis/cht-openimis-mediator/mapping"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis"
 )
 
 // probeUUID is a UUID no insuree has: reading it tells a missing right (403)

@@ -10,12 +10,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/cht"
-	"github.com/cht-openimis/mediator/cht/chttest"
-	"github.com/cht-openimis/mediator/mediator"
-	"github.com/cht-openimis/mediator/openhim/openhimtest"
-	"github.com/cht-openimis/mediator/openimis"
-	"github.com/cht-openimis/mediator/openimis/openimistest"
+	"github.com/cht-openimis/cht-openimis-mediator/cht"
+	"github.com/cht-openimis/cht-openimis-mediator/cht/chttest"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/openhim/openhimtest"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis/openimistest"
 )
 
 // checkWith runs the preflight check of a mediator built from b's options

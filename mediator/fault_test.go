@@ -14,8 +14,8 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/mediator"
-	"github.com/cht-openimis/mediator/openimis/openimistest"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis/openimistest"
 )
 
 // postClaims posts n claims of new insurees (known to openIMIS) and returns

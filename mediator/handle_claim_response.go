@@ -8,7 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
 
-	"github.com/cht-openimis/mediator/mapping"
+	"github.com/cht-openimis/cht-openimis-mediator/mapping"
 )
 
 // claimAnswer is the 200 answer to openIMIS. openIMIS counts anything but a

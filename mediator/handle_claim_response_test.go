@@ -13,9 +13,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/mapping"
-	"github.com/cht-openimis/mediator/mediator"
-	"github.com/cht-openimis/mediator/openimis/openimistest"
+	"github.com/cht-openimis/cht-openimis-mediator/mapping"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis/openimistest"
 )
 
 func TestClaimResponse_FixtureYieldsOnePersonAndOneReport(t *testing.T) {

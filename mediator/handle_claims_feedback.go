@@ -7,7 +7,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
 
-	"github.com/cht-openimis/mediator/mapping"
+	"github.com/cht-openimis/cht-openimis-mediator/mapping"
 )
 
 // feedbackAnswer is the 202 answer to CHT outbound push.

@@ -11,8 +11,8 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/mediator"
-	"github.com/cht-openimis/mediator/openimis/openimistest"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis/openimistest"
 )
 
 func catchupClaim(i int) string { return fmt.Sprintf("5e7d0c3a-0000-4000-8000-%012d", i) }

@@ -9,9 +9,9 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/rs/zerolog"
 
-	"github.com/cht-openimis/mediator/cht"
-	"github.com/cht-openimis/mediator/mapping"
-	"github.com/cht-openimis/mediator/openimis"
+	"github.com/cht-openimis/cht-openimis-mediator/cht"
+	"github.com/cht-openimis/cht-openimis-mediator/mapping"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis"
 )
 
 // kindClaim is the receipt kind and job kind of a claim.

@@ -7,8 +7,8 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/rs/zerolog"
 
-	"github.com/cht-openimis/mediator/mapping"
-	"github.com/cht-openimis/mediator/openimis"
+	"github.com/cht-openimis/cht-openimis-mediator/mapping"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis"
 )
 
 // kindFeedback is the receipt kind and job kind of a feedback.

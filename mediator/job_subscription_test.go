@@ -12,9 +12,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/mediator"
-	"github.com/cht-openimis/mediator/openimis"
-	"github.com/cht-openimis/mediator/openimis/openimistest"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis/openimistest"
 )
 
 // waitSubscriptions waits until openIMIS holds n subscriptions.

@@ -10,7 +10,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/rs/zerolog"
 
-	"github.com/cht-openimis/mediator/mapping"
+	"github.com/cht-openimis/cht-openimis-mediator/mapping"
 )
 
 // queueMaintenance runs the mediator's own upkeep, apart from the claim and

@@ -21,9 +21,9 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/rs/zerolog"
 
-	"github.com/cht-openimis/mediator/cht"
-	"github.com/cht-openimis/mediator/openhim"
-	"github.com/cht-openimis/mediator/openimis"
+	"github.com/cht-openimis/cht-openimis-mediator/cht"
+	"github.com/cht-openimis/cht-openimis-mediator/openhim"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis"
 )
 
 // Options configures a Mediator. Fields without a documented default are

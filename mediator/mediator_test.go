@@ -18,16 +18,16 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
-	chtopenimis "github.com/cht-openimis/mediator"
-	"github.com/cht-openimis/mediator/cht"
-	"github.com/cht-openimis/mediator/cht/chttest"
-	"github.com/cht-openimis/mediator/mediator"
-	"github.com/cht-openimis/mediator/openhim"
-	"github.com/cht-openimis/mediator/openhim/openhimtest"
-	"github.com/cht-openimis/mediator/mediator/store"
-	"github.com/cht-openimis/mediator/mediator/store/storetest"
-	"github.com/cht-openimis/mediator/openimis"
-	"github.com/cht-openimis/mediator/openimis/openimistest"
+	"github.com/cht-openimis/cht-openimis-mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/cht"
+	"github.com/cht-openimis/cht-openimis-mediator/cht/chttest"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/openhim"
+	"github.com/cht-openimis/cht-openimis-mediator/openhim/openhimtest"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/store"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/store/storetest"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis/openimistest"
 )
 
 const (

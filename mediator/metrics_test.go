@@ -9,7 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator"
 )
 
 func (b *testBundle) scrape(t *testing.T) string {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/cht-openimis/mediator/openhim"
+	"github.com/cht-openimis/cht-openimis-mediator/openhim"
 )
 
 // OpenHIM registration states, as /ready reports them.

@@ -12,11 +12,11 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
-	chtopenimis "github.com/cht-openimis/mediator"
-	"github.com/cht-openimis/mediator/config"
-	"github.com/cht-openimis/mediator/mediator"
-	"github.com/cht-openimis/mediator/openhim"
-	"github.com/cht-openimis/mediator/openhim/openhimtest"
+	"github.com/cht-openimis/cht-openimis-mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/config"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/openhim"
+	"github.com/cht-openimis/cht-openimis-mediator/openhim/openhimtest"
 )
 
 func (b *testBundle) ready(t *testing.T) (int, map[string]any) {

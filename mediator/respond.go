@@ -9,7 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
 
-	"github.com/cht-openimis/mediator/mapping"
+	"github.com/cht-openimis/cht-openimis-mediator/mapping"
 )
 
 // routeClaimResponse answers errors as FHIR OperationOutcomes: its caller is

@@ -9,7 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/openhim"
+	"github.com/cht-openimis/cht-openimis-mediator/openhim"
 )
 
 func TestPassHash_ContractVector(t *testing.T) {

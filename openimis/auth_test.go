@@ -10,8 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/openimis"
-	"github.com/cht-openimis/mediator/openimis/openimistest"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis/openimistest"
 )
 
 // badPassword is a password distinctive enough to be spotted in a message.

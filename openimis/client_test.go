@@ -13,8 +13,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/openimis"
-	"github.com/cht-openimis/mediator/openimis/openimistest"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis/openimistest"
 )
 
 // testBundle is one test's fake openIMIS, a client logged into it as the

@@ -13,7 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/cht/chttest"
+	"github.com/cht-openimis/cht-openimis-mediator/cht/chttest"
 )
 
 // hdr is a set of request headers. An empty value leaves the header out.

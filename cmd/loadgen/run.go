@@ -20,8 +20,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/cht-openimis/mediator/cht/chttest"
-	"github.com/cht-openimis/mediator/openimis/openimistest"
+	"github.com/cht-openimis/cht-openimis-mediator/cht/chttest"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis/openimistest"
 )
 
 const (

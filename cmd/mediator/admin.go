@@ -5,8 +5,8 @@ import (
 	"errors"
 	"io"
 
-	"github.com/cht-openimis/mediator/cmd/internal/app"
-	"github.com/cht-openimis/mediator/config"
+	"github.com/cht-openimis/cht-openimis-mediator/cmd/internal/app"
+	"github.com/cht-openimis/cht-openimis-mediator/config"
 )
 
 // errChecksFailed makes "mediator check" exit non-zero after its report.

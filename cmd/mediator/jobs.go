@@ -9,9 +9,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/cht-openimis/mediator/config"
-	"github.com/cht-openimis/mediator/mediator"
-	"github.com/cht-openimis/mediator/mediator/store"
+	"github.com/cht-openimis/cht-openimis-mediator/config"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/store"
 )
 
 const jobsUsage = `usage:

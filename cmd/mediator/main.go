@@ -21,8 +21,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cht-openimis/mediator/cmd/internal/app"
-	"github.com/cht-openimis/mediator/config"
+	"github.com/cht-openimis/cht-openimis-mediator/cmd/internal/app"
+	"github.com/cht-openimis/cht-openimis-mediator/config"
 )
 
 const usage = `usage: mediator [serve|check|jobs|subscription|version]

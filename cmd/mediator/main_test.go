@@ -15,10 +15,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/cht/chttest"
-	"github.com/cht-openimis/mediator/cmd/internal/app"
-	"github.com/cht-openimis/mediator/openhim/openhimtest"
-	"github.com/cht-openimis/mediator/openimis/openimistest"
+	"github.com/cht-openimis/cht-openimis-mediator/cht/chttest"
+	"github.com/cht-openimis/cht-openimis-mediator/cmd/internal/app"
+	"github.com/cht-openimis/cht-openimis-mediator/openhim/openhimtest"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis/openimistest"
 )
 
 const (

@@ -12,9 +12,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/cht/chttest"
-	"github.com/cht-openimis/mediator/mediator/store/storetest"
-	"github.com/cht-openimis/mediator/openimis/openimistest"
+	"github.com/cht-openimis/cht-openimis-mediator/cht/chttest"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/store/storetest"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis/openimistest"
 )
 
 // TestReplicas_TwoOnPostgresOneKilled runs two mediator processes on one

@@ -15,11 +15,11 @@ import (
 	"github.com/spf13/viper"
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/cht/chttest"
-	"github.com/cht-openimis/mediator/cmd/internal/app"
-	"github.com/cht-openimis/mediator/config"
-	"github.com/cht-openimis/mediator/mediator/store/storetest"
-	"github.com/cht-openimis/mediator/openimis/openimistest"
+	"github.com/cht-openimis/cht-openimis-mediator/cht/chttest"
+	"github.com/cht-openimis/cht-openimis-mediator/cmd/internal/app"
+	"github.com/cht-openimis/cht-openimis-mediator/config"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/store/storetest"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis/openimistest"
 )
 
 // gate is a TCP proxy that drops every connection until it is opened.

@@ -17,11 +17,11 @@ import (
 
 	"github.com/spf13/viper"
 
-	"github.com/cht-openimis/mediator/cht/chttest"
-	"github.com/cht-openimis/mediator/cmd/internal/app"
-	"github.com/cht-openimis/mediator/config"
-	"github.com/cht-openimis/mediator/openhim/openhimtest"
-	"github.com/cht-openimis/mediator/openimis/openimistest"
+	"github.com/cht-openimis/cht-openimis-mediator/cht/chttest"
+	"github.com/cht-openimis/cht-openimis-mediator/cmd/internal/app"
+	"github.com/cht-openimis/cht-openimis-mediator/config"
+	"github.com/cht-openimis/cht-openimis-mediator/openhim/openhimtest"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis/openimistest"
 )
 
 // Demo credentials: this is a sandbox on 127.0.0.1, printed on purpose.

@@ -9,7 +9,7 @@ import (
 
 	"github.com/riverqueue/river"
 
-	"github.com/cht-openimis/mediator/mediator/store"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/store"
 )
 
 // claimLikeArgs is about the size of a claim job's arguments.

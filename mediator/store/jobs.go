@@ -10,7 +10,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
-	"github.com/cht-openimis/mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator"
 )
 
 // riverQueue holds a store's River client, whatever its driver's

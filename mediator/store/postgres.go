@@ -13,7 +13,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
 
-	"github.com/cht-openimis/mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator"
 )
 
 // postgresSchema holds the mediator's own tables. River migrates its own.

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cht-openimis/mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator"
 )
 
 // errNoQueue is a queue operation before StartQueue.

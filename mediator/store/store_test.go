@@ -11,9 +11,9 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/mediator"
-	"github.com/cht-openimis/mediator/mediator/store"
-	"github.com/cht-openimis/mediator/mediator/store/storetest"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/store"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/store/storetest"
 )
 
 type testArgs struct {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/openhim/openhimtest"
+	"github.com/cht-openimis/cht-openimis-mediator/openhim/openhimtest"
 )
 
 func TestPassHash_RootVector(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/openhim/openhimtest"
+	"github.com/cht-openimis/cht-openimis-mediator/openhim/openhimtest"
 )
 
 func TestLoadDefaultChannels(t *testing.T) {

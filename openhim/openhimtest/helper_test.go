@@ -12,7 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/openhim/openhimtest"
+	"github.com/cht-openimis/cht-openimis-mediator/openhim/openhimtest"
 )
 
 // clock is a settable Options.Now.

@@ -9,7 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/openhim/openhimtest"
+	"github.com/cht-openimis/cht-openimis-mediator/openhim/openhimtest"
 )
 
 func TestSemver(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/openhim/openhimtest"
+	"github.com/cht-openimis/cht-openimis-mediator/openhim/openhimtest"
 )
 
 // seen is a request the test mediator received.

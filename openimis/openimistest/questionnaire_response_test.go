@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/openimis/openimistest"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis/openimistest"
 )
 
 // questionnaireResponse is a minimal completed QuestionnaireResponse about a

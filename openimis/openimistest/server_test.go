@@ -12,7 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/mediator/openimis/openimistest"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis/openimistest"
 )
 
 func TestServer_URLs(t *testing.T) {

@@ -16,13 +16,13 @@ import (
 
 	"github.com/rs/zerolog"
 
-	chtopenimis "github.com/cht-openimis/mediator"
-	"github.com/cht-openimis/mediator/cht"
-	"github.com/cht-openimis/mediator/config"
-	"github.com/cht-openimis/mediator/mediator"
-	"github.com/cht-openimis/mediator/openhim"
-	"github.com/cht-openimis/mediator/mediator/store"
-	"github.com/cht-openimis/mediator/openimis"
+	"github.com/cht-openimis/cht-openimis-mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/cht"
+	"github.com/cht-openimis/cht-openimis-mediator/config"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/openhim"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/store"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis"
 )
 
 // App is a wired, not yet started mediator.

@@ -4,7 +4,7 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/cht-openimis/mediator/config"
+	"github.com/cht-openimis/cht-openimis-mediator/config"
 )
 
 func TestFHIRURL_OneTrailingSlash(t *testing.T) {
