@@ -5,14 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
 )
 
 // jobStateNames maps the states an operator names to River's. "failed" is
@@ -29,7 +29,7 @@ var jobStateNames = map[string][]rivertype.JobState{
 	"all":       nil,
 }
 
-// JobStateNames lists the states ListJobs accepts.
+// JobStateNames lists the states Jobs.List accepts.
 func JobStateNames() []string {
 	names := make([]string, 0, len(jobStateNames))
 	for n := range jobStateNames {
@@ -39,9 +39,66 @@ func JobStateNames() []string {
 	return names
 }
 
-// ListJobs prints the jobs in the named state (see JobStateNames), newest
+// Job is one job as an operator sees it.
+type Job struct {
+	ID          int64
+	Kind        string
+	State       string // the operator's word: failed (permanent error), retrying…
+	Subject     string // what it is about: the claim or the CHT report
+	Attempt     int
+	MaxAttempts int
+	CreatedAt   time.Time
+	// NextTry is when a retrying or scheduled job runs next; zero otherwise.
+	NextTry time.Time
+	// FinishedAt is when the job ended; zero while it has not.
+	FinishedAt time.Time
+	// Errors holds every failed attempt's error, oldest first.
+	Errors []rivertype.AttemptError
+	// Payload is the job's arguments (claims and feedback only: no secret).
+	Payload json.RawMessage
+}
+
+// LastError returns the last attempt's error, or "".
+func (j Job) LastError() string {
+	if len(j.Errors) == 0 {
+		return ""
+	}
+	return j.Errors[len(j.Errors)-1].Error
+}
+
+func jobOf(r *rivertype.JobRow) Job {
+	j := Job{
+		ID: r.ID, Kind: r.Kind, State: stateName(r.State), Subject: jobSubject(r),
+		Attempt: r.Attempt, MaxAttempts: r.MaxAttempts, CreatedAt: r.CreatedAt,
+		Errors: r.Errors, Payload: json.RawMessage(r.EncodedArgs),
+	}
+	if r.State == rivertype.JobStateRetryable || r.State == rivertype.JobStateScheduled {
+		j.NextTry = r.ScheduledAt
+	}
+	if r.FinalizedAt != nil {
+		j.FinishedAt = *r.FinalizedAt
+	}
+	return j
+}
+
+// Jobs is the operator's view of the queue: it lists, shows and retries jobs,
+// and works beside a serving mediator.
+type Jobs struct {
+	store storetype.Store
+}
+
+// OpenJobs readies st for the job commands: a queue client that lists and
+// retries jobs but works none, so it may run beside a serving mediator.
+func OpenJobs(ctx context.Context, st storetype.Store) (*Jobs, error) {
+	if err := st.StartQueue(ctx, &river.Config{}); err != nil {
+		return nil, err
+	}
+	return &Jobs{store: st}, nil
+}
+
+// List returns the jobs in the named state (see JobStateNames), newest
 // first; by default every job not completed.
-func ListJobs(ctx context.Context, st Store, w io.Writer, state string, limit int) error {
+func (js *Jobs) List(ctx context.Context, state string, limit int) ([]Job, error) {
 	states := []rivertype.JobState{
 		rivertype.JobStateAvailable, rivertype.JobStateCancelled, rivertype.JobStateDiscarded,
 		rivertype.JobStatePending, rivertype.JobStateRetryable, rivertype.JobStateRunning, rivertype.JobStateScheduled,
@@ -49,103 +106,75 @@ func ListJobs(ctx context.Context, st Store, w io.Writer, state string, limit in
 	if state != "" {
 		var ok bool
 		if states, ok = jobStateNames[state]; !ok {
-			return fmt.Errorf("unknown state %q; use one of %s", state, strings.Join(JobStateNames(), ", "))
+			return nil, fmt.Errorf("unknown state %q; use one of %s", state, strings.Join(JobStateNames(), ", "))
 		}
 	}
-	jobs, err := st.ListJobs(ctx, JobFilter{States: states, Limit: limit})
+	rows, err := js.store.ListJobs(ctx, storetype.JobFilter{States: states, Limit: limit})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if len(jobs) == 0 {
-		_, err := fmt.Fprintln(w, "no jobs")
-		return err
+	jobs := make([]Job, len(rows))
+	for i, r := range rows {
+		jobs[i] = jobOf(r)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tKIND\tSTATE\tATTEMPTS\tSUBJECT\tCREATED\tLAST ERROR")
-	for _, j := range jobs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", j.ID, j.Kind, stateName(j.State), j.Attempt, j.MaxAttempts,
-			jobSubject(j), j.CreatedAt.UTC().Format(time.RFC3339), oneLine(lastError(j), 100))
-	}
-	return tw.Flush()
+	return jobs, nil
 }
 
-// ShowJob prints one job: its subject, state, attempts, every error with its
-// time, and its payload (which holds no secret: claims and feedback only).
-func ShowJob(ctx context.Context, st Store, w io.Writer, id int64) error {
-	j, err := st.GetJob(ctx, id)
+// Get returns one job.
+func (js *Jobs) Get(ctx context.Context, id int64) (Job, error) {
+	r, err := js.store.GetJob(ctx, id)
 	if errors.Is(err, river.ErrNotFound) {
-		return fmt.Errorf("no job %d", id)
+		return Job{}, fmt.Errorf("no job %d", id)
 	}
 	if err != nil {
-		return err
+		return Job{}, err
 	}
-	fmt.Fprintf(w, "id:        %d\nkind:      %s\nstate:     %s\nsubject:   %s\nattempts:  %d of %d\ncreated:   %s\n",
-		j.ID, j.Kind, stateName(j.State), jobSubject(j), j.Attempt, j.MaxAttempts, j.CreatedAt.UTC().Format(time.RFC3339))
-	if !j.ScheduledAt.IsZero() && (j.State == rivertype.JobStateRetryable || j.State == rivertype.JobStateScheduled) {
-		fmt.Fprintf(w, "next try:  %s\n", j.ScheduledAt.UTC().Format(time.RFC3339))
-	}
-	if j.FinalizedAt != nil {
-		fmt.Fprintf(w, "finished:  %s\n", j.FinalizedAt.UTC().Format(time.RFC3339))
-	}
-	if len(j.Errors) > 0 {
-		fmt.Fprintln(w, "errors:")
-		for _, e := range j.Errors {
-			fmt.Fprintf(w, "  attempt %d at %s: %s\n", e.Attempt, e.At.UTC().Format(time.RFC3339), e.Error)
-		}
-	}
-	var payload any
-	if json.Unmarshal(j.EncodedArgs, &payload) == nil {
-		b, _ := json.MarshalIndent(payload, "", "  ")
-		fmt.Fprintf(w, "payload:\n%s\n", b)
-	}
-	return nil
+	return jobOf(r), nil
 }
 
-// RetryJob makes one job run again at once, however it ended.
-func RetryJob(ctx context.Context, st Store, w io.Writer, id int64) error {
-	j, err := st.RetryJob(ctx, id)
+// Retry makes one job run again at once, however it ended, and returns it.
+func (js *Jobs) Retry(ctx context.Context, id int64) (Job, error) {
+	r, err := js.store.RetryJob(ctx, id)
 	if errors.Is(err, river.ErrNotFound) {
-		return fmt.Errorf("no job %d", id)
+		return Job{}, fmt.Errorf("no job %d", id)
 	}
 	if err != nil {
-		return err
+		return Job{}, err
 	}
-	fmt.Fprintf(w, "job %d (%s %s) is %s\n", j.ID, j.Kind, jobSubject(j), stateName(j.State))
-	return nil
+	return jobOf(r), nil
 }
 
-// RetryFailedJobs makes every failed claim and feedback job (see
-// JobStateNames) run again, each once: a job that fails again while this
-// runs is left for the next call, so a running server cannot keep it going
-// forever. Failed upkeep jobs of earlier versions are left alone (their next
-// periodic run replaces them), and a job that cannot be retried is reported
-// without stopping the others.
-func RetryFailedJobs(ctx context.Context, st Store, w io.Writer) error {
-	f := JobFilter{States: jobStateNames["failed"], Kinds: []string{kindClaim, kindFeedback}, Limit: 100}
+// RetryFailed makes every failed claim and feedback job (see JobStateNames)
+// run again, each once: a job that fails again while this runs is left for
+// the next call, so a running server cannot keep it going forever. Failed
+// upkeep jobs of earlier versions are left alone (their next periodic run
+// replaces them), and a job that cannot be retried is reported without
+// stopping the others. It returns how many jobs it made available.
+func (js *Jobs) RetryFailed(ctx context.Context) (int, error) {
+	f := storetype.JobFilter{States: jobStateNames["failed"], Kinds: []string{kindClaim, kindFeedback}, Limit: 100}
 	retried := 0
 	var errs []error
 	// Newest first, a page after the other: a job retried here that fails
 	// again keeps its id and is not met twice.
 	for {
-		jobs, err := st.ListJobs(ctx, f)
+		rows, err := js.store.ListJobs(ctx, f)
 		if err != nil {
 			errs = append(errs, err)
 			break
 		}
-		for _, j := range jobs {
-			if _, err := st.RetryJob(ctx, j.ID); err != nil {
-				errs = append(errs, fmt.Errorf("retry job %d: %w", j.ID, err))
+		for _, r := range rows {
+			if _, err := js.store.RetryJob(ctx, r.ID); err != nil {
+				errs = append(errs, fmt.Errorf("retry job %d: %w", r.ID, err))
 				continue
 			}
 			retried++
 		}
-		if len(jobs) < f.Limit {
+		if len(rows) < f.Limit {
 			break
 		}
-		f.Before = jobs[len(jobs)-1].ID
+		f.Before = rows[len(rows)-1].ID
 	}
-	fmt.Fprintf(w, "%d failed jobs made available again\n", retried)
-	return errors.Join(errs...)
+	return retried, errors.Join(errs...)
 }
 
 // stateName is the operator's word for a River state.
@@ -176,25 +205,4 @@ func jobSubject(j *rivertype.JobRow) string {
 		}
 	}
 	return "-"
-}
-
-func lastError(j *rivertype.JobRow) string {
-	if len(j.Errors) == 0 {
-		return ""
-	}
-	return j.Errors[len(j.Errors)-1].Error
-}
-
-func oneLine(s string, max int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > max {
-		return s[:max] + "…"
-	}
-	return s
-}
-
-// OpenForAdmin readies st for the job commands: a queue client that lists
-// and retries jobs but works none, so it may run beside a serving mediator.
-func OpenForAdmin(ctx context.Context, st Store) error {
-	return st.StartQueue(ctx, &river.Config{})
 }

@@ -1,19 +1,19 @@
 package mediator_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cht-openimis/cht-openimis-mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
 )
 
 func TestJobs_ParkedClaimListedShownAndRetried(t *testing.T) {
@@ -25,38 +25,43 @@ func TestJobs_ParkedClaimListedShownAndRetried(t *testing.T) {
 	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, fixtureClaimUUID, fixtureInsureeUUID, "2025-06-30")).status)
 	b.waitLog(t, "job failed permanently")
 
-	var out bytes.Buffer
-	require.Eventually(t, func() bool { // River records the outcome a moment later
-		out.Reset()
-		require.NoError(t, mediator.ListJobs(ctx, b.store, &out, "failed", 10))
-		return strings.Contains(out.String(), "claim "+fixtureClaimUUID)
-	}, 15*time.Second, 10*time.Millisecond)
-	require.Contains(t, out.String(), "failed (permanent error)")
-	require.Contains(t, out.String(), "400")
-
-	jobs, err := b.store.ListJobs(ctx, mediator.JobFilter{States: []rivertype.JobState{rivertype.JobStateCancelled}, Limit: 10})
+	js, err := mediator.OpenJobs(ctx, b.store)
 	require.NoError(t, err)
-	require.Len(t, jobs, 1)
-	out.Reset()
-	require.NoError(t, mediator.ShowJob(ctx, b.store, &out, jobs[0].ID))
-	require.Contains(t, out.String(), "attempts:  1 of")
-	require.Contains(t, out.String(), "cht POST /api/v1/people: 400")
-	require.Contains(t, out.String(), `"insuree_uuid": "`+fixtureInsureeUUID+`"`)
-	require.NotContains(t, out.String(), mediatorPass)
+	var listed []mediator.Job
+	require.Eventually(t, func() bool { // River records the outcome a moment later
+		listed, err = js.List(ctx, "failed", 10)
+		require.NoError(t, err)
+		return len(listed) == 1
+	}, 15*time.Second, 10*time.Millisecond)
+	require.Equal(t, "claim "+fixtureClaimUUID, listed[0].Subject)
+	require.Equal(t, "failed (permanent error)", listed[0].State)
+	require.Contains(t, listed[0].LastError(), "400")
 
-	require.Error(t, mediator.ShowJob(ctx, b.store, &out, 999999))
-	require.ErrorContains(t, mediator.ListJobs(ctx, b.store, &out, "bogus", 10), "unknown state")
+	j, err := js.Get(ctx, listed[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, 1, j.Attempt)
+	require.Equal(t, mediator.MaxAttempts, j.MaxAttempts)
+	require.False(t, j.FinishedAt.IsZero())
+	require.Len(t, j.Errors, 1)
+	require.Contains(t, j.Errors[0].Error, "cht POST /api/v1/people: 400")
+	require.Contains(t, string(j.Payload), `"insuree_uuid":"`+fixtureInsureeUUID+`"`)
+	require.NotContains(t, string(j.Payload), mediatorPass)
 
-	out.Reset()
-	require.NoError(t, mediator.RetryFailedJobs(ctx, b.store, &out))
-	require.Equal(t, "1 failed jobs made available again\n", out.String())
+	_, err = js.Get(ctx, 999999)
+	require.ErrorContains(t, err, "no job 999999")
+	_, err = js.List(ctx, "bogus", 10)
+	require.ErrorContains(t, err, "unknown state")
+
+	n, err := js.RetryFailed(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
 	b.waitDelivered(t, fixtureClaimUUID)
 	require.Len(t, b.reportsFor(fixtureClaimUUID), 1)
 	require.Len(t, b.peopleFor(fixtureInsureeUUID), 1)
 
-	out.Reset()
-	require.NoError(t, mediator.ListJobs(ctx, b.store, &out, "failed", 10))
-	require.Equal(t, "no jobs\n", out.String())
+	listed, err = js.List(ctx, "failed", 10)
+	require.NoError(t, err)
+	require.Empty(t, listed)
 }
 
 // waitCancelled waits until n jobs failed permanently and returns them,
@@ -66,7 +71,7 @@ func (b *testBundle) waitCancelled(t *testing.T, n int) []*rivertype.JobRow {
 	var jobs []*rivertype.JobRow
 	require.Eventually(t, func() bool {
 		var err error
-		jobs, err = b.store.ListJobs(context.Background(), mediator.JobFilter{States: []rivertype.JobState{rivertype.JobStateCancelled}, Limit: 10})
+		jobs, err = b.store.ListJobs(context.Background(), storetype.JobFilter{States: []rivertype.JobState{rivertype.JobStateCancelled}, Limit: 10})
 		require.NoError(t, err)
 		return len(jobs) == n
 	}, 15*time.Second, 10*time.Millisecond)
@@ -81,10 +86,12 @@ func TestJobs_RetryAllFailedRetriesEachOnce(t *testing.T) {
 	b.cht.FailNextPath("/api/v1/people", 1000, http.StatusBadRequest)
 	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, fixtureClaimUUID, fixtureInsureeUUID, "2025-06-30")).status)
 	b.waitCancelled(t, 1)
+	js, err := mediator.OpenJobs(ctx, b.store)
+	require.NoError(t, err)
 	for range 3 {
-		var out bytes.Buffer
-		require.NoError(t, mediator.RetryFailedJobs(ctx, b.store, &out))
-		require.Equal(t, "1 failed jobs made available again\n", out.String())
+		n, err := js.RetryFailed(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
 		b.waitCancelled(t, 1) // it failed again
 	}
 	require.Empty(t, b.reportsFor(fixtureClaimUUID))
@@ -92,7 +99,7 @@ func TestJobs_RetryAllFailedRetriesEachOnce(t *testing.T) {
 
 // failingRetries is a store whose RetryJob fails for one job.
 type failingRetries struct {
-	mediator.Store
+	storetype.Store
 	id int64
 }
 
@@ -115,22 +122,24 @@ func TestJobs_RetryAllFailedGoesOnPastAnError(t *testing.T) {
 	jobs := b.waitCancelled(t, 2)
 
 	// The newest job cannot be retried: the other one still is.
-	var out bytes.Buffer
-	err := mediator.RetryFailedJobs(ctx, failingRetries{Store: b.store, id: jobs[0].ID}, &out)
+	js, err := mediator.OpenJobs(ctx, failingRetries{Store: b.store, id: jobs[0].ID})
+	require.NoError(t, err)
+	n, err := js.RetryFailed(ctx)
 	require.ErrorContains(t, err, fmt.Sprintf("retry job %d: UNIQUE constraint failed", jobs[0].ID))
-	require.Equal(t, "1 failed jobs made available again\n", out.String())
+	require.Equal(t, 1, n)
 	b.waitDelivered(t, fixtureClaimUUID)
 }
 
 // pagedStore holds failed claim jobs 1..n; retrying those in fail errs.
+// Its queue starts without a database.
 type pagedStore struct {
-	mediator.Store
+	storetype.Store
 	n       int64
 	fail    map[int64]bool
 	retried map[int64]int
 }
 
-func (s *pagedStore) ListJobs(_ context.Context, f mediator.JobFilter) ([]*rivertype.JobRow, error) {
+func (s *pagedStore) ListJobs(_ context.Context, f storetype.JobFilter) ([]*rivertype.JobRow, error) {
 	var out []*rivertype.JobRow
 	for id := s.n; id >= 1 && len(out) < f.Limit; id-- {
 		if f.Before == 0 || id < f.Before {
@@ -139,6 +148,8 @@ func (s *pagedStore) ListJobs(_ context.Context, f mediator.JobFilter) ([]*river
 	}
 	return out, nil
 }
+
+func (s *pagedStore) StartQueue(context.Context, *river.Config) error { return nil }
 
 func (s *pagedStore) RetryJob(_ context.Context, id int64) (*rivertype.JobRow, error) {
 	s.retried[id]++
@@ -156,11 +167,12 @@ func TestJobs_RetryAllFailedPagesThroughEveryJob(t *testing.T) {
 	for id := int64(151); id <= 250; id++ {
 		st.fail[id] = true
 	}
-	var out bytes.Buffer
-	err := mediator.RetryFailedJobs(context.Background(), st, &out)
+	js, err := mediator.OpenJobs(context.Background(), st)
+	require.NoError(t, err)
+	n, err := js.RetryFailed(context.Background())
 	require.ErrorContains(t, err, "retry job 250: refused")
 	require.ErrorContains(t, err, "retry job 151: refused")
-	require.Equal(t, "150 failed jobs made available again\n", out.String())
+	require.Equal(t, 150, n)
 	require.Len(t, st.retried, 250)
 	for id, n := range st.retried {
 		require.Equal(t, 1, n, "job %d", id)

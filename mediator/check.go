@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"time"
@@ -19,7 +18,19 @@ import (
 // from a present one (openIMIS answers an unknown insuree with 500).
 const probeUUID = "00000000-0000-4000-8000-000000000000"
 
-// checkResult is one line of the preflight check.
+// CheckResult is one line of the preflight check.
+type CheckResult struct {
+	Name string
+	// Status is "ok", "warn" (a problem that does not stop the mediator),
+	// "fail", or "skip" (a check it depends on failed).
+	Status string
+	// Detail is what was found, or the error.
+	Detail string
+	// Fix says what to do, when the check did not pass.
+	Fix string
+}
+
+// checkResult is what one check found.
 type checkResult struct {
 	detail string // what was found
 	fix    string // what to do, when it failed
@@ -34,16 +45,15 @@ type check struct {
 	run   func(ctx context.Context) (checkResult, error)
 }
 
-// Check verifies the configured systems without writing anything, prints
-// one line per check with what to fix, and reports whether all passed.
-func (m *Mediator) Check(ctx context.Context, w io.Writer) bool {
-	checks := m.checks()
+// Check verifies the configured systems, creating and renewing nothing in
+// them, and returns one result per check. The mediator's own store is opened
+// (created and migrated when new) to read the operator's settings.
+func (m *Mediator) Check(ctx context.Context) []CheckResult {
 	passed := map[string]bool{}
-	allOK := true
-	for _, c := range checks {
+	var results []CheckResult
+	for _, c := range m.checks() {
 		if c.needs != "" && !passed[c.needs] {
-			fmt.Fprintf(w, "SKIP  %s (needs: %s)\n", c.name, c.needs)
-			allOK = false
+			results = append(results, CheckResult{Name: c.name, Status: "skip", Detail: "needs: " + c.needs})
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 2*m.opts.UpstreamTimeout)
@@ -51,28 +61,16 @@ func (m *Mediator) Check(ctx context.Context, w io.Writer) bool {
 		cancel()
 		switch {
 		case err != nil:
-			allOK = false
-			fmt.Fprintf(w, "FAIL  %s: %v\n", c.name, err)
-			if res.fix != "" {
-				fmt.Fprintf(w, "      fix: %s\n", res.fix)
-			}
+			results = append(results, CheckResult{Name: c.name, Status: "fail", Detail: err.Error(), Fix: res.fix})
 		case res.warn:
 			passed[c.name] = true
-			fmt.Fprintf(w, "WARN  %s: %s\n", c.name, res.detail)
-			if res.fix != "" {
-				fmt.Fprintf(w, "      note: %s\n", res.fix)
-			}
+			results = append(results, CheckResult{Name: c.name, Status: "warn", Detail: res.detail, Fix: res.fix})
 		default:
 			passed[c.name] = true
-			fmt.Fprintf(w, "ok    %s: %s\n", c.name, res.detail)
+			results = append(results, CheckResult{Name: c.name, Status: "ok", Detail: res.detail})
 		}
 	}
-	if allOK {
-		fmt.Fprintln(w, "all checks passed")
-	} else {
-		fmt.Fprintln(w, "some checks failed")
-	}
-	return allOK
+	return results
 }
 
 func (m *Mediator) checks() []check {
@@ -162,7 +160,7 @@ func (m *Mediator) checks() []check {
 					fmt.Errorf("app_settings.forms has no %s form", m.opts.ClaimForm)
 			}
 			// The records API drops the keys a form does not define, without
-			// an error (CHT trap 3).
+			// an error (docs/upstreams/cht.md trap 3).
 			missing, err := missingFormFields(forms[m.opts.ClaimForm], m.opts.ClaimForm)
 			if err != nil {
 				return checkResult{fix: fmt.Sprintf("give the %s form a fields object (see the README)", m.opts.ClaimForm)}, err
@@ -203,7 +201,7 @@ func (m *Mediator) checks() []check {
 
 // checkSubscription reports the Claim subscription without creating one.
 func (m *Mediator) checkSubscription(ctx context.Context) (checkResult, error) {
-	if disabled, err := m.subscriptionDisabled(ctx); err == nil && disabled {
+	if disabled, err := m.subscriptions.disabled(ctx); err == nil && disabled {
 		return checkResult{warn: true, detail: "disabled by an operator",
 			fix: "mediator subscription renew re-enables it"}, nil
 	}
@@ -211,7 +209,7 @@ func (m *Mediator) checkSubscription(ctx context.Context) (checkResult, error) {
 	if err != nil {
 		return checkResult{}, err
 	}
-	want := m.wantSubscription(m.opts.Now())
+	want := m.subscriptions.want(m.opts.Now())
 	for _, s := range subs {
 		if s.Criteria == want.Criteria && s.Channel.Endpoint == want.Channel.Endpoint && s.Status == "active" {
 			return checkResult{detail: fmt.Sprintf("active (%s, ends %s)", s.ID, s.End)}, nil

@@ -1,9 +1,9 @@
 package mediator_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -29,8 +29,27 @@ func (b *testBundle) checkWith(t *testing.T, edit func(*mediator.Options)) (bool
 	}
 	m, err := mediator.New(opts)
 	require.NoError(t, err)
-	var out bytes.Buffer
-	ok := m.Check(context.Background(), &out)
+	return report(m.Check(context.Background()))
+}
+
+// report renders check results one a line, as "STATUS  name: detail" with
+// the fix on the next line, and reports whether none failed or was skipped.
+func report(results []mediator.CheckResult) (bool, string) {
+	var out strings.Builder
+	ok := true
+	for _, r := range results {
+		status := map[string]string{"ok": "ok  ", "warn": "WARN", "fail": "FAIL", "skip": "SKIP"}[r.Status]
+		ok = ok && (r.Status == "ok" || r.Status == "warn")
+		fmt.Fprintf(&out, "%s  %s: %s\n", status, r.Name, r.Detail)
+		if r.Fix != "" {
+			fmt.Fprintf(&out, "      fix: %s\n", r.Fix)
+		}
+	}
+	if ok {
+		out.WriteString("all checks passed\n")
+	} else {
+		out.WriteString("some checks failed\n")
+	}
 	return ok, out.String()
 }
 
@@ -126,15 +145,17 @@ func TestSubscriptionCommands_DeleteIsNotUndoneRenewIs(t *testing.T) {
 	first := b.waitSubscriptions(t, 1)[0].ID
 	ctx := context.Background()
 
-	var out bytes.Buffer
-	require.NoError(t, b.m.ShowSubscription(ctx, &out))
-	require.Contains(t, out.String(), "id:        "+first)
-	require.Contains(t, out.String(), "header:    Authorization: Basic ****")
-	require.NotContains(t, out.String(), mediatorPass)
+	shown, err := b.m.Subscription(ctx)
+	require.NoError(t, err)
+	require.False(t, shown.Disabled)
+	require.Len(t, shown.Subscriptions, 1)
+	require.Equal(t, first, shown.Subscriptions[0].ID)
+	require.Equal(t, []string{"Authorization: Basic ****"}, shown.Subscriptions[0].Channel.Header)
+	require.NotContains(t, fmt.Sprint(shown), mediatorPass)
 
-	out.Reset()
-	require.NoError(t, b.m.DeleteSubscription(ctx, &out))
-	require.Contains(t, out.String(), "deleted subscription "+first)
+	deleted, err := b.m.DeleteSubscription(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{first}, deleted)
 	require.Empty(t, b.oi.Subscriptions())
 	// Several upkeep periods pass: the server leaves it deleted.
 	require.Eventually(t, func() bool {
@@ -145,10 +166,15 @@ func TestSubscriptionCommands_DeleteIsNotUndoneRenewIs(t *testing.T) {
 	require.True(t, ok, report)
 	require.Contains(t, report, "WARN  openIMIS Claim subscription: disabled by an operator")
 
-	out.Reset()
-	require.NoError(t, b.m.RenewSubscription(ctx, &out))
+	shown, err = b.m.Subscription(ctx)
+	require.NoError(t, err)
+	require.True(t, shown.Disabled)
+	require.Empty(t, shown.Subscriptions)
+
+	renewed, err := b.m.RenewSubscription(ctx)
+	require.NoError(t, err)
 	subs := b.oi.Subscriptions()
 	require.Len(t, subs, 1)
 	require.NotEqual(t, first, subs[0].ID)
-	require.Contains(t, out.String(), subs[0].ID)
+	require.Equal(t, subs[0].ID, renewed)
 }

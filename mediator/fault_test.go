@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cht-openimis/cht-openimis-mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
 	"github.com/cht-openimis/cht-openimis-mediator/openimis/openimistest"
 )
 
@@ -192,7 +193,7 @@ func (b *testBundle) completedClaimJobs(t *testing.T, n int) ([]*rivertype.JobRo
 	t.Helper()
 	var done []*rivertype.JobRow
 	require.Eventually(t, func() bool {
-		jobs, err := b.store.ListJobs(t.Context(), mediator.JobFilter{States: []rivertype.JobState{rivertype.JobStateCompleted}, Limit: 100})
+		jobs, err := b.store.ListJobs(t.Context(), storetype.JobFilter{States: []rivertype.JobState{rivertype.JobStateCompleted}, Limit: 100})
 		require.NoError(t, err)
 		done = slices.DeleteFunc(jobs, func(j *rivertype.JobRow) bool { return j.Kind != "claim" })
 		return len(done) == n

@@ -3,7 +3,6 @@ package mediator
 import (
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
@@ -20,9 +19,9 @@ type claimAnswer struct {
 
 // handleClaimResponse receives a ClaimResponse notification from openIMIS,
 // stores its job durably and answers at once.
-func (m *Mediator) handleClaimResponse() gin.HandlerFunc {
+func (a *api) handleClaimResponse() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		body, ok := m.readJSONBody(c, maxClaimBody)
+		body, ok := a.readJSONBody(c, maxClaimBody)
 		if !ok {
 			return
 		}
@@ -32,14 +31,14 @@ func (m *Mediator) handleClaimResponse() gin.HandlerFunc {
 			var fe mapping.FieldErrors
 			errors.As(err, &fe)
 			log.Warn().Str("problems", err.Error()).Msg("claim response refused")
-			m.fail(c, http.StatusBadRequest, "not a usable ClaimResponse", fe...)
+			a.fail(c, http.StatusBadRequest, "not a usable ClaimResponse", fe...)
 			return
 		}
 		ctx := log.With().Str("claim_uuid", claim.UUID).Logger().WithContext(c.Request.Context())
-		inserted, err := m.opts.Store.Enqueue(ctx, kindClaim, claimKey(claim.UUID), claimArgs{Claim: claim})
+		inserted, err := a.store.Enqueue(ctx, kindClaim, claimKey(claim.UUID), claimArgs{Claim: claim})
 		if err != nil {
 			zerolog.Ctx(ctx).Error().Err(err).Msg("store claim")
-			m.fail(c, http.StatusServiceUnavailable, "the claim could not be stored; send it again")
+			a.fail(c, http.StatusServiceUnavailable, "the claim could not be stored; send it again")
 			return
 		}
 		status := "accepted"
@@ -47,10 +46,6 @@ func (m *Mediator) handleClaimResponse() gin.HandlerFunc {
 			status = "duplicate"
 		}
 		zerolog.Ctx(ctx).Info().Str("status", status).Msg("claim received")
-		m.respond(c, http.StatusOK, claimAnswer{Status: status, Claim: claim.UUID})
+		a.respond(c, http.StatusOK, claimAnswer{Status: status, Claim: claim.UUID})
 	}
 }
-
-// claimKey is the receipt key of a claim: its UUID, lower-cased so that one
-// claim is one key whatever case openIMIS sends.
-func claimKey(uuid string) string { return strings.ToLower(uuid) }

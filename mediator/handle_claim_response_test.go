@@ -14,7 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cht-openimis/cht-openimis-mediator/mapping"
-	"github.com/cht-openimis/cht-openimis-mediator/mediator"
 	"github.com/cht-openimis/cht-openimis-mediator/openimis/openimistest"
 )
 
@@ -77,7 +76,7 @@ func TestClaimResponse_TrailingSlash(t *testing.T) {
 	// A refused body is a FHIR OperationOutcome, as without the slash.
 	resp = b.post(t, path, "application/json", []byte(`{"resourceType":"Claim"}`), true)
 	require.Equal(t, http.StatusBadRequest, resp.status)
-	var oo mediator.OperationOutcome
+	var oo struct{ ResourceType string }
 	require.NoError(t, json.Unmarshal(resp.body, &oo), string(resp.body))
 	require.Equal(t, "OperationOutcome", oo.ResourceType)
 	resp = b.post(t, path, "application/json", []byte(`{}`), false)

@@ -22,9 +22,9 @@ type feedbackAnswer struct {
 //
 // A 400 is deliberate for input that is not usable: the push stays in the
 // CHT's outbound queue and heals once the form or the mediator is fixed.
-func (m *Mediator) handleClaimsFeedback() gin.HandlerFunc {
+func (a *api) handleClaimsFeedback() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		body, ok := m.readJSONBody(c, maxFeedbackBody)
+		body, ok := a.readJSONBody(c, maxFeedbackBody)
 		if !ok {
 			return
 		}
@@ -34,14 +34,14 @@ func (m *Mediator) handleClaimsFeedback() gin.HandlerFunc {
 			var fe mapping.FieldErrors
 			errors.As(err, &fe)
 			log.Warn().Str("problems", err.Error()).Msg("claims feedback refused")
-			m.fail(c, http.StatusBadRequest, "not a usable claims_feedback report", fe...)
+			a.fail(c, http.StatusBadRequest, "not a usable claims_feedback report", fe...)
 			return
 		}
 		ctx := log.With().Str("doc_id", fb.DocID).Str("claim_uuid", fb.ClaimUUID).Logger().WithContext(c.Request.Context())
-		inserted, err := m.opts.Store.Enqueue(ctx, kindFeedback, fb.DocID, feedbackArgs{Feedback: fb})
+		inserted, err := a.store.Enqueue(ctx, kindFeedback, fb.DocID, feedbackArgs{Feedback: fb})
 		if err != nil {
 			zerolog.Ctx(ctx).Error().Err(err).Msg("store feedback")
-			m.fail(c, http.StatusServiceUnavailable, "the feedback could not be stored; send it again")
+			a.fail(c, http.StatusServiceUnavailable, "the feedback could not be stored; send it again")
 			return
 		}
 		// The answer is the spec's {"status":"accepted"} for a repeat too:
@@ -52,6 +52,6 @@ func (m *Mediator) handleClaimsFeedback() gin.HandlerFunc {
 			received = "duplicate"
 		}
 		zerolog.Ctx(ctx).Info().Str("status", received).Msg("feedback received")
-		m.respond(c, http.StatusAccepted, feedbackAnswer{Status: "accepted", ID: fb.DocID})
+		a.respond(c, http.StatusAccepted, feedbackAnswer{Status: "accepted", ID: fb.DocID})
 	}
 }

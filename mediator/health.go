@@ -9,9 +9,9 @@ import (
 )
 
 // handleHealth answers 200 while the process runs.
-func (m *Mediator) handleHealth() gin.HandlerFunc {
+func (a *api) handleHealth() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		m.respond(c, http.StatusOK, map[string]string{"status": "ok"})
+		a.respond(c, http.StatusOK, map[string]string{"status": "ok"})
 	}
 }
 
@@ -26,21 +26,21 @@ type readyBody struct {
 
 // handleReady answers 200 when the store is usable and an openIMIS login has
 // succeeded, else 503 with the reasons.
-func (m *Mediator) handleReady() gin.HandlerFunc {
+func (a *api) handleReady() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 		defer cancel()
 		var reasons []string
-		if err := m.opts.Store.Ping(ctx); err != nil {
+		if err := a.store.Ping(ctx); err != nil {
 			reasons = append(reasons, "store unavailable")
 		}
-		if !m.opts.OpenIMIS.LoggedIn() {
+		if !a.loggedIn() {
 			reasons = append(reasons, "openIMIS login has not succeeded yet")
 		}
 		if len(reasons) > 0 {
-			m.respond(c, http.StatusServiceUnavailable, readyBody{Status: "not ready", Reasons: reasons, OpenHIM: m.openhim.get()})
+			a.respond(c, http.StatusServiceUnavailable, readyBody{Status: "not ready", Reasons: reasons, OpenHIM: a.openhim()})
 			return
 		}
-		m.respond(c, http.StatusOK, readyBody{Status: "ready", OpenHIM: m.openhim.get()})
+		a.respond(c, http.StatusOK, readyBody{Status: "ready", OpenHIM: a.openhim()})
 	}
 }

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/rs/zerolog"
 
 	"github.com/cht-openimis/cht-openimis-mediator/mapping"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis"
 )
 
 // settingWatermark is the store setting holding the start of the last
@@ -22,7 +25,7 @@ const catchupPageSize = 100
 // catchupArgs is the periodic job that polls openIMIS for claims the
 // subscription did not bring: openIMIS never retries a notification, sends
 // none for claims entered in its web UI, and older releases refuse Claim
-// subscriptions altogether (openIMIS contract §3, §6).
+// subscriptions altogether (docs/upstreams/openimis.md §3, §6).
 type catchupArgs struct{}
 
 // Kind implements river.JobArgs.
@@ -34,14 +37,55 @@ func (catchupArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: queueMaintenance, UniqueOpts: uniqueWhileQueued}
 }
 
+// catchup polls openIMIS for the claims the subscription did not bring.
+type catchup struct {
+	oi    *openimis.Client
+	store storetype.Store
+	log   zerolog.Logger
+	now   func() time.Time
+	// lookback is how far back the very first poll looks; overlap how far
+	// before the previous poll's start each poll looks again.
+	lookback, overlap time.Duration
+
+	// pollEvery is the poll period (a time.Duration; 0: off), which OpenHIM
+	// runtime configuration may change.
+	pollEvery atomic.Int64
+	// lastPoll is when the last complete poll started (Unix ns).
+	lastPoll atomic.Int64
+}
+
+func newCatchup(opts Options) *catchup {
+	c := &catchup{
+		oi: opts.OpenIMIS, store: opts.Store, log: opts.Logger, now: opts.Now,
+		lookback: opts.CatchupLookback, overlap: opts.CatchupOverlap,
+	}
+	c.pollEvery.Store(int64(opts.ClaimPollInterval))
+	return c
+}
+
+// interval returns the poll period; 0 when polling is off.
+func (c *catchup) interval() time.Duration { return time.Duration(c.pollEvery.Load()) }
+
+// setInterval changes the poll period; 0 turns polling off.
+func (c *catchup) setInterval(d time.Duration) { c.pollEvery.Store(int64(d)) }
+
+// lastSuccess returns the start of the last complete poll; zero when none
+// completed in this process.
+func (c *catchup) lastSuccess() time.Time {
+	if ns := c.lastPoll.Load(); ns > 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
 // pollSchedule runs the catch-up poll every ClaimPollInterval, read at each
 // scheduling so that OpenHIM runtime configuration takes effect. While
 // polling is off it looks again every minute.
-type pollSchedule struct{ m *Mediator }
+type pollSchedule struct{ c *catchup }
 
 // Next implements river.PeriodicSchedule.
 func (s pollSchedule) Next(t time.Time) time.Time {
-	if d := time.Duration(s.m.pollInterval.Load()); d > 0 {
+	if d := s.c.interval(); d > 0 {
 		return t.Add(d)
 	}
 	return t.Add(time.Minute)
@@ -49,7 +93,7 @@ func (s pollSchedule) Next(t time.Time) time.Time {
 
 type catchupWorker struct {
 	river.WorkerDefaults[catchupArgs]
-	m *Mediator
+	c *catchup
 }
 
 // catchupProgress is a poll under way, saved after each page so that a
@@ -74,28 +118,27 @@ func (w *catchupWorker) Timeout(*river.Job[catchupArgs]) time.Duration { return 
 // The watermark moves only after every page was read. Pages are ordered by
 // creation, oldest first, so a poll resumes at its saved page. Each attempt
 // shifts its bound by a second, because openIMIS caches a query's total for
-// an hour and would cut a repeated query's last page short (trap 14).
+// an hour and would cut a repeated query's last page short (docs/upstreams/openimis.md trap 14).
 func (w *catchupWorker) Work(ctx context.Context, job *river.Job[catchupArgs]) error {
-	m := w.m
-	if m.pollInterval.Load() == 0 {
+	c := w.c
+	if c.interval() == 0 {
 		return nil
 	}
-	log := m.log.With().Int64("job_id", job.ID).Str("job_kind", job.Kind).Int("attempt", job.Attempt).Logger()
-	ctx = log.WithContext(ctx)
-	return periodicOutcome(ctx, job.Attempt, job.MaxAttempts, w.poll(ctx, job))
+	ctx = jobLog(c.log, job.JobRow).Logger().WithContext(ctx)
+	return periodicOutcome(ctx, job.Attempt, job.MaxAttempts, c.poll(ctx, job.Attempt))
 }
 
-// poll is one catch-up poll (see Work).
-func (w *catchupWorker) poll(ctx context.Context, job *river.Job[catchupArgs]) error {
-	m, log := w.m, zerolog.Ctx(ctx)
-	pr, err := m.catchupStart(ctx)
+// poll is one catch-up poll (see catchupWorker.Work).
+func (c *catchup) poll(ctx context.Context, attempt int) error {
+	log := zerolog.Ctx(ctx)
+	pr, err := c.start(ctx)
 	if err != nil {
 		return err
 	}
-	since := pr.Since.Add(-time.Duration(job.Attempt-1) * time.Second)
+	since := pr.Since.Add(-time.Duration(attempt-1) * time.Second)
 	var seen, enqueued, invalid int
 	for page := pr.Page; ; page++ {
-		p, err := m.opts.OpenIMIS.SearchClaimResponses(ctx, since, page, catchupPageSize)
+		p, err := c.oi.SearchClaimResponses(ctx, since, page, catchupPageSize)
 		if err != nil {
 			return fmt.Errorf("search claims since %s, page %d: %w", since.Format(time.RFC3339), page, err)
 		}
@@ -107,7 +150,7 @@ func (w *catchupWorker) poll(ctx context.Context, job *river.Job[catchupArgs]) e
 				log.Warn().Str("claim_uuid", cr.ID).Str("problems", err.Error()).Msg("catch-up: skipping an unusable ClaimResponse")
 				continue
 			}
-			inserted, err := m.opts.Store.Enqueue(ctx, kindClaim, claimKey(claim.UUID), claimArgs{Claim: claim})
+			inserted, err := c.store.Enqueue(ctx, kindClaim, claimKey(claim.UUID), claimArgs{Claim: claim})
 			if err != nil {
 				return err
 			}
@@ -120,17 +163,17 @@ func (w *catchupWorker) poll(ctx context.Context, job *river.Job[catchupArgs]) e
 			break
 		}
 		pr.Page = page + 1
-		if err := m.saveCatchup(ctx, pr); err != nil {
+		if err := c.save(ctx, pr); err != nil {
 			return err
 		}
 	}
-	if err := m.opts.Store.SetSetting(ctx, settingWatermark, pr.Started.Format(time.RFC3339Nano)); err != nil {
+	if err := c.store.SetSetting(ctx, settingWatermark, pr.Started.Format(time.RFC3339Nano)); err != nil {
 		return err
 	}
-	if err := m.opts.Store.SetSetting(ctx, settingCatchupProgress, ""); err != nil {
+	if err := c.store.SetSetting(ctx, settingCatchupProgress, ""); err != nil {
 		return err
 	}
-	m.lastPoll.Store(pr.Started.UnixNano())
+	c.lastPoll.Store(pr.Started.UnixNano())
 	ev := log.Info()
 	if enqueued == 0 && invalid == 0 {
 		ev = log.Debug()
@@ -141,8 +184,8 @@ func (w *catchupWorker) poll(ctx context.Context, job *river.Job[catchupArgs]) e
 
 // catchupStart returns the poll under way, or a new one from the watermark
 // (less the overlap; the look-back for the very first poll).
-func (m *Mediator) catchupStart(ctx context.Context) (catchupProgress, error) {
-	if v, ok, err := m.opts.Store.Setting(ctx, settingCatchupProgress); err != nil {
+func (c *catchup) start(ctx context.Context) (catchupProgress, error) {
+	if v, ok, err := c.store.Setting(ctx, settingCatchupProgress); err != nil {
 		return catchupProgress{}, err
 	} else if ok && v != "" {
 		var pr catchupProgress
@@ -150,22 +193,22 @@ func (m *Mediator) catchupStart(ctx context.Context) (catchupProgress, error) {
 			return pr, nil
 		}
 	}
-	started := m.opts.Now().UTC()
-	since := started.Add(-m.opts.CatchupLookback)
-	if v, ok, err := m.opts.Store.Setting(ctx, settingWatermark); err != nil {
+	started := c.now().UTC()
+	since := started.Add(-c.lookback)
+	if v, ok, err := c.store.Setting(ctx, settingWatermark); err != nil {
 		return catchupProgress{}, err
 	} else if ok {
 		if since, err = time.Parse(time.RFC3339Nano, v); err != nil {
 			return catchupProgress{}, fmt.Errorf("read catch-up watermark %q: %w", v, err)
 		}
 	}
-	return catchupProgress{Page: 1, Since: since.Add(-m.opts.CatchupOverlap), Started: started}, nil
+	return catchupProgress{Page: 1, Since: since.Add(-c.overlap), Started: started}, nil
 }
 
-func (m *Mediator) saveCatchup(ctx context.Context, pr catchupProgress) error {
+func (c *catchup) save(ctx context.Context, pr catchupProgress) error {
 	b, err := json.Marshal(pr)
 	if err != nil {
 		return err
 	}
-	return m.opts.Store.SetSetting(ctx, settingCatchupProgress, string(b))
+	return c.store.SetSetting(ctx, settingCatchupProgress, string(b))
 }

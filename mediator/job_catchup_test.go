@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cht-openimis/cht-openimis-mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
 	"github.com/cht-openimis/cht-openimis-mediator/openimis/openimistest"
 )
 
@@ -151,7 +152,7 @@ func TestCatchup_PermanentFailureIsNotKept(t *testing.T) {
 		return strings.Count(b.logs.String(), "periodic job failed; its next run tries again") >= 2
 	}, 15*time.Second, 10*time.Millisecond, "two polls failed")
 	require.Contains(t, b.logs.String(), "search claims since")
-	jobs, err := b.store.ListJobs(t.Context(), mediator.JobFilter{States: []rivertype.JobState{rivertype.JobStateCancelled, rivertype.JobStateDiscarded}, Limit: 100})
+	jobs, err := b.store.ListJobs(t.Context(), storetype.JobFilter{States: []rivertype.JobState{rivertype.JobStateCancelled, rivertype.JobStateDiscarded}, Limit: 100})
 	require.NoError(t, err)
 	require.Empty(t, jobs)
 	require.NotContains(t, b.logs.String(), "kept for an operator")

@@ -33,26 +33,25 @@ func (feedbackArgs) Kind() string { return kindFeedback }
 // report id.
 type feedbackWorker struct {
 	river.WorkerDefaults[feedbackArgs]
-	m *Mediator
+	d *delivery
 }
 
 // Work implements river.Worker. openIMIS keeps one feedback per claim and
 // refuses a second with "Feedback exists for this claim": after a lost
 // answer, that refusal is the proof of delivery.
 func (w *feedbackWorker) Work(ctx context.Context, job *river.Job[feedbackArgs]) error {
-	m, fb := w.m, job.Args.Feedback
-	log := m.log.With().Int64("job_id", job.ID).Str("job_kind", kindFeedback).Int("attempt", job.Attempt).
-		Str("doc_id", fb.DocID).Str("claim_uuid", fb.ClaimUUID).Logger()
+	d, fb := w.d, job.Args.Feedback
+	log := jobLog(d.log, job.JobRow).Str("doc_id", fb.DocID).Str("claim_uuid", fb.ClaimUUID).Logger()
 	ctx = log.WithContext(ctx)
 
-	if done, err := m.delivered(ctx, job.Attempt, kindFeedback, fb.DocID); err != nil || done {
+	if done, err := d.delivered(ctx, job.Attempt, kindFeedback, fb.DocID); err != nil || done {
 		return err
 	}
 	var result string
-	err := m.withUpstream(ctx, func() (err error) {
+	err := d.withUpstream(ctx, func() (err error) {
 		if fb.InsureeUUID == "" {
 			// The CHT person lacked openimis_id; the claim names the insuree.
-			cr, err := m.opts.OpenIMIS.GetClaimResponse(ctx, fb.ClaimUUID)
+			cr, err := d.oi.GetClaimResponse(ctx, fb.ClaimUUID)
 			if err != nil {
 				return fmt.Errorf("find the insuree of the claim: %w", err)
 			}
@@ -60,7 +59,7 @@ func (w *feedbackWorker) Work(ctx context.Context, job *river.Job[feedbackArgs])
 				return fmt.Errorf("claim %s names no insuree: %w", fb.ClaimUUID, mapping.ErrNoInsuree)
 			}
 		}
-		result, err = m.deliverFeedback(ctx, mapping.QuestionnaireResponse(fb))
+		result, err = d.deliverFeedback(ctx, mapping.QuestionnaireResponse(fb))
 		if openimis.FeedbackExists(err) {
 			log.Info().Msg("openIMIS already holds feedback for this claim; counted as delivered")
 			result, err = "exists", nil
@@ -70,7 +69,7 @@ func (w *feedbackWorker) Work(ctx context.Context, job *river.Job[feedbackArgs])
 	if err != nil {
 		return jobOutcome(ctx, err)
 	}
-	if err := m.opts.Store.MarkDelivered(ctx, kindFeedback, fb.DocID, result); err != nil {
+	if err := d.store.MarkDelivered(ctx, kindFeedback, fb.DocID, result); err != nil {
 		return err
 	}
 	log.Info().Str("result", result).Msg("feedback delivered to openIMIS")
@@ -81,15 +80,15 @@ func (w *feedbackWorker) Work(ctx context.Context, job *river.Job[feedbackArgs])
 // Communication, as FEEDBACK_RESOURCE says. In auto mode a 404 or 405 to the
 // QuestionnaireResponse means openIMIS has no such endpoint (openIMIS contract
 // §5); the mediator remembers that until it restarts.
-func (m *Mediator) deliverFeedback(ctx context.Context, qr openimis.QuestionnaireResponse) (string, error) {
-	mode := m.opts.FeedbackResource
-	if mode == FeedbackQuestionnaireResponse || mode == FeedbackAuto && !m.noQuestionnaireResponse.Load() {
-		id, err := m.opts.OpenIMIS.CreateQuestionnaireResponse(ctx, qr)
+func (d *delivery) deliverFeedback(ctx context.Context, qr openimis.QuestionnaireResponse) (string, error) {
+	mode := d.feedbackResource
+	if mode == FeedbackQuestionnaireResponse || mode == FeedbackAuto && !d.noQuestionnaireResponse.Load() {
+		id, err := d.oi.CreateQuestionnaireResponse(ctx, qr)
 		switch {
 		case err == nil:
 			return "QuestionnaireResponse/" + id, nil
 		case mode == FeedbackAuto && openimis.NoQuestionnaireResponse(err):
-			if !m.noQuestionnaireResponse.Swap(true) {
+			if !d.noQuestionnaireResponse.Swap(true) {
 				zerolog.Ctx(ctx).Info().Msg("openIMIS has no QuestionnaireResponse endpoint; sending feedback as Communication")
 			}
 		default:
@@ -100,7 +99,7 @@ func (m *Mediator) deliverFeedback(ctx context.Context, qr openimis.Questionnair
 	if err != nil {
 		return "", err
 	}
-	id, err := m.opts.OpenIMIS.CreateCommunication(ctx, comm)
+	id, err := d.oi.CreateCommunication(ctx, comm)
 	if err != nil {
 		return "", fmt.Errorf("post Communication: %w", err)
 	}

@@ -88,44 +88,10 @@ func classify(err error) error {
 	return err
 }
 
-// queueSlotsPerWorker is how many delivery jobs the queue runs per WORKERS
-// slot. Only WORKERS of them talk to openIMIS and the CHT at once (the
-// upstream slots); the others fetch, check and record in the store
-// meanwhile, so that the store's latency does not leave an upstream slot
-// idle.
-const queueSlotsPerWorker = 4
-
-// withUpstream runs f in one of the WORKERS upstream slots. A job that
-// finds no slot free within an upstream timeout (the upstreams are slow or
-// down and the slots busy), or is stopped while waiting, is snoozed rather
-// than failed: it has done nothing yet, and waiting must use up neither its
-// attempts nor its job timeout.
-func (m *Mediator) withUpstream(ctx context.Context, f func() error) error {
-	wait := time.NewTimer(m.opts.UpstreamTimeout)
-	defer wait.Stop()
-	select {
-	case m.upstream <- struct{}{}:
-	case <-wait.C:
-		return river.JobSnooze(time.Second)
-	case <-ctx.Done():
-		return river.JobSnooze(0)
-	}
-	defer func() { <-m.upstream }()
-	return f()
-}
-
-// delivered reports whether an earlier run of a job finished its work. A
-// first attempt cannot have: the receipt makes it the only job for its key,
-// and a rescued, re-queued or operator-retried job counts a later attempt.
-func (m *Mediator) delivered(ctx context.Context, attempt int, kind, key string) (bool, error) {
-	if attempt <= 1 {
-		return false, nil
-	}
-	result, done, err := m.opts.Store.Delivered(ctx, kind, key)
-	if done {
-		zerolog.Ctx(ctx).Info().Str("result", result).Msg("already delivered by an earlier run")
-	}
-	return done, err
+// jobLog starts the logger of one job attempt: the base logger with the
+// job's id, kind and attempt.
+func jobLog(base zerolog.Logger, job *rivertype.JobRow) zerolog.Context {
+	return base.With().Int64("job_id", job.ID).Str("job_kind", job.Kind).Int("attempt", job.Attempt)
 }
 
 // retryPolicy is exponential backoff with ±10% jitter: base doubled per

@@ -1,7 +1,22 @@
 // Package mediator connects openIMIS and the CHT: it owns the HTTP interface,
 // the durable job queue and the orchestration of the claim and feedback paths.
-// It talks to the systems through the typed clients of packages openimis and
-// cht, translates with package mapping, and keeps state in a Store.
+// It talks to the systems through the typed clients of packages openimis, cht
+// and openhim, translates with package mapping, and keeps state in a
+// storetype.Store.
+//
+// A Mediator is composed of parts with one job each, and each River worker
+// holds only the part it uses:
+//
+//   - delivery (delivery.go, job_claim.go, job_feedback.go): the claim and
+//     feedback workers' clients, store, person cache and upstream slots;
+//   - subscriptions (subscription.go): the openIMIS Claim subscription's
+//     upkeep and the operator's show, delete and renew;
+//   - catchup (job_catchup.go): the periodic poll for claims the subscription
+//     missed;
+//   - openHIMLink (openhim_link.go): registration, heartbeats and runtime
+//     configuration;
+//   - api (api.go, handle_*.go, respond.go): the HTTP interface;
+//   - Server (server.go): the listening socket, from bind to shutdown.
 package mediator
 
 import (
@@ -9,12 +24,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -22,6 +33,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cht-openimis/cht-openimis-mediator/cht"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
 	"github.com/cht-openimis/cht-openimis-mediator/openhim"
 	"github.com/cht-openimis/cht-openimis-mediator/openimis"
 )
@@ -33,9 +45,12 @@ type Options struct {
 	OpenIMIS *openimis.Client
 	CHT      *cht.Client
 	// Store is the durable state.
-	Store Store
+	Store storetype.Store
 	// Logger receives every log line. Defaults to a disabled logger.
 	Logger zerolog.Logger
+	// SetLogLevel, when set, changes the level of Logger; OpenHIM runtime
+	// configuration calls it.
+	SetLogLevel func(zerolog.Level)
 
 	// Username and Password are the Basic credentials callers of /mediator/*
 	// must present. The openIMIS subscription carries them in its header.
@@ -60,8 +75,9 @@ type Options struct {
 	// several. Defaults to 30 seconds.
 	UpstreamTimeout time.Duration
 	// Workers is how many jobs talk to openIMIS and the CHT at once.
-	// Defaults to 8. The queue runs more jobs than that (see upstreamSlots),
-	// so that their store reads and writes overlap other jobs' requests.
+	// Defaults to 8. The queue runs more jobs than that (see
+	// queueSlotsPerWorker), so that their store reads and writes overlap
+	// other jobs' requests.
 	Workers int
 	// RetryBase and RetryMax shape the exponential backoff between attempts of
 	// a failing job: RetryBase doubled per attempt, at most RetryMax, with
@@ -71,9 +87,6 @@ type Options struct {
 	// FetchInterval is how often workers look for new jobs when idle.
 	// Defaults to 20 milliseconds.
 	FetchInterval time.Duration
-	// LogLevel, when set, is the level of Logger that OpenHIM runtime
-	// configuration may change.
-	LogLevel *LogLevel
 	// ClaimPollInterval is the catch-up poll period; 0 disables it. OpenHIM
 	// runtime configuration may change it.
 	ClaimPollInterval time.Duration
@@ -105,39 +118,88 @@ type Options struct {
 	Now func() time.Time
 }
 
+// withDefaults checks the required options and fills in the defaults.
+func (o Options) withDefaults() (Options, error) {
+	var missing []string
+	if o.OpenIMIS == nil {
+		missing = append(missing, "OpenIMIS")
+	}
+	if o.CHT == nil {
+		missing = append(missing, "CHT")
+	}
+	if o.Store == nil {
+		missing = append(missing, "Store")
+	}
+	if o.Username == "" || o.Password == "" {
+		missing = append(missing, "Username/Password")
+	}
+	if o.CallbackEndpoint == "" {
+		missing = append(missing, "CallbackEndpoint")
+	}
+	if o.PlaceID == "" {
+		missing = append(missing, "PlaceID")
+	}
+	if len(missing) > 0 {
+		return o, fmt.Errorf("mediator: missing options %v", missing)
+	}
+	switch o.FeedbackResource {
+	case "":
+		o.FeedbackResource = FeedbackAuto
+	case FeedbackAuto, FeedbackQuestionnaireResponse, FeedbackCommunication:
+	default:
+		return o, fmt.Errorf("mediator: unknown feedback resource %q", o.FeedbackResource)
+	}
+	if o.OpenHIM != nil && o.Registration.URN == "" {
+		return o, errors.New("mediator: OpenHIM needs a Registration")
+	}
+	orDefault := func(d *time.Duration, def time.Duration) {
+		if *d <= 0 {
+			*d = def
+		}
+	}
+	orDefault(&o.SubscriptionCheck, time.Hour)
+	orDefault(&o.UpstreamTimeout, 30*time.Second)
+	orDefault(&o.RetryBase, time.Second)
+	orDefault(&o.RetryMax, 5*time.Minute)
+	orDefault(&o.FetchInterval, 20*time.Millisecond)
+	orDefault(&o.CatchupLookback, 24*time.Hour)
+	orDefault(&o.CatchupOverlap, 10*time.Minute)
+	orDefault(&o.HeartbeatInterval, 10*time.Second)
+	orDefault(&o.ConfigRefresh, 5*time.Minute)
+	if o.ClaimForm == "" {
+		o.ClaimForm = "OP"
+	}
+	if o.SubscriptionEnd == nil {
+		o.SubscriptionEnd = func(now time.Time) time.Time { return now.AddDate(1, 0, 0) }
+	}
+	if o.Workers <= 0 {
+		o.Workers = 8
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics()
+	}
+	return o, nil
+}
+
 // MaxAttempts is how many times a job runs before it is kept as failed.
 // With the default backoff this is about 25 hours of retries.
 const MaxAttempts = 300
 
-// Mediator is the running service. Create it with New, serve Handler, and run
-// the background work between Start and Stop.
+// Mediator is the running service: its parts, composed. Create it with New,
+// serve Handler (Server.Serve does), and run the background work between
+// Start and Stop.
 type Mediator struct {
 	opts    Options
 	log     zerolog.Logger
 	handler http.Handler
 
-	started time.Time
-	// openhim is the OpenHIM registration state.
-	openhim openHIMState
-	// appliedConfig is the OpenHIM runtime config last applied, by key
-	// (heartbeat goroutine only).
-	appliedConfig map[string]any
-	// pollInterval is the catch-up poll period (a time.Duration).
-	pollInterval atomic.Int64
-	// lastPoll is when the last complete catch-up poll started (Unix ns).
-	lastPoll atomic.Int64
-	// persons caches the store's insuree→person mapping, which never changes
-	// once written (the person _id derives from the insuree UUID).
-	persons       sync.Map
-	cachedPersons atomic.Int64
-	// subscription is the subscription's state, for /metrics.
-	subscription atomic.Value // string
-	// noQuestionnaireResponse is set once openIMIS answered that it has no
-	// QuestionnaireResponse endpoint.
-	noQuestionnaireResponse atomic.Bool
-	// upstream holds a token for each delivery job talking to an upstream:
-	// at most Workers at once.
-	upstream chan struct{}
+	delivery      *delivery
+	subscriptions *subscriptions
+	catchup       *catchup
+	openhim       *openHIMLink // nil without OpenHIM
 
 	startOnce sync.Once
 	stopOnce  sync.Once
@@ -147,94 +209,49 @@ type Mediator struct {
 
 // New checks opts and returns a Mediator.
 func New(opts Options) (*Mediator, error) {
-	var missing []string
-	if opts.OpenIMIS == nil {
-		missing = append(missing, "OpenIMIS")
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
 	}
-	if opts.CHT == nil {
-		missing = append(missing, "CHT")
+	m := &Mediator{opts: opts, log: opts.Logger}
+	m.delivery = newDelivery(opts)
+	m.catchup = newCatchup(opts)
+	m.subscriptions = newSubscriptions(opts, m.catchup.interval)
+	if opts.OpenHIM != nil {
+		m.openhim = newOpenHIMLink(opts, m.catchup.setInterval)
 	}
-	if opts.Store == nil {
-		missing = append(missing, "Store")
-	}
-	if opts.Username == "" || opts.Password == "" {
-		missing = append(missing, "Username/Password")
-	}
-	if opts.CallbackEndpoint == "" {
-		missing = append(missing, "CallbackEndpoint")
-	}
-	if opts.PlaceID == "" {
-		missing = append(missing, "PlaceID")
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("mediator: missing options %v", missing)
-	}
-	if opts.ClaimForm == "" {
-		opts.ClaimForm = "OP"
-	}
-	switch opts.FeedbackResource {
-	case "":
-		opts.FeedbackResource = FeedbackAuto
-	case FeedbackAuto, FeedbackQuestionnaireResponse, FeedbackCommunication:
-	default:
-		return nil, fmt.Errorf("mediator: unknown feedback resource %q", opts.FeedbackResource)
-	}
-	if opts.SubscriptionEnd == nil {
-		opts.SubscriptionEnd = func(now time.Time) time.Time { return now.AddDate(1, 0, 0) }
-	}
-	if opts.SubscriptionCheck <= 0 {
-		opts.SubscriptionCheck = time.Hour
-	}
-	if opts.UpstreamTimeout <= 0 {
-		opts.UpstreamTimeout = 30 * time.Second
-	}
-	if opts.Workers <= 0 {
-		opts.Workers = 8
-	}
-	if opts.RetryBase <= 0 {
-		opts.RetryBase = time.Second
-	}
-	if opts.RetryMax <= 0 {
-		opts.RetryMax = 5 * time.Minute
-	}
-	if opts.FetchInterval <= 0 {
-		opts.FetchInterval = 20 * time.Millisecond
-	}
-	if opts.CatchupLookback <= 0 {
-		opts.CatchupLookback = 24 * time.Hour
-	}
-	if opts.CatchupOverlap <= 0 {
-		opts.CatchupOverlap = 10 * time.Minute
-	}
-	if opts.HeartbeatInterval <= 0 {
-		opts.HeartbeatInterval = 10 * time.Second
-	}
-	if opts.ConfigRefresh <= 0 {
-		opts.ConfigRefresh = 5 * time.Minute
-	}
-	if opts.OpenHIM != nil && opts.Registration.URN == "" {
-		return nil, errors.New("mediator: OpenHIM needs a Registration")
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	if opts.Metrics == nil {
-		opts.Metrics = NewMetrics()
-	}
-	m := &Mediator{opts: opts, log: opts.Logger, started: time.Now(), upstream: make(chan struct{}, opts.Workers)}
-	m.subscription.Store(subscriptionUnknown)
-	opts.Metrics.observe(m)
-	m.pollInterval.Store(int64(opts.ClaimPollInterval))
-	m.openhim.set(openHIMDisabled)
-	m.handler = m.routes()
+	opts.Metrics.observe(stateReaders{
+		queue:        opts.Store.QueueStats,
+		subscription: m.subscriptions.state,
+		lastPoll:     m.catchup.lastSuccess,
+		openhim:      m.openHIMState,
+	})
+	m.handler = (&api{
+		store:    opts.Store,
+		log:      opts.Logger,
+		metrics:  opts.Metrics,
+		urn:      opts.Registration.URN,
+		username: opts.Username,
+		password: opts.Password,
+		loggedIn: opts.OpenIMIS.LoggedIn,
+		openhim:  m.openHIMState,
+	}).routes()
 	return m, nil
 }
 
 // Handler returns the HTTP interface.
 func (m *Mediator) Handler() http.Handler { return m.handler }
 
+// openHIMState is the OpenHIM registration state /ready and /metrics report.
+func (m *Mediator) openHIMState() string {
+	if m.openhim == nil {
+		return openHIMDisabled
+	}
+	return m.openhim.state()
+}
+
 // Start starts the job queue and the background work: the openIMIS login
-// (retried with backoff until it succeeds) and the subscription upkeep.
+// (retried with backoff until it succeeds) and the OpenHIM link.
 func (m *Mediator) Start(ctx context.Context) error {
 	err := errors.New("mediator: already started")
 	m.startOnce.Do(func() {
@@ -247,47 +264,13 @@ func (m *Mediator) Start(ctx context.Context) error {
 			cancel()
 			return
 		}
-		m.bg.Go(func() { m.loginLoop(bgctx) })
-		if m.opts.OpenHIM != nil {
-			m.openhim.set(openHIMRegistering)
-			m.bg.Go(func() { m.openHIMLoop(bgctx) })
+		m.bg.Go(func() { loginLoop(bgctx, m.opts.OpenIMIS, m.log) })
+		if m.openhim != nil {
+			m.bg.Go(func() { m.openhim.run(bgctx) })
 		}
-		if !deliverableEndpoint(m.opts.CallbackEndpoint) {
-			m.log.Warn().Str("endpoint", m.opts.CallbackEndpoint).
-				Msg("openIMIS delivers only to a domain name with a dot, localhost or an IP address; " +
-					"it will accept the subscription but send nothing to this callback endpoint")
-		}
+		m.subscriptions.warnUndeliverable(m.log)
 	})
 	return err
-}
-
-// deliverableEndpoint mirrors the host rule of the URL validator openIMIS
-// runs before each notification (openIMIS contract §3.3): an IP address,
-// localhost, or a name with a top-level domain of two letters or more. A
-// bare container name such as "mediator" fails it.
-func deliverableEndpoint(endpoint string) bool {
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		return false
-	}
-	host := u.Hostname()
-	if host == "localhost" || net.ParseIP(host) != nil {
-		return true
-	}
-	i := strings.LastIndex(strings.TrimSuffix(host, "."), ".")
-	if i <= 0 {
-		return false
-	}
-	tld := strings.TrimSuffix(host, ".")[i+1:]
-	if len(tld) < 2 {
-		return false
-	}
-	for _, r := range tld {
-		if r >= '0' && r <= '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // Stop stops the background work and the queue. Running jobs get until ctx
@@ -305,12 +288,13 @@ func (m *Mediator) Stop(ctx context.Context) error {
 	return err
 }
 
+// riverConfig is the queue: each worker gets the one part it uses.
 func (m *Mediator) riverConfig() *river.Config {
 	workers := river.NewWorkers()
-	river.AddWorker(workers, &claimWorker{m: m})
-	river.AddWorker(workers, &feedbackWorker{m: m})
-	river.AddWorker(workers, &subscriptionWorker{m: m})
-	river.AddWorker(workers, &catchupWorker{m: m})
+	river.AddWorker(workers, &claimWorker{d: m.delivery})
+	river.AddWorker(workers, &feedbackWorker{d: m.delivery})
+	river.AddWorker(workers, &subscriptionWorker{s: m.subscriptions})
+	river.AddWorker(workers, &catchupWorker{c: m.catchup})
 	return &river.Config{
 		Queues: map[string]river.QueueConfig{
 			river.QueueDefault: {MaxWorkers: queueSlotsPerWorker * m.opts.Workers},
@@ -320,7 +304,7 @@ func (m *Mediator) riverConfig() *river.Config {
 		MaxAttempts:       MaxAttempts,
 		RetryPolicy:       &retryPolicy{base: m.opts.RetryBase, max: m.opts.RetryMax},
 		ErrorHandler:      &errorHandler{log: m.log},
-		Middleware:        []rivertype.Middleware{&jobMiddleware{m: m.opts.Metrics}},
+		Middleware:        []rivertype.Middleware{&jobMiddleware{mt: m.opts.Metrics}},
 		JobTimeout:        6 * m.opts.UpstreamTimeout,
 		FetchCooldown:     min(m.opts.FetchInterval, time.Millisecond),
 		FetchPollInterval: m.opts.FetchInterval,
@@ -337,7 +321,7 @@ func (m *Mediator) riverConfig() *river.Config {
 			river.NewPeriodicJob(river.PeriodicInterval(m.opts.SubscriptionCheck),
 				func() (river.JobArgs, *river.InsertOpts) { return subscriptionArgs{}, nil },
 				&river.PeriodicJobOpts{RunOnStart: true}),
-			river.NewPeriodicJob(pollSchedule{m},
+			river.NewPeriodicJob(pollSchedule{c: m.catchup},
 				func() (river.JobArgs, *river.InsertOpts) { return catchupArgs{}, nil },
 				&river.PeriodicJobOpts{RunOnStart: true}),
 		},
@@ -347,53 +331,35 @@ func (m *Mediator) riverConfig() *river.Config {
 
 // loginLoop logs in to openIMIS at startup so that /ready reflects whether
 // the credentials work, retrying with the client's own backoff.
-func (m *Mediator) loginLoop(ctx context.Context) {
+func loginLoop(ctx context.Context, oi *openimis.Client, log zerolog.Logger) {
 	delay := time.Second
 	for {
-		err := m.opts.OpenIMIS.Login(ctx)
+		err := oi.Login(ctx)
 		if err == nil {
-			m.log.Info().Msg("openimis login succeeded")
+			log.Info().Msg("openimis login succeeded")
 			return
 		}
 		if ctx.Err() != nil {
 			return
 		}
 		if !errors.Is(err, openimis.ErrLoginBackoff) {
-			m.log.Warn().Err(err).Dur("retry_in", delay).Msg("openimis login failed")
+			log.Warn().Err(err).Dur("retry_in", delay).Msg("openimis login failed")
 		}
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, delay) {
 			return
-		case <-time.After(delay):
 		}
 		delay = min(delay*2, 5*time.Minute)
 	}
 }
 
-// Serve serves the HTTP interface on addr until ctx ends, then shuts the
-// server down gracefully: it stops accepting and lets requests in flight
-// finish for up to 10 seconds. Bind errors come back at once.
-func (m *Mediator) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           m.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(zerolog.NewSlogHandler(m.log.With().Str("component", "http").Logger()), slog.LevelWarn),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+// sleep waits d or until ctx ends; false when ctx ended.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
-	case err := <-errc:
-		return err
 	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("mediator: shutdown: %w", err)
-	}
-	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,10 +23,11 @@ import (
 	"github.com/cht-openimis/cht-openimis-mediator/cht"
 	"github.com/cht-openimis/cht-openimis-mediator/cht/chttest"
 	"github.com/cht-openimis/cht-openimis-mediator/mediator"
-	"github.com/cht-openimis/cht-openimis-mediator/openhim"
-	"github.com/cht-openimis/cht-openimis-mediator/openhim/openhimtest"
 	"github.com/cht-openimis/cht-openimis-mediator/mediator/store"
 	"github.com/cht-openimis/cht-openimis-mediator/mediator/store/storetest"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
+	"github.com/cht-openimis/cht-openimis-mediator/openhim"
+	"github.com/cht-openimis/cht-openimis-mediator/openhim/openhimtest"
 	"github.com/cht-openimis/cht-openimis-mediator/openimis"
 	"github.com/cht-openimis/cht-openimis-mediator/openimis/openimistest"
 )
@@ -52,8 +54,16 @@ type testBundle struct {
 	oi    *openimistest.Server
 	opts  mediator.Options
 	srv   *httptest.Server
-	store mediator.Store
+	store storetype.Store
+	// level is the log level OpenHIM runtime configuration last set.
+	level *logLevel
 }
+
+// logLevel records the level the mediator sets through Options.SetLogLevel.
+type logLevel struct{ v atomic.Int32 }
+
+func (l *logLevel) set(level zerolog.Level) { l.v.Store(int32(level)) }
+func (l *logLevel) get() zerolog.Level      { return zerolog.Level(l.v.Load()) }
 
 type setupOpts struct {
 	claimSubscriptions    bool
@@ -78,6 +88,7 @@ func setup(t *testing.T, so setupOpts) *testBundle {
 		cht:   chttest.NewServer(t, chttest.Options{Password: chtPass}),
 		dbURL: storetest.DatabaseURL(t),
 		logs:  &syncBuffer{},
+		level: &logLevel{},
 	}
 	if so.seed != nil {
 		so.seed(b.oi)
@@ -101,7 +112,7 @@ func setup(t *testing.T, so setupOpts) *testBundle {
 	b.opts = mediator.Options{
 		OpenIMIS:         oi,
 		CHT:              ch,
-		LogLevel:         mediator.NewLogLevel(zerolog.DebugLevel),
+		SetLogLevel:      b.level.set,
 		Username:         mediatorUser,
 		Password:         mediatorPass,
 		CallbackEndpoint: "http://" + b.srv.Listener.Addr().String() + "/mediator/claim-response",
@@ -112,7 +123,13 @@ func setup(t *testing.T, so setupOpts) *testBundle {
 		FetchInterval:    20 * time.Millisecond,
 		Metrics:          metrics,
 	}
-	b.opts.Logger = mediator.NewLogger(io.MultiWriter(b.logs, zerolog.NewTestWriter(t)), false, b.opts.LogLevel)
+	b.level.set(zerolog.DebugLevel)
+	b.opts.Logger = zerolog.New(io.MultiWriter(b.logs, zerolog.NewTestWriter(t))).With().Timestamp().Logger().
+		Hook(zerolog.HookFunc(func(e *zerolog.Event, level zerolog.Level, _ string) {
+			if level < b.level.get() {
+				e.Discard() // below the level OpenHIM set
+			}
+		}))
 	reg, err := openhim.PrepareRegistration(chtopenimis.OpenHIMMediatorJSON,
 		&url.URL{Scheme: "http", Host: b.srv.Listener.Addr().String()},
 		mediator.RuntimeConfig("debug", 5*time.Second, 0))

@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
 )
 
 // Metrics are the mediator's Prometheus series, in a registry of their own.
@@ -33,7 +35,7 @@ type Metrics struct {
 
 // NewMetrics creates the series and registers the Go and process collectors.
 func NewMetrics() *Metrics {
-	m := &Metrics{
+	mt := &Metrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mediator_http_requests_total",
@@ -58,7 +60,7 @@ func NewMetrics() *Metrics {
 			Help: "openIMIS login attempts, by outcome (ok, refused, error).",
 		}, []string{"outcome"}),
 	}
-	m.state = &stateCollector{
+	mt.state = &stateCollector{
 		depth: prometheus.NewDesc("mediator_queue_depth", "Jobs waiting or running, by kind.", []string{"kind"}, nil),
 		oldest: prometheus.NewDesc("mediator_queue_oldest_job_age_seconds",
 			"Age of the oldest job waiting or running (0 when none).", nil, nil),
@@ -69,29 +71,29 @@ func NewMetrics() *Metrics {
 		openhim: prometheus.NewDesc("mediator_openhim_registered",
 			"1 when registered with OpenHIM.", nil, nil),
 	}
-	m.registry.MustRegister(m.requests, m.jobs, m.jobDuration, m.upstream, m.logins, m.state,
+	mt.registry.MustRegister(mt.requests, mt.jobs, mt.jobDuration, mt.upstream, mt.logins, mt.state,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return m
+	return mt
 }
 
 // Handler serves the registry in the Prometheus text format.
-func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+func (mt *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(mt.registry, promhttp.HandlerOpts{})
 }
 
 // Transport wraps base (nil: http.DefaultTransport) to time every request to
 // system by operation. Operations are the method and the path with ids
 // replaced by :id, so that the series stay few.
-func (m *Metrics) Transport(system string, base http.RoundTripper) http.RoundTripper {
+func (mt *Metrics) Transport(system string, base http.RoundTripper) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	return &instrumented{m: m, system: system, base: base}
+	return &instrumented{mt: mt, system: system, base: base}
 }
 
 type instrumented struct {
 	base   http.RoundTripper
-	m      *Metrics
+	mt     *Metrics
 	system string
 }
 
@@ -104,7 +106,7 @@ func (t *instrumented) RoundTrip(r *http.Request) (*http.Response, error) {
 		status = resp.StatusCode
 	}
 	op := r.Method + " " + operationPath(r.URL.Path)
-	t.m.upstream.WithLabelValues(t.system, op, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
+	t.mt.upstream.WithLabelValues(t.system, op, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
 	if t.system == "openimis" && strings.HasSuffix(r.URL.Path, "/login/") {
 		outcome := "ok"
 		switch {
@@ -113,7 +115,7 @@ func (t *instrumented) RoundTrip(r *http.Request) (*http.Response, error) {
 		case status != http.StatusOK:
 			outcome = "refused"
 		}
-		t.m.logins.WithLabelValues(outcome).Inc()
+		t.mt.logins.WithLabelValues(outcome).Inc()
 	}
 	return resp, err
 }
@@ -133,22 +135,22 @@ func operationPath(p string) string {
 }
 
 // request counts one answered request.
-func (m *Metrics) request(route string, status int) {
-	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+func (mt *Metrics) request(route string, status int) {
+	mt.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
 }
 
 // jobMiddleware counts and times every job attempt, and completes the
 // periodic jobs whose failure their next run will retry (periodicOutcome).
 type jobMiddleware struct {
 	river.MiddlewareDefaults
-	m *Metrics
+	mt *Metrics
 }
 
 // Work implements rivertype.WorkerMiddleware.
 func (jm *jobMiddleware) Work(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) error {
 	start := time.Now()
 	err := doInner(ctx)
-	jm.m.jobDuration.WithLabelValues(job.Kind).Observe(time.Since(start).Seconds())
+	jm.mt.jobDuration.WithLabelValues(job.Kind).Observe(time.Since(start).Seconds())
 	outcome := "done"
 	var cancel *rivertype.JobCancelError
 	var snooze *rivertype.JobSnoozeError
@@ -165,18 +167,27 @@ func (jm *jobMiddleware) Work(ctx context.Context, job *rivertype.JobRow, doInne
 	case err != nil:
 		outcome = "retry"
 	}
-	jm.m.jobs.WithLabelValues(job.Kind, outcome).Inc()
+	jm.mt.jobs.WithLabelValues(job.Kind, outcome).Inc()
 	return err
 }
 
+// stateReaders read the mediator's state at scrape time.
+type stateReaders struct {
+	queue        func(context.Context) (map[string]storetype.QueueStat, error)
+	subscription func() string
+	lastPoll     func() time.Time
+	openhim      func() string
+}
+
 // observe makes the state gauges (queue depth and oldest job age,
-// subscription state, last catch-up poll) read from med at scrape time.
-func (m *Metrics) observe(med *Mediator) {
-	m.state.med.Store(med)
+// subscription state, last catch-up poll, OpenHIM registration) read through
+// r at scrape time.
+func (mt *Metrics) observe(r stateReaders) {
+	mt.state.readers.Store(&r)
 }
 
 type stateCollector struct {
-	med                                            atomic.Pointer[Mediator]
+	readers                                        atomic.Pointer[stateReaders]
 	depth, oldest, subscription, lastPoll, openhim *prometheus.Desc
 }
 
@@ -187,13 +198,13 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	med := c.med.Load()
-	if med == nil {
+	r := c.readers.Load()
+	if r == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if stats, err := med.opts.Store.QueueStats(ctx); err == nil {
+	if stats, err := r.queue(ctx); err == nil {
 		oldest := 0.0
 		for kind, s := range stats {
 			ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(s.Depth), kind)
@@ -203,14 +214,14 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, oldest)
 	}
-	ch <- prometheus.MustNewConstMetric(c.subscription, prometheus.GaugeValue, 1, med.subscriptionState())
+	ch <- prometheus.MustNewConstMetric(c.subscription, prometheus.GaugeValue, 1, r.subscription())
 	last := 0.0
-	if ns := med.lastPoll.Load(); ns > 0 {
-		last = float64(ns) / 1e9
+	if t := r.lastPoll(); !t.IsZero() {
+		last = float64(t.UnixNano()) / 1e9
 	}
 	ch <- prometheus.MustNewConstMetric(c.lastPoll, prometheus.GaugeValue, last)
 	registered := 0.0
-	if med.openhim.get() == openHIMRegistered {
+	if r.openhim() == openHIMRegistered {
 		registered = 1
 	}
 	ch <- prometheus.MustNewConstMetric(c.openhim, prometheus.GaugeValue, registered)

@@ -30,47 +30,85 @@ const (
 	configClaimPollInterval = "claimPollIntervalSeconds"
 )
 
-// openHIMState tracks the registration for /ready.
-type openHIMState struct {
-	v atomic.Value // string
+// openHIMLink is the mediator's link to OpenHIM: it registers, heartbeats,
+// and applies the runtime configuration the core sends.
+type openHIMLink struct {
+	client       *openhim.Client
+	registration openhim.Registration
+	log          zerolog.Logger
+	now          func() time.Time
+	started      time.Time
+	// heartbeatEvery is the heartbeat period; configRefresh how often a
+	// heartbeat asks for the whole runtime configuration.
+	heartbeatEvery, configRefresh time.Duration
+
+	// What runtime configuration changes.
+	setLogLevel     func(zerolog.Level)
+	setTimeout      func(time.Duration)
+	setPollInterval func(time.Duration)
+
+	current atomic.Value // string: the registration state, for /ready
+	// applied is the runtime config last applied, by key (run's goroutine
+	// only).
+	applied map[string]any
 }
 
-func (s *openHIMState) set(v string) { s.v.Store(v) }
+func newOpenHIMLink(opts Options, setPollInterval func(time.Duration)) *openHIMLink {
+	l := &openHIMLink{
+		client:         opts.OpenHIM,
+		registration:   opts.Registration,
+		log:            opts.Logger.With().Str("component", "openhim").Str("urn", opts.Registration.URN).Logger(),
+		now:            opts.Now,
+		started:        time.Now(),
+		heartbeatEvery: opts.HeartbeatInterval,
+		configRefresh:  opts.ConfigRefresh,
+		setLogLevel:    opts.SetLogLevel,
+		setTimeout: func(d time.Duration) {
+			opts.OpenIMIS.SetTimeout(d)
+			opts.CHT.SetTimeout(d)
+		},
+		setPollInterval: setPollInterval,
+		applied:         map[string]any{},
+	}
+	l.current.Store(openHIMRegistering)
+	return l
+}
 
-func (s *openHIMState) get() string {
-	v, _ := s.v.Load().(string)
+// state returns the registration state.
+func (l *openHIMLink) state() string {
+	v, _ := l.current.Load().(string)
 	return v
 }
 
-// openHIMLoop registers with OpenHIM, retrying with backoff while the core is
-// down or refuses, then heartbeats every HeartbeatInterval with the process
-// uptime and applies the runtime configuration the core sends. It asks for
-// the configuration at start and every ConfigRefresh, since core delivers a
-// console change only once (OpenHIM contract trap 6). Nothing here ever
-// stops the claim and feedback paths.
-func (m *Mediator) openHIMLoop(ctx context.Context) {
-	log := m.log.With().Str("component", "openhim").Str("urn", m.opts.Registration.URN).Logger()
+// run registers with OpenHIM, retrying with backoff while the core is down
+// or refuses, then heartbeats every heartbeatEvery with the process uptime
+// and applies the runtime configuration the core sends. It asks for the
+// configuration at start and every configRefresh, since core delivers a
+// console change only once (docs/upstreams/openhim.md trap 6). Nothing here
+// ever stops the claim and feedback paths. It returns when ctx ends.
+func (l *openHIMLink) run(ctx context.Context) {
 	for {
-		if !m.registerOpenHIM(ctx, log) {
+		if !l.register(ctx) {
 			return
 		}
-		if !m.heartbeatOpenHIM(ctx, log) {
+		if !l.heartbeat(ctx) {
 			return
 		}
 		// The core forgot the mediator (404): register again.
-		m.openhim.set(openHIMRegistering)
+		l.current.Store(openHIMRegistering)
 	}
 }
 
-// registerOpenHIM registers until it succeeds; false when ctx ends.
-func (m *Mediator) registerOpenHIM(ctx context.Context, log zerolog.Logger) bool {
+// register registers until it succeeds; false when ctx ends.
+func (l *openHIMLink) register(ctx context.Context) bool {
+	log := l.log
 	delay := time.Second
 	for attempt := 1; ; attempt++ {
-		err := m.opts.OpenHIM.Register(ctx, m.opts.Registration.Doc)
+		err := l.client.Register(ctx, l.registration.Doc)
 		if err == nil {
-			m.openhim.set(openHIMRegistered)
-			log.Info().Str("version", m.opts.Registration.Version).Msg("registered with OpenHIM")
-			m.checkRegistration(ctx, log)
+			l.current.Store(openHIMRegistered)
+			log.Info().Str("version", l.registration.Version).Msg("registered with OpenHIM")
+			l.checkRegistration(ctx)
 			return true
 		}
 		if ctx.Err() != nil {
@@ -80,7 +118,7 @@ func (m *Mediator) registerOpenHIM(ctx context.Context, log zerolog.Logger) bool
 		var ae *openhim.APIError
 		switch {
 		case errors.As(err, &ae) && (ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden):
-			// Wrong credentials or a user outside the admin group (OpenHIM
+			// Wrong credentials or a user outside the admin group (docs/upstreams/openhim.md
 			// trap 9): nothing changes until an operator acts, so say so
 			// at every attempt.
 			ev, msg = log.Error(), "OpenHIM refused the registration: OPENHIM_USERNAME and OPENHIM_PASSWORD must be those of an OpenHIM user in the admin group; claims and feedback are not affected"
@@ -97,17 +135,18 @@ func (m *Mediator) registerOpenHIM(ctx context.Context, log zerolog.Logger) bool
 
 // checkRegistration reads back what core keeps. Core answers 201 to a
 // registration whose version is not higher than the one it holds, and keeps
-// the old one (OpenHIM contract trap 1): a changed MEDIATOR_URL or document
+// the old one (docs/upstreams/openhim.md trap 1): a changed MEDIATOR_URL or document
 // without a new version would never reach it. Reading fails quietly: the
 // registration itself succeeded.
-func (m *Mediator) checkRegistration(ctx context.Context, log zerolog.Logger) {
-	held, err := m.opts.OpenHIM.Registration(ctx, m.opts.Registration.URN)
+func (l *openHIMLink) checkRegistration(ctx context.Context) {
+	log := l.log
+	held, err := l.client.Registration(ctx, l.registration.URN)
 	if err != nil {
 		log.Debug().Err(err).Msg("could not read back the OpenHIM registration")
 		return
 	}
 	var sent openhim.Registered
-	if err := json.Unmarshal(m.opts.Registration.Doc, &sent); err != nil {
+	if err := json.Unmarshal(l.registration.Doc, &sent); err != nil {
 		return
 	}
 	endpoints := func(r openhim.Registered) []string {
@@ -127,15 +166,16 @@ func (m *Mediator) checkRegistration(ctx context.Context, log zerolog.Logger) {
 			"Raise version in openhim-mediator.json, or delete the mediator in the OpenHIM console, to update it")
 }
 
-// heartbeatOpenHIM heartbeats until ctx ends (false) or the core no longer
-// knows the mediator (true).
-func (m *Mediator) heartbeatOpenHIM(ctx context.Context, log zerolog.Logger) bool {
+// heartbeat heartbeats until ctx ends (false) or the core no longer knows
+// the mediator (true).
+func (l *openHIMLink) heartbeat(ctx context.Context) bool {
+	log := l.log
 	var lastForced time.Time
 	failing := false
 	for {
-		now := m.opts.Now()
-		force := lastForced.IsZero() || now.Sub(lastForced) >= m.opts.ConfigRefresh
-		config, err := m.opts.OpenHIM.Heartbeat(ctx, m.opts.Registration.URN, time.Since(m.started), force)
+		now := l.now()
+		force := lastForced.IsZero() || now.Sub(lastForced) >= l.configRefresh
+		config, err := l.client.Heartbeat(ctx, l.registration.URN, time.Since(l.started), force)
 		var ae *openhim.APIError
 		switch {
 		case ctx.Err() != nil:
@@ -157,10 +197,10 @@ func (m *Mediator) heartbeatOpenHIM(ctx context.Context, log zerolog.Logger) boo
 				lastForced = now
 			}
 			if config != nil {
-				m.applyConfig(log, config)
+				l.applyConfig(config)
 			}
 		}
-		if !sleep(ctx, m.opts.HeartbeatInterval) {
+		if !sleep(ctx, l.heartbeatEvery) {
 			return false
 		}
 	}
@@ -170,26 +210,24 @@ func (m *Mediator) heartbeatOpenHIM(ctx context.Context, log zerolog.Logger) boo
 // every periodic request). Unknown keys and bad values are logged and
 // skipped; the rest still apply. A setting is logged when its value changes.
 // It runs on the heartbeat goroutine only.
-func (m *Mediator) applyConfig(log zerolog.Logger, config map[string]any) {
-	if m.appliedConfig == nil {
-		m.appliedConfig = map[string]any{}
-	}
+func (l *openHIMLink) applyConfig(config map[string]any) {
+	log := l.log
 	for key, v := range config {
-		changed := !reflect.DeepEqual(m.appliedConfig[key], v)
+		changed := !reflect.DeepEqual(l.applied[key], v)
 		switch key {
 		case configLogLevel:
 			s, _ := v.(string)
 			level, err := zerolog.ParseLevel(strings.ToLower(s))
-			if err != nil || s == "" || m.opts.LogLevel == nil {
+			if err != nil || s == "" || l.setLogLevel == nil {
 				log.Warn().Str("key", key).Msg("ignoring runtime setting: not a log level")
 				continue
 			}
 			if changed {
 				// Said before the new level may silence it.
 				log.Info().Str("key", key).Interface("value", v).Msg("applied runtime setting from OpenHIM")
-				m.appliedConfig[key] = v
+				l.applied[key] = v
 			}
-			m.opts.LogLevel.Set(level)
+			l.setLogLevel(level)
 			continue
 		case configUpstreamTimeout:
 			d, ok := seconds(v, time.Second, 59*time.Second)
@@ -197,22 +235,21 @@ func (m *Mediator) applyConfig(log zerolog.Logger, config map[string]any) {
 				log.Warn().Str("key", key).Msg("ignoring runtime setting: must be 1 to 59 seconds")
 				continue
 			}
-			m.opts.OpenIMIS.SetTimeout(d)
-			m.opts.CHT.SetTimeout(d)
+			l.setTimeout(d)
 		case configClaimPollInterval:
 			d, ok := seconds(v, 0, 24*time.Hour)
 			if !ok || d > 0 && d < time.Second {
 				log.Warn().Str("key", key).Msg("ignoring runtime setting: must be 0 (off) or 1 to 86400 seconds")
 				continue
 			}
-			m.pollInterval.Store(int64(d))
+			l.setPollInterval(d)
 		default:
 			log.Warn().Str("key", key).Msg("ignoring unknown runtime setting")
 			continue
 		}
 		if changed {
 			log.Info().Str("key", key).Interface("value", v).Msg("applied runtime setting from OpenHIM")
-			m.appliedConfig[key] = v
+			l.applied[key] = v
 		}
 	}
 }
@@ -225,18 +262,6 @@ func seconds(v any, lo, hi time.Duration) (time.Duration, bool) {
 	}
 	d := time.Duration(f * float64(time.Second))
 	return d, d >= lo && d <= hi
-}
-
-// sleep waits d or until ctx ends; false when ctx ended.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // RuntimeConfig is the OpenHIM runtime configuration of a deployment's

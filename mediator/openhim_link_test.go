@@ -143,7 +143,7 @@ func TestOpenHIM_ConfigChangeTakesEffect(t *testing.T) {
 	// seen by the periodic full request (trap 6), which is short here.
 	b := setup(t, setupOpts{openhim: &openhimtest.Options{}, edit: func(o *mediator.Options) { o.ConfigRefresh = 300 * time.Millisecond }})
 	b.waitRegistered(t)
-	require.Equal(t, zerolog.DebugLevel, b.opts.LogLevel.Get())
+	require.Equal(t, zerolog.DebugLevel, b.level.get())
 	// The whole config comes back at every periodic request: a setting is
 	// logged once, when it changes.
 	require.Eventually(t, func() bool {
@@ -161,7 +161,7 @@ func TestOpenHIM_ConfigChangeTakesEffect(t *testing.T) {
 	require.NoError(t, b.him.SetConfig(b.opts.Registration.URN, map[string]any{
 		"logLevel": "warn", "upstreamTimeoutSeconds": 7.0, "claimPollIntervalSeconds": 0.0,
 	}))
-	require.Eventually(t, func() bool { return b.opts.LogLevel.Get() == zerolog.WarnLevel }, 15*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return b.level.get() == zerolog.WarnLevel }, 15*time.Second, 10*time.Millisecond)
 	var sent bool
 	for _, hb := range b.him.Heartbeats() {
 		sent = sent || hb.ConfigSent

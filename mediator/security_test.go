@@ -3,12 +3,13 @@ package mediator_test
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/cht-openimis/cht-openimis-mediator/mediator"
 )
 
 func TestSecurity_EveryMediatorRouteNeedsCredentials(t *testing.T) {
@@ -33,12 +34,12 @@ func TestSecurity_EveryMediatorRouteNeedsCredentials(t *testing.T) {
 func TestServe_HeaderLimitAndGracefulStop(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, err := mediator.Listen("127.0.0.1:0", b.opts.Registration.URN, false)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- b.m.Serve(ctx, ln) }()
-	base := "http://" + ln.Addr().String()
+	go func() { done <- srv.Serve(ctx, b.m) }()
+	base := "http://" + srv.Addr().String()
 
 	req, err := http.NewRequest(http.MethodGet, base+"/health", nil)
 	require.NoError(t, err)

@@ -3,13 +3,13 @@ package mediator_test
 import (
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/cht-openimis/cht-openimis-mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/openhim"
 )
 
 // While the store is unreachable at start, the port answers: /health 200,
@@ -17,12 +17,11 @@ import (
 // answer in the mediator envelope, as once the mediator serves.
 func TestStartingServer_AnswersWhileTheStoreIsUnreachable(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	s, err := mediator.Listen("127.0.0.1:0", "urn:mediator:test", true)
 	require.NoError(t, err)
-	s := mediator.NewStartingServer(ln, "urn:mediator:test", true)
-	t.Cleanup(s.Stop)
+	t.Cleanup(func() { _ = s.Close() })
 	s.StoreUnreachable(nil)
-	base := "http://" + ln.Addr().String()
+	base := "http://" + s.Addr().String()
 
 	do := func(method, path string, openhim bool) (*http.Response, []byte) {
 		req, err := http.NewRequest(method, base+path, nil)
@@ -53,7 +52,7 @@ func TestStartingServer_AnswersWhileTheStoreIsUnreachable(t *testing.T) {
 	resp, body = do(http.MethodPost, "/mediator/claim-response", true)
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	require.Equal(t, "application/json+openhim", resp.Header.Get("Content-Type"))
-	var env mediator.Envelope
+	var env openhim.Envelope
 	require.NoError(t, json.Unmarshal(body, &env))
 	require.Equal(t, "urn:mediator:test", env.URN)
 	require.Equal(t, "Failed", env.Status)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/cht-openimis/cht-openimis-mediator/cmd/internal/app"
@@ -35,7 +36,7 @@ func withApp(ctx context.Context, stderr io.Writer, f func(*app.App) error) erro
 // check runs the preflight check against the configured systems.
 func check(ctx context.Context, stdout, stderr io.Writer) error {
 	return withApp(ctx, stderr, func(a *app.App) error {
-		if !a.Mediator.Check(ctx, stdout) {
+		if !printChecks(stdout, a.Mediator.Check(ctx)) {
 			return errChecksFailed
 		}
 		return nil
@@ -55,11 +56,29 @@ func subscription(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return withApp(ctx, stderr, func(a *app.App) error {
 		switch args[0] {
 		case "show":
-			return a.Mediator.ShowSubscription(ctx, stdout)
+			r, err := a.Mediator.Subscription(ctx)
+			if err != nil {
+				return err
+			}
+			printSubscription(stdout, r)
+			return nil
 		case "delete":
-			return a.Mediator.DeleteSubscription(ctx, stdout)
+			deleted, err := a.Mediator.DeleteSubscription(ctx)
+			for _, id := range deleted {
+				fmt.Fprintln(stdout, "deleted subscription", printable(id))
+			}
+			if len(deleted) == 0 && err == nil {
+				fmt.Fprintln(stdout, "no Claim subscription to delete")
+			}
+			fmt.Fprintln(stdout, "the server will not recreate it; \"mediator subscription renew\" re-enables it")
+			return err
 		case "renew":
-			return a.Mediator.RenewSubscription(ctx, stdout)
+			id, err := a.Mediator.RenewSubscription(ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, "subscription", printable(id), "active; the server keeps it renewed")
+			return nil
 		}
 		return errors.New(subscriptionUsage)
 	})

@@ -60,7 +60,8 @@ func jobs(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	if err := mediator.OpenForAdmin(ctx, st); err != nil {
+	js, err := mediator.OpenJobs(ctx, st)
+	if err != nil {
 		return err
 	}
 	switch args[0] {
@@ -68,25 +69,41 @@ func jobs(ctx context.Context, args []string, stdout io.Writer) error {
 		if fs.NArg() != 0 || *limit < 1 {
 			return usage
 		}
-		return mediator.ListJobs(ctx, st, stdout, *state, *limit)
+		list, err := js.List(ctx, *state, *limit)
+		if err != nil {
+			return err
+		}
+		return printJobs(stdout, list)
 	case "show":
 		n, err := id()
 		if err != nil {
 			return err
 		}
-		return mediator.ShowJob(ctx, st, stdout, n)
+		j, err := js.Get(ctx, n)
+		if err != nil {
+			return err
+		}
+		printJob(stdout, j)
+		return nil
 	case "retry":
 		if *allFailed {
 			if fs.NArg() != 0 {
 				return usage
 			}
-			return mediator.RetryFailedJobs(ctx, st, stdout)
+			n, err := js.RetryFailed(ctx)
+			fmt.Fprintf(stdout, "%d failed jobs made available again\n", n)
+			return err
 		}
 		n, err := id()
 		if err != nil {
 			return err
 		}
-		return mediator.RetryJob(ctx, st, stdout, n)
+		j, err := js.Retry(ctx, n)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "job %d (%s %s) is %s\n", j.ID, printable(j.Kind), printable(j.Subject), j.State)
+		return nil
 	}
 	return usage
 }

@@ -10,11 +10,11 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
-	"github.com/cht-openimis/cht-openimis-mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
 )
 
 // riverQueue holds a store's River client, whatever its driver's
-// transaction type, and implements the queue parts of mediator.Store that
+// transaction type, and implements the queue parts of storetype.Store that
 // do not depend on the database.
 type riverQueue[TTx any] struct {
 	mu     sync.Mutex
@@ -36,7 +36,7 @@ func (q *riverQueue[TTx]) queue() *river.Client[TTx] {
 	return q.client
 }
 
-// StopQueue implements mediator.Store.
+// StopQueue implements storetype.Store.
 func (q *riverQueue[TTx]) StopQueue(ctx context.Context) error {
 	client := q.queue()
 	if client == nil {
@@ -52,8 +52,8 @@ func (q *riverQueue[TTx]) StopQueue(ctx context.Context) error {
 	return nil
 }
 
-// ListJobs implements mediator.Store.
-func (q *riverQueue[TTx]) ListJobs(ctx context.Context, f mediator.JobFilter) ([]*rivertype.JobRow, error) {
+// ListJobs implements storetype.Store.
+func (q *riverQueue[TTx]) ListJobs(ctx context.Context, f storetype.JobFilter) ([]*rivertype.JobRow, error) {
 	client := q.queue()
 	if client == nil {
 		return nil, errNoQueue
@@ -75,7 +75,7 @@ func (q *riverQueue[TTx]) ListJobs(ctx context.Context, f mediator.JobFilter) ([
 	return res.Jobs, nil
 }
 
-// GetJob implements mediator.Store.
+// GetJob implements storetype.Store.
 func (q *riverQueue[TTx]) GetJob(ctx context.Context, id int64) (*rivertype.JobRow, error) {
 	client := q.queue()
 	if client == nil {
@@ -84,7 +84,7 @@ func (q *riverQueue[TTx]) GetJob(ctx context.Context, id int64) (*rivertype.JobR
 	return client.JobGet(ctx, id)
 }
 
-// RetryJob implements mediator.Store.
+// RetryJob implements storetype.Store.
 func (q *riverQueue[TTx]) RetryJob(ctx context.Context, id int64) (*rivertype.JobRow, error) {
 	client := q.queue()
 	if client == nil {

@@ -13,7 +13,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
 
-	"github.com/cht-openimis/cht-openimis-mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
 )
 
 // postgresSchema holds the mediator's own tables. River migrates its own.
@@ -52,7 +52,7 @@ type Postgres struct {
 	pool *pgxpool.Pool
 }
 
-var _ mediator.Store = (*Postgres)(nil)
+var _ storetype.Store = (*Postgres)(nil)
 
 // OpenPostgres connects to the database at url and migrates it. Replicas
 // may start at once: migrations run under an advisory lock.
@@ -106,7 +106,7 @@ func (p *Postgres) migrate(ctx context.Context) error {
 	return nil
 }
 
-// StartQueue implements mediator.Store.
+// StartQueue implements storetype.Store.
 func (p *Postgres) StartQueue(ctx context.Context, cfg *river.Config) error {
 	client, err := river.NewClient(riverpgxv5.New(p.pool), cfg)
 	if err != nil {
@@ -122,7 +122,7 @@ func (p *Postgres) StartQueue(ctx context.Context, cfg *river.Config) error {
 	return nil
 }
 
-// Enqueue implements mediator.Store.
+// Enqueue implements storetype.Store.
 func (p *Postgres) Enqueue(ctx context.Context, kind, key string, args river.JobArgs) (bool, error) {
 	client := p.queue()
 	if client == nil {
@@ -149,7 +149,7 @@ func (p *Postgres) Enqueue(ctx context.Context, kind, key string, args river.Job
 	return true, nil
 }
 
-// Delivered implements mediator.Store.
+// Delivered implements storetype.Store.
 func (p *Postgres) Delivered(ctx context.Context, kind, key string) (string, bool, error) {
 	var result *string
 	err := p.pool.QueryRow(ctx,
@@ -167,7 +167,7 @@ func (p *Postgres) Delivered(ctx context.Context, kind, key string) (string, boo
 	return *result, true, nil
 }
 
-// MarkDelivered implements mediator.Store.
+// MarkDelivered implements storetype.Store.
 func (p *Postgres) MarkDelivered(ctx context.Context, kind, key, result string) error {
 	_, err := p.pool.Exec(ctx, `
 INSERT INTO mediator_receipt (kind, key, delivered_at, result) VALUES ($1, $2, now(), $3)
@@ -179,7 +179,7 @@ ON CONFLICT (kind, key) DO UPDATE SET delivered_at = excluded.delivered_at, resu
 	return nil
 }
 
-// Person implements mediator.Store.
+// Person implements storetype.Store.
 func (p *Postgres) Person(ctx context.Context, insureeUUID string) (string, bool, error) {
 	var id string
 	err := p.pool.QueryRow(ctx, `SELECT person_id FROM mediator_person WHERE insuree_uuid = $1`, insureeUUID).Scan(&id)
@@ -192,7 +192,7 @@ func (p *Postgres) Person(ctx context.Context, insureeUUID string) (string, bool
 	return id, true, nil
 }
 
-// SavePerson implements mediator.Store.
+// SavePerson implements storetype.Store.
 func (p *Postgres) SavePerson(ctx context.Context, insureeUUID, personID string) error {
 	_, err := p.pool.Exec(ctx, `
 INSERT INTO mediator_person (insuree_uuid, person_id) VALUES ($1, $2)
@@ -203,7 +203,7 @@ ON CONFLICT (insuree_uuid) DO UPDATE SET person_id = excluded.person_id`, insure
 	return nil
 }
 
-// Setting implements mediator.Store.
+// Setting implements storetype.Store.
 func (p *Postgres) Setting(ctx context.Context, name string) (string, bool, error) {
 	var v string
 	err := p.pool.QueryRow(ctx, `SELECT value FROM mediator_setting WHERE name = $1`, name).Scan(&v)
@@ -216,7 +216,7 @@ func (p *Postgres) Setting(ctx context.Context, name string) (string, bool, erro
 	return v, true, nil
 }
 
-// SetSetting implements mediator.Store.
+// SetSetting implements storetype.Store.
 func (p *Postgres) SetSetting(ctx context.Context, name, value string) error {
 	_, err := p.pool.Exec(ctx, `
 INSERT INTO mediator_setting (name, value) VALUES ($1, $2)
@@ -227,8 +227,8 @@ ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value)
 	return nil
 }
 
-// QueueStats implements mediator.Store.
-func (p *Postgres) QueueStats(ctx context.Context) (map[string]mediator.QueueStat, error) {
+// QueueStats implements storetype.Store.
+func (p *Postgres) QueueStats(ctx context.Context) (map[string]storetype.QueueStat, error) {
 	rows, err := p.pool.Query(ctx, `
 SELECT kind, count(*), min(created_at)
 FROM river_job
@@ -238,10 +238,10 @@ GROUP BY kind`)
 		return nil, fmt.Errorf("store: queue stats: %w", err)
 	}
 	defer rows.Close()
-	stats := map[string]mediator.QueueStat{}
+	stats := map[string]storetype.QueueStat{}
 	for rows.Next() {
 		var kind string
-		var st mediator.QueueStat
+		var st storetype.QueueStat
 		if err := rows.Scan(&kind, &st.Depth, &st.Oldest); err != nil {
 			return nil, fmt.Errorf("store: queue stats: %w", err)
 		}
@@ -250,12 +250,12 @@ GROUP BY kind`)
 	return stats, rows.Err()
 }
 
-// Ping implements mediator.Store.
+// Ping implements storetype.Store.
 func (p *Postgres) Ping(ctx context.Context) error {
 	return p.pool.Ping(ctx)
 }
 
-// Close implements mediator.Store.
+// Close implements storetype.Store.
 func (p *Postgres) Close() error {
 	p.pool.Close()
 	return nil

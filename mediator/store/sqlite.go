@@ -15,7 +15,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 
-	"github.com/cht-openimis/cht-openimis-mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
 )
 
 // sqliteSchema holds the mediator's own tables. River migrates its own.
@@ -57,7 +57,7 @@ type SQLite struct {
 	closeOnce sync.Once
 }
 
-var _ mediator.Store = (*SQLite)(nil)
+var _ storetype.Store = (*SQLite)(nil)
 
 // OpenSQLite opens (creating if needed) the database file at path and
 // migrates it.
@@ -105,7 +105,7 @@ func (s *SQLite) migrate(ctx context.Context) error {
 	return nil
 }
 
-// StartQueue implements mediator.Store. A client that works jobs first locks
+// StartQueue implements storetype.Store. A client that works jobs first locks
 // the store (one server per SQLite file) and puts back to work the jobs a
 // crashed predecessor left running: they resume at once, with their attempt
 // counted, instead of after River's stuck-job timeout.
@@ -138,7 +138,7 @@ func (s *SQLite) StartQueue(ctx context.Context, cfg *river.Config) error {
 	return nil
 }
 
-// Enqueue implements mediator.Store. Requests that arrive while a commit is
+// Enqueue implements storetype.Store. Requests that arrive while a commit is
 // under way wait for the next one and share it (group commit): SQLite has
 // one writer, and one transaction for many requests is what lets dozens of
 // concurrent senders be acknowledged quickly. Each request is still
@@ -150,7 +150,7 @@ func (s *SQLite) Enqueue(ctx context.Context, kind, key string, args river.JobAr
 	return s.write(ctx, writeRequest{kind: kind, key: key, args: args})
 }
 
-// MarkDelivered implements mediator.Store. Once the queue runs, delivery
+// MarkDelivered implements storetype.Store. Once the queue runs, delivery
 // records share the group commit of the intakes (see Enqueue): the workers
 // record as many deliveries a second as the intakes receive.
 func (s *SQLite) MarkDelivered(ctx context.Context, kind, key, result string) error {
@@ -269,8 +269,8 @@ func (s *SQLite) writeBatch(client *river.Client[*sql.Tx], batch []writeRequest)
 	return inserted, nil
 }
 
-// QueueStats implements mediator.Store.
-func (s *SQLite) QueueStats(ctx context.Context) (map[string]mediator.QueueStat, error) {
+// QueueStats implements storetype.Store.
+func (s *SQLite) QueueStats(ctx context.Context) (map[string]storetype.QueueStat, error) {
 	rows, err := s.db.QueryContext(ctx, `
 SELECT kind, count(*), CAST(strftime('%s', min(created_at)) AS INTEGER)
 FROM river_job
@@ -280,7 +280,7 @@ GROUP BY kind`)
 		return nil, fmt.Errorf("store: queue stats: %w", err)
 	}
 	defer rows.Close()
-	stats := map[string]mediator.QueueStat{}
+	stats := map[string]storetype.QueueStat{}
 	for rows.Next() {
 		var kind string
 		var n int
@@ -288,7 +288,7 @@ GROUP BY kind`)
 		if err := rows.Scan(&kind, &n, &oldest); err != nil {
 			return nil, fmt.Errorf("store: queue stats: %w", err)
 		}
-		st := mediator.QueueStat{Depth: n}
+		st := storetype.QueueStat{Depth: n}
 		if oldest.Valid {
 			st.Oldest = time.Unix(oldest.Int64, 0)
 		}
@@ -297,7 +297,7 @@ GROUP BY kind`)
 	return stats, rows.Err()
 }
 
-// Delivered implements mediator.Store.
+// Delivered implements storetype.Store.
 func (s *SQLite) Delivered(ctx context.Context, kind, key string) (string, bool, error) {
 	var result sql.NullString
 	err := s.db.QueryRowContext(ctx,
@@ -327,7 +327,7 @@ ON CONFLICT (kind, key) DO UPDATE SET delivered_at = excluded.delivered_at, resu
 	return nil
 }
 
-// Person implements mediator.Store.
+// Person implements storetype.Store.
 func (s *SQLite) Person(ctx context.Context, insureeUUID string) (string, bool, error) {
 	var id string
 	err := s.db.QueryRowContext(ctx, `SELECT person_id FROM mediator_person WHERE insuree_uuid = ?`, insureeUUID).Scan(&id)
@@ -340,7 +340,7 @@ func (s *SQLite) Person(ctx context.Context, insureeUUID string) (string, bool, 
 	return id, true, nil
 }
 
-// SavePerson implements mediator.Store.
+// SavePerson implements storetype.Store.
 func (s *SQLite) SavePerson(ctx context.Context, insureeUUID, personID string) error {
 	_, err := s.db.ExecContext(ctx, `
 INSERT INTO mediator_person (insuree_uuid, person_id, created_at) VALUES (?, ?, ?)
@@ -351,7 +351,7 @@ ON CONFLICT (insuree_uuid) DO UPDATE SET person_id = excluded.person_id`, insure
 	return nil
 }
 
-// Setting implements mediator.Store.
+// Setting implements storetype.Store.
 func (s *SQLite) Setting(ctx context.Context, name string) (string, bool, error) {
 	var v string
 	err := s.db.QueryRowContext(ctx, `SELECT value FROM mediator_setting WHERE name = ?`, name).Scan(&v)
@@ -364,7 +364,7 @@ func (s *SQLite) Setting(ctx context.Context, name string) (string, bool, error)
 	return v, true, nil
 }
 
-// SetSetting implements mediator.Store.
+// SetSetting implements storetype.Store.
 func (s *SQLite) SetSetting(ctx context.Context, name, value string) error {
 	_, err := s.db.ExecContext(ctx, `
 INSERT INTO mediator_setting (name, value) VALUES (?, ?)
@@ -375,12 +375,12 @@ ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value)
 	return nil
 }
 
-// Ping implements mediator.Store.
+// Ping implements storetype.Store.
 func (s *SQLite) Ping(ctx context.Context) error {
 	return s.db.PingContext(ctx)
 }
 
-// Close implements mediator.Store.
+// Close implements storetype.Store.
 func (s *SQLite) Close() error {
 	s.closeOnce.Do(func() { close(s.closed) })
 	err := s.db.Close()

@@ -1,4 +1,4 @@
-// Package store implements mediator.Store on SQLite (embedded, the default)
+// Package store implements storetype.Store on SQLite (embedded, the default)
 // and PostgreSQL (several replicas). River's own tables hold the jobs; the mediator's
 // tables hold receipts, deliveries, insuree→person mappings and settings.
 package store
@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cht-openimis/cht-openimis-mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
 )
 
 // errNoQueue is a queue operation before StartQueue.
@@ -28,7 +28,7 @@ var ErrUnreachable = errors.New("database unreachable")
 
 // Open opens the store named by a DATABASE_URL: sqlite://<file> creates the
 // file and its directory on first use. It runs the migrations.
-func Open(ctx context.Context, databaseURL string) (mediator.Store, error) {
+func Open(ctx context.Context, databaseURL string) (storetype.Store, error) {
 	switch {
 	case strings.HasPrefix(databaseURL, "sqlite://"):
 		return OpenSQLite(ctx, strings.TrimPrefix(databaseURL, "sqlite://"))
@@ -42,7 +42,7 @@ func Open(ctx context.Context, databaseURL string) (mediator.Store, error) {
 // database is unreachable (ErrUnreachable) it tries again, 1 s doubling to
 // 30 s apart, telling waiting of each failure, until ctx ends. Other errors
 // (credentials, a missing database, a bad file) come back at once.
-func OpenWaiting(ctx context.Context, databaseURL string, waiting func(err error, retryIn time.Duration)) (mediator.Store, error) {
+func OpenWaiting(ctx context.Context, databaseURL string, waiting func(err error, retryIn time.Duration)) (storetype.Store, error) {
 	delay := time.Second
 	for {
 		st, err := Open(ctx, databaseURL)
@@ -61,7 +61,7 @@ func OpenWaiting(ctx context.Context, databaseURL string, waiting func(err error
 
 // OpenExisting is Open for commands that inspect a store: it refuses to
 // create an SQLite file that does not exist yet.
-func OpenExisting(ctx context.Context, databaseURL string) (mediator.Store, error) {
+func OpenExisting(ctx context.Context, databaseURL string) (storetype.Store, error) {
 	if path, ok := strings.CutPrefix(databaseURL, "sqlite://"); ok {
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("store: no SQLite store at %s (DATABASE_URL); run the command where the mediator runs, with its DATABASE_URL", path)

@@ -11,9 +11,9 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
-	"github.com/cht-openimis/cht-openimis-mediator/mediator"
 	"github.com/cht-openimis/cht-openimis-mediator/mediator/store"
 	"github.com/cht-openimis/cht-openimis-mediator/mediator/store/storetest"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
 )
 
 type testArgs struct {
@@ -22,7 +22,7 @@ type testArgs struct {
 
 func (testArgs) Kind() string { return "test" }
 
-func openStore(t *testing.T, url string) mediator.Store {
+func openStore(t *testing.T, url string) storetype.Store {
 	t.Helper()
 	s, err := store.Open(context.Background(), url)
 	require.NoError(t, err)
@@ -203,17 +203,17 @@ func TestStore_QueueStatsAndJobs(t *testing.T) {
 		require.Equal(t, 3, stats["test"].Depth)
 		require.WithinDuration(t, time.Now(), stats["test"].Oldest, time.Minute)
 
-		jobs, err := s.ListJobs(ctx, mediator.JobFilter{Limit: 10})
+		jobs, err := s.ListJobs(ctx, storetype.JobFilter{Limit: 10})
 		require.NoError(t, err)
 		require.Len(t, jobs, 3)
 		require.Greater(t, jobs[0].ID, jobs[2].ID, "newest first")
-		page, err := s.ListJobs(ctx, mediator.JobFilter{Limit: 1, Before: jobs[0].ID})
+		page, err := s.ListJobs(ctx, storetype.JobFilter{Limit: 1, Before: jobs[0].ID})
 		require.NoError(t, err)
 		require.Equal(t, []int64{jobs[1].ID}, []int64{page[0].ID}, "the next older job")
-		page, err = s.ListJobs(ctx, mediator.JobFilter{Limit: 10, Before: jobs[2].ID})
+		page, err = s.ListJobs(ctx, storetype.JobFilter{Limit: 10, Before: jobs[2].ID})
 		require.NoError(t, err)
 		require.Empty(t, page)
-		page, err = s.ListJobs(ctx, mediator.JobFilter{Limit: 10, Kinds: []string{"other"}})
+		page, err = s.ListJobs(ctx, storetype.JobFilter{Limit: 10, Kinds: []string{"other"}})
 		require.NoError(t, err)
 		require.Empty(t, page)
 		j, err := s.GetJob(ctx, jobs[0].ID)

@@ -20,8 +20,9 @@ import (
 	"github.com/cht-openimis/cht-openimis-mediator/cht"
 	"github.com/cht-openimis/cht-openimis-mediator/config"
 	"github.com/cht-openimis/cht-openimis-mediator/mediator"
-	"github.com/cht-openimis/cht-openimis-mediator/openhim"
 	"github.com/cht-openimis/cht-openimis-mediator/mediator/store"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
+	"github.com/cht-openimis/cht-openimis-mediator/openhim"
 	"github.com/cht-openimis/cht-openimis-mediator/openimis"
 )
 
@@ -29,7 +30,7 @@ import (
 type App struct {
 	Log      zerolog.Logger
 	Mediator *mediator.Mediator
-	Store    mediator.Store
+	Store    storetype.Store
 }
 
 // Close releases the store.
@@ -45,8 +46,8 @@ func Build(ctx context.Context, cfg config.Config, logOut io.Writer, waiting fun
 	if err != nil {
 		return nil, fmt.Errorf("LOG_LEVEL: %w", err)
 	}
-	logLevel := mediator.NewLogLevel(level)
-	log := mediator.NewLogger(logOut, cfg.LogFormat == "console", logLevel)
+	logLevel := NewLogLevel(level)
+	log := NewLogger(logOut, cfg.LogFormat == "console", logLevel)
 
 	registration, err := openhim.PrepareRegistration(chtopenimis.OpenHIMMediatorJSON, cfg.MediatorURL,
 		mediator.RuntimeConfig(cfg.LogLevel, cfg.UpstreamTimeout, cfg.ClaimPollInterval))
@@ -86,7 +87,7 @@ func Build(ctx context.Context, cfg config.Config, logOut io.Writer, waiting fun
 	if err != nil {
 		return nil, err
 	}
-	var st mediator.Store
+	var st storetype.Store
 	if waiting == nil {
 		st, err = store.Open(ctx, cfg.DatabaseURL)
 	} else {
@@ -113,7 +114,7 @@ func Build(ctx context.Context, cfg config.Config, logOut io.Writer, waiting fun
 		UpstreamTimeout:  cfg.UpstreamTimeout,
 		Workers:          cfg.Workers,
 
-		LogLevel:          logLevel,
+		SetLogLevel:       logLevel.Set,
 		ClaimPollInterval: cfg.ClaimPollInterval,
 		OpenHIM:           him,
 		Registration:      registration,
@@ -136,22 +137,19 @@ func fhirURL(cfg config.Config) string {
 // bound and the queue runs. While the store is unreachable at start, the
 // port already answers: /health 200, everything else 503 with the reason.
 func Serve(ctx context.Context, cfg config.Config, version string, logOut io.Writer, ready chan<- string) error {
-	tcp, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
-	if err != nil {
-		return fmt.Errorf("listen on PORT %d: %w", cfg.Port, err)
-	}
-	conns := mediator.NewConnPump(tcp)
-	defer conns.Close()
 	reg, err := openhim.PrepareRegistration(chtopenimis.OpenHIMMediatorJSON, nil, nil)
 	if err != nil {
 		return err
 	}
-	starting := mediator.NewStartingServer(conns.Listener(), reg.URN, cfg.OpenHIMAPIURL != nil)
+	srv, err := mediator.Listen(net.JoinHostPort("", strconv.Itoa(cfg.Port)), reg.URN, cfg.OpenHIMAPIURL != nil)
+	if err != nil {
+		return fmt.Errorf("listen on PORT %d: %w", cfg.Port, err)
+	}
+	defer srv.Close()
 	if err := cfg.CheckServe(time.Now()); err != nil {
 		return err
 	}
-	a, err := Build(ctx, cfg, logOut, starting.StoreUnreachable)
-	starting.Stop()
+	a, err := Build(ctx, cfg, logOut, srv.StoreUnreachable)
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, context.Cause(ctx)) {
 			return nil // stopped while waiting for the store
@@ -159,7 +157,6 @@ func Serve(ctx context.Context, cfg config.Config, version string, logOut io.Wri
 		return err
 	}
 	defer a.Close()
-	ln := conns.Listener()
 	log, m := a.Log, a.Mediator
 	log.Info().Str("version", version).Interface("config", cfg.Summary()).Msg("starting")
 	if cfg.OpenHIMTrustSelfSigned && cfg.OpenHIMAPIURL != nil {
@@ -168,12 +165,11 @@ func Serve(ctx context.Context, cfg config.Config, version string, logOut io.Wri
 	if err := m.Start(ctx); err != nil {
 		return err
 	}
-	log.Info().Str("addr", ln.Addr().String()).Msg("serving")
+	log.Info().Str("addr", srv.Addr().String()).Msg("serving")
 	if ready != nil {
-		ready <- ln.Addr().String()
+		ready <- srv.Addr().String()
 	}
-	serveErr := m.Serve(ctx, ln)
-	_ = conns.Close() // refuse new connections at once while jobs stop
+	serveErr := srv.Serve(ctx, m) // closes the socket: new connections are refused while jobs stop
 
 	log.Info().Msg("shutting down")
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)

@@ -1,4 +1,8 @@
-package mediator
+// Package storetype holds the types the mediator and its store implementations
+// share (River's rivertype pattern): the Store interface, job filters and
+// queue statistics. It imports no other package of this module, so the store
+// builds without the HTTP framework or the upstream clients.
+package storetype
 
 import (
 	"context"

@@ -15,6 +15,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
+
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
 )
 
 // Body size limits of the inbound routes.
@@ -33,20 +35,37 @@ func init() {
 	gin.SetMode(gin.ReleaseMode)
 }
 
+// api is the HTTP interface: the inbound routes, which store a job and
+// answer, and the probes. It reads the rest of the mediator through small
+// functions.
+type api struct {
+	store   storetype.Store
+	log     zerolog.Logger
+	metrics *Metrics
+	// urn names the mediator in the OpenHIM envelope.
+	urn string
+	// username and password are the Basic credentials of /mediator/*.
+	username, password string
+	// loggedIn reports whether an openIMIS login has succeeded; openhim the
+	// OpenHIM registration state.
+	loggedIn func() bool
+	openhim  func() string
+}
+
 // routes builds the gin engine: recovery → request id and logger → the
 // routes; /mediator/* adds Basic auth.
-func (m *Mediator) routes() http.Handler {
+func (a *api) routes() http.Handler {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.RemoveExtraSlash = false
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
-	r.Use(m.requestContext(), m.recovery())
+	r.Use(a.requestContext(), a.recovery())
 
 	for path, h := range map[string]gin.HandlerFunc{
-		"/health":  m.handleHealth(),
-		"/ready":   m.handleReady(),
-		"/metrics": gin.WrapH(m.opts.Metrics.Handler()),
+		"/health":  a.handleHealth(),
+		"/ready":   a.handleReady(),
+		"/metrics": gin.WrapH(a.metrics.Handler()),
 	} {
 		r.GET(path, h)
 		r.HEAD(path, h)
@@ -54,24 +73,24 @@ func (m *Mediator) routes() http.Handler {
 
 	// The OpenHIM channels match a trailing slash too (urlPattern ending
 	// /?$), and a sender may add one: both paths are the route.
-	g := r.Group("/mediator", m.basicAuth())
+	g := r.Group("/mediator", a.basicAuth())
 	for path, h := range map[string]gin.HandlerFunc{
-		"/claim-response":  m.handleClaimResponse(),
-		"/claims-feedback": m.handleClaimsFeedback(),
+		"/claim-response":  a.handleClaimResponse(),
+		"/claims-feedback": a.handleClaimsFeedback(),
 	} {
 		g.POST(path, h)
 		g.POST(path+"/", h)
 	}
 
-	r.NoRoute(func(c *gin.Context) { m.fail(c, http.StatusNotFound, "no such route") })
-	r.NoMethod(func(c *gin.Context) { m.fail(c, http.StatusMethodNotAllowed, "method not allowed") })
+	r.NoRoute(func(c *gin.Context) { a.fail(c, http.StatusNotFound, "no such route") })
+	r.NoMethod(func(c *gin.Context) { a.fail(c, http.StatusMethodNotAllowed, "method not allowed") })
 	return r
 }
 
 // requestContext gives every request an id (the caller's X-Request-Id when
 // it is sane) and a logger carrying it and the OpenHIM transaction id, then
 // logs the request when it is done.
-func (m *Mediator) requestContext() gin.HandlerFunc {
+func (a *api) requestContext() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		id := c.GetHeader(headerRequestID)
@@ -79,7 +98,7 @@ func (m *Mediator) requestContext() gin.HandlerFunc {
 			id = newRequestID()
 		}
 		c.Header(headerRequestID, id)
-		lc := m.log.With().Str("request_id", id)
+		lc := a.log.With().Str("request_id", id)
 		if tx := c.GetHeader(headerTransactionID); tx != "" && saneID(tx) {
 			lc = lc.Str("openhim_transaction_id", tx)
 		}
@@ -91,7 +110,7 @@ func (m *Mediator) requestContext() gin.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		m.opts.Metrics.request(route, status)
+		a.metrics.request(route, status)
 		ev := log.Info()
 		if status >= 500 {
 			ev = log.Error()
@@ -136,7 +155,7 @@ func newRequestID() string {
 
 // recovery turns a panic into a logged 500 so that one bad request cannot
 // stop the server. The panic value is logged, never sent.
-func (m *Mediator) recovery() gin.HandlerFunc {
+func (a *api) recovery() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		defer func() {
 			if v := recover(); v != nil {
@@ -145,7 +164,7 @@ func (m *Mediator) recovery() gin.HandlerFunc {
 				}
 				zerolog.Ctx(c.Request.Context()).Error().Interface("panic", v).Msg("handler panicked")
 				if !c.Writer.Written() {
-					m.fail(c, http.StatusInternalServerError, "internal error")
+					a.fail(c, http.StatusInternalServerError, "internal error")
 				}
 				c.Abort()
 			}
@@ -155,9 +174,9 @@ func (m *Mediator) recovery() gin.HandlerFunc {
 }
 
 // basicAuth checks the caller's Basic credentials in constant time.
-func (m *Mediator) basicAuth() gin.HandlerFunc {
-	wantUser := sha256.Sum256([]byte(m.opts.Username))
-	wantPass := sha256.Sum256([]byte(m.opts.Password))
+func (a *api) basicAuth() gin.HandlerFunc {
+	wantUser := sha256.Sum256([]byte(a.username))
+	wantPass := sha256.Sum256([]byte(a.password))
 	return func(c *gin.Context) {
 		user, pass, ok := c.Request.BasicAuth()
 		gotUser := sha256.Sum256([]byte(user))
@@ -166,7 +185,7 @@ func (m *Mediator) basicAuth() gin.HandlerFunc {
 		passOK := subtle.ConstantTimeCompare(gotPass[:], wantPass[:])
 		if !ok || userOK&passOK != 1 {
 			c.Header("WWW-Authenticate", `Basic realm="cht-openimis-mediator", charset="UTF-8"`)
-			m.fail(c, http.StatusUnauthorized, "missing or wrong credentials")
+			a.fail(c, http.StatusUnauthorized, "missing or wrong credentials")
 			c.Abort()
 			return
 		}
@@ -176,19 +195,19 @@ func (m *Mediator) basicAuth() gin.HandlerFunc {
 
 // readJSONBody checks the content type and reads at most limit bytes. On a
 // problem it answers (415, 413, 400) and returns false.
-func (m *Mediator) readJSONBody(c *gin.Context, limit int64) ([]byte, bool) {
+func (a *api) readJSONBody(c *gin.Context, limit int64) ([]byte, bool) {
 	if !isJSON(c.GetHeader("Content-Type")) {
-		m.fail(c, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+		a.fail(c, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
 		return nil, false
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
-		m.fail(c, http.StatusRequestEntityTooLarge, "body larger than the limit of "+byteSize(limit))
+		a.fail(c, http.StatusRequestEntityTooLarge, "body larger than the limit of "+byteSize(limit))
 		return nil, false
 	case err != nil:
-		m.fail(c, http.StatusBadRequest, "could not read the body")
+		a.fail(c, http.StatusBadRequest, "could not read the body")
 		return nil, false
 	}
 	return body, true

@@ -1,4 +1,4 @@
-package mediator
+package app
 
 import (
 	"io"
@@ -9,7 +9,7 @@ import (
 )
 
 // LogLevel is a log level that can change while the mediator runs (OpenHIM
-// runtime configuration).
+// runtime configuration sets it).
 type LogLevel struct {
 	v atomic.Int32
 }

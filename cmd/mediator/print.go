@@ -1,0 +1,124 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+
+	"github.com/cht-openimis/cht-openimis-mediator/mediator"
+)
+
+// printable makes an outside string (an id, an upstream's error text) safe
+// to print on a terminal: a string holding control characters (escape
+// sequences, carriage returns, newlines) or invalid UTF-8 is printed quoted,
+// with those escaped, so it can neither drive the terminal nor forge lines.
+func printable(s string) string {
+	for _, r := range s {
+		if r == unicode.ReplacementChar || unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return strconv.QuoteToGraphic(s)
+		}
+	}
+	return s
+}
+
+// printChecks prints one line per check, with what to fix, and a summary; it
+// reports whether every check passed.
+func printChecks(w io.Writer, results []mediator.CheckResult) bool {
+	allOK := true
+	for _, r := range results {
+		switch r.Status {
+		case "skip":
+			allOK = false
+			fmt.Fprintf(w, "SKIP  %s (%s)\n", r.Name, r.Detail)
+		case "fail":
+			allOK = false
+			fmt.Fprintf(w, "FAIL  %s: %s\n", r.Name, printable(r.Detail))
+			if r.Fix != "" {
+				fmt.Fprintf(w, "      fix: %s\n", r.Fix)
+			}
+		case "warn":
+			fmt.Fprintf(w, "WARN  %s: %s\n", r.Name, printable(r.Detail))
+			if r.Fix != "" {
+				fmt.Fprintf(w, "      note: %s\n", r.Fix)
+			}
+		default:
+			fmt.Fprintf(w, "ok    %s: %s\n", r.Name, printable(r.Detail))
+		}
+	}
+	if allOK {
+		fmt.Fprintln(w, "all checks passed")
+	} else {
+		fmt.Fprintln(w, "some checks failed")
+	}
+	return allOK
+}
+
+// printSubscription prints the Claim subscriptions of this mediator.
+func printSubscription(w io.Writer, r mediator.SubscriptionReport) {
+	if r.Disabled {
+		fmt.Fprintln(w, "disabled by an operator: the server does not create or renew it (mediator subscription renew re-enables it)")
+	}
+	if len(r.Subscriptions) == 0 {
+		fmt.Fprintln(w, "no Claim subscription for", r.Endpoint)
+		return
+	}
+	for _, s := range r.Subscriptions {
+		fmt.Fprintf(w, "id:        %s\nstatus:    %s\ncriteria:  %s\nend:       %s\nendpoint:  %s\nheader:    %s\n\n",
+			printable(s.ID), printable(s.Status), printable(s.Criteria), printable(s.End),
+			printable(s.Channel.Endpoint), printable(strings.Join(s.Channel.Header, ", ")))
+	}
+}
+
+// printJobs prints jobs as a table.
+func printJobs(w io.Writer, jobs []mediator.Job) error {
+	if len(jobs) == 0 {
+		_, err := fmt.Fprintln(w, "no jobs")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tSTATE\tATTEMPTS\tSUBJECT\tCREATED\tLAST ERROR")
+	for _, j := range jobs {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", j.ID, printable(j.Kind), j.State, j.Attempt, j.MaxAttempts,
+			printable(j.Subject), j.CreatedAt.UTC().Format(time.RFC3339), oneLine(j.LastError(), 100))
+	}
+	return tw.Flush()
+}
+
+// printJob prints one job: its subject, state, attempts, every error with
+// its time, and its payload.
+func printJob(w io.Writer, j mediator.Job) {
+	fmt.Fprintf(w, "id:        %d\nkind:      %s\nstate:     %s\nsubject:   %s\nattempts:  %d of %d\ncreated:   %s\n",
+		j.ID, printable(j.Kind), j.State, printable(j.Subject), j.Attempt, j.MaxAttempts, j.CreatedAt.UTC().Format(time.RFC3339))
+	if !j.NextTry.IsZero() {
+		fmt.Fprintf(w, "next try:  %s\n", j.NextTry.UTC().Format(time.RFC3339))
+	}
+	if !j.FinishedAt.IsZero() {
+		fmt.Fprintf(w, "finished:  %s\n", j.FinishedAt.UTC().Format(time.RFC3339))
+	}
+	if len(j.Errors) > 0 {
+		fmt.Fprintln(w, "errors:")
+		for _, e := range j.Errors {
+			fmt.Fprintf(w, "  attempt %d at %s: %s\n", e.Attempt, e.At.UTC().Format(time.RFC3339), printable(e.Error))
+		}
+	}
+	var payload any
+	if json.Unmarshal(j.Payload, &payload) == nil {
+		// Indented JSON escapes every control character in its strings.
+		b, _ := json.MarshalIndent(payload, "", "  ")
+		fmt.Fprintf(w, "payload:\n%s\n", b)
+	}
+}
+
+// oneLine folds s onto one line of at most max bytes, escaped.
+func oneLine(s string, max int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > max {
+		s = s[:max] + "…"
+	}
+	return printable(s)
+}

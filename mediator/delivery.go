@@ -1,0 +1,121 @@
+package mediator
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/rs/zerolog"
+
+	"github.com/cht-openimis/cht-openimis-mediator/cht"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis"
+)
+
+// delivery is what the claim and feedback workers share: the two clients,
+// the store, the insuree→person cache and the upstream slots that bound how
+// many jobs talk to the upstreams at once.
+type delivery struct {
+	oi    *openimis.Client
+	cht   *cht.Client
+	store storetype.Store
+	log   zerolog.Logger
+
+	placeID          string
+	claimForm        string
+	feedbackResource string
+	// slotWait is how long a job waits for an upstream slot before it is
+	// snoozed: one upstream timeout.
+	slotWait time.Duration
+	// slots holds a token for each job talking to an upstream: at most
+	// Workers at once.
+	slots chan struct{}
+
+	persons personCache
+	// noQuestionnaireResponse is set once openIMIS answered that it has no
+	// QuestionnaireResponse endpoint.
+	noQuestionnaireResponse atomic.Bool
+}
+
+func newDelivery(opts Options) *delivery {
+	return &delivery{
+		oi:               opts.OpenIMIS,
+		cht:              opts.CHT,
+		store:            opts.Store,
+		log:              opts.Logger,
+		placeID:          opts.PlaceID,
+		claimForm:        opts.ClaimForm,
+		feedbackResource: opts.FeedbackResource,
+		slotWait:         opts.UpstreamTimeout,
+		slots:            make(chan struct{}, opts.Workers),
+	}
+}
+
+// queueSlotsPerWorker is how many delivery jobs the queue runs per WORKERS
+// slot. Only WORKERS of them talk to openIMIS and the CHT at once (the
+// upstream slots); the others fetch, check and record in the store
+// meanwhile, so that the store's latency does not leave an upstream slot
+// idle.
+const queueSlotsPerWorker = 4
+
+// withUpstream runs f in one of the WORKERS upstream slots. A job that
+// finds no slot free within an upstream timeout (the upstreams are slow or
+// down and the slots busy), or is stopped while waiting, is snoozed rather
+// than failed: it has done nothing yet, and waiting must use up neither its
+// attempts nor its job timeout.
+func (d *delivery) withUpstream(ctx context.Context, f func() error) error {
+	wait := time.NewTimer(d.slotWait)
+	defer wait.Stop()
+	select {
+	case d.slots <- struct{}{}:
+	case <-wait.C:
+		return river.JobSnooze(time.Second)
+	case <-ctx.Done():
+		return river.JobSnooze(0)
+	}
+	defer func() { <-d.slots }()
+	return f()
+}
+
+// delivered reports whether an earlier run of a job finished its work. A
+// first attempt cannot have: the receipt makes it the only job for its key,
+// and a rescued, re-queued or operator-retried job counts a later attempt.
+func (d *delivery) delivered(ctx context.Context, attempt int, kind, key string) (bool, error) {
+	if attempt <= 1 {
+		return false, nil
+	}
+	result, done, err := d.store.Delivered(ctx, kind, key)
+	if done {
+		zerolog.Ctx(ctx).Info().Str("result", result).Msg("already delivered by an earlier run")
+	}
+	return done, err
+}
+
+// personCache caches the store's insuree→person mapping, which never
+// changes once written (the person _id derives from the insuree UUID).
+type personCache struct {
+	m sync.Map
+	n atomic.Int64
+}
+
+// maxCachedPersons bounds the in-memory insuree→person cache (about 150
+// bytes an entry); past it the cache starts over.
+const maxCachedPersons = 100_000
+
+func (c *personCache) get(insureeUUID string) (string, bool) {
+	id, ok := c.m.Load(insureeUUID)
+	if !ok {
+		return "", false
+	}
+	return id.(string), true
+}
+
+func (c *personCache) put(insureeUUID, personID string) {
+	if c.n.Add(1) > maxCachedPersons {
+		c.m.Clear()
+		c.n.Store(1)
+	}
+	c.m.Store(insureeUUID, personID)
+}
