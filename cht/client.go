@@ -125,7 +125,8 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		req.SetQueryParamsFromValues(query)
 	}
 	if body != nil {
-		// Exactly application/json: /api/v1/people refuses a charset (docs/upstreams/cht.md trap 13).
+		// Exactly application/json: /api/v1/people refuses a charset
+		// (docs/upstreams/cht.md trap 13).
 		req.SetHeader("Content-Type", "application/json").SetBody(body)
 	}
 	resp, err := req.Execute(method, path)

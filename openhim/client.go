@@ -2,9 +2,10 @@
 // registration and heartbeat. Section numbers in comments refer to the
 // OpenHIM contract note (docs/upstreams/openhim.md).
 //
-// It authenticates with HTTP Basic (the email lower-cased, docs/upstreams/openhim.md §2.2) and falls
-// back to the legacy token scheme of cores up to 7.0 (docs/upstreams/openhim.md §2.3) when Basic is
-// refused. It does not log and does not retry.
+// It authenticates with HTTP Basic (the email lower-cased,
+// docs/upstreams/openhim.md §2.2) and falls back to the legacy token scheme of
+// cores up to 7.0 (docs/upstreams/openhim.md §2.3) when Basic is refused. It
+// does not log and does not retry.
 package openhim
 
 import (
@@ -121,7 +122,8 @@ func (e *APIError) Error() string {
 }
 
 // do sends a JSON request with the current authentication. A 401 to Basic
-// switches to the token scheme once, for cores that have only that (docs/upstreams/openhim.md trap 7).
+// switches to the token scheme once, for cores that have only that
+// (docs/upstreams/openhim.md trap 7).
 func (c *Client) do(ctx context.Context, method, path string, body any) (*resty.Response, error) {
 	for attempt := 0; ; attempt++ {
 		req := c.rc.R().SetContext(ctx).SetHeader("Content-Type", "application/json").SetHeader("Accept", "application/json")
@@ -219,8 +221,9 @@ func sha512Hex(s string) string {
 }
 
 // Register posts the mediator's registration document: POST /mediators
-// (docs/upstreams/openhim.md §1). Core answers 201 also when it keeps an existing registration of the
-// same or a higher version (docs/upstreams/openhim.md trap 1).
+// (docs/upstreams/openhim.md §1). Core answers 201 also when it keeps an
+// existing registration of the same or a higher version
+// (docs/upstreams/openhim.md trap 1).
 func (c *Client) Register(ctx context.Context, doc json.RawMessage) error {
 	_, err := c.do(ctx, http.MethodPost, "/mediators", doc)
 	return err

@@ -202,8 +202,9 @@ type loginResponse struct {
 	Token string `json:"token"`
 }
 
-// login calls POST login/ (docs/upstreams/openimis.md §1). It sends no Authorization header: an expired
-// bearer token would make the login itself fail.
+// login calls POST login/ (docs/upstreams/openimis.md §1). It sends no
+// Authorization header: an expired bearer token would make the login itself
+// fail.
 func (c *Client) login(ctx context.Context, username, password string) (string, time.Time, error) {
 	if err := c.rateLimited(); err != nil {
 		return "", time.Time{}, err

@@ -4,9 +4,10 @@
 // note (docs/upstreams/openimis.md).
 //
 // The client is thin and quiet: one method per endpoint, no logging, and no
-// retries except the single re-login after a 401 (docs/upstreams/openimis.md §1). Non-2xx answers come
-// back as *APIError; the caller decides what is worth retrying. After a 429
-// the client sends nothing for a while and answers *RateLimitError instead.
+// retries except the single re-login after a 401 (docs/upstreams/openimis.md
+// §1). Non-2xx answers come back as *APIError; the caller decides what is worth
+// retrying. After a 429 the client sends nothing for a while and answers
+// *RateLimitError instead.
 package openimis
 
 import (
@@ -42,11 +43,11 @@ type Options struct {
 	// Now is the clock of token expiry and of the rate-limit pause. Defaults
 	// to time.Now.
 	Now func() time.Time
-	// RateLimitPause is how long the client sends nothing after a 429.
-	// openIMIS in production allows 150 requests a minute per client address
-	// and answers 429 without Retry-After (docs/upstreams/openimis.md §1, trap 17); a request sent while
-	// limited is wasted and counted. Defaults to 10 seconds; it doubles while
-	// 429s follow each other, up to a minute.
+	// RateLimitPause is how long the client sends nothing after a 429. openIMIS
+	// in production allows 150 requests a minute per client address and answers
+	// 429 without Retry-After (docs/upstreams/openimis.md §1, trap 17); a
+	// request sent while limited is wasted and counted. Defaults to 10 seconds;
+	// it doubles while 429s follow each other, up to a minute.
 	RateLimitPause time.Duration
 }
 
@@ -196,7 +197,8 @@ func (e *APIError) Error() string {
 
 // Permanent reports whether retrying the same request cannot succeed: client
 // errors other than 401, 408 and 429, redirects (a misconfigured URL), and the
-// validation problems the 24.10 server reports as HTTP 500 (docs/upstreams/openimis.md §8, trap 11).
+// validation problems the 24.10 server reports as HTTP 500
+// (docs/upstreams/openimis.md §8, trap 11).
 func (e *APIError) Permanent() bool {
 	switch {
 	case e.Status >= 300 && e.Status < 400:
@@ -278,7 +280,8 @@ func errorMessage(body []byte) string {
 	return text
 }
 
-// OperationOutcome is the FHIR error resource openIMIS answers with (docs/upstreams/openimis.md §8).
+// OperationOutcome is the FHIR error resource openIMIS answers with
+// (docs/upstreams/openimis.md §8).
 type OperationOutcome struct {
 	ResourceType string  `json:"resourceType"`
 	Issue        []Issue `json:"issue"`

@@ -7,8 +7,8 @@ import (
 )
 
 // Communication is claim feedback in the openimis-communication profile
-// (docs/upstreams/openimis.md §5): status completed, about the claim, from the insuree, with exactly
-// five coded payloads.
+// (docs/upstreams/openimis.md §5): status completed, about the claim, from the
+// insuree, with exactly five coded payloads.
 type Communication struct {
 	About        []Reference  `json:"about"`
 	Identifier   []Identifier `json:"identifier,omitempty"`

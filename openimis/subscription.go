@@ -103,9 +103,10 @@ func (c *Client) GetSubscription(ctx context.Context, id string) (*Subscription,
 	return &s, nil
 }
 
-// CreateSubscription creates a subscription: POST Subscription/ (docs/upstreams/openimis.md §2.1). A
-// server without Claim notifications answers 400 "Invalid resource (claim)"
-// (docs/upstreams/openimis.md trap 1); see SubscriptionRefused.
+// CreateSubscription creates a subscription: POST Subscription/
+// (docs/upstreams/openimis.md §2.1). A server without Claim notifications
+// answers 400 "Invalid resource (claim)" (docs/upstreams/openimis.md trap 1);
+// see SubscriptionRefused.
 func (c *Client) CreateSubscription(ctx context.Context, s Subscription) (*Subscription, error) {
 	s.ResourceType = "Subscription"
 	var out Subscription
@@ -126,9 +127,10 @@ func (c *Client) DeleteSubscription(ctx context.Context, id string) error {
 }
 
 // SubscriptionRefused reports whether err is openIMIS refusing the
-// subscription's resource, as releases without Claim notifications do:
-// 400 "Error while saving a subscription: Invalid resource (claim)" (docs/upstreams/openimis.md §2.1).
-// Other 400s are mistakes in the request, not a missing feature.
+// subscription's resource, as releases without Claim notifications do: 400
+// "Error while saving a subscription: Invalid resource (claim)"
+// (docs/upstreams/openimis.md §2.1). Other 400s are mistakes in the request,
+// not a missing feature.
 func SubscriptionRefused(err error) bool {
 	var ae *APIError
 	return errors.As(err, &ae) && ae.Status == http.StatusBadRequest &&
