@@ -1,7 +1,7 @@
 // Package cht is a typed client for the parts of the Community Health Toolkit
 // API the mediator uses: creating and finding persons, posting JSON-form
 // reports and finding reports. Section numbers in comments refer to the CHT
-// contract note (spec/contracts/cht.md).
+// contract note (docs/upstreams/cht.md).
 //
 // The client is thin and quiet: one method per endpoint, no logging, no
 // retries. Non-2xx answers come back as *APIError; the caller decides what is
@@ -32,7 +32,7 @@ type Options struct {
 	// URL is the CHT's base URL, e.g. https://cht.example.org.
 	URL string
 	// Username and Password are the integration user's credentials. The user
-	// needs an online role (§6).
+	// needs an online role (docs/upstreams/cht.md §6).
 	Username, Password string
 	// Timeout bounds every request. Defaults to 30 seconds.
 	Timeout time.Duration
@@ -40,7 +40,7 @@ type Options struct {
 	Transport http.RoundTripper
 	// AuthCooldown is how long the client sends nothing after a 401 or 429.
 	// The CHT locks a user out after ten such answers in ten seconds, and
-	// every request during the lock-out extends it (trap 14). Defaults to
+	// every request during the lock-out extends it (docs/upstreams/cht.md trap 14). Defaults to
 	// 10 seconds; it doubles while the answers repeat, up to 5 minutes.
 	AuthCooldown time.Duration
 	// Now is the clock of the cool-down. Defaults to time.Now.
@@ -85,15 +85,15 @@ func New(opts Options) (*Client, error) {
 	rc := resty.New().
 		SetBaseURL(strings.TrimSuffix(opts.URL, "/")).
 		// Pre-emptive Basic auth: Go never answers a 401 challenge, and some
-		// CouchDB configurations answer an anonymous request with 500 (§6).
+		// CouchDB configurations answer an anonymous request with 500 (docs/upstreams/cht.md §6).
 		SetBasicAuth(opts.Username, opts.Password).
-		// Without Accept: application/json, errors come back as text (§1).
+		// Without Accept: application/json, errors come back as text (docs/upstreams/cht.md §1).
 		SetHeader("Accept", "application/json").
 		SetHeader("User-Agent", "cht-openimis-mediator").
 		SetResponseBodyLimit(maxResponseBody).
 		SetDisableWarn(true).
 		// http:// in front of CHT's nginx answers 301; a POST re-sent as GET
-		// would be lost (trap 15), so surface redirects as errors.
+		// would be lost (docs/upstreams/cht.md trap 15), so surface redirects as errors.
 		SetRedirectPolicy(resty.RedirectPolicyFunc(func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		}))
@@ -125,7 +125,8 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		req.SetQueryParamsFromValues(query)
 	}
 	if body != nil {
-		// Exactly application/json: /api/v1/people refuses a charset (trap 13).
+		// Exactly application/json: /api/v1/people refuses a charset
+		// (docs/upstreams/cht.md trap 13).
 		req.SetHeader("Content-Type", "application/json").SetBody(body)
 	}
 	resp, err := req.Execute(method, path)
@@ -201,7 +202,7 @@ func (e *APIError) Error() string {
 
 // Permanent reports whether retrying the same request cannot succeed: client
 // errors other than 401, 408, 409 and 429, redirects, and the 500s the CHT
-// answers for an unknown form or a malformed record (trap 2).
+// answers for an unknown form or a malformed record (docs/upstreams/cht.md trap 2).
 func (e *APIError) Permanent() bool {
 	switch {
 	case e.Status >= 300 && e.Status < 400:

@@ -8,19 +8,19 @@ import (
 )
 
 // Person is a CHT person document as the mediator creates it. Extra
-// properties are stored by the CHT as they are (§3).
+// properties are stored by the CHT as they are (docs/upstreams/cht.md §3).
 type Person struct {
 	DateOfBirth string `json:"date_of_birth,omitempty"`
 	// ID is the document _id. The mediator derives it from the insuree UUID,
-	// so that a second create conflicts (409) instead of duplicating (§3).
+	// so that a second create conflicts (409) instead of duplicating (docs/upstreams/cht.md §3).
 	ID   string `json:"_id,omitempty"`
 	Name string `json:"name"`
 	// OpenIMISID is the insuree UUID; the claims_feedback task reads it from
-	// the person (trap 7).
+	// the person (docs/upstreams/cht.md trap 7).
 	OpenIMISID string `json:"openimis_id"`
 	Phone      string `json:"phone,omitempty"`
 	// Place is the parent place's UUID; without it no CHW receives the person
-	// (trap 8).
+	// (docs/upstreams/cht.md trap 8).
 	Place string `json:"place"`
 	Sex   string `json:"sex,omitempty"`
 	Type  string `json:"type"`
@@ -31,7 +31,7 @@ type createResponse struct {
 	OK bool   `json:"ok"`
 }
 
-// CreatePerson creates a person: POST /api/v1/people (§3). It returns the
+// CreatePerson creates a person: POST /api/v1/people (docs/upstreams/cht.md §3). It returns the
 // new person's id. A person whose _id exists answers 409; see IsConflict.
 func (c *Client) CreatePerson(ctx context.Context, p Person) (string, error) {
 	if p.Type == "" {

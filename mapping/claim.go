@@ -72,8 +72,8 @@ func jsonProblem(err error) string {
 	return "invalid JSON"
 }
 
-// ClaimFromResponse validates a ClaimResponse and extracts the claim (§4 of
-// the openIMIS contract, trap 7).
+// ClaimFromResponse validates a ClaimResponse and extracts the claim (docs/upstreams/openimis.md
+// §4, trap 7).
 func ClaimFromResponse(cr openimis.ClaimResponse) (Claim, error) {
 	var errs FieldErrors
 	if cr.ResourceType != "ClaimResponse" {

@@ -11,14 +11,14 @@ import (
 )
 
 // Feedback is a health worker's claims_feedback report, as CHT outbound push
-// sends it (CHT contract §4).
+// sends it (docs/upstreams/cht.md §4).
 type Feedback struct {
 	// DocID is the CHT report's _id: one feedback per DocID.
 	DocID string `json:"doc_id"`
 	// ClaimUUID is the claim the feedback is about, exactly as received.
 	ClaimUUID string `json:"claim_uuid"`
 	// InsureeUUID is the insuree, exactly as received; it may be empty when
-	// the CHT person lacked openimis_id (CHT contract §4).
+	// the CHT person lacked openimis_id (docs/upstreams/cht.md §4).
 	InsureeUUID string `json:"insuree_uuid,omitempty"`
 
 	CareRendered   bool `json:"care_rendered"`

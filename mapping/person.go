@@ -15,7 +15,7 @@ func Person(insureeUUID string, p *openimis.Patient, placeID string) cht.Person 
 		ID: PersonID(insureeUUID),
 		// As received: the health worker's feedback carries it back to
 		// openIMIS as the Communication's subject, which openIMIS matches as
-		// stored (trap 15). The CHT's contact search ignores case.
+		// stored (docs/upstreams/openimis.md trap 15). The CHT's contact search ignores case.
 		OpenIMISID: insureeUUID,
 		Place:      placeID,
 		Type:       "person",

@@ -35,7 +35,7 @@ const (
 )
 
 // payloadCodes maps the yes/no linkIds and the rating to openIMIS's five
-// payload codes; "Asessment" has one s in openIMIS (openIMIS contract §5).
+// payload codes; "Asessment" has one s in openIMIS (docs/upstreams/openimis.md §5).
 var payloadCodes = []struct{ link, code string }{
 	{LinkCareRendered, "CareRendered"},
 	{LinkPaymentAsked, "PaymentAsked"},
@@ -75,7 +75,7 @@ func QuestionnaireResponse(f Feedback) openimis.QuestionnaireResponse {
 var ErrNoInsuree = errors.New("feedback without insuree")
 
 // Communication turns a claim-feedback QuestionnaireResponse into the
-// Communication openIMIS accepts (openIMIS contract §5, trap 12): about
+// Communication openIMIS accepts (docs/upstreams/openimis.md §5, trap 12): about
 // Claim/<uuid as received>, subject Patient/<uuid>, and exactly five payloads,
 // "yes"/"no" for the four questions and an integer string for the rating.
 func Communication(qr openimis.QuestionnaireResponse) (openimis.Communication, error) {

@@ -18,7 +18,7 @@ const FieldPatientID = "patient_id"
 // op_year, op_month and op_day are the Bikram Sambat date of the claim's
 // created date as strings (month and day zero-padded); op_date is that
 // Gregorian date at 00:00 Nepal time in epoch milliseconds. The CHT computes
-// neither for JSON reports (CHT contract §2, trap 4).
+// neither for JSON reports (docs/upstreams/cht.md §2, trap 4).
 func OPReport(c Claim, personID, form string) (cht.Report, error) {
 	g, err := time.Parse(time.DateOnly, c.Created)
 	if err != nil {

@@ -1,10 +1,11 @@
 // Package openhim is a thin client of the OpenHIM core API for a mediator:
 // registration and heartbeat. Section numbers in comments refer to the
-// OpenHIM contract note (spec/contracts/openhim.md).
+// OpenHIM contract note (docs/upstreams/openhim.md).
 //
-// It authenticates with HTTP Basic (the email lower-cased, §2.2) and falls
-// back to the legacy token scheme of cores up to 7.0 (§2.3) when Basic is
-// refused. It does not log and does not retry.
+// It authenticates with HTTP Basic (the email lower-cased,
+// docs/upstreams/openhim.md §2.2) and falls back to the legacy token scheme of
+// cores up to 7.0 (docs/upstreams/openhim.md §2.3) when Basic is refused. It
+// does not log and does not retry.
 package openhim
 
 import (
@@ -30,10 +31,10 @@ type Options struct {
 	// APIURL is the core API's base URL, e.g. https://openhim-core:8080.
 	APIURL string
 	// Username is the API user's email; Password its password. The user must
-	// be in the admin group (§2.5).
+	// be in the admin group (docs/upstreams/openhim.md §2.5).
 	Username, Password string
 	// TrustSelfSigned skips TLS certificate verification, for the core's
-	// default self-signed certificate (§1, trap 10). It applies to the
+	// default self-signed certificate (docs/upstreams/openhim.md §1, trap 10). It applies to the
 	// default transport only; see [NewTransport].
 	TrustSelfSigned bool
 	// Timeout bounds every request. Defaults to 10 seconds.
@@ -121,7 +122,8 @@ func (e *APIError) Error() string {
 }
 
 // do sends a JSON request with the current authentication. A 401 to Basic
-// switches to the token scheme once, for cores that have only that (trap 7).
+// switches to the token scheme once, for cores that have only that
+// (docs/upstreams/openhim.md trap 7).
 func (c *Client) do(ctx context.Context, method, path string, body any) (*resty.Response, error) {
 	for attempt := 0; ; attempt++ {
 		req := c.rc.R().SetContext(ctx).SetHeader("Content-Type", "application/json").SetHeader("Accept", "application/json")
@@ -166,7 +168,7 @@ func (c *Client) tokenUser() *tokenUser {
 	return c.token
 }
 
-// useToken fetches the user's salt (GET /authenticate/<email>, §2.3) and
+// useToken fetches the user's salt (GET /authenticate/<email>, docs/upstreams/openhim.md §2.3) and
 // switches to the token scheme. It fails for users without a token passport.
 func (c *Client) useToken(ctx context.Context) error {
 	resp, err := c.rc.R().SetContext(ctx).SetHeader("Accept", "application/json").
@@ -193,7 +195,7 @@ type tokenUser struct {
 }
 
 // headers returns the four auth-* headers for a request sent at now: a
-// fresh random salt and an ISO-8601 UTC timestamp (§2.3, trap 8).
+// fresh random salt and an ISO-8601 UTC timestamp (docs/upstreams/openhim.md §2.3, trap 8).
 func (t *tokenUser) headers(now time.Time) map[string]string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
@@ -219,17 +221,18 @@ func sha512Hex(s string) string {
 }
 
 // Register posts the mediator's registration document: POST /mediators
-// (§1). Core answers 201 also when it keeps an existing registration of the
-// same or a higher version (trap 1).
+// (docs/upstreams/openhim.md §1). Core answers 201 also when it keeps an
+// existing registration of the same or a higher version
+// (docs/upstreams/openhim.md trap 1).
 func (c *Client) Register(ctx context.Context, doc json.RawMessage) error {
 	_, err := c.do(ctx, http.MethodPost, "/mediators", doc)
 	return err
 }
 
 // Heartbeat reports the mediator alive: POST /mediators/<urn>/heartbeat
-// with the process uptime in seconds (§3). With forceConfig, or when the
+// with the process uptime in seconds (docs/upstreams/openhim.md §3). With forceConfig, or when the
 // config changed since the last heartbeat, core answers the whole stored
-// config, which Heartbeat returns; otherwise it returns nil (trap 5).
+// config, which Heartbeat returns; otherwise it returns nil (docs/upstreams/openhim.md trap 5).
 func (c *Client) Heartbeat(ctx context.Context, urn string, uptime time.Duration, forceConfig bool) (map[string]any, error) {
 	body := map[string]any{"uptime": uptime.Seconds()}
 	if forceConfig {
@@ -288,7 +291,7 @@ func (c *Client) Registration(ctx context.Context, urn string) (Registered, erro
 }
 
 // Mediators lists the registered mediators' urns: GET /mediators. It is how
-// a preflight check proves the credentials and the admin group (§2.5).
+// a preflight check proves the credentials and the admin group (docs/upstreams/openhim.md §2.5).
 func (c *Client) Mediators(ctx context.Context) ([]string, error) {
 	resp, err := c.do(ctx, http.MethodGet, "/mediators", nil)
 	if err != nil {

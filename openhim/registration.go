@@ -10,7 +10,7 @@ import (
 	"strings"
 )
 
-// semver is the x.y.z form core requires of a version (§1).
+// semver is the x.y.z form core requires of a version (docs/upstreams/openhim.md §1).
 var semver = regexp.MustCompile(`^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
 
 // Registration is a prepared registration document.
@@ -24,9 +24,9 @@ type Registration struct {
 // PrepareRegistration checks a registration document (openhim-mediator.json)
 // and writes the host, port and scheme of mediatorURL, where OpenHIM reaches
 // this mediator, into every endpoint and every default channel route, so that
-// each deployment registers its own address (trap 18). A non-nil config
+// each deployment registers its own address (docs/upstreams/openhim.md trap 18). A non-nil config
 // replaces the document's default config: the values this deployment starts
-// with. Core keeps values already stored for a mediator (§1.1).
+// with. Core keeps values already stored for a mediator (docs/upstreams/openhim.md §1.1).
 func PrepareRegistration(doc []byte, mediatorURL *url.URL, config map[string]any) (Registration, error) {
 	var m map[string]any
 	if err := json.Unmarshal(doc, &m); err != nil {

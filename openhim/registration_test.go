@@ -14,7 +14,7 @@ import (
 
 func TestPassHash_ContractVector(t *testing.T) {
 	t.Parallel()
-	// The root user's seed values in OpenHIM core (contract §2.3).
+	// The root user's seed values in OpenHIM core (docs/upstreams/openhim.md §2.3).
 	h := openhim.PassHash("d9bcb40e-ae65-478f-962e-5e5e5e7d0a01", "openhim-password")
 	require.Len(t, h, 128)
 	require.True(t, strings.HasPrefix(h, "943a856bba65"), h)

@@ -12,7 +12,7 @@ import (
 
 // ErrLoginBackoff is returned without contacting openIMIS while the client
 // waits after a failed login: openIMIS locks accounts after repeated failures
-// (§1, trap 9).
+// (docs/upstreams/openimis.md §1, trap 9).
 var ErrLoginBackoff = errors.New("openimis: waiting before the next login attempt")
 
 // LoginBackoffError is the answer, without contacting openIMIS, while the
@@ -37,7 +37,7 @@ func (e *LoginBackoffError) RetryAfterDuration() time.Duration { return e.Left }
 
 // LoginError is a refused login. openIMIS answers 400 with an empty body for a
 // wrong password, 401 "INCORRECT_CREDENTIALS" for an unknown user and 400
-// "Missing username or password" (§1).
+// "Missing username or password" (docs/upstreams/openimis.md §1).
 type LoginError struct {
 	Status  int
 	Message string
@@ -60,7 +60,7 @@ const (
 	maxLoginBackoff = 5 * time.Minute
 
 	// openIMIS in production locks an account after 5 refused logins, for
-	// 5 minutes since the last one (django-axes, §1). Two quick retries
+	// 5 minutes since the last one (django-axes, docs/upstreams/openimis.md §1). Two quick retries
 	// (a password just being changed), then one try a lock-out window
 	// apart: never more than 3 refusals in any 5 minutes, so the mediator
 	// never locks its own account.
@@ -202,8 +202,9 @@ type loginResponse struct {
 	Token string `json:"token"`
 }
 
-// login calls POST login/ (§1). It sends no Authorization header: an expired
-// bearer token would make the login itself fail.
+// login calls POST login/ (docs/upstreams/openimis.md §1). It sends no
+// Authorization header: an expired bearer token would make the login itself
+// fail.
 func (c *Client) login(ctx context.Context, username, password string) (string, time.Time, error) {
 	if err := c.rateLimited(); err != nil {
 		return "", time.Time{}, err

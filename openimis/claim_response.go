@@ -12,8 +12,9 @@ import (
 )
 
 // ClaimResponse holds the elements of an openIMIS ClaimResponse the mediator
-// reads (§4). openIMIS posts it bare to Claim subscribers (§3.3) and returns
-// it from GET ClaimResponse/ (§6).
+// reads (docs/upstreams/openimis.md §4). openIMIS posts it bare to Claim
+// subscribers (docs/upstreams/openimis.md §3.3) and returns it from GET
+// ClaimResponse/ (docs/upstreams/openimis.md §6).
 type ClaimResponse struct {
 	Communication []Reference  `json:"communicationRequest,omitempty"`
 	Created       string       `json:"created,omitempty"`
@@ -27,7 +28,8 @@ type ClaimResponse struct {
 }
 
 // GetClaimResponse reads one claim's ClaimResponse: GET ClaimResponse/<uuid>/
-// (§4). An unknown UUID is HTTP 500 (trap 15).
+// (docs/upstreams/openimis.md §4). An unknown UUID is HTTP 500
+// (docs/upstreams/openimis.md trap 15).
 func (c *Client) GetClaimResponse(ctx context.Context, uuid string) (*ClaimResponse, error) {
 	var cr ClaimResponse
 	if _, err := c.do(ctx, http.MethodGet, "ClaimResponse/"+url.PathEscape(uuid)+"/", nil, nil, &cr); err != nil {
@@ -44,11 +46,11 @@ type ClaimResponsePage struct {
 	Last bool
 }
 
-// SearchClaimResponses reads one page of the claims created at or after
-// since: GET ClaimResponse/?_lastUpdated=ge<since>&_count=<count>&page-offset=<page>
-// (§6, trap 14). since is sent in UTC without a zone or fractions, the only
-// form openIMIS parses; page is 1-based. A page past the end is an empty
-// last page.
+// SearchClaimResponses reads one page of the claims created at or after since:
+// GET ClaimResponse/?_lastUpdated=ge<since>&_count=<count>&page-offset=<page>
+// (docs/upstreams/openimis.md §6, trap 14). since is sent in UTC without a zone
+// or fractions, the only form openIMIS parses; page is 1-based. A page past the
+// end is an empty last page.
 func (c *Client) SearchClaimResponses(ctx context.Context, since time.Time, page, count int) (ClaimResponsePage, error) {
 	var b Bundle
 	_, err := c.do(ctx, http.MethodGet, "ClaimResponse/", map[string]string{

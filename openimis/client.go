@@ -1,12 +1,13 @@
 // Package openimis is a typed client for the parts of the openIMIS FHIR R4 API
 // the mediator uses: login, Subscription, Patient, ClaimResponse and
 // Communication. Section numbers in comments refer to the openIMIS contract
-// note (spec/contracts/openimis.md).
+// note (docs/upstreams/openimis.md).
 //
 // The client is thin and quiet: one method per endpoint, no logging, and no
-// retries except the single re-login after a 401 (§1). Non-2xx answers come
-// back as *APIError; the caller decides what is worth retrying. After a 429
-// the client sends nothing for a while and answers *RateLimitError instead.
+// retries except the single re-login after a 401 (docs/upstreams/openimis.md
+// §1). Non-2xx answers come back as *APIError; the caller decides what is worth
+// retrying. After a 429 the client sends nothing for a while and answers
+// *RateLimitError instead.
 package openimis
 
 import (
@@ -42,11 +43,11 @@ type Options struct {
 	// Now is the clock of token expiry and of the rate-limit pause. Defaults
 	// to time.Now.
 	Now func() time.Time
-	// RateLimitPause is how long the client sends nothing after a 429.
-	// openIMIS in production allows 150 requests a minute per client address
-	// and answers 429 without Retry-After (§1, trap 17); a request sent while
-	// limited is wasted and counted. Defaults to 10 seconds; it doubles while
-	// 429s follow each other, up to a minute.
+	// RateLimitPause is how long the client sends nothing after a 429. openIMIS
+	// in production allows 150 requests a minute per client address and answers
+	// 429 without Retry-After (docs/upstreams/openimis.md §1, trap 17); a
+	// request sent while limited is wasted and counted. Defaults to 10 seconds;
+	// it doubles while 429s follow each other, up to a minute.
 	RateLimitPause time.Duration
 }
 
@@ -90,7 +91,7 @@ func New(opts Options) (*Client, error) {
 		SetResponseBodyLimit(maxResponseBody).
 		SetDisableWarn(true).
 		// A redirect means a missing trailing slash or a proxy problem; a POST
-		// silently re-sent as a GET would lose data (§8), so surface it.
+		// silently re-sent as a GET would lose data (docs/upstreams/openimis.md §8), so surface it.
 		SetRedirectPolicy(resty.RedirectPolicyFunc(func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		}))
@@ -129,7 +130,7 @@ func pathOf(u string) string {
 
 // do sends an authenticated request to path (relative to the FHIR base, with
 // its trailing slash) and decodes a 2xx JSON answer into out (when non-nil).
-// A 401 triggers one re-login and one retry (§1, trap 9).
+// A 401 triggers one re-login and one retry (docs/upstreams/openimis.md §1, trap 9).
 func (c *Client) do(ctx context.Context, method, path string, query map[string]string, body, out any) (*resty.Response, error) {
 	for attempt := 0; ; attempt++ {
 		if err := c.rateLimited(); err != nil {
@@ -196,7 +197,8 @@ func (e *APIError) Error() string {
 
 // Permanent reports whether retrying the same request cannot succeed: client
 // errors other than 401, 408 and 429, redirects (a misconfigured URL), and the
-// validation problems the 24.10 server reports as HTTP 500 (§8, trap 11).
+// validation problems the 24.10 server reports as HTTP 500
+// (docs/upstreams/openimis.md §8, trap 11).
 func (e *APIError) Permanent() bool {
 	switch {
 	case e.Status >= 300 && e.Status < 400:
@@ -215,7 +217,7 @@ func (e *APIError) Permanent() bool {
 }
 
 // permanent500 are messages of validation errors that openIMIS 24.10 answers
-// with HTTP 500 (§5, §8).
+// with HTTP 500 (docs/upstreams/openimis.md §5, §8).
 var permanent500 = []string{
 	"Claim does not exist",
 	"Failed to find the resource",
@@ -225,7 +227,7 @@ var permanent500 = []string{
 	"has no attribute",
 	"is missing",
 	"is required",
-	"matching query does not exist", // an unknown UUID, or one the user's area hides (§7)
+	"matching query does not exist", // an unknown UUID, or one the user's area hides (docs/upstreams/openimis.md §7)
 	"must be =",
 	"must be either 'yes' or 'no'",
 	"must have 5 elements",
@@ -237,7 +239,7 @@ var permanent500 = []string{
 
 // NotShown reports whether err is openIMIS answering that a resource does not
 // exist for the user: its UUID is unknown, or the user's area (row security)
-// hides it. openIMIS answers this with a 500 (§7, trap 15).
+// hides it. openIMIS answers this with a 500 (docs/upstreams/openimis.md §7, trap 15).
 func NotShown(err error) bool {
 	var ae *APIError
 	return errors.As(err, &ae) && ae.Status == http.StatusInternalServerError &&
@@ -245,7 +247,7 @@ func NotShown(err error) bool {
 }
 
 // FeedbackExists reports whether err is openIMIS refusing a second feedback
-// for a claim, which means the feedback is already stored (trap 13).
+// for a claim, which means the feedback is already stored (docs/upstreams/openimis.md trap 13).
 func FeedbackExists(err error) bool {
 	var ae *APIError
 	return errors.As(err, &ae) && strings.Contains(ae.Message, "Feedback exists for this claim")
@@ -278,7 +280,8 @@ func errorMessage(body []byte) string {
 	return text
 }
 
-// OperationOutcome is the FHIR error resource openIMIS answers with (§8).
+// OperationOutcome is the FHIR error resource openIMIS answers with
+// (docs/upstreams/openimis.md §8).
 type OperationOutcome struct {
 	ResourceType string  `json:"resourceType"`
 	Issue        []Issue `json:"issue"`

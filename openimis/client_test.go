@@ -118,7 +118,8 @@ func feedback(t *testing.T) openimis.Communication {
 	return comm
 }
 
-// claimSubscription is the subscription the mediator asks for (traps 2-5).
+// claimSubscription is the subscription the mediator asks for
+// (docs/upstreams/openimis.md traps 2-5).
 func claimSubscription(endpoint string) openimis.Subscription {
 	return openimis.Subscription{
 		Channel: openimis.Channel{

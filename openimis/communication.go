@@ -7,8 +7,8 @@ import (
 )
 
 // Communication is claim feedback in the openimis-communication profile
-// (§5): status completed, about the claim, from the insuree, with exactly
-// five coded payloads.
+// (docs/upstreams/openimis.md §5): status completed, about the claim, from the
+// insuree, with exactly five coded payloads.
 type Communication struct {
 	About        []Reference  `json:"about"`
 	Identifier   []Identifier `json:"identifier,omitempty"`
@@ -39,7 +39,7 @@ type Extension struct {
 	ValueString          string           `json:"valueString,omitempty"`
 }
 
-// CreateCommunication posts claim feedback: POST Communication/ (§5). It
+// CreateCommunication posts claim feedback: POST Communication/ (docs/upstreams/openimis.md §5). It
 // returns the stored feedback's UUID (identifier[0]; the answer has no id).
 // openIMIS takes one feedback per claim: a second is refused with "Feedback
 // exists for this claim" (see FeedbackExists), as HTTP 500 on 24.10.

@@ -22,7 +22,7 @@ func (c *CodeableConcept) Code() string {
 }
 
 // Identifier is a FHIR Identifier. openIMIS types identifiers with a code of
-// its openimis-identifiers CodeSystem: UUID, Code, MR, PPN… (§4, §7).
+// its openimis-identifiers CodeSystem: UUID, Code, MR, PPN… (docs/upstreams/openimis.md §4, §7).
 type Identifier struct {
 	System string           `json:"system,omitempty"`
 	Type   *CodeableConcept `json:"type,omitempty"`

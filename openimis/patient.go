@@ -7,7 +7,7 @@ import (
 )
 
 // Patient holds the elements of an openIMIS Patient (an insuree) the mediator
-// reads (§7).
+// reads (docs/upstreams/openimis.md §7).
 type Patient struct {
 	BirthDate    string         `json:"birthDate,omitempty"`
 	Gender       string         `json:"gender,omitempty"`
@@ -33,8 +33,9 @@ type ContactPoint struct {
 	Value  string `json:"value,omitempty"`
 }
 
-// GetPatient reads an insuree: GET Patient/<uuid>/ (§7). openIMIS answers an
-// unknown UUID with HTTP 500, not 404 (trap 15).
+// GetPatient reads an insuree: GET Patient/<uuid>/ (docs/upstreams/openimis.md
+// §7). openIMIS answers an unknown UUID with HTTP 500, not 404
+// (docs/upstreams/openimis.md trap 15).
 func (c *Client) GetPatient(ctx context.Context, uuid string) (*Patient, error) {
 	var p Patient
 	if _, err := c.do(ctx, http.MethodGet, "Patient/"+url.PathEscape(uuid)+"/", nil, nil, &p); err != nil {

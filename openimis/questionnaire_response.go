@@ -8,7 +8,7 @@ import (
 
 // QuestionnaireResponse is a FHIR QuestionnaireResponse: the canonical form
 // of the health worker's answers. openIMIS itself has no endpoint for it
-// (§5); a server that does gets it as is.
+// (docs/upstreams/openimis.md §5); a server that does gets it as is.
 type QuestionnaireResponse struct {
 	ID            string      `json:"id,omitempty"`
 	Identifier    *Identifier `json:"identifier,omitempty"`
@@ -34,7 +34,7 @@ type QRAnswer struct {
 }
 
 // CreateQuestionnaireResponse posts a QuestionnaireResponse: POST
-// QuestionnaireResponse/. Real openIMIS answers 404 (no such route, §5).
+// QuestionnaireResponse/. Real openIMIS answers 404 (no such route, docs/upstreams/openimis.md §5).
 func (c *Client) CreateQuestionnaireResponse(ctx context.Context, qr QuestionnaireResponse) (string, error) {
 	qr.ResourceType = "QuestionnaireResponse"
 	var out QuestionnaireResponse

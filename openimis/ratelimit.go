@@ -12,7 +12,7 @@ import (
 var ErrRateLimited = errors.New("openimis: waiting after 429 Rate limit exceeded")
 
 // maxRateLimitPause bounds the doubling pause: openIMIS counts requests per
-// minute (§1).
+// minute (docs/upstreams/openimis.md §1).
 const maxRateLimitPause = time.Minute
 
 // RateLimitError is the answer to a request made while the client waits

@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// Subscription is a FHIR Subscription as openIMIS stores it (§2).
+// Subscription is a FHIR Subscription as openIMIS stores it (docs/upstreams/openimis.md §2).
 type Subscription struct {
 	Channel      Channel `json:"channel"`
 	Criteria     string  `json:"criteria"`
@@ -24,14 +24,14 @@ type Subscription struct {
 }
 
 // Channel is a Subscription's delivery channel. Only Header[0] is stored,
-// and it must be a JSON object string to be usable (§2.1, trap 5).
+// and it must be a JSON object string to be usable (docs/upstreams/openimis.md §2.1, trap 5).
 type Channel struct {
 	Endpoint string   `json:"endpoint"`
 	Header   []string `json:"header,omitempty"`
 	Type     string   `json:"type"`
 }
 
-// Bundle is a FHIR searchset Bundle (§6).
+// Bundle is a FHIR searchset Bundle (docs/upstreams/openimis.md §6).
 type Bundle struct {
 	Entry        []BundleEntry `json:"entry,omitempty"`
 	ResourceType string        `json:"resourceType"`
@@ -45,7 +45,7 @@ type BundleEntry struct {
 }
 
 // LastUpdatedLayout is the only _lastUpdated format openIMIS parses: no
-// timezone (server time is UTC), no fractions (§6).
+// timezone (server time is UTC), no fractions (docs/upstreams/openimis.md §6).
 const LastUpdatedLayout = "2006-01-02T15:04:05"
 
 // listPageSize is the _count used when paging through subscriptions.
@@ -53,8 +53,8 @@ const listPageSize = 100
 
 // ListSubscriptions returns every subscription visible to the user, of all
 // users, expired ones included: GET Subscription/, following 1-based
-// page-offset pages (§2.2, §6). The next-page links openIMIS returns are
-// ignored; they may name an internal host (trap 14).
+// page-offset pages (docs/upstreams/openimis.md §2.2, §6). The next-page links openIMIS returns are
+// ignored; they may name an internal host (docs/upstreams/openimis.md trap 14).
 //
 // openIMIS caches a list's total for an hour per identical query and cuts
 // pages at that total, which would hide a subscription created since. The
@@ -94,7 +94,7 @@ func (c *Client) ListSubscriptions(ctx context.Context) ([]Subscription, error) 
 	}
 }
 
-// GetSubscription reads one subscription: GET Subscription/<id>/ (§2.2).
+// GetSubscription reads one subscription: GET Subscription/<id>/ (docs/upstreams/openimis.md §2.2).
 func (c *Client) GetSubscription(ctx context.Context, id string) (*Subscription, error) {
 	var s Subscription
 	if _, err := c.do(ctx, http.MethodGet, "Subscription/"+url.PathEscape(id)+"/", nil, nil, &s); err != nil {
@@ -103,9 +103,10 @@ func (c *Client) GetSubscription(ctx context.Context, id string) (*Subscription,
 	return &s, nil
 }
 
-// CreateSubscription creates a subscription: POST Subscription/ (§2.1). A
-// server without Claim notifications answers 400 "Invalid resource (claim)"
-// (trap 1); see SubscriptionRefused.
+// CreateSubscription creates a subscription: POST Subscription/
+// (docs/upstreams/openimis.md §2.1). A server without Claim notifications
+// answers 400 "Invalid resource (claim)" (docs/upstreams/openimis.md trap 1);
+// see SubscriptionRefused.
 func (c *Client) CreateSubscription(ctx context.Context, s Subscription) (*Subscription, error) {
 	s.ResourceType = "Subscription"
 	var out Subscription
@@ -119,16 +120,17 @@ func (c *Client) CreateSubscription(ctx context.Context, s Subscription) (*Subsc
 }
 
 // DeleteSubscription deletes a subscription: DELETE Subscription/<id>/, 204.
-// Only the user who created it may (403 otherwise, §2.4).
+// Only the user who created it may (403 otherwise, docs/upstreams/openimis.md §2.4).
 func (c *Client) DeleteSubscription(ctx context.Context, id string) error {
 	_, err := c.do(ctx, http.MethodDelete, "Subscription/"+url.PathEscape(id)+"/", nil, nil, nil)
 	return err
 }
 
 // SubscriptionRefused reports whether err is openIMIS refusing the
-// subscription's resource, as releases without Claim notifications do:
-// 400 "Error while saving a subscription: Invalid resource (claim)" (§2.1).
-// Other 400s are mistakes in the request, not a missing feature.
+// subscription's resource, as releases without Claim notifications do: 400
+// "Error while saving a subscription: Invalid resource (claim)"
+// (docs/upstreams/openimis.md §2.1). Other 400s are mistakes in the request,
+// not a missing feature.
 func SubscriptionRefused(err error) bool {
 	var ae *APIError
 	return errors.As(err, &ae) && ae.Status == http.StatusBadRequest &&
