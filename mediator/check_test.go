@@ -98,7 +98,7 @@ func TestCheck_EachProblemWithItsFix(t *testing.T) {
 		{"MissingForm", func(o *mediator.Options) { o.ClaimForm = "XX" },
 			[]string{"FAIL  CHT form XX: app_settings.forms has no XX form", "fix: add the XX JSON form"}},
 		{"FormLacksFields", func(o *mediator.Options) {
-			// The CHT drops the keys a form does not define (trap 3).
+			// The CHT drops the keys a form does not define (docs/upstreams/cht.md trap 3).
 			var form map[string]any
 			require.NoError(t, json.Unmarshal(chttest.DefaultForms()["OP"], &form))
 			delete(form["fields"].(map[string]any), "op_claim_uuid")

@@ -11,7 +11,7 @@ import (
 )
 
 // claimAnswer is the 200 answer to openIMIS. openIMIS counts anything but a
-// JSON answer as a failed delivery (openIMIS contract §3.3, trap 6).
+// JSON answer as a failed delivery (docs/upstreams/openimis.md §3.3, trap 6).
 type claimAnswer struct {
 	Claim  string `json:"claim"`
 	Status string `json:"status"`

@@ -129,7 +129,7 @@ func TestClaimResponse_UnknownInsureeIsParked(t *testing.T) {
 }
 
 // The CHT may answer a records POST whose report it failed to save with a
-// 200 {success:true} and no id (CHT trap 1): the job tries again, and the
+// 200 {success:true} and no id (docs/upstreams/cht.md trap 1): the job tries again, and the
 // claim is delivered once.
 func TestClaimResponse_SaveFailedBehindA200IsRetried(t *testing.T) {
 	t.Parallel()

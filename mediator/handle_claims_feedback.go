@@ -18,7 +18,7 @@ type feedbackAnswer struct {
 
 // handleClaimsFeedback receives a claims_feedback report from CHT outbound
 // push, stores its job durably and answers 202 at once (CHT aborts after
-// 10 s and retries anything but 2xx every 5 minutes, CHT contract §4).
+// 10 s and retries anything but 2xx every 5 minutes, docs/upstreams/cht.md §4).
 //
 // A 400 is deliberate for input that is not usable: the push stays in the
 // CHT's outbound queue and heals once the form or the mediator is fixed.

@@ -78,7 +78,7 @@ func (w *feedbackWorker) Work(ctx context.Context, job *river.Job[feedbackArgs])
 
 // deliverFeedback posts the QuestionnaireResponse, or the equivalent
 // Communication, as FEEDBACK_RESOURCE says. In auto mode a 404 or 405 to the
-// QuestionnaireResponse means openIMIS has no such endpoint (openIMIS contract
+// QuestionnaireResponse means openIMIS has no such endpoint (docs/upstreams/openimis.md
 // §5); the mediator remembers that until it restarts.
 func (d *delivery) deliverFeedback(ctx context.Context, qr openimis.QuestionnaireResponse) (string, error) {
 	mode := d.feedbackResource

@@ -140,7 +140,7 @@ func TestOpenHIM_ConfigChangeTakesEffect(t *testing.T) {
 	t.Parallel()
 	// Core sends a console change once, in the answer to the next
 	// heartbeat; a change saved while a heartbeat is being answered is only
-	// seen by the periodic full request (trap 6), which is short here.
+	// seen by the periodic full request (docs/upstreams/openhim.md trap 6), which is short here.
 	b := setup(t, setupOpts{openhim: &openhimtest.Options{}, edit: func(o *mediator.Options) { o.ConfigRefresh = 300 * time.Millisecond }})
 	b.waitRegistered(t)
 	require.Equal(t, zerolog.DebugLevel, b.level.get())
@@ -197,7 +197,7 @@ func TestOpenHIM_DownAtStartDoesNotStopClaims(t *testing.T) {
 	}, 30*time.Second, 20*time.Millisecond)
 }
 
-// A user outside OpenHIM's admin group is refused with 403 (trap 9): the
+// A user outside OpenHIM's admin group is refused with 403 (docs/upstreams/openhim.md trap 9): the
 // mediator says what to fix, keeps trying, and claims still flow.
 func TestOpenHIM_NotAnAdminIsAnError(t *testing.T) {
 	t.Parallel()
@@ -216,7 +216,7 @@ func TestOpenHIM_NotAnAdminIsAnError(t *testing.T) {
 }
 
 // OpenHIM refuses a registration whose config holds a value its configDefs
-// do not list (trap 4): every LOG_LEVEL the mediator accepts is one.
+// do not list (docs/upstreams/openhim.md trap 4): every LOG_LEVEL the mediator accepts is one.
 func TestOpenHIM_RegistrationTakesEveryLogLevel(t *testing.T) {
 	t.Parallel()
 	him := openhimtest.NewServer(t, openhimtest.Options{})
