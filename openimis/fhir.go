@@ -37,6 +37,3 @@ type Reference struct {
 	Reference  string      `json:"reference,omitempty"`
 	Type       string      `json:"type,omitempty"`
 }
-
-// IdentifierSystem is the CodeSystem of openIMIS identifier types.
-const IdentifierSystem = "https://openimis.github.io/openimis_fhir_r4_ig/CodeSystem/openimis-identifiers"

@@ -27,7 +27,7 @@ import (
 
 const usage = `usage: mediator [serve|check|jobs|subscription|version]
   serve          run the mediator (the default)
-  check          verify the configured openIMIS, CHT and OpenHIM without writing anything
+  check          verify the configured openIMIS, CHT and OpenHIM, changing nothing in them
   jobs           list, show and retry jobs; "mediator jobs" for details
   subscription   show, delete or renew the openIMIS subscription
   healthcheck    exit 0 when the local server answers /health (for container health checks)
