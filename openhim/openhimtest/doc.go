@@ -7,7 +7,7 @@
 // docs/upstreams/openhim.md, including the inconvenient rules a mediator
 // must cope with (the "traps" of that note), so that a mediator that works
 // against the fake works against core. Each handler's comment says what core
-// does and where.
+// does and where; § and trap numbers are those of docs/upstreams/openhim.md.
 //
 // Served over HTTPS with httptest's self-signed certificate
 // (Server.Client trusts it):

@@ -54,7 +54,6 @@ type Registration struct {
 	Outcome  RegistrationOutcome
 	Response string // the answer's body: "Created" or core's error text
 	Status   int
-	Time     time.Time
 }
 
 // Heartbeat is one authorised POST /mediators/{urn}/heartbeat.
@@ -67,7 +66,6 @@ type Heartbeat struct {
 	Uptime   json.RawMessage
 	Status   int
 	Response []byte
-	Time     time.Time
 }
 
 // Mediator returns the mediator registered under urn.
@@ -109,28 +107,16 @@ func (s *Server) find(urn string) *mediator {
 	return nil
 }
 
-// stored is a mediator as the API returns it, with core's own fields and,
-// when masked, password values replaced by "**********"
-// (src/api/mediators.js maskPasswords).
+// stored is a mediator as the API returns it (without core's own fields),
+// when masked with password values replaced by "**********"
+// (src/api/mediators.js maskPasswords; arrays of passwords are not masked
+// by the fake).
 func (m *mediator) stored(masked bool) map[string]any {
 	doc := clone(m.doc)
-	if !m.configModified.IsZero() {
-		doc["_configModifiedTS"] = m.configModified
-	}
-	if !m.lastHeartbeat.IsZero() {
-		doc["_lastHeartbeat"], doc["_uptime"] = m.lastHeartbeat, m.uptime
-	}
 	if cfg, _ := doc["config"].(map[string]any); masked {
 		for _, p := range passwordDefs(doc) {
-			switch v := cfg[p].(type) {
-			case []any:
-				for i := range v {
-					v[i] = mask
-				}
-			case string:
-				if v != "" {
-					cfg[p] = mask
-				}
+			if v, _ := cfg[p].(string); v != "" {
+				cfg[p] = mask
 			}
 		}
 	}
@@ -151,7 +137,7 @@ func passwordDefs(doc map[string]any) []string {
 // getMediators is GET /mediators (src/api/mediators.js getAllMediators).
 // Core calls maskPasswords on the array, which masks nothing: passwords
 // come back in clear.
-func (s *Server) getMediators(*request, []string) answer {
+func (s *Server) getMediators(*request, string) answer {
 	out := []any{}
 	for _, m := range s.mediators {
 		out = append(out, m.stored(false))
@@ -160,9 +146,9 @@ func (s *Server) getMediators(*request, []string) answer {
 }
 
 // getMediator is GET /mediators/:urn (getMediator): the document with
-// passwords masked (§3), or 404.
-func (s *Server) getMediator(_ *request, p []string) answer {
-	m := s.find(p[0])
+// passwords masked (docs/upstreams/openhim.md §3), or 404.
+func (s *Server) getMediator(_ *request, urn string) answer {
+	m := s.find(urn)
 	if m == nil {
 		return text(http.StatusNotFound, "")
 	}
@@ -176,19 +162,20 @@ var schemaFields = []string{"urn", "version", "name", "description", "endpoints"
 // semverRE is semver.valid without its lenient forms ("v1.0.0", " 1.0.0").
 var semverRE = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
 
-// addMediator is POST /mediators (src/api/mediators.js addMediator, §1):
-// 400 "Could not add Mediator via the API: ValidationError: …" for a bad
-// document, else 201 "Created" whether the urn was new (stored), known with
-// a higher version (updated as §1.1 says) or known with the same or a
-// lower version (nothing changed, trap 1). There is no 409.
-func (s *Server) addMediator(x *request, _ []string) answer {
+// addMediator is POST /mediators (src/api/mediators.js addMediator,
+// docs/upstreams/openhim.md §1): 400 "Could not add Mediator via the API:
+// ValidationError: …" for a bad document, else 201 "Created" whether the urn
+// was new (stored), known with a higher version (updated as §1.1 says) or
+// known with the same or a lower version (nothing changed, trap 1). There is
+// no 409.
+func (s *Server) addMediator(x *request, _ string) answer {
 	outcome, msg := s.register(x.body)
 	a := text(http.StatusCreated, "")
 	if msg != "" {
 		outcome, a = RegistrationRejected, text(http.StatusBadRequest, "Could not add Mediator via the API: ValidationError: "+msg)
 	}
 	s.registrations = append(s.registrations, Registration{
-		Body: slices.Clone(x.raw), Outcome: outcome, Response: string(a.body), Status: a.status, Time: s.now(),
+		Body: slices.Clone(x.raw), Outcome: outcome, Response: string(a.body), Status: a.status,
 	})
 	return a
 }
@@ -317,10 +304,10 @@ func validateConfigDefs(defs []any) string {
 	return ""
 }
 
-// validateConfig is core's validateConfig (§1, trap 4): every key needs a
-// configDef with that param, and its value must be of the def's JSON type
-// (an array of them when the def has array: true). Ranges are not checked
-// (trap 23).
+// validateConfig is core's validateConfig (docs/upstreams/openhim.md §1,
+// trap 4): every key needs a configDef with that param, and its value must
+// be of the def's JSON type (an array of them when the def has array: true).
+// Ranges are not checked (trap 23).
 func validateConfig(defs []any, cfg map[string]any) string {
 	keys := make([]string, 0, len(cfg))
 	for k := range cfg {
@@ -376,7 +363,11 @@ func validateField(param string, def map[string]any, v any) string {
 	case "option":
 		vals, _ := def["values"].([]any)
 		if !slices.Contains(vals, v) {
-			return fmt.Sprintf("Expected config param %s to be one of %s", param, jsJoin(vals))
+			names := make([]string, len(vals)) // String(values)
+			for i, v := range vals {
+				names[i] = fmt.Sprint(v)
+			}
+			return fmt.Sprintf("Expected config param %s to be one of %s", param, strings.Join(names, ","))
 		}
 		return ""
 	case "map", "struct":
@@ -397,28 +388,20 @@ func validateField(param string, def map[string]any, v any) string {
 	return ""
 }
 
-// jsJoin is String(array) for an array of primitives.
-func jsJoin(vals []any) string {
-	s := make([]string, len(vals))
-	for i, v := range vals {
-		s[i] = fmt.Sprint(v)
-	}
-	return strings.Join(s, ",")
-}
-
 // heartbeat is POST /mediators/:urn/heartbeat (src/api/mediators.js
-// heartbeat, §3): 404 for an unknown urn, 400 without uptime, 500 when
-// uptime is not a number. It answers the stored config as JSON, passwords
-// in clear, when the body has "config": true or the config was changed
-// after the previous heartbeat (a change is thus delivered once, trap 6);
-// "OK" when such an answer finds no config stored; an empty body
-// otherwise (trap 5). Then _lastHeartbeat and _uptime are stored.
-func (s *Server) heartbeat(x *request, p []string) answer {
-	hb := Heartbeat{URN: p[0], Time: s.now(), Config: x.body["config"] == true}
+// heartbeat, docs/upstreams/openhim.md §3): 404 for an unknown urn, 400
+// without uptime, 500 when uptime is not a number. It answers the stored
+// config as JSON, passwords in clear, when the body has "config": true or
+// the config was changed after the previous heartbeat (a change is thus
+// delivered once, trap 6); "OK" when such an answer finds no config stored;
+// an empty body otherwise (trap 5). Then _lastHeartbeat and _uptime are
+// stored.
+func (s *Server) heartbeat(x *request, urn string) answer {
+	hb := Heartbeat{URN: urn, Config: x.body["config"] == true}
 	if u, ok := x.body["uptime"]; ok {
 		hb.Uptime, _ = json.Marshal(u)
 	}
-	a := s.beat(s.find(p[0]), x.body["uptime"], &hb)
+	a := s.beat(s.find(urn), x.body["uptime"], &hb)
 	hb.Status, hb.Response = a.status, a.body
 	s.heartbeats = append(s.heartbeats, hb)
 	return a
@@ -434,43 +417,32 @@ func (s *Server) beat(m *mediator, uptime any, hb *Heartbeat) answer {
 	// Before a first heartbeat _lastHeartbeat is unset, and the comparison
 	// is false.
 	send := hb.Config || (!m.lastHeartbeat.IsZero() && m.configModified.After(m.lastHeartbeat))
-	up, ok := uptime.(float64)
-	if str, isStr := uptime.(string); isStr {
-		var err error
-		up, err = strconv.ParseFloat(strings.TrimSpace(str), 64)
-		ok = err == nil
-	}
+	up, ok := uptime.(float64) // mongoose would also cast a numeric string
 	if !ok {
 		return text(http.StatusInternalServerError, fmt.Sprintf("Could not process mediator heartbeat (urn: %s): CastError: Cast to Number failed for value %v at path \"_uptime\"", hb.URN, uptime))
 	}
 	m.lastHeartbeat, m.uptime = s.now(), up
-	switch {
-	case !send:
+	if hb.ConfigSent = send; !send {
 		return answer{http.StatusOK, "text/plain; charset=utf-8", nil}
-	case m.doc["config"] == nil:
-		hb.ConfigSent = true
+	} else if m.doc["config"] == nil {
 		return text(http.StatusOK, "")
 	}
-	hb.ConfigSent = true
 	return jsonAnswer(m.doc["config"])
 }
 
 // putConfig is PUT /mediators/:urn/config (src/api/mediators.js
 // setConfig), what the console's editor sends: see SetConfig. A body that
 // is not JSON reads as {} and wipes the config.
-func (s *Server) putConfig(x *request, p []string) answer {
-	if status, msg := s.setConfig(p[0], x.body); status != http.StatusOK {
-		return text(status, msg)
-	}
-	return text(http.StatusOK, "")
+func (s *Server) putConfig(x *request, urn string) answer {
+	return text(s.setConfig(urn, x.body))
 }
 
 // SetConfig does what a console edit does (PUT /mediators/{urn}/config,
-// §3, trap 23): values still "**********" get the stored passwords back,
-// the config is checked against the configDefs as at registration, stored
-// whole (keys left out disappear), and _configModifiedTS set to now, so the
-// next heartbeat returns it once. It returns core's message for an unknown
-// urn or an invalid config.
+// docs/upstreams/openhim.md §3, trap 23): values still "**********" get the
+// stored passwords back, the config is checked against the configDefs as at
+// registration, stored whole (keys left out disappear), and
+// _configModifiedTS set to now, so the next heartbeat returns it once. It
+// returns core's message for an unknown urn or an invalid config.
 func (s *Server) SetConfig(urn string, config map[string]any) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -20,20 +21,8 @@ import (
 // DefaultRouterTimeout is core's router.timeout (config/default.json).
 const DefaultRouterTimeout = 60 * time.Second
 
-// Transaction statuses (src/model/transactions.js).
-const (
-	TransactionProcessing          = "Processing"
-	TransactionPendingAsync        = "Pending Async"
-	TransactionSuccessful          = "Successful"
-	TransactionCompleted           = "Completed"
-	TransactionCompletedWithErrors = "Completed with error(s)"
-	TransactionFailed              = "Failed"
-)
-
-var transactionStatuses = []string{
-	TransactionProcessing, TransactionPendingAsync, TransactionSuccessful,
-	TransactionCompleted, TransactionCompletedWithErrors, TransactionFailed,
-}
+// transactionStatuses are the statuses of src/model/transactions.js.
+var transactionStatuses = []string{"Processing", "Pending Async", "Successful", "Completed", "Completed with error(s)", "Failed"}
 
 // internalErrorBody is the router's answer when the route fails
 // (src/middleware/router.js handleServerError).
@@ -61,20 +50,15 @@ type ForwardRequest struct {
 	ForwardAuthHeader bool
 	// Timeout is the channel's timeout, DefaultRouterTimeout when zero.
 	Timeout time.Duration
-	// Transport reaches the mediator; defaults to http.DefaultTransport.
-	Transport http.RoundTripper
 }
 
 // ForwardResult is what the mediator answered and what the client got.
 type ForwardResult struct {
-	// TransactionID is the X-OpenHIM-TransactionID sent; SentHeader all the
-	// headers sent to the mediator.
+	// TransactionID is the X-OpenHIM-TransactionID sent to the mediator.
 	TransactionID string
-	SentHeader    http.Header
-	// MediatorStatus (0 without an answer), MediatorHeader and MediatorBody
-	// are the mediator's answer.
+	// MediatorStatus (0 without an answer) and MediatorBody are the
+	// mediator's answer.
 	MediatorStatus int
-	MediatorHeader http.Header
 	MediatorBody   []byte
 	// IsEnvelope reports a Content-Type containing application/json+openhim;
 	// Envelope is the parsed envelope when it is a JSON object.
@@ -105,30 +89,28 @@ type Envelope struct {
 	Orchestrations []map[string]any
 	Properties     map[string]any
 	Error          map[string]any
-	Raw            json.RawMessage
 }
 
 // EnvelopeResponse is an envelope's response, as core reads it.
 type EnvelopeResponse struct {
-	Status    int
-	Headers   map[string]any
-	Body      string
-	Timestamp string
+	Status  int
+	Headers map[string]any
+	Body    string
 }
 
-// Forward plays core's router (src/middleware/router.js, §4) for one
-// request: it calls the mediator with the client's headers minus Host and
-// Authorization (unless ForwardAuthHeader), plus X-OpenHIM-TransactionID,
-// X-OpenHIM-ClientID, X-Forwarded-For and X-Forwarded-Host, and the route's
-// Basic credentials (trap 16). An answer whose Content-Type contains
-// application/json+openhim is an envelope: the outer status is ignored,
-// response.status (an integer or a numeric string) is the client's status
-// and response.body its body (absent: 204; not a string: sent as JSON),
-// response.headers are copied. Invalid JSON, no usable status, an
-// unreachable mediator or the timeout give the client 500 "An internal
-// server error occurred" (traps 12, 15). A plain answer passes through.
-//
-// Forward fails only for a malformed request or when ctx ends.
+// Forward plays core's router (src/middleware/router.js,
+// docs/upstreams/openhim.md §4) for one request: it calls the mediator with
+// the client's headers minus Host and Authorization (unless
+// ForwardAuthHeader), plus X-OpenHIM-TransactionID, X-OpenHIM-ClientID,
+// X-Forwarded-For and X-Forwarded-Host, and the route's Basic credentials
+// (trap 16). An answer whose Content-Type contains application/json+openhim
+// is an envelope: the outer status is ignored, response.status (an integer
+// or a numeric string) is the client's status and response.body its body
+// (absent: 204; not a string: sent as JSON), response.headers are copied.
+// Invalid JSON, no usable status, an unreachable mediator or the timeout
+// give the client 500 "An internal server error occurred" (traps 12, 15). A
+// plain answer passes through.  Forward fails only for a malformed request
+// or when ctx ends.
 func (s *Server) Forward(ctx context.Context, req ForwardRequest) (ForwardResult, error) {
 	method := cmp.Or(req.Method, http.MethodGet)
 	target := strings.TrimSuffix(req.URL, "/") + cmp.Or(req.Path, "/")
@@ -150,10 +132,7 @@ func (s *Server) Forward(ctx context.Context, req ForwardRequest) (ForwardResult
 	_, _ = rand.Read(id)
 	res := ForwardResult{TransactionID: hex.EncodeToString(id), Header: http.Header{}}
 	hr.Header = routeHeaders(req, res.TransactionID)
-	res.SentHeader = hr.Header.Clone()
-
 	client := &http.Client{
-		Transport:     req.Transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	resp, err := client.Do(hr)
@@ -170,7 +149,7 @@ func (s *Server) Forward(ctx context.Context, req ForwardRequest) (ForwardResult
 	case err != nil:
 		res.fail(err.Error())
 	default:
-		res.MediatorStatus, res.MediatorHeader, res.MediatorBody = resp.StatusCode, resp.Header.Clone(), raw
+		res.MediatorStatus, res.MediatorBody = resp.StatusCode, raw
 		if strings.Contains(resp.Header.Get("Content-Type"), "application/json+openhim") {
 			res.envelope(raw)
 		} else {
@@ -186,11 +165,11 @@ func (s *Server) Forward(ctx context.Context, req ForwardRequest) (ForwardResult
 	if res.TransactionStatus == "" {
 		switch {
 		case res.Status >= 500:
-			res.TransactionStatus = TransactionFailed
+			res.TransactionStatus = "Failed"
 		case res.Status >= 200 && res.Status <= 299:
-			res.TransactionStatus = TransactionSuccessful
+			res.TransactionStatus = "Successful"
 		default:
-			res.TransactionStatus = TransactionCompleted
+			res.TransactionStatus = "Completed"
 		}
 	}
 	return res, nil
@@ -234,20 +213,14 @@ func (res *ForwardResult) fail(msg string) {
 // setKoaResponse does, and lists its problems.
 func (res *ForwardResult) envelope(raw []byte) {
 	res.IsEnvelope = true
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		res.Problems = append(res.Problems, "the body is not valid JSON: the client gets 500")
-		res.fail(err.Error())
-		return
-	}
-	env, ok := v.(map[string]any)
-	if !ok {
-		res.Problems = append(res.Problems, "the envelope is not a JSON object: the client gets 500")
-		res.fail("the envelope is not an object")
+	var env map[string]any
+	if err := json.Unmarshal(raw, &env); err != nil || env == nil {
+		res.Problems = append(res.Problems, "the body is not a JSON object: the client gets 500")
+		res.fail("the envelope is not a JSON object")
 		return
 	}
 	res.Problems = checkEnvelope(env)
-	e := &Envelope{Raw: raw}
+	e := &Envelope{}
 	e.URN, _ = env["x-mediator-urn"].(string)
 	e.Status, _ = env["status"].(string)
 	e.Properties, _ = env["properties"].(map[string]any)
@@ -267,7 +240,6 @@ func (res *ForwardResult) envelope(raw []byte) {
 	}
 	e.Response = EnvelopeResponse{Status: status}
 	e.Response.Headers, _ = r["headers"].(map[string]any)
-	e.Response.Timestamp, _ = r["timestamp"].(string)
 	res.Status = status
 	switch b := r["body"].(type) {
 	case nil: // Koa: a null body is 204 No Content
@@ -288,20 +260,12 @@ func (res *ForwardResult) envelope(raw []byte) {
 // httpStatus is response.status as core sets it: an integer, or a string
 // that parses as one, from 100 to 999.
 func httpStatus(v any) (int, bool) {
-	var n float64
-	switch s := v.(type) {
-	case float64:
-		n = s
-	case string:
-		i, err := strconv.Atoi(strings.TrimSpace(s))
-		n = float64(i)
-		if err != nil {
-			return 0, false
-		}
-	default:
-		return 0, false
+	if s, ok := v.(string); ok {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		return n, err == nil && n >= 100 && n <= 999
 	}
-	return int(n), n == float64(int(n)) && n >= 100 && n <= 999
+	f, ok := v.(float64)
+	return int(f), ok && f == math.Trunc(f) && f >= 100 && f <= 999
 }
 
 // setHeaders copies headers into the client's answer as setKoaResponse
@@ -311,7 +275,7 @@ func httpStatus(v any) (int, bool) {
 func setHeaders(h http.Header, headers map[string]any) {
 	for k, v := range headers {
 		switch strings.ToLower(k) {
-		case "content-length", "content-encoding", "transfer-encoding", "connection":
+		case "content-length", "content-encoding", "transfer-encoding":
 		case "content-type":
 			ct := fmt.Sprint(v)
 			if mt := strings.TrimSpace(ct); !strings.Contains(ct, ";") && (strings.HasPrefix(mt, "text/") || mt == "application/json") {
@@ -324,8 +288,9 @@ func setHeaders(h http.Header, headers map[string]any) {
 	}
 }
 
-// checkEnvelope lists what is wrong with an envelope (§4.2, traps 12 to
-// 14), each with what core then does.
+// checkEnvelope lists what is wrong with an envelope
+// (docs/upstreams/openhim.md §4.2, traps 12 to 14), each with what core then
+// does.
 func checkEnvelope(env map[string]any) []string {
 	var out []string
 	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }

@@ -5,7 +5,6 @@ import (
 	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
-	"log"
 	"mime"
 	"net/http"
 	"net/http/httptest"
@@ -89,9 +88,7 @@ func New(opts Options) *Server {
 	s := &Server{opts: opts, Faults: upstreamtest.NewFaults(0), users: []User{{
 		Email: RootEmail, Password: RootPassword, Groups: []string{"admin"}, Salt: RootSalt,
 	}}}
-	s.srv = httptest.NewUnstartedServer(s)
-	s.srv.Config.ErrorLog = log.New(quietHandshakes{}, "", log.LstdFlags)
-	s.srv.StartTLS()
+	s.srv = httptest.NewTLSServer(s)
 	s.URL = s.srv.URL
 	return s
 }
@@ -118,17 +115,6 @@ func (s *Server) AddUser(u User) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.users = append(s.users, u)
-}
-
-// quietHandshakes drops the "TLS handshake error" lines of clients that do
-// not trust the certificate.
-type quietHandshakes struct{}
-
-func (quietHandshakes) Write(p []byte) (int, error) {
-	if bytes.Contains(p, []byte("TLS handshake error")) {
-		return len(p), nil
-	}
-	return log.Writer().Write(p)
 }
 
 func (s *Server) now() time.Time { return s.opts.Now().UTC().Truncate(time.Millisecond) }
@@ -187,7 +173,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 var routes = []struct {
 	method, pattern, name string // name: core's handler, in its 403 text
-	handle                func(*Server, *request, []string) answer
+	handle                func(*Server, *request, string) answer
 }{
 	{http.MethodGet, "/mediators", "getAllMediators", (*Server).getMediators},
 	{http.MethodPost, "/mediators", "addMediator", (*Server).addMediator},
@@ -198,7 +184,7 @@ var routes = []struct {
 
 // handle runs koa-bodyparser, the public route, authentication and the
 // routes. Only an application/json body is parsed: any other reads as {}
-// (trap 3); invalid JSON gets 400.
+// (docs/upstreams/openhim.md trap 3); invalid JSON gets 400.
 func (s *Server) handle(x *request) answer {
 	x.body = map[string]any{}
 	if mt, _, _ := mime.ParseMediaType(x.r.Header.Get("Content-Type")); mt == "application/json" && len(bytes.TrimSpace(x.raw)) > 0 {
@@ -219,41 +205,34 @@ func (s *Server) handle(x *request) answer {
 		return text(http.StatusUnauthorized, "")
 	}
 	for _, rt := range routes {
-		if params, ok := match(x.r.URL.Path, rt.pattern); ok && rt.method == x.r.Method {
+		if urn, ok := match(x.r.URL.Path, rt.pattern); ok && rt.method == x.r.Method {
 			if !slices.Contains(x.user.Groups, "admin") {
 				// Every /mediators route, core ≤ 8.5.0 (src/api/mediators.js,
 				// §2.5, trap 9). The heartbeat and config routes name
 				// removeMediator, as core does.
 				return text(http.StatusForbidden, "User "+x.user.Email+" is not an admin, API access to "+rt.name+" denied.")
 			}
-			return rt.handle(s, x, params)
+			return rt.handle(s, x, urn)
 		}
 	}
 	return text(http.StatusNotFound, "")
 }
 
-// match matches a decoded path against a pattern whose "*" segments are
-// parameters.
-func match(path, pattern string) ([]string, bool) {
-	segs, pats := strings.Split(path, "/"), strings.Split(pattern, "/")
-	if len(segs) != len(pats) {
-		return nil, false
+// match matches a decoded path against a pattern whose "*" segment, if
+// any, is the urn.
+func match(path, pattern string) (string, bool) {
+	before, after, param := strings.Cut(pattern, "*")
+	if rest, ok := strings.CutPrefix(path, before); ok && param {
+		urn, ok := strings.CutSuffix(rest, after)
+		return urn, ok && urn != "" && !strings.Contains(urn, "/")
 	}
-	var params []string
-	for i, p := range pats {
-		switch {
-		case p == "*" && segs[i] != "":
-			params = append(params, segs[i])
-		case p != segs[i]:
-			return nil, false
-		}
-	}
-	return params, true
+	return "", path == pattern
 }
 
 // authenticate is core's authenticateRequest (src/api/authentication.js):
-// when any token header is present only the token scheme is tried,
-// otherwise Basic (trap 7). Nil means 401. The caller holds s.mu.
+// when any token header is present only the token scheme is tried, otherwise
+// Basic (docs/upstreams/openhim.md trap 7). Nil means 401. The caller holds
+// s.mu.
 func (s *Server) authenticate(h http.Header) *User {
 	if h.Get("auth-username") != "" || h.Get("auth-ts") != "" || h.Get("auth-salt") != "" || h.Get("auth-token") != "" {
 		return s.tokenUser(h)
@@ -272,12 +251,12 @@ func (s *Server) authenticate(h http.Header) *User {
 	return nil
 }
 
-// tokenUser is the legacy token strategy (src/protocols/token.js, §2.3):
-// auth-ts within ±10 s of the server clock, the user found ignoring case
-// with a token passport, and auth-token = sha512hex(PassHash(salt,
-// password) ‖ auth-salt ‖ auth-ts) over the header strings. Core reads
-// auth-ts with Date.parse; the fake takes ISO-8601 with a zone only
-// (trap 8).
+// tokenUser is the legacy token strategy (src/protocols/token.js,
+// docs/upstreams/openhim.md §2.3): auth-ts within ±10 s of the server clock,
+// the user found ignoring case with a token passport, and auth-token =
+// sha512hex(PassHash(salt, password) ‖ auth-salt ‖ auth-ts) over the header
+// strings. Core reads auth-ts with Date.parse; the fake takes ISO-8601 with
+// a zone only (trap 8).
 func (s *Server) tokenUser(h http.Header) *User {
 	ts, salt := h.Get("auth-ts"), h.Get("auth-salt")
 	t, err := time.Parse(time.RFC3339Nano, ts)
@@ -304,7 +283,7 @@ func (s *Server) userFold(email string) *User {
 // getAuthenticate is GET /authenticate/:username (src/api/users.js
 // authenticateToken), which needs no credentials: the user's salt and the
 // server time, or 404 for an unknown user or one without a token passport
-// (§2.3, trap 7).
+// (docs/upstreams/openhim.md §2.3, trap 7).
 func (s *Server) getAuthenticate(email string) answer {
 	u := s.userFold(email)
 	if u == nil || u.Salt == "" {
