@@ -3,6 +3,7 @@ package openhimtest
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
@@ -309,12 +310,7 @@ func validateConfigDefs(defs []any) string {
 // be of the def's JSON type (an array of them when the def has array: true).
 // Ranges are not checked (trap 23).
 func validateConfig(defs []any, cfg map[string]any) string {
-	keys := make([]string, 0, len(cfg))
-	for k := range cfg {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(cfg)) {
 		found := false
 		for _, d := range list(defs) {
 			if d["param"] != k {
