@@ -2,501 +2,492 @@ package openhimtest
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 )
 
-// mediatorRec is a stored mediator document.
-type mediatorRec struct {
-	doc        *jsValue
-	registered time.Time
+// mask is what core shows instead of a password config value.
+const mask = "**********"
+
+// mediator is a stored mediator document (src/model/mediators.js).
+type mediator struct {
+	doc                           map[string]any // the schema's fields, as sent
+	configModified, lastHeartbeat time.Time      // _configModifiedTS, _lastHeartbeat
+	uptime                        float64        // _uptime
 }
 
-func (m *mediatorRec) urn() string { return m.doc.prop("urn").toJSString() }
-
-// Mediator is a registered mediator as stored by core, as returned by
-// Server.Mediators and Server.Mediator.
+// Mediator is a registered mediator as core stores it.
 type Mediator struct {
-	// Config is the stored config decoded into Go values (numbers are
-	// float64), with passwords in clear. It is nil when no config is stored
-	// or the config is not a JSON object.
-	Config map[string]any
-	// ConfigJSON is the stored config as JSON, exactly what a heartbeat
-	// would return; nil when none is stored.
-	ConfigJSON json.RawMessage
-	// ConfigModified is _configModifiedTS, zero when never set.
-	ConfigModified time.Time
-	// Doc is the whole stored document decoded into Go values, unmasked.
+	// URN and Version are the stored urn and version.
+	URN, Version string
+	// Doc is the stored document (numbers are float64), passwords in clear,
+	// without the fields core maintains itself.
 	Doc map[string]any
-	// DocJSON is the whole stored document as JSON (_id, urn, version,
-	// name, endpoints and defaultChannelConfig with mongoose's defaults,
-	// configDefs, config, _configModifiedTS, _lastHeartbeat, _uptime, __v),
-	// unmasked.
-	DocJSON json.RawMessage
-	// LastHeartbeat is _lastHeartbeat, zero before the first heartbeat.
-	LastHeartbeat time.Time
-	// Name is the mediator's name.
-	Name string
-	// Registered is when the urn was first registered (server clock).
-	Registered time.Time
-	// URN is the mediator's urn.
+	// Config is the stored config, nil when none.
+	Config map[string]any
+	// ConfigModified is _configModifiedTS and LastHeartbeat _lastHeartbeat,
+	// zero when unset; Uptime is _uptime.
+	ConfigModified, LastHeartbeat time.Time
+	Uptime                        float64
+}
+
+// RegistrationOutcome says what a POST /mediators did.
+type RegistrationOutcome string
+
+// The outcomes of a registration: core answers 201 to the first three
+// (trap 1).
+const (
+	RegistrationCreated   RegistrationOutcome = "created"
+	RegistrationUpdated   RegistrationOutcome = "updated"
+	RegistrationUnchanged RegistrationOutcome = "unchanged"
+	RegistrationRejected  RegistrationOutcome = "rejected"
+)
+
+// Registration is one authorised POST /mediators.
+type Registration struct {
+	Body     []byte
+	Outcome  RegistrationOutcome
+	Response string // the answer's body: "Created" or core's error text
+	Status   int
+}
+
+// Heartbeat is one authorised POST /mediators/{urn}/heartbeat.
+type Heartbeat struct {
 	URN string
-	// Uptime is _uptime from the last heartbeat, 0 when none.
-	Uptime float64
-	// Version is the stored version, which only a registration with a
-	// higher version changes.
-	Version string
-}
-
-func (m *mediatorRec) export() Mediator {
-	doc := m.doc.clone()
-	out := Mediator{
-		DocJSON:    doc.stringify(),
-		Name:       doc.prop("name").toJSString(),
-		Registered: m.registered,
-		URN:        m.urn(),
-		Version:    doc.prop("version").toJSString(),
-	}
-	out.Doc, _ = doc.toGo().(map[string]any)
-	if cfg := doc.prop("config"); !cfg.isUndefined() {
-		out.ConfigJSON = cfg.stringify()
-		out.Config, _ = cfg.toGo().(map[string]any)
-	}
-	if t := doc.prop("_configModifiedTS"); t.kind == jsDate {
-		out.ConfigModified = t.t
-	}
-	if t := doc.prop("_lastHeartbeat"); t.kind == jsDate {
-		out.LastHeartbeat = t.t
-	}
-	if u := doc.prop("_uptime"); u.kind == jsNumber {
-		out.Uptime = u.n
-	}
-	return out
-}
-
-// Mediators returns the registered mediators, oldest first.
-func (s *Server) Mediators() []Mediator {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Mediator, len(s.mediators))
-	for i, m := range s.mediators {
-		out[i] = m.export()
-	}
-	return out
+	// Config reports "config": true in the body; ConfigSent that the answer
+	// carried the stored config (or "OK" when none is stored).
+	Config, ConfigSent bool
+	// Uptime is the body's uptime as JSON, nil when absent.
+	Uptime   json.RawMessage
+	Status   int
+	Response []byte
 }
 
 // Mediator returns the mediator registered under urn.
 func (s *Server) Mediator(urn string) (Mediator, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := s.mediatorByURN(urn)
+	m := s.find(urn)
 	if m == nil {
 		return Mediator{}, false
 	}
-	return m.export(), true
+	out := Mediator{Doc: clone(m.doc), ConfigModified: m.configModified, LastHeartbeat: m.lastHeartbeat, Uptime: m.uptime}
+	out.URN, _ = m.doc["urn"].(string)
+	out.Version, _ = m.doc["version"].(string)
+	out.Config, _ = out.Doc["config"].(map[string]any)
+	return out, true
 }
 
-// mediatorByURN finds a mediator by exact urn. The caller holds s.mu.
-func (s *Server) mediatorByURN(urn string) *mediatorRec {
+// Registrations returns every authorised POST /mediators, oldest first.
+func (s *Server) Registrations() []Registration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.registrations)
+}
+
+// Heartbeats returns every authorised heartbeat, oldest first.
+func (s *Server) Heartbeats() []Heartbeat {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.heartbeats)
+}
+
+// find returns the mediator with this urn. The caller holds s.mu.
+func (s *Server) find(urn string) *mediator {
 	for _, m := range s.mediators {
-		if m.urn() == urn {
+		if m.doc["urn"] == urn {
 			return m
 		}
 	}
 	return nil
 }
 
-// RegistrationOutcome says what a POST /mediators did.
-type RegistrationOutcome string
-
-const (
-	// RegistrationCreated means a new urn was stored (201).
-	RegistrationCreated RegistrationOutcome = "created"
-	// RegistrationUpdated means a known urn with a higher version replaced
-	// the stored document (201).
-	RegistrationUpdated RegistrationOutcome = "updated"
-	// RegistrationUnchanged means a known urn with the same or a lower
-	// version: 201 and nothing changed.
-	RegistrationUnchanged RegistrationOutcome = "unchanged"
-	// RegistrationRejected means a 400, 403 or 500 answer.
-	RegistrationRejected RegistrationOutcome = "rejected"
-)
-
-// Registration is one POST /mediators that passed authentication.
-type Registration struct {
-	// Body is the request body as sent.
-	Body []byte
-	// Outcome says what the registration did.
-	Outcome RegistrationOutcome
-	// Response is the answer's body, e.g. "Created" or
-	// "Could not add Mediator via the API: ValidationError: …".
-	Response string
-	// Status is the answer's HTTP status.
-	Status int
-	// Time is the server clock's time of the request.
-	Time time.Time
-	// URN is the body's urn as a string ("" when missing).
-	URN string
-	// Version is the body's version as a string ("" when missing).
-	Version string
-}
-
-// Registrations returns every authenticated POST /mediators, oldest first.
-func (s *Server) Registrations() []Registration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Registration, len(s.registrations))
-	for i, r := range s.registrations {
-		r.Body = append([]byte(nil), r.Body...)
-		out[i] = r
-	}
-	return out
-}
-
-// Heartbeat is one POST /mediators/{urn}/heartbeat that passed
-// authentication.
-type Heartbeat struct {
-	// Body is the request body as sent.
-	Body []byte
-	// Config reports whether the body had "config": true.
-	Config bool
-	// ConfigSent reports whether the answer carried the stored config (or
-	// "OK" when there was none): the body had config:true, or the config was
-	// changed after the previous heartbeat.
-	ConfigSent bool
-	// Response is the answer's body: "" (no change), "OK", the config JSON,
-	// or an error text.
-	Response []byte
-	// Status is the answer's HTTP status (200, 400, 403, 404 or 500).
-	Status int
-	// Time is the server clock's time of the heartbeat.
-	Time time.Time
-	// URN is the decoded urn of the path.
-	URN string
-	// Uptime is the body's uptime as raw JSON, nil when absent.
-	Uptime json.RawMessage
-}
-
-// Heartbeats returns every authenticated heartbeat, oldest first.
-func (s *Server) Heartbeats() []Heartbeat {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Heartbeat, len(s.heartbeats))
-	for i, h := range s.heartbeats {
-		h.Body = append([]byte(nil), h.Body...)
-		h.Response = append([]byte(nil), h.Response...)
-		h.Uptime = append(json.RawMessage(nil), h.Uptime...)
-		out[i] = h
-	}
-	return out
-}
-
-// notAdmin is core's (≤ 8.5.0) answer to a user outside the admin group.
-// The heartbeat, config and channels routes name removeMediator, as core
-// does.
-func notAdmin(u *user, action string) *koaResponse {
-	return textResponse(http.StatusForbidden, fmt.Sprintf("User %s is not an admin, API access to %s denied.", u.Email, action))
-}
-
-// mediatorRoute dispatches the /mediators routes in koa-route order. It
-// returns nil for any other path. The caller holds s.mu.
-func (s *Server) mediatorRoute(x *exchange, method, path string) *koaResponse {
-	get := method == http.MethodGet || method == http.MethodHead
-	type route struct {
-		ok      bool
-		pattern []string
-		handle  func(urn string) *koaResponse
-	}
-	routes := []route{
-		{get, []string{"mediators"}, func(string) *koaResponse { return s.getAllMediators(x) }},
-		{get, []string{"mediators", ":uuid"}, func(urn string) *koaResponse { return s.getMediator(x, urn) }},
-		{method == http.MethodPost, []string{"mediators"}, func(string) *koaResponse { return s.addMediator(x) }},
-		{method == http.MethodDelete, []string{"mediators", ":urn"}, func(urn string) *koaResponse { return s.removeMediator(x, urn) }},
-		{method == http.MethodPost, []string{"mediators", ":urn", "heartbeat"}, func(urn string) *koaResponse { return s.heartbeat(x, urn) }},
-		{method == http.MethodPut, []string{"mediators", ":urn", "config"}, func(urn string) *koaResponse { return s.putConfig(x, urn) }},
-		{method == http.MethodPost, []string{"mediators", ":urn", "channels"}, func(urn string) *koaResponse { return s.loadDefaultChannels(x, urn) }},
-	}
-	for _, rt := range routes {
-		if !rt.ok {
-			continue
-		}
-		params, ok := matchRoute(path, rt.pattern...)
-		if !ok {
-			continue
-		}
-		urn := ""
-		if len(params) > 0 {
-			var err error
-			if urn, err = routeParam(params[0]); err != nil {
-				return internalError()
+// stored is a mediator as the API returns it (without core's own fields),
+// when masked with password values replaced by "**********"
+// (src/api/mediators.js maskPasswords; arrays of passwords are not masked
+// by the fake).
+func (m *mediator) stored(masked bool) map[string]any {
+	doc := clone(m.doc)
+	if cfg, _ := doc["config"].(map[string]any); masked {
+		for _, p := range passwordDefs(doc) {
+			if v, _ := cfg[p].(string); v != "" {
+				cfg[p] = mask
 			}
 		}
-		return rt.handle(urn)
 	}
-	return nil
+	return doc
 }
 
-// getAllMediators is GET /mediators. Core's maskPasswords call there is
-// made on the array, so it masks nothing: passwords come back in clear.
-func (s *Server) getAllMediators(x *exchange) *koaResponse {
-	if !x.user.admin() {
-		return notAdmin(x.user, "getAllMediators")
+// passwordDefs are the params of a document's password configDefs.
+func passwordDefs(doc map[string]any) []string {
+	var out []string
+	for _, d := range list(doc["configDefs"]) {
+		if p, ok := d["param"].(string); ok && d["type"] == "password" {
+			out = append(out, p)
+		}
 	}
-	list := jsArr()
+	return out
+}
+
+// getMediators is GET /mediators (src/api/mediators.js getAllMediators).
+// Core calls maskPasswords on the array, which masks nothing: passwords
+// come back in clear.
+func (s *Server) getMediators(*request, string) answer {
+	out := []any{}
 	for _, m := range s.mediators {
-		list.arr = append(list.arr, m.doc.clone())
+		out = append(out, m.stored(false))
 	}
-	r := newKoaResponse()
-	r.setBody(list)
-	return r
+	return jsonAnswer(out)
 }
 
-// getMediator is GET /mediators/:urn: the document with passwords masked,
-// or 404.
-func (s *Server) getMediator(x *exchange, urn string) *koaResponse {
-	if !x.user.admin() {
-		return notAdmin(x.user, "getMediator")
-	}
-	m := s.mediatorByURN(urn)
+// getMediator is GET /mediators/:urn (getMediator): the document with
+// passwords masked (docs/upstreams/openhim.md §3), or 404.
+func (s *Server) getMediator(_ *request, urn string) answer {
+	m := s.find(urn)
 	if m == nil {
-		return statusResponse(http.StatusNotFound)
+		return text(http.StatusNotFound, "")
 	}
-	doc := m.doc.clone()
-	if err := maskPasswords(doc.prop("configDefs"), doc.prop("config")); err != nil {
-		return textResponse(http.StatusInternalServerError, fmt.Sprintf("Could not fetch mediator using UUID %s via the API: %s", urn, err))
-	}
-	r := newKoaResponse()
-	r.setBody(doc)
-	return r
+	return jsonAnswer(m.stored(true))
 }
 
-// removeMediator is DELETE /mediators/:urn, which answers 200 whether or not
-// the urn exists.
-func (s *Server) removeMediator(x *exchange, urn string) *koaResponse {
-	if !x.user.admin() {
-		return notAdmin(x.user, "removeMediator")
+// schemaFields are the Mediator schema's top-level paths; mongoose drops
+// any other field (src/model/mediators.js).
+var schemaFields = []string{"urn", "version", "name", "description", "endpoints", "defaultChannelConfig", "configDefs", "config"}
+
+// semverRE is semver.valid without its lenient forms ("v1.0.0", " 1.0.0").
+var semverRE = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`)
+
+// addMediator is POST /mediators (src/api/mediators.js addMediator,
+// docs/upstreams/openhim.md §1): 400 "Could not add Mediator via the API:
+// ValidationError: …" for a bad document, else 201 "Created" whether the urn
+// was new (stored), known with a higher version (updated as §1.1 says) or
+// known with the same or a lower version (nothing changed, trap 1). There is
+// no 409.
+func (s *Server) addMediator(x *request, _ string) answer {
+	outcome, msg := s.register(x.body)
+	a := text(http.StatusCreated, "")
+	if msg != "" {
+		outcome, a = RegistrationRejected, text(http.StatusBadRequest, "Could not add Mediator via the API: ValidationError: "+msg)
 	}
-	for i, m := range s.mediators {
-		if m.urn() == urn {
-			s.mediators = append(s.mediators[:i:i], s.mediators[i+1:]...)
-			break
-		}
-	}
-	return textResponse(http.StatusOK, fmt.Sprintf("Mediator with urn %s has been successfully removed by %s", urn, x.user.Email))
+	s.registrations = append(s.registrations, Registration{
+		Body: slices.Clone(x.raw), Outcome: outcome, Response: string(a.body), Status: a.status,
+	})
+	return a
 }
 
-// addMediator is POST /mediators (src/api/mediators.js addMediator).
-func (s *Server) addMediator(x *exchange) *koaResponse {
-	reg := Registration{Body: append([]byte(nil), x.raw...), Time: s.now(), Outcome: RegistrationRejected}
-	if u := x.body.prop("urn"); u.isString() || u.kind == jsNumber {
-		reg.URN = u.toJSString()
+// register stores or updates a mediator, or returns core's validation
+// message. The caller holds s.mu.
+func (s *Server) register(body map[string]any) (RegistrationOutcome, string) {
+	urn, _ := body["urn"].(string)
+	version, _ := body["version"].(string)
+	switch {
+	case urn == "":
+		return "", "URN is required"
+	case !semverRE.MatchString(version):
+		return "", "Version is required. Must be in SemVer form x.y.z"
 	}
-	if v := x.body.prop("version"); v.isString() {
-		reg.Version = v.s
-	}
-	var resp *koaResponse
-	if !x.user.admin() {
-		resp = notAdmin(x.user, "addMediator")
-	} else {
-		var err *jsError
-		reg.Outcome, err = s.register(x.body.clone())
-		switch {
-		case err == nil:
-			resp = statusResponse(http.StatusCreated)
-		case err.name == "ValidationError":
-			resp = textResponse(http.StatusBadRequest, "Could not add Mediator via the API: "+err.Error())
-		default:
-			resp = textResponse(http.StatusInternalServerError, "Could not add Mediator via the API: "+err.Error())
+	// configDefs, then config against them, only when configDefs is set.
+	if defs, ok := body["configDefs"].([]any); ok {
+		if msg := validateConfigDefs(defs); msg != "" {
+			return "", msg
 		}
-	}
-	status, _, body := resp.finish(http.MethodPost)
-	reg.Status, reg.Response = status, string(body)
-	s.registrations = append(s.registrations, reg)
-	return resp
-}
-
-// register stores or updates a mediator as addMediator does. The caller
-// holds s.mu.
-func (s *Server) register(m *jsValue) (RegistrationOutcome, *jsError) {
-	urn := m.prop("urn")
-	if !urn.truthy() {
-		return RegistrationRejected, validationError("URN is required")
-	}
-	version := m.prop("version")
-	if !version.truthy() || !version.isString() || parseSemver(version.s) == nil {
-		return RegistrationRejected, validationError("Version is required. Must be in SemVer form x.y.z")
-	}
-	if defs := m.prop("configDefs"); defs.truthy() {
-		if err := validateConfigDefs(defs); err != nil {
-			return RegistrationRejected, err
-		}
-		if cfg := m.prop("config"); !cfg.isNullish() {
-			if err := validateConfig(defs, cfg); err != nil {
-				return RegistrationRejected, err
+		if cfg, ok := body["config"].(map[string]any); ok {
+			if msg := validateConfig(defs, cfg); msg != "" {
+				return "", msg
 			}
 		}
 	}
-	urnStr, ok := castPrimitive(kString, urn)
-	if !ok {
-		return RegistrationRejected, &jsError{name: "CastError", msg: castMessage("string", urn, "urn") + ` for model "Mediator"`}
-	}
-
-	if existing := s.mediatorByURN(urnStr.s); existing != nil {
-		stored := parseSemver(existing.doc.prop("version").toJSString())
-		if stored != nil && parseSemver(version.s).compare(stored) <= 0 {
-			return RegistrationUnchanged, nil
+	doc := map[string]any{}
+	for _, f := range schemaFields {
+		if v, ok := body[f]; ok {
+			doc[f] = clone(v)
 		}
-		cfg, storedCfg := m.prop("config"), existing.doc.prop("config")
-		if !cfg.isNullish() && !storedCfg.isNullish() {
-			for _, k := range cfg.ownKeys() {
-				if v := storedCfg.prop(k); !v.isNullish() {
-					cfg.setProp(k, v.clone())
+	}
+	if m := s.find(urn); m != nil {
+		if !newer(version, m.doc["version"].(string)) {
+			return RegistrationUnchanged, ""
+		}
+		// A higher version $sets the fields sent, unvalidated. Of the new
+		// config's keys, those with a stored value keep it; others are
+		// dropped; no config keeps the stored one. _configModifiedTS is not
+		// bumped (§1.1, traps 6 and 22).
+		if cfg, ok := doc["config"].(map[string]any); ok {
+			stored, _ := m.doc["config"].(map[string]any)
+			for k := range cfg {
+				if v := stored[k]; v != nil {
+					cfg[k] = v
 				}
 			}
 		}
-		// findByIdAndUpdate: $set of the schema paths given, cast but not
-		// validated.
-		var errs docErrors
-		update := newObject()
-		for i := range mediatorSchema.fields {
-			f := &mediatorSchema.fields[i]
-			v := m.prop(f.name)
-			if v.isUndefined() {
+		for k, v := range doc {
+			m.doc[k] = v
+		}
+		return RegistrationUpdated, ""
+	}
+	if len(list(doc["endpoints"])) == 0 {
+		return "", "At least 1 endpoint is required"
+	}
+	if errs := schemaErrors(doc); len(errs) > 0 {
+		return "", "Mediator validation failed: " + strings.Join(errs, ", ")
+	}
+	s.mediators = append(s.mediators, &mediator{doc: doc})
+	return RegistrationCreated, ""
+}
+
+// newer is semver.gt on valid versions: by major, minor, patch, and a
+// release is newer than its pre-releases (pre-releases are otherwise not
+// ordered).
+func newer(a, b string) bool {
+	pa, pb := semverRE.FindStringSubmatch(a), semverRE.FindStringSubmatch(b)
+	if pb == nil {
+		return true
+	}
+	for i := 1; i <= 3; i++ {
+		na, _ := strconv.Atoi(pa[i])
+		nb, _ := strconv.Atoi(pb[i])
+		if na != nb {
+			return na > nb
+		}
+	}
+	return pa[4] == "" && pb[4] != ""
+}
+
+// configTypes are the configDef types (src/model/mediators.js).
+var configTypes = []any{"string", "bool", "number", "option", "bigstring", "map", "struct", "password"}
+
+// schemaErrors are mongoose's required and enum errors for a new
+// mediator: name, each endpoint's name (RouteDef), each default channel's
+// name and urlPattern (ChannelDef), each configDef's type.
+func schemaErrors(doc map[string]any) []string {
+	var errs []string
+	required := func(m map[string]any, path, field string) {
+		if v, ok := m[field]; !ok || v == nil || v == "" {
+			errs = append(errs, fmt.Sprintf("%s%s: Path `%s` is required.", path, field, field))
+		}
+	}
+	required(doc, "", "name")
+	for i, e := range list(doc["endpoints"]) {
+		required(e, fmt.Sprintf("endpoints.%d.", i), "name")
+	}
+	for i, c := range list(doc["defaultChannelConfig"]) {
+		required(c, fmt.Sprintf("defaultChannelConfig.%d.", i), "name")
+		required(c, fmt.Sprintf("defaultChannelConfig.%d.", i), "urlPattern")
+	}
+	for i, d := range list(doc["configDefs"]) {
+		if t, ok := d["type"]; ok && !slices.Contains(configTypes, t) {
+			errs = append(errs, fmt.Sprintf("configDefs.%d.type: `%v` is not a valid enum value for path `type`.", i, t))
+		}
+	}
+	return errs
+}
+
+// validateConfigDefs is core's validateConfigDefs (src/api/mediators.js):
+// an option needs a non-empty values array. Struct templates are not
+// checked by the fake.
+func validateConfigDefs(defs []any) string {
+	for _, d := range list(defs) {
+		if d["type"] != "option" {
+			continue
+		}
+		switch vals, ok := d["values"].([]any); {
+		case !ok:
+			return fmt.Sprintf("Expected field 'values' to be an array (option param '%v')", d["param"])
+		case len(vals) == 0:
+			return fmt.Sprintf("Must specify a values array for option param '%v'", d["param"])
+		}
+	}
+	return ""
+}
+
+// validateConfig is core's validateConfig (docs/upstreams/openhim.md §1,
+// trap 4): every key needs a configDef with that param, and its value must
+// be of the def's JSON type (an array of them when the def has array: true).
+// Ranges are not checked (trap 23).
+func validateConfig(defs []any, cfg map[string]any) string {
+	for _, k := range slices.Sorted(maps.Keys(cfg)) {
+		found := false
+		for _, d := range list(defs) {
+			if d["param"] != k {
 				continue
 			}
-			update.obj.set(f.name, castField(f, v, "", false, &errs))
-		}
-		if msg := errs.firstCastError(); msg != "" {
-			return RegistrationRejected, &jsError{name: "CastError", msg: msg}
-		}
-		for _, k := range update.obj.keys {
-			if v := update.obj.get(k); !v.isUndefined() {
-				existing.doc.obj.set(k, v)
+			found = true
+			if d["array"] != true {
+				if msg := validateField(k, d, cfg[k]); msg != "" {
+					return msg
+				}
+				continue
+			}
+			arr, ok := cfg[k].([]any)
+			if !ok {
+				return fmt.Sprintf("Expected config param %s to be an array of type %v", k, d["type"])
+			}
+			for i, v := range arr {
+				if msg := validateField(fmt.Sprintf("%s[%d]", k, i), d, v); msg != "" {
+					return msg
+				}
 			}
 		}
-		return RegistrationUpdated, nil
-	}
-
-	eps := m.prop("endpoints")
-	if !eps.truthy() || eps.prop("length").toNumber() < 1 {
-		return RegistrationRejected, validationError("At least 1 endpoint is required")
-	}
-	var errs docErrors
-	doc := castDoc(mediatorSchema, m, "", true, &errs)
-	if !errs.empty() {
-		return RegistrationRejected, validationError("%s", errs.validationMessage("Mediator"))
-	}
-	doc.obj.set("__v", jsNum(0))
-	s.mediators = append(s.mediators, &mediatorRec{doc: doc, registered: s.now()})
-	return RegistrationCreated, nil
-}
-
-// heartbeat is POST /mediators/:urn/heartbeat.
-func (s *Server) heartbeat(x *exchange, urn string) *koaResponse {
-	hb := Heartbeat{Body: append([]byte(nil), x.raw...), Time: s.now(), URN: urn}
-	hb.Uptime = x.body.prop("uptime").stringify()
-	cfgFlag := x.body.prop("config")
-	hb.Config = cfgFlag.kind == jsBool && cfgFlag.b
-	resp := s.beat(x, urn, &hb)
-	status, _, body := resp.finish(http.MethodPost)
-	hb.Status, hb.Response = status, body
-	s.heartbeats = append(s.heartbeats, hb)
-	return resp
-}
-
-func (s *Server) beat(x *exchange, urn string, hb *Heartbeat) *koaResponse {
-	if !x.user.admin() {
-		return notAdmin(x.user, "removeMediator")
-	}
-	m := s.mediatorByURN(urn)
-	if m == nil {
-		return statusResponse(http.StatusNotFound)
-	}
-	uptime := x.body.prop("uptime")
-	if uptime.isNullish() {
-		return statusResponse(http.StatusBadRequest)
-	}
-	modified, last := m.doc.prop("_configModifiedTS"), m.doc.prop("_lastHeartbeat")
-	r := newKoaResponse()
-	if modified.toNumber() > last.toNumber() || hb.Config {
-		hb.ConfigSent = true
-		r.setBody(m.doc.prop("config").clone())
-	} else {
-		r.setBody(jsStr(""))
-	}
-	up, ok := castPrimitive(kNumber, uptime)
-	if !ok {
-		return textResponse(http.StatusInternalServerError, fmt.Sprintf("Could not process mediator heartbeat (urn: %s): CastError: %s", urn, castMessage("Number", uptime, "_uptime")))
-	}
-	m.doc.obj.set("_lastHeartbeat", jsTime(s.now()))
-	m.doc.obj.set("_uptime", up)
-	r.setStatus(http.StatusOK)
-	return r
-}
-
-// putConfig is PUT /mediators/:urn/config, what the console's config
-// editor sends.
-func (s *Server) putConfig(x *exchange, urn string) *koaResponse {
-	if !x.user.admin() {
-		return notAdmin(x.user, "removeMediator")
-	}
-	if err := s.setConfig(urn, x.body.clone()); err != nil {
-		if errors.Is(err, errNoMediator) {
-			return textResponse(http.StatusNotFound, err.Error())
+		if !found {
+			return "No config definition found for parameter " + k
 		}
-		return textResponse(http.StatusBadRequest, err.Error())
 	}
-	return statusResponse(http.StatusOK)
+	return ""
 }
 
-// errNoMediator is core's message for a config PUT or channel install on
-// an unknown urn.
-var errNoMediator = errors.New("No mediator found for this urn.") //nolint:staticcheck // core's exact text
-
-// configError is a rejected config PUT; its message is the JavaScript
-// error's message, which is all core sends.
-type configError struct{ err *jsError }
-
-func (e *configError) Error() string { return e.err.msg }
-
-// setConfig is setConfig in core: restore masked passwords, validate
-// against the configDefs, store and bump _configModifiedTS. The caller
-// holds s.mu.
-func (s *Server) setConfig(urn string, config *jsValue) error {
-	m := s.mediatorByURN(urn)
-	if m == nil {
-		return errNoMediator
+// validateField is core's validateConfigField: a JSON number for number,
+// a JSON boolean for bool, a string for the string types, one of values
+// for option, an object (of strings, for map) for map and struct.
+func validateField(param string, def map[string]any, v any) string {
+	var ok bool
+	want := map[string]string{
+		"string": "a string", "bigstring": "a large string", "password": "a string representing a password",
+		"number": "a number", "bool": "a boolean", "map": "an object", "struct": "an object",
+	}[fmt.Sprint(def["type"])]
+	switch def["type"] {
+	case "string", "bigstring", "password":
+		_, ok = v.(string)
+	case "number":
+		_, ok = v.(float64)
+	case "bool":
+		_, ok = v.(bool)
+	case "option":
+		vals, _ := def["values"].([]any)
+		if !slices.Contains(vals, v) {
+			names := make([]string, len(vals)) // String(values)
+			for i, v := range vals {
+				names[i] = fmt.Sprint(v)
+			}
+			return fmt.Sprintf("Expected config param %s to be one of %s", param, strings.Join(names, ","))
+		}
+		return ""
+	case "map", "struct":
+		var m map[string]any
+		if m, ok = v.(map[string]any); ok && def["type"] == "map" {
+			for _, e := range m {
+				if _, str := e.(string); !str {
+					return fmt.Sprintf("Expected config param %s to only contain string values.", param)
+				}
+			}
+		}
+	default:
+		return ""
 	}
-	defs := m.doc.prop("configDefs")
-	if err := restoreMaskedPasswords(defs, config, m.doc.prop("config")); err != nil {
-		return &configError{err}
+	if !ok {
+		return fmt.Sprintf("Expected config param %s to be %s.", param, want)
 	}
-	if err := validateConfig(defs, config); err != nil {
-		return &configError{err}
+	return ""
+}
+
+// heartbeat is POST /mediators/:urn/heartbeat (src/api/mediators.js
+// heartbeat, docs/upstreams/openhim.md §3): 404 for an unknown urn, 400
+// without uptime, 500 when uptime is not a number. It answers the stored
+// config as JSON, passwords in clear, when the body has "config": true or
+// the config was changed after the previous heartbeat (a change is thus
+// delivered once, trap 6); "OK" when such an answer finds no config stored;
+// an empty body otherwise (trap 5). Then _lastHeartbeat and _uptime are
+// stored.
+func (s *Server) heartbeat(x *request, urn string) answer {
+	hb := Heartbeat{URN: urn, Config: x.body["config"] == true}
+	if u, ok := x.body["uptime"]; ok {
+		hb.Uptime, _ = json.Marshal(u)
 	}
-	m.doc.obj.set("config", config)
-	m.doc.obj.set("_configModifiedTS", jsTime(s.now()))
+	a := s.beat(s.find(urn), x.body["uptime"], &hb)
+	hb.Status, hb.Response = a.status, a.body
+	s.heartbeats = append(s.heartbeats, hb)
+	return a
+}
+
+func (s *Server) beat(m *mediator, uptime any, hb *Heartbeat) answer {
+	switch {
+	case m == nil:
+		return text(http.StatusNotFound, "")
+	case uptime == nil:
+		return text(http.StatusBadRequest, "")
+	}
+	// Before a first heartbeat _lastHeartbeat is unset, and the comparison
+	// is false.
+	send := hb.Config || (!m.lastHeartbeat.IsZero() && m.configModified.After(m.lastHeartbeat))
+	up, ok := uptime.(float64) // mongoose would also cast a numeric string
+	if !ok {
+		return text(http.StatusInternalServerError, fmt.Sprintf("Could not process mediator heartbeat (urn: %s): CastError: Cast to Number failed for value %v at path \"_uptime\"", hb.URN, uptime))
+	}
+	m.lastHeartbeat, m.uptime = s.now(), up
+	if hb.ConfigSent = send; !send {
+		return answer{http.StatusOK, "text/plain; charset=utf-8", nil}
+	} else if m.doc["config"] == nil {
+		return text(http.StatusOK, "")
+	}
+	return jsonAnswer(m.doc["config"])
+}
+
+// putConfig is PUT /mediators/:urn/config (src/api/mediators.js
+// setConfig), what the console's editor sends: see SetConfig. A body that
+// is not JSON reads as {} and wipes the config.
+func (s *Server) putConfig(x *request, urn string) answer {
+	return text(s.setConfig(urn, x.body))
+}
+
+// SetConfig does what a console edit does (PUT /mediators/{urn}/config,
+// docs/upstreams/openhim.md §3, trap 23): values still "**********" get the
+// stored passwords back, the config is checked against the configDefs as at
+// registration, stored whole (keys left out disappear), and
+// _configModifiedTS set to now, so the next heartbeat returns it once. It
+// returns core's message for an unknown urn or an invalid config.
+func (s *Server) SetConfig(urn string, config map[string]any) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if status, msg := s.setConfig(urn, clone(config)); status != http.StatusOK {
+		return fmt.Errorf("openhimtest: %d: %s", status, msg)
+	}
 	return nil
 }
 
-// SetConfig does what the console's config editor does through PUT
-// /mediators/{urn}/config: values still "**********" are replaced by the
-// stored passwords, the config is validated against the mediator's
-// configDefs, stored as a whole (it replaces the old config), and
-// _configModifiedTS is set to now, so that the next heartbeat (if the
-// mediator has sent one before) returns it once. It returns core's error
-// message for an unknown urn or an invalid config.
-func (s *Server) SetConfig(urn string, config map[string]any) error {
-	v, err := fromGo(config)
-	if err != nil {
-		return fmt.Errorf("openhimtest: encode config: %w", err)
+// setConfig returns 200, or an error status and core's message. The caller
+// holds s.mu.
+func (s *Server) setConfig(urn string, cfg map[string]any) (int, string) {
+	m := s.find(urn)
+	if m == nil {
+		return http.StatusNotFound, "No mediator found for this urn."
 	}
-	if v.kind == jsNull {
-		v = newObject()
+	if cfg == nil {
+		cfg = map[string]any{}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.setConfig(urn, v)
+	stored, _ := m.doc["config"].(map[string]any)
+	for _, param := range passwordDefs(m.doc) {
+		if cfg[param] == mask && stored[param] != nil {
+			cfg[param] = stored[param]
+		}
+	}
+	defs, _ := m.doc["configDefs"].([]any)
+	if msg := validateConfig(defs, cfg); msg != "" {
+		return http.StatusBadRequest, msg
+	}
+	m.doc["config"], m.configModified = cfg, s.now()
+	return http.StatusOK, ""
+}
+
+// list is the objects of a JSON array.
+func list(v any) []map[string]any {
+	items, _ := v.([]any)
+	var out []map[string]any
+	for _, it := range items {
+		if m, ok := it.(map[string]any); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// clone deep-copies a JSON value, turning Go numbers into float64.
+func clone[T any](v T) T {
+	var out T
+	b, _ := json.Marshal(v)
+	_ = json.Unmarshal(b, &out)
+	return out
 }

@@ -2,111 +2,95 @@ package openhimtest
 
 import (
 	"bytes"
-	"crypto/x509"
-	"encoding/pem"
-	"errors"
-	"io"
-	"log"
+	"crypto/sha512"
+	"encoding/hex"
+	"encoding/json"
 	"mime"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"regexp"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-	"unicode/utf8"
+
+	"github.com/cht-openimis/cht-openimis-mediator/internal/upstreamtest"
 )
 
-// maxPayloadBytes is core's JSON body limit (api.maxPayloadSizeMB, 50 in
-// config/default.json).
-const maxPayloadBytes = 50 << 20
+const (
+	// RootEmail and RootPassword are the user core creates at first start
+	// (src/server.js), in the admin group with both passports.
+	RootEmail    = "root@openhim.org"
+	RootPassword = "openhim-password"
+	// RootSalt is the salt of the root user's token passport.
+	RootSalt = "d9bcb40e-ae65-478f-962e-5e5e5e7d0a01"
 
-// Options configures a Server. The zero value is a core 7.1+/8.x API
-// serving HTTPS with the root user only, Basic and token authentication
-// enabled, a ±10 s token window and the real clock.
+	// authWindow is api.authWindowSeconds (config/default.json).
+	authWindow = 10 * time.Second
+	// maxBody is api.maxPayloadSizeMB (50 in config/default.json).
+	maxBody = 50 << 20
+)
+
+// Request is one request the API received, recorded before any fault.
+type Request = upstreamtest.Request
+
+// Options configures a Server. The zero value is a core 7.1+/8.x API with
+// the root user, Basic and token authentication, and the real clock.
 type Options struct {
-	// AuthWindow is api.authWindowSeconds: how far auth-ts may be from the
-	// server clock, in both directions. Defaults to DefaultAuthWindow; a
-	// negative value means zero.
-	AuthWindow time.Duration
-	// DisableBasic turns HTTP Basic off, as in cores ≤ 7.0 (default
-	// api.authenticationTypes ["token"]) or a core configured without
-	// "basic": a Basic request then gets 401, so a client's fallback to the
-	// token scheme can be tested.
+	// DisableBasic turns HTTP Basic off, as in cores ≤ 7.0 whose
+	// api.authenticationTypes is ["token"] (docs/upstreams/openhim.md §2.1,
+	// trap 7): Basic gets 401, so a client's fallback can be tested.
 	DisableBasic bool
-	// DisableToken turns the legacy token scheme off, as in a core whose
-	// api.authenticationTypes lacks "token". GET /authenticate/{email}
-	// still answers, as in core.
-	DisableToken bool
-	// Now is the server clock: the token window, GET /authenticate's ts,
-	// _lastHeartbeat, _configModifiedTS and record times. Defaults to
-	// time.Now. Core stores dates with millisecond precision, and so does
-	// the fake.
+	// Now is the server clock (token window, heartbeat and config times).
+	// Defaults to time.Now. Core stores dates to the millisecond, and so
+	// does the fake.
 	Now func() time.Time
-	// PlainHTTP serves the API over plain HTTP (api.protocol "http")
-	// instead of HTTPS with a self-signed certificate.
-	PlainHTTP bool
-	// Users are the API users. Nil means RootUser() alone; an empty non-nil
-	// slice means no users at all.
-	Users []User
 }
 
-// Server is a fake OpenHIM core: the management API, served over HTTPS by
-// New and NewServer, and the router, as Server.Forward. Its exported
-// methods are safe for concurrent use.
-type Server struct {
-	// URL is the API's base URL, e.g. https://127.0.0.1:41234, without a
-	// trailing slash. It is empty for a Server from NewHandler.
-	URL string
+// User is an API user.
+type User struct {
+	// Email is the login: Basic matches it exactly, the token scheme
+	// ignoring case (§2.2, §2.3).
+	Email    string
+	Password string
+	// Groups are the user's groups: /mediators* needs "admin" (§2.5).
+	Groups []string
+	// Salt is the token passport's salt. Empty means no token passport, as
+	// for v8 users created with a plain password: GET /authenticate/{email}
+	// answers 404 and only Basic works (trap 7).
+	Salt string
+}
 
-	opts       Options
-	now        func() time.Time
-	authWindow time.Duration
-	srv        *httptest.Server
-	closeOnce  sync.Once
+// Server is a fake OpenHIM core. Recorder and Faults are its request log
+// and injected faults; an injected status answers with Koa's status text.
+type Server struct {
+	// URL is the API's base URL, https://127.0.0.1:port.
+	URL string
+	upstreamtest.Recorder
+	*upstreamtest.Faults
+
+	opts Options
+	srv  *httptest.Server
 
 	mu            sync.Mutex
-	users         []*user
-	mediators     []*mediatorRec
-	channels      []*channelRec
-	requests      []Request
+	users         []User
+	mediators     []*mediator
 	registrations []Registration
 	heartbeats    []Heartbeat
-	transactions  []Transaction
-	failRules     []*faultRule
-	dropRules     []*faultRule
-	down          int
 }
 
-// New starts a fake OpenHIM API on 127.0.0.1 with a random port, over TLS
-// with httptest's self-signed certificate unless Options.PlainHTTP is set.
-// Call Close when done; tests should prefer NewServer.
+// New starts a fake core on 127.0.0.1 over TLS. Call Close when done;
+// tests use NewServer.
 func New(opts Options) *Server {
-	s := NewHandler(opts)
-	s.srv = httptest.NewUnstartedServer(s)
-	s.srv.Config.ErrorLog = log.New(quietHandshakes{}, "", log.LstdFlags)
-	if opts.PlainHTTP {
-		s.srv.Start()
-	} else {
-		s.srv.StartTLS()
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
+	s := &Server{opts: opts, Faults: upstreamtest.NewFaults(0), users: []User{{
+		Email: RootEmail, Password: RootPassword, Groups: []string{"admin"}, Salt: RootSalt,
+	}}}
+	s.srv = httptest.NewTLSServer(s)
 	s.URL = s.srv.URL
 	return s
-}
-
-// quietHandshakes drops the "TLS handshake error" lines a client that does
-// not trust the certificate causes (tests of that case are expected), and
-// passes the rest to the standard logger.
-type quietHandshakes struct{}
-
-func (quietHandshakes) Write(p []byte) (int, error) {
-	if bytes.Contains(p, []byte("TLS handshake error")) {
-		return len(p), nil
-	}
-	return log.Writer().Write(p)
 }
 
 // NewServer is New plus tb.Cleanup(s.Close).
@@ -117,368 +101,202 @@ func NewServer(tb testing.TB, opts Options) *Server {
 	return s
 }
 
-// NewHandler returns a fake OpenHIM that is not listening anywhere, for
-// mounting on a listener of the caller's choice (a sandbox demo). Its URL is
-// empty; Forward works as usual.
-func NewHandler(opts Options) *Server {
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	window := opts.AuthWindow
-	switch {
-	case window == 0:
-		window = DefaultAuthWindow
-	case window < 0:
-		window = 0
-	}
-	users := opts.Users
-	if users == nil {
-		users = []User{RootUser()}
-	}
-	s := &Server{opts: opts, now: func() time.Time { return opts.Now().UTC().Truncate(time.Millisecond) }, authWindow: window}
-	for _, u := range users {
-		s.AddUser(u)
-	}
-	return s
-}
-
-// AddUser adds an API user, after those already there (lookups take the
-// first match).
-func (s *Server) AddUser(u User) {
-	u.Groups = append([]string(nil), u.Groups...)
-	if u.Firstname == "" {
-		u.Firstname = "Test"
-	}
-	if u.Surname == "" {
-		u.Surname = "User"
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.users = append(s.users, &user{User: u, id: newObjectID()})
-}
-
-// Close stops the fake and waits for requests in flight. It can be called
-// more than once.
+// Close stops the fake and waits for requests in flight.
 func (s *Server) Close() {
-	s.closeOnce.Do(func() {
-		if s.srv != nil {
-			s.srv.Close()
-		}
-	})
+	s.Faults.Close()
+	s.srv.Close()
 }
 
-// Client returns an HTTP client that trusts the fake's certificate, as
-// httptest.Server.Client does, or http.DefaultClient for a Server from
-// NewHandler. It sends no credentials by itself.
-func (s *Server) Client() *http.Client {
-	if s.srv == nil {
-		return http.DefaultClient
-	}
-	return s.srv.Client()
-}
+// Client returns an HTTP client that trusts the fake's certificate.
+func (s *Server) Client() *http.Client { return s.srv.Client() }
 
-// Certificate returns the API's TLS certificate (httptest's self-signed
-// certificate for 127.0.0.1 and example.com), or nil without TLS.
-func (s *Server) Certificate() *x509.Certificate {
-	if s.srv == nil || s.srv.TLS == nil {
-		return nil
-	}
-	return s.srv.Certificate()
-}
-
-// CertificatePEM returns Certificate PEM-encoded, for tests of a client
-// configured with a CA file, or nil without TLS.
-func (s *Server) CertificatePEM() []byte {
-	c := s.Certificate()
-	if c == nil {
-		return nil
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
-}
-
-// Request is one request the API received, recorded before anything else
-// happened to it (including requests answered by injected faults).
-type Request struct {
-	// Body is the request body as received (at most 50 MiB + 1 byte).
-	Body []byte
-	// Header is a copy of the request headers.
-	Header http.Header
-	// Method is the HTTP method.
-	Method string
-	// Path is the decoded URL path.
-	Path string
-	// RawQuery is the encoded query, without "?".
-	RawQuery string
-	// Time is the server clock's time of arrival.
-	Time time.Time
-}
-
-// Requests returns a copy of every request the API received, oldest first.
-func (s *Server) Requests() []Request {
+// AddUser adds an API user.
+func (s *Server) AddUser(u User) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Request, len(s.requests))
-	for i, r := range s.requests {
-		r.Header = r.Header.Clone()
-		r.Body = bytes.Clone(r.Body)
-		out[i] = r
-	}
-	return out
+	s.users = append(s.users, u)
 }
 
-// exchange is one API request in flight.
-type exchange struct {
+func (s *Server) now() time.Time { return s.opts.Now().UTC().Truncate(time.Millisecond) }
+
+// answer is a Koa response: a status without a body sends the status text.
+type answer struct {
+	status int
+	ctype  string
+	body   []byte
+}
+
+// text is a text/plain answer; an empty msg is the status text, as Koa
+// sends for a status set without a body (koa lib/application.js respond).
+func text(status int, msg string) answer {
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	return answer{status, "text/plain; charset=utf-8", []byte(msg)}
+}
+
+func jsonAnswer(v any) answer {
+	b, _ := json.Marshal(v)
+	return answer{http.StatusOK, "application/json; charset=utf-8", b}
+}
+
+// request is one API request in flight: its parsed body and user.
+type request struct {
 	r    *http.Request
 	raw  []byte
-	body *jsValue
-	user *user
+	body map[string]any
+	user *User
 }
 
-// ServeHTTP implements http.Handler for the API.
+// ServeHTTP serves the API: record, faults, body parser, authentication,
+// then the routes (src/koaApi.js).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	raw, _ := io.ReadAll(io.LimitReader(r.Body, maxPayloadBytes+1))
-	s.mu.Lock()
-	s.requests = append(s.requests, Request{
-		Body:     bytes.Clone(raw),
-		Header:   r.Header.Clone(),
-		Method:   r.Method,
-		Path:     r.URL.Path,
-		RawQuery: r.URL.RawQuery,
-		Time:     s.now(),
-	})
-	fault := s.down
-	if fault == 0 {
-		fault = takeRule(&s.failRules, r.URL.Path)
+	arrived := time.Now()
+	raw, _ := s.Record(r, maxBody, s.now())
+	status := s.Down()
+	if status == 0 {
+		status = s.TakeFail(r.URL.Path)
 	}
-	s.mu.Unlock()
-
-	var resp *koaResponse
-	drop := false
-	if fault != 0 {
-		resp = statusResponse(fault)
-	} else {
-		resp = s.handle(&exchange{r: r, raw: raw})
-		s.mu.Lock()
-		drop = takeRule(&s.dropRules, r.URL.Path) != 0
-		s.mu.Unlock()
+	a := text(status, "")
+	if status == 0 {
+		a = s.handle(&request{r: r, raw: raw})
 	}
-	if drop {
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				_ = conn.Close()
-				return
-			}
-		}
-		panic(http.ErrAbortHandler)
+	s.Delay(r.Context(), arrived)
+	if s.TakeDrop(r.URL.Path) {
+		upstreamtest.DropConnection(w)
+		return
 	}
-	status, header, body := resp.finish(r.Method)
-	for k, v := range header {
-		w.Header()[k] = v
-	}
-	w.Header().Set("Vary", "Origin")
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	w.Header().Set("Content-Type", a.ctype)
+	w.WriteHeader(a.status)
+	_, _ = w.Write(a.body)
 }
 
-// handle runs the request through core's API middleware: body parser,
-// public routes, authentication, then the routes.
-func (s *Server) handle(x *exchange) *koaResponse {
-	if resp := x.parseBody(); resp != nil {
-		return resp
-	}
-	path := rawPath(x.r)
-	method := x.r.Method
+var routes = []struct {
+	method, pattern, name string // name: core's handler, in its 403 text
+	handle                func(*Server, *request, string) answer
+}{
+	{http.MethodGet, "/mediators", "getAllMediators", (*Server).getMediators},
+	{http.MethodPost, "/mediators", "addMediator", (*Server).addMediator},
+	{http.MethodGet, "/mediators/*", "getMediator", (*Server).getMediator},
+	{http.MethodPost, "/mediators/*/heartbeat", "removeMediator", (*Server).heartbeat},
+	{http.MethodPut, "/mediators/*/config", "removeMediator", (*Server).putConfig},
+}
 
+// handle runs koa-bodyparser, the public route, authentication and the
+// routes. Only an application/json body is parsed: any other reads as {}
+// (docs/upstreams/openhim.md trap 3); invalid JSON gets 400.
+func (s *Server) handle(x *request) answer {
+	x.body = map[string]any{}
+	if mt, _, _ := mime.ParseMediaType(x.r.Header.Get("Content-Type")); mt == "application/json" && len(bytes.TrimSpace(x.raw)) > 0 {
+		var v any
+		if json.Unmarshal(x.raw, &v) != nil {
+			return text(http.StatusBadRequest, "")
+		}
+		if m, ok := v.(map[string]any); ok {
+			x.body = m
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-
-	if resp := s.publicRoute(method, path); resp != nil {
-		return resp
-	}
-	x.user = s.authenticate(x.r)
-	if x.user == nil {
-		// Core sets the status but no body.
-		return statusResponse(http.StatusUnauthorized)
-	}
-	if resp := s.mediatorRoute(x, method, path); resp != nil {
-		return resp
-	}
-	seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
-	if unmodelledRoutes[strings.ToLower(seg)] {
-		return notModelled(method, path)
-	}
-	return statusResponse(http.StatusNotFound)
-}
-
-// unmodelledRoutes are the first path segments of core API routes behind
-// authentication that the fake does not serve (src/koaApi.js).
-var unmodelledRoutes = map[string]bool{
-	"authentication": true, "logout": true, "apps": true, "users": true, "clients": true, "roles": true,
-	"transactions": true, "bulkrerun": true, "groups": true, "channels": true, "tasks": true, "metrics": true,
-	"keystore": true, "metadata": true, "restart": true, "audits": true, "audits-filter-options": true,
-	"certificates": true, "logs": true, "events": true, "about": true, "visualizers": true,
-}
-
-// notModelled answers a core route the fake does not serve, so a test never
-// mistakes it for core's behaviour.
-func notModelled(method, path string) *koaResponse {
-	return textResponse(http.StatusNotImplemented, "openhimtest: "+method+" "+path+" is not modelled by the fake")
-}
-
-// publicRoute serves the routes core mounts before authentication. The
-// caller holds s.mu.
-func (s *Server) publicRoute(method, path string) *koaResponse {
-	get := method == http.MethodGet || method == http.MethodHead
-	if params, ok := matchRoute(path, "authenticate", ":username"); ok && get {
-		email, err := routeParam(params[0])
-		if err != nil {
-			return internalError()
-		}
+	if email, ok := strings.CutPrefix(x.r.URL.Path, "/authenticate/"); ok && x.r.Method == http.MethodGet {
 		return s.getAuthenticate(email)
 	}
-	for _, p := range [][]string{{"heartbeat"}, {"me"}, {"importmaps"}, {"apps"}, {"password-reset-request", ":email"}, {"token", ":token"}} {
-		if _, ok := matchRoute(path, p...); ok && (get || (p[0] == "token" && method == http.MethodPut)) {
-			return notModelled(method, path)
-		}
+	if x.user = s.authenticate(x.r.Header); x.user == nil {
+		return text(http.StatusUnauthorized, "")
 	}
-	for _, p := range []string{"local", "openid"} {
-		if _, ok := matchRoute(path, "authenticate", p); ok && method == http.MethodPost {
-			return notModelled(method, path)
-		}
-	}
-	return nil
-}
-
-// internalError is Koa's answer to an uncaught exception.
-func internalError() *koaResponse {
-	return statusResponse(http.StatusInternalServerError)
-}
-
-// rawPath is Koa's ctx.path: the path as sent, not decoded.
-func rawPath(r *http.Request) string {
-	if strings.HasPrefix(r.RequestURI, "/") {
-		p, _, _ := strings.Cut(r.RequestURI, "?")
-		return p
-	}
-	return r.URL.EscapedPath()
-}
-
-// matchRoute matches a raw path against a koa-route pattern as
-// path-to-regexp 1.x compiles it (case-insensitive, one optional trailing
-// slash, ":name" a non-empty segment). It returns the raw parameters.
-func matchRoute(path string, pattern ...string) ([]string, bool) {
-	if !strings.HasPrefix(path, "/") {
-		return nil, false
-	}
-	segs := strings.Split(path[1:], "/")
-	if len(segs) == len(pattern)+1 && segs[len(segs)-1] == "" {
-		segs = segs[:len(segs)-1]
-	}
-	if len(segs) != len(pattern) {
-		return nil, false
-	}
-	var params []string
-	for i, p := range pattern {
-		if strings.HasPrefix(p, ":") {
-			if segs[i] == "" {
-				return nil, false
+	for _, rt := range routes {
+		if urn, ok := match(x.r.URL.Path, rt.pattern); ok && rt.method == x.r.Method {
+			if !slices.Contains(x.user.Groups, "admin") {
+				// Every /mediators route, core ≤ 8.5.0 (src/api/mediators.js,
+				// §2.5, trap 9). The heartbeat and config routes name
+				// removeMediator, as core does.
+				return text(http.StatusForbidden, "User "+x.user.Email+" is not an admin, API access to "+rt.name+" denied.")
 			}
-			params = append(params, segs[i])
-			continue
-		}
-		if !strings.EqualFold(segs[i], p) {
-			return nil, false
+			return rt.handle(s, x, urn)
 		}
 	}
-	return params, true
+	return text(http.StatusNotFound, "")
 }
 
-// routeParam decodes a route parameter as koa-route (decodeURIComponent)
-// and then core's handler (unescape) do.
-func routeParam(raw string) (string, error) {
-	d, err := url.PathUnescape(raw)
-	if err != nil || !utf8.ValidString(d) {
-		return "", errors.New("URIError: URI malformed")
+// match matches a decoded path against a pattern whose "*" segment, if
+// any, is the urn.
+func match(path, pattern string) (string, bool) {
+	before, after, param := strings.Cut(pattern, "*")
+	if rest, ok := strings.CutPrefix(path, before); ok && param {
+		urn, ok := strings.CutSuffix(rest, after)
+		return urn, ok && urn != "" && !strings.Contains(urn, "/")
 	}
-	return jsUnescape(d), nil
+	return "", path == pattern
 }
 
-var unescapeRE = regexp.MustCompile(`%u[0-9a-fA-F]{4}|%[0-9a-fA-F]{2}`)
-
-// jsUnescape is JavaScript's unescape: %XX and %uXXXX become the code unit.
-func jsUnescape(s string) string {
-	return unescapeRE.ReplaceAllStringFunc(s, func(m string) string {
-		digits := strings.TrimPrefix(m[1:], "u")
-		n, _ := strconv.ParseUint(digits, 16, 32)
-		return string(rune(n))
-	})
-}
-
-// jsonTypes are koa-bodyparser's JSON media types.
-var jsonTypes = map[string]bool{
-	"application/json":            true,
-	"application/json-patch+json": true,
-	"application/vnd.api+json":    true,
-	"application/csp-report":      true,
-	"application/scim+json":       true,
-}
-
-var strictJSONStart = regexp.MustCompile(`^[\x20\x09\x0a\x0d]*[\[{]`)
-
-// parseBody is koa-bodyparser: a JSON body (strict: object or array only)
-// or a form body becomes ctx.request.body; anything else leaves {}. It
-// returns the error answer for a body it cannot parse.
-func (x *exchange) parseBody() *koaResponse {
-	x.body = newObject()
-	mt, _, err := mime.ParseMediaType(x.r.Header.Get("Content-Type"))
-	if err != nil {
+// authenticate is core's authenticateRequest (src/api/authentication.js):
+// when any token header is present only the token scheme is tried, otherwise
+// Basic (docs/upstreams/openhim.md trap 7). Nil means 401. The caller holds
+// s.mu.
+func (s *Server) authenticate(h http.Header) *User {
+	if h.Get("auth-username") != "" || h.Get("auth-ts") != "" || h.Get("auth-salt") != "" || h.Get("auth-token") != "" {
+		return s.tokenUser(h)
+	}
+	r := http.Request{Header: h}
+	email, password, ok := r.BasicAuth()
+	if !ok || s.opts.DisableBasic {
 		return nil
 	}
-	switch {
-	case jsonTypes[mt]:
-		if len(x.raw) > maxPayloadBytes {
-			return textResponse(http.StatusRequestEntityTooLarge, "request entity too large")
+	// src/protocols/local.js: the email matches exactly (§2.2).
+	for i, u := range s.users {
+		if u.Email == email && u.Password == password {
+			return &s.users[i]
 		}
-		str := strings.TrimPrefix(string(x.raw), "\ufeff")
-		if str == "" {
-			return nil
-		}
-		if !strictJSONStart.MatchString(str) {
-			return statusResponse(http.StatusBadRequest)
-		}
-		v, err := parseJSON([]byte(str))
-		if err != nil {
-			return statusResponse(http.StatusBadRequest)
-		}
-		x.body = v
-	case mt == "application/x-www-form-urlencoded":
-		x.body = parseForm(string(x.raw))
 	}
 	return nil
 }
 
-// parseForm is qs.parse without its bracket syntax: repeated keys give
-// arrays.
-func parseForm(s string) *jsValue {
-	out := newObject()
-	for _, pair := range strings.Split(s, "&") {
-		if pair == "" {
-			continue
-		}
-		k, v, _ := strings.Cut(pair, "=")
-		k, err1 := url.QueryUnescape(k)
-		v, err2 := url.QueryUnescape(v)
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		switch prev := out.obj.get(k); {
-		case prev == nil:
-			out.obj.set(k, jsStr(v))
-		case prev.isArray():
-			prev.arr = append(prev.arr, jsStr(v))
-		default:
-			out.obj.set(k, jsArr(prev, jsStr(v)))
+// tokenUser is the legacy token strategy (src/protocols/token.js,
+// docs/upstreams/openhim.md §2.3): auth-ts within ±10 s of the server clock,
+// the user found ignoring case with a token passport, and auth-token =
+// sha512hex(PassHash(salt, password) ‖ auth-salt ‖ auth-ts) over the header
+// strings. Core reads auth-ts with Date.parse; the fake takes ISO-8601 with
+// a zone only (trap 8).
+func (s *Server) tokenUser(h http.Header) *User {
+	ts, salt := h.Get("auth-ts"), h.Get("auth-salt")
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	if err != nil || t.Sub(s.now()).Abs() > authWindow || salt == "" {
+		return nil
+	}
+	u := s.userFold(h.Get("auth-username"))
+	if u == nil || u.Salt == "" || h.Get("auth-token") != sha512Hex(PassHash(u.Salt, u.Password)+salt+ts) {
+		return nil
+	}
+	return u
+}
+
+// userFold finds a user by email ignoring case, as core's token lookups do.
+func (s *Server) userFold(email string) *User {
+	for i, u := range s.users {
+		if strings.EqualFold(u.Email, email) {
+			return &s.users[i]
 		}
 	}
-	return out
+	return nil
+}
+
+// getAuthenticate is GET /authenticate/:username (src/api/users.js
+// authenticateToken), which needs no credentials: the user's salt and the
+// server time, or 404 for an unknown user or one without a token passport
+// (docs/upstreams/openhim.md §2.3, trap 7).
+func (s *Server) getAuthenticate(email string) answer {
+	u := s.userFold(email)
+	if u == nil || u.Salt == "" {
+		return text(http.StatusNotFound, "Could not find user by email "+email)
+	}
+	return jsonAnswer(map[string]string{"salt": u.Salt, "ts": s.now().Format("2006-01-02T15:04:05.000Z")})
+}
+
+// PassHash is a token passport's hash: lower-case hex SHA-512(salt ‖
+// password).
+func PassHash(salt, password string) string { return sha512Hex(salt + password) }
+
+func sha512Hex(s string) string {
+	sum := sha512.Sum512([]byte(s))
+	return hex.EncodeToString(sum[:])
 }
