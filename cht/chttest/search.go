@@ -136,7 +136,7 @@ type uuidPage struct {
 //   - limit (default 10000) must be a positive integer and cursor a
 //     non-negative integer, the offset of the page, else 400;
 //   - the answer is {"data":[ids],"cursor":<next offset, or null>}.
-func (s *Server) getUUIDs(x *exchange, v *view, contacts bool) response {
+func (s *Server) getUUIDs(x *exchange, v view, contacts bool) response {
 	if resp, ok := x.authorize(); !ok {
 		return resp
 	}

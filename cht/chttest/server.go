@@ -215,9 +215,9 @@ func (s *Server) route(x *exchange) response {
 	case get && matchPath(segs, "api", "v1", "place", "*"):
 		return s.getContactDoc(x, segs[4], isPlaceDoc, "Place not found")
 	case get && matchPath(segs, "api", "v1", "contact", "uuid"):
-		return s.getUUIDs(x, &s.contactView, true)
+		return s.getUUIDs(x, s.contactView, true)
 	case get && matchPath(segs, "api", "v1", "report", "uuid"):
-		return s.getUUIDs(x, &s.reportView, false)
+		return s.getUUIDs(x, s.reportView, false)
 	case get && matchPath(segs, "api", "v1", "settings"):
 		return s.getSettings(x)
 	case get && matchPath(segs, "api", "info"):

@@ -11,8 +11,9 @@ const Version = "4.21.0"
 // getSettings is GET /api/v1/settings (api/src/controllers/settings.js): any
 // authenticated user reads the app settings. The fake's settings hold only
 // the JSON forms, which `mediator check` reads to see that the claim form
-// defines every field the mediator sends (trap 3). GET /api/info, which
-// needs no credentials, answers {"version": Version}.
+// defines every field the mediator sends (trap 3). GET /api/info
+// (api/src/routing.js), which needs no credentials, answers
+// {"version": Version}.
 func (s *Server) getSettings(x *exchange) response {
 	if resp, ok := x.authorize(); !ok {
 		return resp
