@@ -134,7 +134,8 @@ func TestDefaultForms_MatchFixture(t *testing.T) {
 // Errors are JSON only for a client whose Accept prefers JSON (trap 2).
 func TestServer_Auth(t *testing.T) {
 	t.Parallel()
-	s := chttest.NewServer(t, chttest.Options{Username: "mediator", Password: "s3cret"})
+	clk := newClock() // moved on after each refusal, out of the login limiter's window
+	s := chttest.NewServer(t, chttest.Options{Username: "mediator", Password: "s3cret", Now: clk.Now})
 	const jsonBody, textBody = `{"code":401,"error":"unauthorized"}`, "not logged in"
 	tests := []struct {
 		name, auth, accept string
@@ -149,6 +150,12 @@ func TestServer_Auth(t *testing.T) {
 		{name: "JSONByQuality", accept: "text/plain;q=0.5, application/json", json: true},
 		{name: "JSONWithCharsetMatchesNothing", accept: "application/json; charset=utf-8"},
 		{name: "HTML", accept: "text/html"},
+		{name: "AnyApplication", accept: "application/*", json: true},
+		{name: "TextByQuality", accept: "text/*;q=0.9, application/json;q=0.8"},
+		{name: "JSONRefused", accept: "application/json;q=0"},
+		{name: "QuotedQ", accept: `application/json;q="1"`, json: true},
+		{name: "AnyLowThenJSON", accept: "*/*;q=0.1, application/json", json: true},
+		{name: "Garbage", accept: "garbage"},
 	}
 	for _, tt := range tests {
 		r := do(t, s, http.MethodGet, "/api/v1/person/x", "", hdr{"Authorization": tt.auth, "Accept": tt.accept})
@@ -160,6 +167,7 @@ func TestServer_Auth(t *testing.T) {
 			require.Equal(t, textBody, r.body, tt.name)
 			require.Equal(t, `Basic realm="Medic Web Services"`, r.header.Get("WWW-Authenticate"), tt.name)
 		}
+		clk.Add(10 * time.Second)
 	}
 	r := do(t, s, http.MethodGet, "/api/v1/person/x", "", with(good, "Authorization", basic("mediator", "s3cret")))
 	require.Equal(t, http.StatusNotFound, r.status)
