@@ -2,31 +2,31 @@ package chttest
 
 import (
 	"crypto/subtle"
-	"encoding/base64"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 )
 
+// The failed-login limiter of api/src/services/rate-limit.js: 10 points per
+// 10 seconds per key.
 const (
-	// limitPoints and limitWindowLength are the failed-login limiter's
-	// settings (api/src/services/rate-limit.js): 10 points per 10 seconds.
-	limitPoints       = 10
-	limitWindowLength = 10 * time.Second
+	limitPoints = 10
+	limitWindow = 10 * time.Second
 )
 
-// limitWindow is one key's failure count in a fixed window, as
-// rate-limiter-flexible's RateLimiterMemory keeps it. The window starts at the
-// first failure and is not extended by later ones.
-type limitWindow struct {
+// failures is one key's failures in a fixed window, as
+// rate-limiter-flexible's RateLimiterMemory counts them: the window starts at
+// the first failure and later ones do not extend it.
+type failures struct {
 	start time.Time
 	count int
 }
 
-// authorize checks the Basic credentials, as auth.check does through CouchDB
-// _session. Then it applies a queued FailNext. It returns the answer to send
-// and false when the request must stop here.
+// authorize is auth.check (api/src/auth.js:39-78): the request's Basic
+// credentials are checked against CouchDB _session, and wrong or missing
+// ones get 401 (with CHT 4.x's require_valid_user). Then a failure queued
+// with FailNext applies. It returns the answer and false when the request
+// must stop here.
 func (x *exchange) authorize() (response, bool) {
 	user, pass, ok := x.r.BasicAuth()
 	if !ok ||
@@ -34,48 +34,36 @@ func (x *exchange) authorize() (response, bool) {
 		subtle.ConstantTimeCompare([]byte(pass), []byte(x.s.password)) != 1 {
 		return x.notLoggedIn(), false
 	}
-	if status := x.s.takeFail(x.r.URL.Path); status != 0 {
+	if status := x.s.TakeFail(x.r.URL.Path); status != 0 {
 		return x.faultResponse(status), false
 	}
 	x.authorized = true
 	return response{}, true
 }
 
-// limitKeys returns the limiter keys of a request: the client IP, then the
-// Basic username and password when present (rate-limit.js getKeys). The keys
-// share one namespace, as in the real limiter. loggingIn reports whether the
-// request carries a Basic username, the only requests that are limited
-// (middleware/rate-limiter.js).
+// limitKeys are the limiter's keys for a request (rate-limit.js getKeys): the
+// client IP, and the Basic username and password when present. They share
+// one namespace. loggingIn reports a Basic username: only such requests are
+// refused (api/src/middleware/rate-limiter.js), but every request's
+// failures count.
 func limitKeys(r *http.Request) (keys []string, loggingIn bool) {
 	ip, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		ip = r.RemoteAddr
 	}
-	keys = append(keys, ip)
-	hdr := r.Header.Get("Authorization")
-	if !strings.HasPrefix(hdr, "Basic ") {
-		return keys, false
+	keys = []string{ip}
+	user, pass, _ := r.BasicAuth()
+	for _, k := range []string{user, pass} {
+		if k != "" {
+			keys = append(keys, k)
+		}
 	}
-	fields := strings.Split(hdr, " ")
-	decoded, err := base64.StdEncoding.DecodeString(fields[1])
-	if err != nil {
-		return keys, false
-	}
-	// auth.basicAuthCredentials splits on every ':' and keeps the first two
-	// parts.
-	parts := strings.Split(string(decoded), ":")
-	if parts[0] != "" {
-		keys = append(keys, parts[0])
-		loggingIn = true
-	}
-	if len(parts) > 1 && parts[1] != "" {
-		keys = append(keys, parts[1])
-	}
-	return keys, loggingIn
+	return keys, user != ""
 }
 
-// isLimited reports whether any key of r has used up its points in the
-// current window.
+// isLimited reports whether a key of a logging-in request has used up its
+// points in the current window: the limiter then answers 429 whatever the
+// credentials (docs/upstreams/cht.md §6, trap 14).
 func (s *Server) isLimited(r *http.Request) bool {
 	keys, loggingIn := limitKeys(r)
 	if !loggingIn {
@@ -85,32 +73,26 @@ func (s *Server) isLimited(r *http.Request) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, k := range keys {
-		w := s.limiter[k]
-		if w != nil && now.Before(w.start.Add(limitWindowLength)) && w.count >= limitPoints {
+		if w := s.limiter[k]; w != nil && now.Before(w.start.Add(limitWindow)) && w.count >= limitPoints {
 			return true
 		}
 	}
 	return false
 }
 
-// consumeLimit charges one failure to every key of r, as the limiter does
-// when an answer finishes with 401 or 429.
-func (s *Server) consumeLimit(r *http.Request) {
+// countFailure charges one point to every key of r, as the limiter does when
+// an answer ends with 401 or 429. A 429 counts too, so a client that keeps
+// trying stays locked out.
+func (s *Server) countFailure(r *http.Request) {
 	keys, _ := limitKeys(r)
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for k, w := range s.limiter {
-		if !now.Before(w.start.Add(limitWindowLength)) {
-			delete(s.limiter, k)
-		}
-	}
 	for _, k := range keys {
-		w := s.limiter[k]
-		if w == nil {
-			s.limiter[k] = &limitWindow{start: now, count: 1}
-			continue
+		if w := s.limiter[k]; w != nil && now.Before(w.start.Add(limitWindow)) {
+			w.count++
+		} else {
+			s.limiter[k] = &failures{start: now, count: 1}
 		}
-		w.count++
 	}
 }

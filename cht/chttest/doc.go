@@ -1,52 +1,40 @@
 // Package chttest is an in-process fake of the parts of the CHT (Community
-// Health Toolkit) 4.x API that the mediator uses. It is meant for integration
-// tests and for a sandbox demo.
+// Health Toolkit) 4.x API the mediator uses, for tests and the sandbox demo.
 //
-// The fake is strict. It copies the real API's quirks, as described in
-// spec/contracts/cht.md and read from cht-core 4.21.0, instead of being
-// lenient:
+// It reads as a specification: each handler says what the real API does and
+// where in medic/cht-core 4.21.0 that is written, and the fake copies the
+// quirks a mediator must survive (docs/upstreams/cht.md, "Traps a mediator
+// must handle") rather than being lenient:
 //
-//   - Every request must carry HTTP Basic credentials. A 401 body is JSON
-//     only when the Accept header prefers application/json over text
-//     (Express req.accepts(['text','json'])). Otherwise it is the text
-//     "not logged in" with WWW-Authenticate.
-//   - The failed-login limiter answers 429 once ten 401/429 answers have been
-//     sent within 10 s for one key. The keys are the client IP, the Basic
-//     username and the Basic password, as in api/src/services/rate-limit.js.
-//     Only requests that carry a Basic username are limited.
+//   - Every route but GET /api/info wants HTTP Basic credentials. Errors are
+//     JSON only when Accept prefers application/json over text (trap 2).
+//   - Ten 401/429 answers within 10 s lock out the client IP, the username
+//     and the password with 429 (trap 14).
 //   - POST /api/v2/records answers 500 for an unknown form, a missing _meta
-//     or an unsupported Content-Type. It lower-cases keys, silently drops
-//     keys the form does not define, and answers 200 even when validation
-//     fails. Validation errors are kept only in the stored doc's errors.
-//     There is no idempotency: every POST stores a new report.
-//   - POST /api/v1/people wants exactly "Content-Type: application/json",
-//     needs a "name", checks that "place" exists, and answers 409 when the
-//     caller's _id already exists.
-//   - GET /api/v1/person/{id}, /api/v1/contact/{id} and /api/v1/report/{id}
-//     return stored docs. GET /api/v1/contact/uuid and /api/v1/report/uuid
-//     search a copy of the contacts_by_freetext and reports_by_freetext
-//     views.
-//   - Paths are matched as Express matches them with strict routing:
-//     case-insensitively, with no trailing-slash tolerance. Any other path or
-//     method is proxied to CouchDB in the real system. Here it answers 404
-//     {"error":"not_found","reason":"Database does not exist."}, after
-//     authentication.
+//     or an unsupported Content-Type (trap 2). It lower-cases keys, drops the
+//     keys the form does not define (trap 3), answers 200 when validation
+//     fails (trap 1), and stores a new report for every POST (trap 5).
+//     LoseNextSaves makes it answer 200 {success:true} with no id and store
+//     nothing (trap 1).
+//   - POST /api/v1/people wants exactly "Content-Type: application/json"
+//     (trap 13), a "name", and an existing "place", which becomes the
+//     person's parent (trap 8). A second create with the same _id is 409.
+//   - GET /api/v1/contact/uuid and /api/v1/report/uuid search copies of the
+//     contacts_by_freetext and reports_by_freetext views (§3).
+//   - SetDown(503) is the start-up router: 503 JSON, or a 200 HTML page for a
+//     client that does not ask for JSON (§1).
+//   - Bodies over 32 MiB get 413. Latency is applied after the request took
+//     effect, so a client that timed out has still stored its report.
+//   - Unknown paths, and paths with a trailing slash, are proxied to CouchDB
+//     by the real API; here they answer CouchDB's 404 after authentication.
 //
-// The order of checks follows the real routes. For example, a records POST
-// whose JSON is malformed gets 500 before credentials are checked, and a
-// people POST with the wrong Content-Type gets 400 before credentials are
-// checked, as in cht-core.
+// Not modelled: transitions (reports get no doc.contact, people no
+// shortcode), permissions (the one user may do everything), phone
+// normalisation, the form-encoded (SMS) records variant, inline place
+// creation, session cookies and the CouchDB endpoints.
 //
-// Tests read the state through People, Reports and Requests, seed it with
-// AddPlace and AddPerson, and inject faults with FailNext, FailNextPath,
-// DropNext, DropNextPath, SetDown and SetLatency. All methods are safe for
-// concurrent use.
-//
-// The fake does not model the following: CHT transitions (no
-// update_clinics, registration or shortcode generation, so reports get no
-// doc.contact and people get no patient_id unless a test calls
-// SetShortcode); permissions, where the single configured user may do
-// everything and 403 never happens; phone-number normalisation of
-// _meta.from; the form-encoded (SMS) records variant; inline place creation
-// in POST /api/v1/people; session cookies; CouchDB endpoints.
+// Tests read the state with People, Person, Reports and Report, seed it with
+// AddPlace and AddPerson, read the request log with Requests, and inject
+// faults with FailNext, FailNextPath, DropNext, DropNextPath, SetDown,
+// SetLatency and LoseNextSaves. All methods are safe for concurrent use.
 package chttest

@@ -1,278 +1,204 @@
 package chttest
 
 import (
+	"encoding/json"
 	"math"
+	"mime"
 	"net/http"
-	"regexp"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 )
 
-// recordResult is the records API's success body.
-type recordResult struct {
-	Success bool   `json:"success"`
-	ID      string `json:"id,omitempty"`
+// parseJSON is body-parser's json parser as the routes mount it
+// (api/src/routing.js:88-92). It reads the body only when the media type is
+// application/json, with any parameters; body is nil when it did not (no
+// body, or another type). A body over MAX_REQUEST_SIZE gets 413, one that is
+// not a JSON object or array gets 500, both before authentication. ok is
+// false when resp must be sent.
+func (x *exchange) parseJSON() (body any, resp response, ok bool) {
+	mt, _, _ := mime.ParseMediaType(x.r.Header.Get("Content-Type"))
+	if mt != "application/json" || len(x.body) == 0 {
+		return nil, response{}, true
+	}
+	if len(x.body) > maxBodyBytes {
+		return nil, x.respond(http.StatusRequestEntityTooLarge, "Payload Too Large", nil), false
+	}
+	if x.bodyErr != nil || json.Unmarshal(x.body, &body) != nil {
+		return nil, x.serverError(""), false
+	}
+	switch body.(type) {
+	case map[string]any, []any:
+		return body, response{}, true
+	}
+	return nil, x.serverError(""), false // strict mode: objects and arrays only
 }
 
-// postRecord is POST /api/v2/records (api/src/controllers/records.js): the
-// json and urlencoded parsers, then auth.check, then the Content-Type
-// dispatch, then createRecordByJSON (api/src/services/records.js). Errors
-// thrown as PublicError become 500 "Server error" with the message in
-// details.
+// postRecord is POST /api/v2/records (api/src/controllers/records.js,
+// createRecordByJSON in api/src/services/records.js:204-247;
+// docs/upstreams/cht.md §1). After the body parser and auth.check:
+//
+//   - a body that is not JSON is "Content type not supported.": 500 with no
+//     details (trap 2);
+//   - a missing or empty _meta is PublicError "Missing _meta property.", a
+//     missing _meta.form "Missing required field: form", an unknown form
+//     "Form not found: <CODE>": 500 with the message in details (trap 2);
+//   - _meta.form is upper-cased; every other key is lower-cased, and only the
+//     keys the form defines are kept in fields, the rest dropped silently
+//     (trap 3);
+//   - validation failures go to doc.errors and the answer is still 200
+//     (trap 1); a bsAggreDate is never computed (trap 4);
+//   - every POST stores a new report with a fresh uuid: no idempotency
+//     (trap 5). The answer is 200 {"success":true,"id":<report id>}.
+//
+// The synchronous transitions that run before the save are not modelled.
 func (s *Server) postRecord(x *exchange) response {
-	body, resp, ok := x.parseBody(true)
+	body, resp, ok := x.parseJSON()
 	if !ok {
 		return resp
 	}
 	if resp, ok := x.authorize(); !ok {
 		return resp
 	}
-	switch body.kind {
-	case bodyForm:
-		return s.createRecordByForm(x, body)
-	case bodyJSONObject, bodyJSONArray:
-		return s.createRecordByJSON(x, body)
+	if body == nil {
+		return x.serverError("") // throw new Error('Content type not supported.')
 	}
-	// throw new Error('Content type not supported.'): no public message.
-	return x.serverError(nil)
-}
-
-// publicError is a PublicError answer: 500 with the message in details.
-func (x *exchange) publicError(msg string) response {
-	return x.serverError(&msg)
-}
-
-// createRecordByForm covers only the checks the SMS-style variant makes
-// before parsing the message. The message parser is not modelled.
-func (s *Server) createRecordByForm(x *exchange, body parsedBody) response {
-	if _, ok := body.form["from"]; !ok {
-		return x.publicError("Missing required value: from")
+	obj, _ := body.(map[string]any) // an array has no _meta
+	if m := obj["_meta"]; m == nil || m == "" {
+		return x.serverError("Missing _meta property.")
 	}
-	if _, ok := body.form["message"]; !ok {
-		return x.publicError("Missing required field: message")
+	meta, _ := obj["_meta"].(map[string]any)
+	if f := meta["form"]; f == nil || f == "" {
+		return x.serverError("Missing required field: form")
 	}
-	return x.publicError("chttest: form-encoded (SMS) records are not modelled")
-}
-
-func (s *Server) createRecordByJSON(x *exchange, body parsedBody) response {
-	if body.kind == bodyJSONArray {
-		return x.publicError("Missing _meta property.")
-	}
-	rawMeta, hasMeta := body.values["_meta"]
-	if !hasMeta || isEmptyValue(rawMeta) {
-		return x.publicError("Missing _meta property.")
-	}
-	meta, _ := rawMeta.(map[string]any)
-	formVal := meta["form"]
-	if isEmptyValue(formVal) {
-		return x.publicError("Missing required field: form")
-	}
-	form, ok := formVal.(string)
+	form, ok := meta["form"].(string)
 	if !ok {
-		// options.form.toUpperCase is not a function: a TypeError.
-		return x.serverError(nil)
+		return x.serverError("") // options.form.toUpperCase is not a function
 	}
 	form = strings.ToUpper(form)
 	meta["form"] = form
 	def := s.forms[form]
 	if def == nil {
-		return x.publicError("Form not found: " + form)
+		return x.serverError("Form not found: " + form)
 	}
 
-	formData := make(map[string]any, len(body.keys))
-	for _, k := range body.keys {
-		if k == "_meta" {
-			continue
+	formData := make(map[string]any, len(obj))
+	for k, v := range obj {
+		if k != "_meta" {
+			k = strings.ToLower(k)
+			formData[k] = convert(def.fields[k].Type, v)
 		}
-		v := body.values[k]
-		// The conversions look the field up by the key as sent, before it
-		// is lower-cased.
-		if fd, ok := def.fields[k]; ok {
-			switch {
-			case fd.typ == "date":
-				v = momentValue(v)
-			case fd.typ == "boolean" && (v == float64(1) || v == float64(0)):
-				v = v == float64(1)
-			}
-		}
-		formData[strings.ToLower(k)] = v
 	}
-
-	doc := s.dataRecord(def, form, meta, formData)
-	id := uuid.NewString()
-	doc["_id"] = id
-	doc["_rev"] = newRev()
+	fields := map[string]any{}
+	for _, k := range def.order {
+		if v, ok := formData[k]; ok {
+			fields[k] = v // smsparser.merge: only the form's keys
+		}
+	}
+	reported := float64(s.now().UnixMilli())
+	if rd, ok := meta["reported_date"].(float64); ok && rd != 0 {
+		reported = rd
+	}
+	doc := map[string]any{
+		"_id": uuid.NewString(), "_rev": newRev(),
+		"type": "data_record", "form": form, "errors": validate(def, formData), "tasks": []any{},
+		"fields": fields, "reported_date": reported, "sms_message": meta,
+	}
+	if from, ok := meta["from"]; ok {
+		doc["from"] = from // E.164 normalisation is not modelled
+	}
 
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.lostSaves > 0 {
-		// processDocs hands a save error back as a result: the answer is
-		// {success:true} without an id (transitions/index.js:100-112).
 		s.lostSaves--
-		s.mu.Unlock()
-		return jsonResponse(http.StatusOK, recordResult{Success: true})
+		return jsonResponse(http.StatusOK, map[string]any{"success": true})
 	}
+	id := doc["_id"].(string)
 	s.reports[id] = doc
 	s.reportOrder = append(s.reportOrder, id)
 	s.reportView.put(id, reportFreetextKeys(doc))
-	s.mu.Unlock()
-
-	return jsonResponse(http.StatusOK, recordResult{Success: true, ID: id})
+	return jsonResponse(http.StatusOK, map[string]any{"success": true, "id": id})
 }
 
-// isEmptyValue is records.js empty(): the empty string, null or undefined.
-func isEmptyValue(v any) bool {
-	return v == nil || v == ""
+// LoseNextSaves makes the next n valid records POSTs fail to save their
+// report inside the CHT: processDocs hands a save error back as a result
+// (shared-libs/transitions/src/transitions/index.js:100-112), so nothing is
+// stored and the answer is still 200 {"success":true}, without an id
+// (docs/upstreams/cht.md §1, trap 1).
+func (s *Server) LoseNextSaves(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lostSaves += max(n, 0)
 }
 
-// dataRecord is records.js getDataRecord for a known form. The synchronous
-// transitions that run next in the real API are not modelled.
-func (s *Server) dataRecord(def *formDef, form string, meta, formData map[string]any) map[string]any {
-	doc := map[string]any{
-		"type":          "data_record",
-		"form":          form,
-		"errors":        []any{},
-		"tasks":         []any{},
-		"fields":        map[string]any{},
-		"reported_date": float64(s.now().UnixMilli()),
-		"sms_message":   meta,
-	}
-	if from, ok := meta["from"]; ok {
-		// Phone numbers are stored as sent: E.164 normalisation is not
-		// modelled.
-		doc["from"] = from
-	}
-	if ts := parseSentTimestamp(meta["reported_date"]); truthy(ts) {
-		if f, _ := ts.(float64); math.IsInf(f, 0) {
-			ts = nil // JSON.stringify(Infinity) is null.
-		}
-		doc["reported_date"] = ts
-	}
-	if def.facilityReference != "" {
-		if val, ok := formData[def.facilityReference]; ok {
-			if str, isStr := val.(string); isStr && truthy(val) {
-				val = strings.ToUpper(str)
+// convert is the only value conversion of the JSON path
+// (api/src/services/records.js:232-241): a "date" field becomes
+// moment(value).valueOf(), epoch ms (here: a number, or an RFC 3339 string;
+// anything else is NaN, stored as null), and a "boolean" field turns 1 and 0
+// into true and false. Nothing else is converted: BS parts stay as sent.
+func convert(typ string, v any) any {
+	switch typ {
+	case "date":
+		switch d := v.(type) {
+		case float64:
+			return math.Trunc(d)
+		case string:
+			for _, layout := range []string{time.RFC3339Nano, time.DateOnly} {
+				if t, err := time.Parse(layout, d); err == nil {
+					return float64(t.UnixMilli())
+				}
 			}
-			doc["refid"] = val
+		}
+		return nil
+	case "boolean":
+		if v == float64(1) || v == float64(0) {
+			return v == float64(1)
 		}
 	}
-	fields := doc["fields"].(map[string]any)
-	for _, k := range def.fieldOrder {
-		merge(strings.Split(k, "."), fields, formData)
-	}
-	var errs []any
-	for _, e := range validate(def, formData) {
-		errs = append(errs, e)
-	}
-	if truthy(formData["_extra_fields"]) {
-		errs = append(errs, map[string]any{"code": "extra_fields", "message": "Extra fields."})
-	}
-	if msg, ok := meta["message"].(string); ok && strings.TrimSpace(msg) == "" {
-		errs = append(errs, map[string]any{"code": "sys.empty", "message": "Message appears empty."})
-	}
-	if errs != nil {
-		doc["errors"] = errs
-	}
-	return doc
+	return v
 }
 
-// merge is smsparser.merge: it copies formData's value for key into record,
-// creating sub-objects for dotted keys. A missing value is not copied, as
-// undefined is not saved.
-func merge(key []string, record, formData map[string]any) {
-	if len(key) > 1 {
-		sub := formData[key[0]]
-		if !truthy(sub) {
-			return
-		}
-		if !truthy(record[key[0]]) {
-			record[key[0]] = map[string]any{}
-		}
-		subRecord, ok := record[key[0]].(map[string]any)
-		if !ok {
-			return
-		}
-		subData, _ := sub.(map[string]any)
-		merge(key[1:], subRecord, subData)
-		return
-	}
-	if v, ok := formData[key[0]]; ok {
-		record[key[0]] = v
-	}
-}
-
-// validate is api/src/services/report/validate.js, with the English
-// messages of the sys.incorrect_type and sys.missing_fields translations.
-func validate(def *formDef, formData map[string]any) []map[string]any {
-	var errs []map[string]any
+// validate is api/src/services/report/validate.js with the English
+// messages: a required field that is missing or null is reported in one
+// sys.missing_fields error, a value of the wrong JSON type in a
+// sys.incorrect_type error. length, date and the bs* types are not checked.
+func validate(def *formDef, formData map[string]any) []any {
+	errs := []any{}
 	var missing []string
-	for _, k := range def.fieldOrder {
-		field := def.fields[k]
-		value, present := formData[k]
-		exists := present && value != nil
-		if field.required && !exists {
-			missing = append(missing, k)
+	for _, k := range def.order {
+		field, value := def.fields[k], formData[k]
+		if value == nil {
+			if field.Required {
+				missing = append(missing, k)
+			}
 			continue
 		}
-		if !exists || field.list {
-			continue
-		}
-		expected := ""
-		switch field.typ {
+		ok := true
+		switch field.Type {
 		case "integer":
-			if f, ok := value.(float64); !ok || math.IsInf(f, 0) || f != math.Trunc(f) {
-				expected = "integer"
-			}
+			f, isNum := value.(float64)
+			ok = isNum && f == math.Trunc(f)
 		case "string":
-			if _, ok := value.(string); !ok {
-				expected = "string"
-			}
+			_, ok = value.(string)
 		case "boolean":
-			if _, ok := value.(bool); !ok {
-				expected = "boolean"
-			}
+			_, ok = value.(bool)
 		case "complex":
 			switch value.(type) {
 			case map[string]any, []any:
 			default:
-				expected = "complex"
+				ok = false
 			}
 		}
-		if expected != "" {
-			errs = append(errs, map[string]any{
-				"code":    "sys.incorrect_type",
-				"message": "Incorrect type of field " + k + ", expected " + expected + ".",
-			})
+		if !ok {
+			errs = append(errs, map[string]any{"code": "sys.incorrect_type",
+				"message": "Incorrect type of field " + k + ", expected " + field.Type + "."})
 		}
 	}
 	if len(missing) > 0 {
-		errs = append(errs, map[string]any{
-			"code":    "sys.missing_fields",
-			"message": "Missing or invalid fields: " + strings.Join(missing, ",") + ".",
-		})
+		errs = append(errs, map[string]any{"code": "sys.missing_fields",
+			"message": "Missing or invalid fields: " + strings.Join(missing, ",") + "."})
 	}
 	return errs
-}
-
-// dateNumberString is records.js DATE_NUMBER_STRING. It is not anchored.
-var dateNumberString = regexp.MustCompile(`\d{13,}`)
-
-// parseSentTimestamp is records.js parseSentTimestamp for _meta.reported_date:
-// a number as is, a string holding 13 or more digits through Number(), any
-// other string through moment. The result is nil for other types; the caller
-// keeps "now" unless the result is truthy.
-func parseSentTimestamp(v any) any {
-	switch v := v.(type) {
-	case float64:
-		return v
-	case string:
-		if dateNumberString.MatchString(v) {
-			return jsNumber(v)
-		}
-		if ms := momentValue(v); ms != nil {
-			return ms
-		}
-		return math.NaN()
-	}
-	return nil
 }

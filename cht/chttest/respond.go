@@ -16,12 +16,12 @@ type exchange struct {
 	bodyErr error
 	// wantsJSON is req.accepts(['text','json']) === 'json'.
 	wantsJSON bool
-	// authorized is set once the credentials have been checked and no
-	// injected failure applied. Only then may DropNext apply.
+	// authorized is set once the credentials passed and no injected failure
+	// applied; only then may a DropNext apply.
 	authorized bool
 }
 
-// response is an answer that has been decided but not yet written.
+// response is an answer decided but not yet written.
 type response struct {
 	status int
 	header http.Header
@@ -39,66 +39,58 @@ func (resp response) write(w http.ResponseWriter, head bool) {
 	}
 }
 
-// jsonResponse is res.json(v): JSON as JSON.stringify writes it, without
-// HTML escaping and without a trailing newline.
+// jsonResponse is Express res.json(v): JSON.stringify, no trailing newline.
 func jsonResponse(status int, v any) response {
-	return response{
-		status: status,
-		header: http.Header{"Content-Type": {"application/json; charset=utf-8"}},
-		body:   marshalJS(v),
-	}
-}
-
-func textResponse(status int, text string) response {
-	return response{
-		status: status,
-		header: http.Header{"Content-Type": {"text/plain"}},
-		body:   []byte(text),
-	}
-}
-
-// marshalJS encodes v like JSON.stringify: no HTML escaping, no newline.
-func marshalJS(v any) []byte {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
 		panic("chttest: encode answer: " + err.Error())
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	return response{
+		status: status,
+		header: http.Header{"Content-Type": {"application/json; charset=utf-8"}},
+		body:   bytes.TrimSuffix(buf.Bytes(), []byte("\n")),
+	}
 }
 
-// errorBody is the body of server-utils.js writeJSON.
+func textResponse(status int, text string) response {
+	return response{status: status, header: http.Header{"Content-Type": {"text/plain"}}, body: []byte(text)}
+}
+
+// errorBody is the body of api/src/server-utils.js writeJSON.
 type errorBody struct {
 	Code    int    `json:"code"`
 	Error   string `json:"error"`
 	Details any    `json:"details,omitempty"`
 }
 
-// respond is server-utils.js respond(): JSON {code,error,details} when the
-// client wants JSON, else the text message, followed by ': ' and the JSON
-// details when there are details.
+// respond is server-utils.js respond(): {code,error,details} for a client
+// that wants JSON, else the text message followed by ": " and the JSON
+// details, if any (docs/upstreams/cht.md §1, "Error responses").
 func (x *exchange) respond(status int, message string, details any) response {
 	if x.wantsJSON {
 		return jsonResponse(status, errorBody{Code: status, Error: message, Details: details})
 	}
 	if details != nil {
-		message += ": " + string(marshalJS(details))
+		d, _ := json.Marshal(details)
+		message += ": " + string(d)
 	}
 	return textResponse(status, message)
 }
 
 // serverError is server-utils.js serverError(): always 500 "Server error",
-// with the PublicError message as details when there is one.
-func (x *exchange) serverError(publicMessage *string) response {
-	if publicMessage == nil {
+// with a PublicError's message as details. Callers tell a permanent 500 from
+// a passing one only by these details (trap 2).
+func (x *exchange) serverError(publicMessage string) response {
+	if publicMessage == "" {
 		return x.respond(http.StatusInternalServerError, "Server error", nil)
 	}
-	return x.respond(http.StatusInternalServerError, "Server error", *publicMessage)
+	return x.respond(http.StatusInternalServerError, "Server error", publicMessage)
 }
 
 // notLoggedIn is server-utils.js notLoggedIn() for a client that is not a
-// browser.
+// browser: JSON, or the text "not logged in" with a Basic challenge.
 func (x *exchange) notLoggedIn() response {
 	var resp response
 	if x.wantsJSON {
@@ -111,130 +103,113 @@ func (x *exchange) notLoggedIn() response {
 	return resp
 }
 
-// mediaRange is one entry of an Accept header, as negotiator parses it.
-type mediaRange struct {
-	typ, subtype string
-	params       map[string]string
-	q            float64
-	index        int
-}
-
-// wantsJSON reports whether Express req.accepts(['text','json']) would pick
-// json. Without an Accept header it picks the first type, text. Otherwise it
-// picks the type with the highest quality, then the most specific match,
-// then the earliest match in the header, then text before json. A range with
-// parameters, e.g. "application/json; charset=utf-8", matches neither type,
-// because the offered types have no parameters.
+// wantsJSON reports whether Express req.accepts(['text','json']) picks json
+// (the negotiator package). With no Accept header it picks the first offer,
+// text. Otherwise each offer takes its most specific matching range, and the
+// offer with the higher q wins, then the more specific match, then the
+// earlier range, then text. A range with parameters, e.g.
+// "application/json; charset=utf-8", matches neither offer.
 func wantsJSON(values []string) bool {
-	accept := strings.Join(values, ",")
-	if accept == "" {
-		return false
+	type match struct {
+		q      float64
+		spec   int
+		index  int
+		exists bool
 	}
-	var ranges []mediaRange
-	for i, part := range splitQuoted(accept, ',') {
-		if mr, ok := parseMediaRange(part, i); ok {
-			ranges = append(ranges, mr)
-		}
-	}
-	type priority struct {
-		q    float64
-		s, o int
-		i    int
-	}
-	offers := [][2]string{{"text", "plain"}, {"application", "json"}}
-	best := -1
-	var bestP priority
-	for i, offer := range offers {
-		p := priority{o: -1, i: i}
-		found := false
-		for _, mr := range ranges {
-			s := 0
-			switch {
-			case strings.EqualFold(mr.typ, offer[0]):
-				s |= 4
-			case mr.typ != "*":
-				continue
-			}
-			switch {
-			case strings.EqualFold(mr.subtype, offer[1]):
-				s |= 2
-			case mr.subtype != "*":
-				continue
-			}
-			if len(mr.params) > 0 {
-				ok := true
-				for _, v := range mr.params {
-					if v != "*" && v != "" {
-						ok = false
-					}
-				}
-				if !ok {
-					continue
-				}
-				s |= 1
-			}
-			// negotiator keeps the most specific match, then the higher q,
-			// then the later entry.
-			if !found || s > p.s || (s == p.s && mr.q > p.q) || (s == p.s && mr.q == p.q && mr.index > p.o) {
-				p = priority{q: mr.q, s: s, o: mr.index, i: i}
-				found = true
-			}
-		}
-		if !found || p.q <= 0 {
+	offers := [2][2]string{{"text", "plain"}, {"application", "json"}}
+	var best [2]match
+	for i, entry := range strings.Split(strings.Join(values, ","), ",") {
+		params := strings.Split(entry, ";")
+		typ, sub, ok := strings.Cut(strings.ToLower(strings.TrimSpace(params[0])), "/")
+		if !ok {
 			continue
 		}
-		if best < 0 || p.q > bestP.q || (p.q == bestP.q && p.s > bestP.s) ||
-			(p.q == bestP.q && p.s == bestP.s && p.o < bestP.o) {
-			best, bestP = i, p
-		}
-	}
-	return best == 1
-}
-
-// parseMediaRange parses one Accept entry like negotiator's parseMediaType.
-func parseMediaRange(s string, index int) (mediaRange, bool) {
-	parts := splitQuoted(s, ';')
-	full := strings.TrimSpace(parts[0])
-	typ, subtype, ok := strings.Cut(full, "/")
-	if !ok || typ == "" || subtype == "" || strings.ContainsAny(typ, " \t") || strings.ContainsAny(subtype, " \t") {
-		return mediaRange{}, false
-	}
-	mr := mediaRange{typ: typ, subtype: subtype, params: map[string]string{}, q: 1, index: index}
-	for _, kv := range parts[1:] {
-		k, v, _ := strings.Cut(kv, "=")
-		k = strings.ToLower(strings.TrimSpace(k))
-		v = strings.TrimSpace(v)
-		if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-			v = v[1 : len(v)-1]
-		}
-		if k == "q" {
-			q, err := strconv.ParseFloat(v, 64)
-			if err != nil {
+		q, withParams := 1.0, false
+		for _, p := range params[1:] {
+			k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+			if !strings.EqualFold(k, "q") {
+				withParams = true
+				continue
+			}
+			if q, ok = parseQ(v); !ok {
 				q = 0
 			}
-			mr.q = q
-			break
+			break // what follows q is an accept-extension
 		}
-		mr.params[k] = v
-	}
-	return mr, true
-}
-
-// splitQuoted splits s on sep, except inside double quotes.
-func splitQuoted(s string, sep byte) []string {
-	var out []string
-	inQuote := false
-	start := 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '"':
-			inQuote = !inQuote
-		case sep:
-			if !inQuote {
-				out = append(out, s[start:i])
-				start = i + 1
+		if withParams {
+			continue
+		}
+		for o, offer := range offers {
+			spec := 0
+			if typ == offer[0] {
+				spec = 4
+			} else if typ != "*" {
+				continue
+			}
+			if sub == offer[1] {
+				spec |= 2
+			} else if sub != "*" {
+				continue
+			}
+			b := best[o]
+			if !b.exists || spec > b.spec || (spec == b.spec && (q > b.q || (q == b.q && i > b.index))) {
+				best[o] = match{q: q, spec: spec, index: i, exists: true}
 			}
 		}
 	}
-	return append(out, s[start:])
+	text, js := best[0], best[1]
+	switch {
+	case !js.exists || js.q <= 0:
+		return false
+	case !text.exists || text.q <= 0:
+		return true
+	}
+	return js.q > text.q || (js.q == text.q && (js.spec > text.spec || (js.spec == text.spec && js.index < text.index)))
+}
+
+func parseQ(v string) (float64, bool) {
+	q, err := strconv.ParseFloat(strings.Trim(v, `"`), 64)
+	return q, err == nil
+}
+
+// faultResponse is the CHT-shaped answer for a status a test injected with
+// FailNext: the body the API sends for that status.
+func (x *exchange) faultResponse(status int) response {
+	switch status {
+	case http.StatusUnauthorized:
+		return x.notLoggedIn()
+	case http.StatusForbidden:
+		return x.respond(status, "Insufficient privileges", nil)
+	case http.StatusNotFound:
+		return couchNotFound()
+	case http.StatusInternalServerError:
+		return x.serverError("")
+	case http.StatusServiceUnavailable:
+		if x.wantsJSON {
+			return jsonResponse(status, map[string]string{"error": "Service unavailable"})
+		}
+		return textResponse(status, "Service unavailable")
+	}
+	if status < 400 {
+		return textResponse(status, http.StatusText(status))
+	}
+	return x.respond(status, http.StatusText(status), nil)
+}
+
+// downResponse is the answer while SetDown is in force. SetDown(503) is the
+// start-up router of api/src/services/setup/router.js: a client that asks
+// for JSON gets 503 {"error":"Service unavailable"}, any other gets 200 and
+// an HTML progress page, so a client without Accept: application/json takes
+// a CHT that is starting for one that answered (docs/upstreams/cht.md §1,
+// §6). Other statuses get the API's body for them.
+func (x *exchange) downResponse(status int) response {
+	if status != http.StatusServiceUnavailable || x.wantsJSON {
+		return x.faultResponse(status)
+	}
+	return response{
+		status: http.StatusOK,
+		header: http.Header{"Content-Type": {"text/html; charset=utf-8"}},
+		body: []byte("<!DOCTYPE html>\n<html><head><title>CHT is starting up</title></head>\n" +
+			"<body><h1>API is starting up</h1><p>Please wait.</p></body></html>\n"),
+	}
 }

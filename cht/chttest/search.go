@@ -1,22 +1,122 @@
 package chttest
 
 import (
-	"math"
+	"encoding/json"
+	"maps"
 	"net/http"
-	"net/url"
-	"regexp"
 	"slices"
-	"sort"
+	"strconv"
 	"strings"
-	"unicode/utf16"
+	"unicode/utf8"
 )
 
-// defaultIDsPageLimit is cht-datasource DEFAULT_IDS_PAGE_LIMIT.
-const defaultIDsPageLimit = 10000
+// view is a freetext view's index: each emitted key and the docs that emit
+// it. Docs are written once, so a doc's rows are only ever added.
+type view map[string]map[string]bool
 
-// contactTypeIDs are the contact types of the default configuration, the
-// valid values of the type query parameter.
-var contactTypeIDs = []string{"district_hospital", "health_center", "clinic", "person"}
+func (v view) put(id string, keys []string) {
+	for _, k := range keys {
+		if v[k] == nil {
+			v[k] = map[string]bool{}
+		}
+		v[k][id] = true
+	}
+}
+
+// query returns the ids of the docs a freetext query selects, sorted: a
+// "key:value" query is an exact, lower-cased key lookup; any other a
+// starts-with match on the keys (cht-datasource
+// shared-libs/cht-datasource/src/local/contact.ts:80-140, and report.ts).
+func (v view) query(freetext string) []string {
+	q := strings.ToLower(strings.TrimSpace(freetext))
+	found := v[q]
+	if !strings.Contains(q, ":") {
+		found = map[string]bool{}
+		for k, ids := range v {
+			if strings.HasPrefix(k, q) {
+				maps.Copy(found, ids)
+			}
+		}
+	}
+	out := make([]string, 0, len(found))
+	for id := range found {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// freetextKeys is the emitField logic the contacts_by_freetext and
+// reports_by_freetext map functions share
+// (ddocs/medic-db/medic-client/views/*_by_freetext/map.js): for each
+// top-level key that is not skipped and does not end in _date, a string
+// value is emitted lower-cased word by word and as "key:value", a number as
+// "key:value"; objects, arrays and falsy values are not indexed, nor are
+// keys of 2 characters or fewer.
+func freetextKeys(into map[string]bool, doc map[string]any, skip ...string) {
+	emit := func(key string) {
+		if utf8.RuneCountInString(key) > 2 {
+			into[key] = true
+		}
+	}
+	for key, value := range doc {
+		key = strings.ToLower(key)
+		if slices.Contains(skip, key) || strings.HasSuffix(key, "_date") {
+			continue
+		}
+		switch v := value.(type) {
+		case string:
+			if v == "" {
+				continue
+			}
+			v = strings.ToLower(v)
+			for _, word := range strings.Fields(v) {
+				emit(word)
+			}
+			emit(key + ":" + v)
+		case float64:
+			if v != 0 {
+				emit(key + ":" + strconv.FormatFloat(v, 'f', -1, 64))
+			}
+		}
+	}
+}
+
+// contactFreetextKeys is the contacts_by_freetext map function: every
+// contact's top-level fields but _id, _rev, type, refid and geolocation.
+// openimis_id:<uuid> finds the person created for an insuree (§3).
+func contactFreetextKeys(doc map[string]any) []string {
+	if t, _ := doc["type"].(string); t != "contact" && t != "person" && !placeTypes[t] {
+		return nil
+	}
+	keys := map[string]bool{}
+	freetextKeys(keys, doc, "_id", "_rev", "type", "refid", "geolocation")
+	return setKeys(keys)
+}
+
+// reportFreetextKeys is the reports_by_freetext map function: a data_record's
+// top-level keys and those of its fields (nested groups and _meta, stored as
+// sms_message, are not indexed). op_claim_uuid:<uuid>
+// finds the report of a claim, the mediator's dedupe (trap 5).
+func reportFreetextKeys(doc map[string]any) []string {
+	if doc["type"] != "data_record" || doc["form"] == nil {
+		return nil
+	}
+	keys := map[string]bool{}
+	freetextKeys(keys, doc, "_id", "_rev", "type", "refid", "content")
+	if fields, ok := doc["fields"].(map[string]any); ok {
+		freetextKeys(keys, fields, "_id", "_rev", "type", "refid", "content")
+	}
+	return setKeys(keys)
+}
+
+func setKeys(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	return out
+}
 
 // uuidPage is cht-datasource's Page<string>.
 type uuidPage struct {
@@ -24,385 +124,58 @@ type uuidPage struct {
 	Cursor *string  `json:"cursor"`
 }
 
-// indexRow is one row of a freetext view: the emitted key and the doc id.
-type indexRow struct {
-	key, id string
-}
-
-// freetextEmitter copies the emitField/emitMaybe logic shared by the
-// contacts_by_freetext and reports_by_freetext map functions.
-type freetextEmitter struct {
-	skip map[string]bool
-	used map[string]bool
-	keys []string
-}
-
-func newFreetextEmitter(skip ...string) *freetextEmitter {
-	e := &freetextEmitter{skip: map[string]bool{}, used: map[string]bool{}}
-	for _, k := range skip {
-		e.skip[k] = true
+// getUUIDs is GET /api/v1/contact/uuid and GET /api/v1/report/uuid (CHT
+// 4.18+; api/src/controllers/contact.js and report.js getUuids, then
+// cht-datasource getUuidsPage; docs/upstreams/cht.md §3):
+//
+//   - freetext must be a string of at least 3 characters, with no
+//     whitespace unless it is a "key:value" query, else 400
+//     "Invalid freetext [<json>]." (for contacts, a missing freetext is
+//     "Either query param freetext or type is required": the type filter is
+//     not modelled);
+//   - limit (default 10000) must be a positive integer and cursor a
+//     non-negative integer, the offset of the page, else 400;
+//   - the answer is {"data":[ids],"cursor":<next offset, or null>}.
+func (s *Server) getUUIDs(x *exchange, v view, contacts bool) response {
+	if resp, ok := x.authorize(); !ok {
+		return resp
 	}
-	return e
-}
-
-// emitMaybe emits key once per doc, if it is longer than 2 characters.
-func (e *freetextEmitter) emitMaybe(key string) {
-	if e.used[key] || jsLength(key) <= 2 {
-		return
+	q := x.r.URL.Query()
+	freetext, given := q.Get("freetext"), q.Has("freetext")
+	quoted := "undefined"
+	if given {
+		b, _ := json.Marshal(freetext)
+		quoted = string(b)
 	}
-	e.used[key] = true
-	e.keys = append(e.keys, key)
-}
-
-// emitField indexes a string value word by word and as "key:value", and a
-// number as "key:value". Falsy values, skipped keys and keys ending in _date
-// are not indexed.
-func (e *freetextEmitter) emitField(key string, value any) {
-	if key == "" || !truthy(value) {
-		return
-	}
-	key = strings.ToLower(key)
-	if e.skip[key] || strings.HasSuffix(key, "_date") {
-		return
-	}
-	switch v := value.(type) {
-	case string:
-		v = strings.ToLower(v)
-		for _, word := range strings.Fields(v) {
-			e.emitMaybe(word)
-		}
-		e.emitMaybe(key + ":" + v)
-	case float64:
-		e.emitMaybe(key + ":" + jsNumberString(v))
-	}
-}
-
-func (e *freetextEmitter) emitObject(doc map[string]any) {
-	for _, k := range sortedKeys(doc) {
-		e.emitField(k, doc[k])
-	}
-}
-
-// jsLength is String.prototype.length: UTF-16 code units.
-func jsLength(s string) int {
-	return len(utf16.Encode([]rune(s)))
-}
-
-// contactFreetextKeys is the medic-client/contacts_by_freetext map function.
-func contactFreetextKeys(doc map[string]any) []string {
-	t, _ := doc["type"].(string)
-	if t != "contact" && !placeTypes[t] && t != "person" {
-		return nil
-	}
-	e := newFreetextEmitter("_id", "_rev", "type", "refid", "geolocation")
-	e.emitObject(doc)
-	return e.keys
-}
-
-// reportFreetextKeys is the medic-client/reports_by_freetext map function.
-func reportFreetextKeys(doc map[string]any) []string {
-	if doc["type"] != "data_record" || !truthy(doc["form"]) {
-		return nil
-	}
-	e := newFreetextEmitter("_id", "_rev", "type", "refid", "content")
-	e.emitObject(doc)
-	if fields, ok := doc["fields"].(map[string]any); ok {
-		e.emitObject(fields)
-	}
-	if contact, ok := doc["contact"].(map[string]any); ok {
-		if id, ok := contact["_id"].(string); ok && id != "" {
-			e.emitMaybe("contact:" + strings.ToLower(id))
-		}
-	}
-	return e.keys
-}
-
-// viewIndex is a freetext view's rows: each doc's keys, and for an exact
-// "key:value" query the docs that emit a key, so that a lookup does not scan
-// every doc (CouchDB reads a key range of its sorted index). Keys are
-// compared in byte order, which approximates CouchDB's ICU collation; rows
-// are then sorted by key, then doc id.
-type viewIndex struct {
-	keys  map[string][]string       // doc id → its rows' keys
-	byKey map[string]map[string]int // key → doc id → rows with that key
-}
-
-func newViewIndex() viewIndex {
-	return viewIndex{keys: map[string][]string{}, byKey: map[string]map[string]int{}}
-}
-
-// put replaces a doc's rows.
-func (v viewIndex) put(id string, keys []string) {
-	for _, k := range v.keys[id] {
-		if ids := v.byKey[k]; ids != nil {
-			if ids[id]--; ids[id] <= 0 {
-				delete(ids, id)
-			}
-			if len(ids) == 0 {
-				delete(v.byKey, k)
-			}
-		}
-	}
-	v.keys[id] = keys
-	for _, k := range keys {
-		ids := v.byKey[k]
-		if ids == nil {
-			ids = map[string]int{}
-			v.byKey[k] = ids
-		}
-		ids[id]++
-	}
-}
-
-// query returns the rows a freetext query selects, unsorted, of the docs
-// keep accepts: a "key:value" query is an exact key lookup, anything else a
-// starts-with range.
-func (v viewIndex) query(freetext string, keep func(id string) bool) []indexRow {
-	q := strings.ToLower(strings.TrimSpace(freetext))
-	var rows []indexRow
-	if strings.Contains(freetext, ":") {
-		for id, n := range v.byKey[q] {
-			if !keep(id) {
-				continue
-			}
-			for range n {
-				rows = append(rows, indexRow{key: q, id: id})
-			}
-		}
-		return rows
-	}
-	for id, keys := range v.keys {
-		for _, k := range keys {
-			if strings.HasPrefix(k, q) && keep(id) {
-				rows = append(rows, indexRow{key: k, id: id})
-			}
-		}
-	}
-	return rows
-}
-
-func sortRows(rows []indexRow) {
-	sort.Slice(rows, func(i, j int) bool {
-		if rows[i].key != rows[j].key {
-			return rows[i].key < rows[j].key
-		}
-		return rows[i].id < rows[j].id
-	})
-}
-
-// fetchAndFilterUUIDs pages through rows like cht-datasource
-// fetchAndFilterUuids: the cursor is a row offset, and an id that appears
-// twice within one page is returned once.
-func fetchAndFilterUUIDs(rows []indexRow, limit, skip int) uuidPage {
-	get := func(limit, skip int) []string {
-		var ids []string
-		for i := skip; i < len(rows) && i < skip+limit; i++ {
-			ids = append(ids, rows[i].id)
-		}
-		return ids
-	}
-	seen := map[string]bool{}
-	var total []string
-	curLimit, curSkip := limit, skip
-	for {
-		ids := get(curLimit, curSkip)
-		noMore := len(ids) < curLimit
-		var fresh []string
-		for _, id := range ids {
-			if id != "" && !seen[id] {
-				seen[id] = true
-				fresh = append(fresh, id)
-			}
-		}
-		overFetch := len(total) + len(fresh) - limit
-		total = append(total, fresh...)
-		if len(total) > limit {
-			total = total[:limit]
-		}
-		if noMore {
-			return uuidPage{Data: nonNil(total)}
-		}
-		if len(total) == limit {
-			next := jsNumberString(float64(curSkip + curLimit - overFetch))
-			return uuidPage{Data: total, Cursor: &next}
-		}
-		missing := curLimit - len(fresh)
-		curSkip += curLimit
-		curLimit = missing * 2
-	}
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-// queryParam is an Express req.query value: nil when absent, a string, or a
-// []string when repeated.
-func queryParam(q url.Values, name string) any {
-	vs, ok := q[name]
 	switch {
-	case !ok:
-		return nil
-	case len(vs) == 1:
-		return vs[0]
-	}
-	return vs
-}
-
-var whitespace = regexp.MustCompile(`\s`)
-
-// freetextError is Qualifier.byFreetext's check: a string of at least 3
-// characters, without whitespace unless it is a "key:value" query. It
-// returns the InvalidArgumentError message, or "".
-func freetextError(v any) string {
-	s, ok := v.(string)
-	if !ok || jsLength(s) < 3 || (!strings.Contains(s, ":") && whitespace.MatchString(s)) {
-		return "Invalid freetext [" + jsonOrUndefined(v) + "]."
-	}
-	return ""
-}
-
-// jsonOrUndefined is JSON.stringify(v) inside a template string.
-func jsonOrUndefined(v any) string {
-	if v == nil {
-		return "undefined"
-	}
-	return string(marshalJS(v))
-}
-
-// pageArgs checks cursor and limit as assertCursor, assertLimit and
-// validateCursor do, and returns the skip and limit. msg is the
-// InvalidArgumentError message when they are invalid.
-func pageArgs(q url.Values) (skip, limit int, msg string) {
-	limit = defaultIDsPageLimit
-	cursor := queryParam(q, "cursor")
-	if cursor != nil {
-		if c, ok := cursor.(string); !ok || c == "" {
-			return 0, 0, "The cursor must be a string or null for first page: [" + jsonOrUndefined(cursor) + "]."
-		}
-	}
-	if l := queryParam(q, "limit"); l != nil {
-		n := jsNumberOf(l)
-		if !isJSInteger(n) || n <= 0 {
-			return 0, 0, "The limit must be a positive integer: [" + jsonOrUndefined(l) + "]."
-		}
-		limit = int(min(n, 1<<31))
-	}
-	if cursor != nil {
-		n := jsNumberOf(cursor)
-		if !isJSInteger(n) || n < 0 {
-			return 0, 0, "The cursor must be a string or null for first page: [" + jsonOrUndefined(cursor) + "]."
-		}
-		skip = int(min(n, 1<<31))
-	}
-	return skip, limit, ""
-}
-
-// jsNumberOf is Number(v) for a query value.
-func jsNumberOf(v any) float64 {
-	switch v := v.(type) {
-	case string:
-		return jsNumber(v)
-	case []string:
-		if len(v) == 1 {
-			return jsNumber(v[0])
-		}
-		if len(v) == 0 {
-			return 0
-		}
-	}
-	return math.NaN()
-}
-
-// isJSInteger is Number.isInteger.
-func isJSInteger(f float64) bool {
-	return !math.IsNaN(f) && !math.IsInf(f, 0) && f == math.Trunc(f)
-}
-
-// getContactUUIDs is GET /api/v1/contact/uuid (api/src/controllers/contact.js
-// getUuids, cht-datasource Contact.v1.getUuidsPage).
-func (s *Server) getContactUUIDs(x *exchange) response {
-	if resp, ok := x.authorize(); !ok {
-		return resp
-	}
-	q := x.r.URL.Query()
-	freetext, typ := queryParam(q, "freetext"), queryParam(q, "type")
-	if !truthyQuery(freetext) && !truthyQuery(typ) {
+	case contacts && freetext == "":
 		return x.respond(http.StatusBadRequest, "Either query param freetext or type is required", nil)
+	case utf8.RuneCountInString(freetext) < 3 || (!strings.Contains(freetext, ":") && strings.ContainsAny(freetext, " \t\r\n")):
+		return x.respond(http.StatusBadRequest, "Invalid freetext ["+quoted+"].", nil)
 	}
-	if truthyQuery(freetext) {
-		if msg := freetextError(freetext); msg != "" {
-			return x.respond(http.StatusBadRequest, msg, nil)
+	limit, skip := 10000, 0
+	if l := q.Get("limit"); q.Has("limit") {
+		n, err := strconv.Atoi(l)
+		if err != nil || n <= 0 {
+			return x.respond(http.StatusBadRequest, `The limit must be a positive integer: ["`+l+`"].`, nil)
 		}
+		limit = n
 	}
-	if truthyQuery(typ) {
-		if _, ok := typ.(string); !ok {
-			return x.respond(http.StatusBadRequest, "Invalid contact type ["+jsonOrUndefined(typ)+"].", nil)
+	if c := q.Get("cursor"); q.Has("cursor") {
+		n, err := strconv.Atoi(c)
+		if err != nil || n < 0 {
+			return x.respond(http.StatusBadRequest, `The cursor must be a string or null for first page: ["`+c+`"].`, nil)
 		}
-	}
-	skip, limit, msg := pageArgs(q)
-	if msg != "" {
-		return x.respond(http.StatusBadRequest, msg, nil)
-	}
-	typeID, _ := typ.(string)
-	if typeID != "" && !slices.Contains(contactTypeIDs, typeID) {
-		return x.respond(http.StatusBadRequest, "Invalid contact type ["+typeID+"].", nil)
-	}
-	ft, _ := freetext.(string)
-
-	ofType := func(id string) bool { return typeID == "" || contactTypeID(s.contacts[id]) == typeID }
-	s.mu.Lock()
-	var rows []indexRow
-	if ft != "" {
-		rows = s.contactView.query(ft, ofType)
-	} else {
-		// contacts_by_type emits one row per contact.
-		for id := range s.contacts {
-			if ofType(id) {
-				rows = append(rows, indexRow{key: typeID, id: id})
-			}
-		}
-	}
-	s.mu.Unlock()
-
-	sortRows(rows)
-	return jsonResponse(http.StatusOK, fetchAndFilterUUIDs(rows, limit, skip))
-}
-
-// getReportUUIDs is GET /api/v1/report/uuid (api/src/controllers/report.js
-// getUuids, cht-datasource Report.v1.getUuidsPage).
-func (s *Server) getReportUUIDs(x *exchange) response {
-	if resp, ok := x.authorize(); !ok {
-		return resp
-	}
-	q := x.r.URL.Query()
-	freetext := queryParam(q, "freetext")
-	if msg := freetextError(freetext); msg != "" {
-		return x.respond(http.StatusBadRequest, msg, nil)
-	}
-	skip, limit, msg := pageArgs(q)
-	if msg != "" {
-		return x.respond(http.StatusBadRequest, msg, nil)
+		skip = n
 	}
 
 	s.mu.Lock()
-	rows := s.reportView.query(freetext.(string), func(string) bool { return true })
+	ids := v.query(freetext)
 	s.mu.Unlock()
-
-	sortRows(rows)
-	return jsonResponse(http.StatusOK, fetchAndFilterUUIDs(rows, limit, skip))
-}
-
-// truthyQuery is JavaScript truthiness for a query value.
-func truthyQuery(v any) bool {
-	switch v := v.(type) {
-	case nil:
-		return false
-	case string:
-		return v != ""
+	page := uuidPage{Data: ids[min(skip, len(ids)):min(skip+limit, len(ids))]}
+	if len(page.Data) == limit {
+		next := strconv.Itoa(skip + limit)
+		page.Cursor = &next
 	}
-	return true
+	return jsonResponse(http.StatusOK, page)
 }
