@@ -1,11 +1,13 @@
 package openimistest
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -88,15 +90,16 @@ func (cl *claim) fhir() json.RawMessage {
 // bumped by later changes), filtered by _lastUpdated on it, paged.
 func (c *call) listClaimResponses() {
 	c.s.mu.Lock()
-	claims := sortedBy(c.s.claims, func(cl *claim) bool { return c.filter.match(cl.created) }, func(a, b *claim) int {
-		if d := a.created.Compare(b.created); d != 0 {
-			return d
+	var claims []*claim
+	for _, cl := range c.s.claims {
+		if c.filter.match(cl.created) {
+			claims = append(claims, cl)
 		}
-		return a.seq - b.seq
-	})
-	items := make([]pageItem, len(claims))
-	for i, cl := range claims {
-		items[i] = pageItem{id: cl.id, resource: cl.fhir()}
+	}
+	slices.SortFunc(claims, func(a, b *claim) int { return cmp.Or(a.created.Compare(b.created), a.seq-b.seq) })
+	var items []pageItem
+	for _, cl := range claims {
+		items = append(items, pageItem{id: cl.id, resource: cl.fhir()})
 	}
 	total := c.s.count("ClaimResponse|"+c.user.name+"|"+fmt.Sprint(c.filter), len(items))
 	c.s.mu.Unlock()

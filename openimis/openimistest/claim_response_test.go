@@ -51,15 +51,8 @@ func TestClaimResponse_Paging(t *testing.T) {
 		require.Equal(t, base+"?_lastUpdated=ge2025-06-01T00:00:00&_count=10", bundle.link(t, "self"))
 		require.Equal(t, base+"?_count=10&_lastUpdated=ge2025-06-01T00%3A00%3A00&page-offset=2", bundle.link(t, "next"))
 		require.Empty(t, bundle.link(t, "previous"))
-	})
-
-	t.Run("LinksArePercentEncodedWholeURLs", func(t *testing.T) {
-		t.Parallel()
-		resp := b.do(t, req{path: "ClaimResponse/?_count=10"})
-		raw := string(resp.body)
-		require.Contains(t, raw, `"url":"`+url.QueryEscape(base+"?_count=10")+`"`)
-		require.Contains(t, raw, `"url":"`+url.QueryEscape(base+"?_count=10&page-offset=2")+`"`)
-		require.Contains(t, raw, `"url":"http%3A%2F%2F127.0.0.1%3A`, "quote_plus of the whole URL")
+		require.Contains(t, string(b.do(t, req{path: "ClaimResponse/?_count=10"}).body), `"url":"`+url.QueryEscape(base+"?_count=10&page-offset=2")+`"`,
+			"links are whole URLs encoded like quote_plus")
 	})
 
 	t.Run("MiddleAndLastPage", func(t *testing.T) {

@@ -157,16 +157,12 @@ func TestCommunication_Validation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			for _, status := range []int{0, http.StatusBadRequest} {
+			for _, status := range []int{http.StatusInternalServerError, http.StatusBadRequest} {
 				b := setup(t, openimistest.Options{ValidationStatus: status})
 				b.srv.AddClaim(openimistest.ClaimResponseFixture(fixtureClaimID, "CLM-7", openimistest.SeedPatientID), b.clock.Now())
 				resp := b.do(t, req{method: http.MethodPost, path: "Communication/",
 					body: mutate(t, fixture(t, "test_communication.json"), tt.mutate)})
-				want := status
-				if want == 0 {
-					want = http.StatusInternalServerError
-				}
-				require.Equal(t, want, resp.status, string(resp.body))
+				require.Equal(t, status, resp.status, string(resp.body))
 				sev, code, text := resp.outcome(t)
 				require.Equal(t, "error", sev)
 				require.Equal(t, "exception", code)

@@ -7,7 +7,6 @@ import (
 	"html"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -147,9 +146,6 @@ func (s *Server) Close() {
 	s.httpd.Close()
 	s.client.CloseIdleConnections()
 }
-
-// Client returns an HTTP client for the fake, as httptest.Server.Client does.
-func (s *Server) Client() *http.Client { return s.httpd.Client() }
 
 // FHIRURL returns the base URL of the FHIR API, URL + [FHIRPath].
 func (s *Server) FHIRURL() string { return s.URL + FHIRPath }
@@ -485,15 +481,3 @@ func mustMarshal(v any) json.RawMessage {
 
 // baseURL is scheme://host as Django sees the request (§6: links follow it).
 func baseURL(r *http.Request) string { return "http://" + r.Host }
-
-// sortedBy returns the values of m passing keep, sorted by cmp.
-func sortedBy[K comparable, V any](m map[K]V, keep func(V) bool, cmp func(a, b V) int) []V {
-	var out []V
-	for _, v := range m {
-		if keep(v) {
-			out = append(out, v)
-		}
-	}
-	slices.SortFunc(out, cmp)
-	return out
-}

@@ -1,12 +1,9 @@
 package openimistest_test
 
 import (
-	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -138,31 +135,6 @@ func TestServer_InjectedFaults(t *testing.T) {
 		again := b.do(t, req{method: http.MethodPost, path: "Communication/", body: feedbackFor(t, openimistest.SeedClaimID)})
 		again.requireOutcome(t, http.StatusInternalServerError, "error", "Feedback exists for this claim")
 	})
-
-	t.Run("LatencyAppliesAfterTheEffect", func(t *testing.T) {
-		t.Parallel()
-		b := setup(t, openimistest.Options{})
-		b.srv.SetLatency(time.Hour)
-		hr, err := http.NewRequestWithContext(t.Context(), http.MethodPost, b.srv.FHIRURL()+"Communication/",
-			strings.NewReader(feedbackFor(t, openimistest.SeedClaimID)))
-		require.NoError(t, err)
-		hr.Header.Set("Content-Type", "application/json")
-		hr.SetBasicAuth("admin", "admin")
-		done := make(chan int)
-		go func() {
-			resp, err := http.DefaultClient.Do(hr)
-			if err != nil {
-				done <- 0
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			_ = resp.Body.Close()
-			done <- resp.StatusCode
-		}()
-		require.Eventually(t, func() bool { return len(b.srv.Communications()) == 1 }, 5*time.Second, 5*time.Millisecond)
-		b.srv.SetLatency(0)
-		require.Equal(t, http.StatusCreated, <-done, "a latency set to zero releases the delayed answer")
-	})
 }
 
 func TestServer_Requests(t *testing.T) {
@@ -180,41 +152,4 @@ func TestServer_Requests(t *testing.T) {
 	require.JSONEq(t, `{"a":1}`, string(got[0].Body))
 	require.Equal(t, "_count=2&page-offset=1", got[1].RawQuery)
 	require.Equal(t, b.clock.Now(), got[1].Time, "on the server's clock")
-}
-
-func TestServer_ConcurrentUse(t *testing.T) {
-	t.Parallel()
-
-	b := setup(t, openimistest.Options{ClaimSubscriptions: true})
-	errs := make(chan error, 20)
-	for i := range 20 {
-		go func() {
-			var err error
-			defer func() { errs <- err }()
-			hr, err := http.NewRequestWithContext(t.Context(), http.MethodPost, b.srv.FHIRURL()+"Subscription/",
-				strings.NewReader(claimSubscription("http://127.0.0.1:1/cb")))
-			if err != nil {
-				return
-			}
-			hr.Header.Set("Content-Type", "application/json")
-			hr.SetBasicAuth("admin", "admin")
-			resp, err := http.DefaultClient.Do(hr)
-			if err != nil {
-				return
-			}
-			err = resp.Body.Close()
-			if resp.StatusCode != http.StatusCreated {
-				err = errors.New(resp.Status)
-			}
-			_ = b.srv.Subscriptions()
-			_ = b.srv.Requests()
-			if i%5 == 0 {
-				b.srv.ExpireTokens()
-			}
-		}()
-	}
-	for range 20 {
-		require.NoError(t, <-errs)
-	}
-	require.Len(t, b.srv.Subscriptions(), 20)
 }
