@@ -1,51 +1,37 @@
 package openimistest
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
 
-// claim is a stored openIMIS claim, kept as its ClaimResponse.
+// claim is a stored claim, kept as its ClaimResponse.
 type claim struct {
 	code    string
-	created time.Time
+	created time.Time // validity_from
 	// feedback is the feedback UUID once feedback was delivered.
 	feedback  string
 	id        string
 	patientID string
-	// resource is the ClaimResponse as stored (kept as JSON: a fake holding
-	// many claims stays small for the garbage collector).
-	resource json.RawMessage
-	seq      int
-}
-
-var claimResponsesView = view{
-	auth: true, lastUpdated: true, name: "ClaimResponse/",
-	handlers:    map[string]func(*call){http.MethodGet: (*call).listClaimResponses},
-	notModelled: []string{http.MethodPost},
-	rights:      map[string]int{http.MethodGet: RightClaimRead},
-}
-
-var claimResponseView = view{
-	auth: true, lastUpdated: true, name: "ClaimResponse/<id>/",
-	handlers:    map[string]func(*call){http.MethodGet: (*call).getClaimResponse},
-	notModelled: []string{http.MethodPut, http.MethodDelete},
-	rights:      map[string]int{http.MethodGet: RightClaimRead},
+	resource  json.RawMessage
+	seq       int
 }
 
 // AddClaim stores a claim as its ClaimResponse JSON, created (validity_from)
-// at the given time; GET ClaimResponse/ filters and orders on that time, and
-// POST Communication/ accepts feedback for it. The claim id is the "id"
-// element, else the value of the identifier of type UUID; the claim code is
-// the first other identifier's value; the insuree is patient.reference. An
-// existing claim with the same id is replaced (its feedback is kept). The id
-// is matched as an exact string, as upstream does (store it lower-case for
-// GET ClaimResponse/<uuid>/ to find it). AddClaim panics if the JSON is not
-// an object or has no id, for ease of use in tests.
+// at the given time: GET ClaimResponse/ filters and orders on it, and POST
+// Communication/ accepts one feedback for it. The claim id is "id", else the
+// identifier of type UUID (a ClaimResponse without "id" is fine); the code is
+// the other identifier; the insuree is patient.reference. The id is matched
+// as an exact string, as upstream does (trap 15). An existing claim is
+// replaced, keeping its feedback. AddClaim panics on a JSON without an id.
 func (s *Server) AddClaim(claimResponse json.RawMessage, created time.Time) {
 	cl := parseClaim(claimResponse)
 	cl.created = created.UTC()
@@ -60,7 +46,7 @@ func parseClaim(claimResponse []byte) *claim {
 	if err != nil {
 		panic("openimistest: ClaimResponse is not a JSON object: " + err.Error())
 	}
-	id := asString(m["id"])
+	id, _ := m["id"].(string)
 	if id == "" {
 		id = identifierValue(m, func(code string) bool { return code == "UUID" })
 	}
@@ -68,15 +54,11 @@ func parseClaim(claimResponse []byte) *claim {
 		panic("openimistest: ClaimResponse has neither id nor a UUID identifier")
 	}
 	m["id"] = id
-	patient := asObject(m["patient"])
-	patientID := asString(asObject(patient["identifier"])["value"])
-	if ref := asString(patient["reference"]); strings.Contains(ref, "/") {
-		patientID = ref[strings.LastIndex(ref, "/")+1:]
-	}
+	ref, _ := asObject(m["patient"])["reference"].(string)
 	return &claim{
 		code:      identifierValue(m, func(code string) bool { return code != "UUID" }),
 		id:        id,
-		patientID: patientID,
+		patientID: ref[strings.LastIndex(ref, "/")+1:],
 		resource:  mustMarshal(m),
 	}
 }
@@ -84,8 +66,7 @@ func parseClaim(claimResponse []byte) *claim {
 // putClaim inserts or replaces a claim. The caller holds s.mu.
 func (s *Server) putClaim(cl *claim) {
 	if old, ok := s.claims[cl.id]; ok {
-		cl.feedback = old.feedback
-		cl.seq = old.seq
+		cl.feedback, cl.seq = old.feedback, old.seq
 	} else {
 		s.claimSeq++
 		cl.seq = s.claimSeq
@@ -93,83 +74,194 @@ func (s *Server) putClaim(cl *claim) {
 	s.claims[cl.id] = cl
 }
 
-// fhir renders the ClaimResponse as served: the stored JSON plus
-// communicationRequest once feedback exists. The caller holds s.mu.
+// fhir renders the ClaimResponse: the stored JSON plus communicationRequest
+// once feedback exists (claimResponseConverter.py, trap 13).
 func (cl *claim) fhir() json.RawMessage {
 	if cl.feedback == "" {
 		return cl.resource
 	}
-	m, err := decodeObject(cl.resource)
-	if err != nil {
-		panic("openimistest: stored ClaimResponse: " + err.Error())
-	}
+	m, _ := decodeObject(cl.resource)
 	m["communicationRequest"] = []any{reference("CommunicationRequest", cl.feedback, "")}
 	return mustMarshal(m)
 }
 
-// sortedClaims returns the claims passing f ordered by creation time.
-// The caller holds s.mu.
-func (s *Server) sortedClaims(f lastUpdatedFilter) []*claim {
-	var out []*claim
-	for _, cl := range s.claims {
-		if f.match(cl.created) {
-			out = append(out, cl)
-		}
-	}
-	slices.SortFunc(out, func(a, b *claim) int {
-		if c := a.created.Compare(b.created); c != 0 {
-			return c
-		}
-		return a.seq - b.seq
-	})
-	return out
-}
-
-// listClaimResponses answers GET ClaimResponse/ (contract §6): claims ordered
-// by creation time, filtered by _lastUpdated on the creation time.
+// listClaimResponses answers GET ClaimResponse/ (views/fhir/claim_response.py,
+// §6, trap 14): the claims ordered by creation time (validity_from, not
+// bumped by later changes), filtered by _lastUpdated on it, paged.
 func (c *call) listClaimResponses() {
 	c.s.mu.Lock()
+	var claims []*claim
+	for _, cl := range c.s.claims {
+		if c.filter.match(cl.created) {
+			claims = append(claims, cl)
+		}
+	}
+	slices.SortFunc(claims, func(a, b *claim) int { return cmp.Or(a.created.Compare(b.created), a.seq-b.seq) })
 	var items []pageItem
-	for _, cl := range c.s.sortedClaims(c.filter) {
+	for _, cl := range claims {
 		items = append(items, pageItem{id: cl.id, resource: cl.fhir()})
 	}
-	total := c.s.count("ClaimResponse|"+c.user.name+"|"+c.filter.key(), len(items))
+	total := c.s.count("ClaimResponse|"+c.user.name+"|"+fmt.Sprint(c.filter), len(items))
 	c.s.mu.Unlock()
 	c.page(items, total)
 }
 
-// getClaimResponse answers GET ClaimResponse/<uuid or code>/: a UUID is
-// looked up canonically (lower-case), anything else as the claim code; an
-// unknown claim is a 500, not a 404 (contract §7).
+// getClaimResponse answers GET ClaimResponse/<uuid or code>/
+// (model_retrievers.py): a UUID is looked up canonically, anything else as
+// the claim code; an unknown claim is a 500 "matching query does not exist",
+// not a 404 (trap 15).
 func (c *call) getClaimResponse() {
+	canonical, isUUID := canonicalUUID(c.id)
 	c.s.mu.Lock()
-	claims := c.s.sortedClaims(c.filter)
-	var found *claim
-	var filter string
-	if canonical, ok := pyUUID(c.id); ok {
-		filter = fmt.Sprintf("{'uuid': UUID('%s')}", canonical)
-		for _, cl := range claims {
-			if cl.id == canonical {
-				found = cl
-			}
-		}
-	} else {
-		filter = fmt.Sprintf("{'validity_to__isnull': True, 'code': %s}", pyRepr(c.id))
-		for _, cl := range claims {
-			if cl.code == c.id {
-				found = cl
-			}
+	defer c.s.mu.Unlock()
+	for _, cl := range c.s.claims {
+		if isUUID && cl.id == canonical || !isUUID && cl.code == c.id {
+			c.json(http.StatusOK, cl.fhir())
+			return
 		}
 	}
-	var body json.RawMessage
-	if found != nil {
-		body = found.fhir()
+	filter := "{'validity_to__isnull': True, 'code': '" + c.id + "'}"
+	if isUUID {
+		filter = "{'uuid': UUID('" + canonical + "')}"
 	}
-	c.s.mu.Unlock()
-	if found == nil {
-		c.fail(errServer(pyListRepr(fmt.Sprintf(
-			"failed to retrieve Claim with the filter %s; details Claim matching query does not exist.", filter))))
-		return
+	c.fail(errServer(`["failed to retrieve Claim with the filter ` + filter + `; details Claim matching query does not exist."]`))
+}
+
+// lastUpdatedFilter is a parsed _lastUpdated (views/filters/
+// requestParameterFilter.py): a comparison with a naive UTC time. The zero
+// value matches everything.
+type lastUpdatedFilter struct {
+	op    string
+	value time.Time
+}
+
+// parseLastUpdated reads the LAST _lastUpdated value (QueryDict semantics:
+// no ranges) as an optional prefix eq, ne, gt, lt, ge, le, sa or eb, then
+// exactly YYYY-MM-DDTHH:MM:SS: no timezone, no fractions; anything else is a
+// 500 (trap 14). The prefix ap is not modelled.
+func parseLastUpdated(q url.Values) (lastUpdatedFilter, *apiError) {
+	vals := q["_lastUpdated"]
+	if len(vals) == 0 {
+		return lastUpdatedFilter{}, nil
 	}
-	c.json(http.StatusOK, body)
+	raw, op := vals[len(vals)-1], "eq"
+	for _, p := range []string{"eq", "ne", "gt", "lt", "ge", "le", "sa", "eb"} {
+		if rest, ok := strings.CutPrefix(raw, p); ok {
+			raw, op = rest, p
+			break
+		}
+	}
+	t, err := time.Parse("2006-01-02T15:04:05", raw)
+	if err != nil || len(raw) != len("2006-01-02T15:04:05") {
+		return lastUpdatedFilter{}, errServer("_lastUpdated value is not a valid datetime")
+	}
+	return lastUpdatedFilter{op: op, value: t}, nil
+}
+
+// match reports whether a row with time ts passes the filter.
+func (f lastUpdatedFilter) match(ts time.Time) bool {
+	c := ts.Compare(f.value)
+	switch f.op {
+	case "eq":
+		return c == 0
+	case "ne":
+		return c != 0
+	case "gt":
+		return c > 0
+	case "lt":
+		return c < 0
+	case "ge", "sa":
+		return c >= 0
+	case "le", "eb":
+		return c <= 0
+	}
+	return true
+}
+
+// cachedCount is one entry of the count cache.
+type cachedCount struct {
+	count   int
+	expires time.Time
+}
+
+// count returns the cached total of a query, caching n when there is none:
+// upstream caches COUNT(*) per identical SQL for an hour (paginations.py),
+// so an identical query can under-report and hide the newest rows (trap 14).
+// The caller holds s.mu.
+func (s *Server) count(key string, n int) int {
+	if s.opts.CountCacheTTL < 0 {
+		return n
+	}
+	now := s.now()
+	if e, ok := s.countCache[key]; ok && now.Before(e.expires) {
+		return e.count
+	}
+	s.countCache[key] = cachedCount{count: n, expires: now.Add(s.opts.CountCacheTTL)}
+	return n
+}
+
+// pageItem is one resource of a list.
+type pageItem struct {
+	id       string
+	resource json.RawMessage
+}
+
+// page answers a list request with one page, like paginations.py (§6, trap
+// 14): _count is the page size (default 10; invalid values fall back to it),
+// page-offset the 1-based page NUMBER ("last" accepted); a page past the end
+// is 404 "Invalid page.". The Bundle is a searchset with the (cached) total;
+// only the first total items are pageable. link[].url values are whole
+// absolute URLs, percent-encoded like Python's quote_plus, from the host the
+// request named; next/previous links have their query re-sorted (DRF's
+// replace_query_param). entry[].fullUrl has no trailing slash.
+func (c *call) page(items []pageItem, total int) {
+	q := c.r.URL.Query()
+	size := 10
+	if n, err := strconv.Atoi(q.Get("_count")); err == nil && n > 0 {
+		size = n
+	}
+	pages := max(1, int(math.Ceil(float64(total)/float64(size))))
+	number := 1
+	if raw := q.Get("page-offset"); raw == "last" {
+		number = pages
+	} else if raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > pages {
+			c.fail(errFatal(http.StatusNotFound, "Invalid page."))
+			return
+		}
+		number = n
+	}
+	base := baseURL(c.r) + c.r.URL.EscapedPath()
+	var entries []map[string]any
+	for i := (number - 1) * size; i < min(number*size, total, len(items)); i++ {
+		entries = append(entries, map[string]any{"fullUrl": base + items[i].id, "resource": items[i].resource})
+	}
+	pageURL := func(n int) string {
+		q := c.r.URL.Query()
+		q.Set("page-offset", strconv.Itoa(n))
+		if n == 1 {
+			q.Del("page-offset")
+		}
+		if len(q) == 0 {
+			return url.QueryEscape(base)
+		}
+		return url.QueryEscape(base + "?" + q.Encode())
+	}
+	self := base
+	if c.r.URL.RawQuery != "" {
+		self += "?" + c.r.URL.RawQuery
+	}
+	links := []map[string]string{{"relation": "self", "url": url.QueryEscape(self)}}
+	if number < pages {
+		links = append(links, map[string]string{"relation": "next", "url": pageURL(number + 1)})
+	}
+	if number > 1 {
+		links = append(links, map[string]string{"relation": "previous", "url": pageURL(number - 1)})
+	}
+	bundle := map[string]any{"resourceType": "Bundle", "type": "searchset", "total": total, "link": links}
+	if len(entries) > 0 {
+		bundle["entry"] = entries
+	}
+	c.json(http.StatusOK, bundle)
 }

@@ -3,6 +3,7 @@ package openimistest_test
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -36,9 +37,9 @@ func addClaims(srv *openimistest.Server, n int, start time.Time) []string {
 func TestClaimResponse_Paging(t *testing.T) {
 	t.Parallel()
 
-	b := setup(t, openimistest.Options{SkipSeed: true, PublicBaseURL: "http://openimis.internal:8000"})
+	b := setup(t, openimistest.Options{SkipSeed: true})
 	ids := addClaims(b.srv, 25, time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC))
-	base := "http://openimis.internal:8000/api/api_fhir_r4/ClaimResponse/"
+	base := b.srv.FHIRURL() + "ClaimResponse/"
 
 	t.Run("FirstPage", func(t *testing.T) {
 		t.Parallel()
@@ -50,14 +51,8 @@ func TestClaimResponse_Paging(t *testing.T) {
 		require.Equal(t, base+"?_lastUpdated=ge2025-06-01T00:00:00&_count=10", bundle.link(t, "self"))
 		require.Equal(t, base+"?_count=10&_lastUpdated=ge2025-06-01T00%3A00%3A00&page-offset=2", bundle.link(t, "next"))
 		require.Empty(t, bundle.link(t, "previous"))
-	})
-
-	t.Run("LinksArePercentEncodedWholeURLs", func(t *testing.T) {
-		t.Parallel()
-		resp := b.do(t, req{path: "ClaimResponse/?_count=10"})
-		raw := string(resp.body)
-		require.Contains(t, raw, `"url":"http%3A%2F%2Fopenimis.internal%3A8000%2Fapi%2Fapi_fhir_r4%2FClaimResponse%2F%3F_count%3D10"`)
-		require.Contains(t, raw, `"url":"http%3A%2F%2Fopenimis.internal%3A8000%2Fapi%2Fapi_fhir_r4%2FClaimResponse%2F%3F_count%3D10%26page-offset%3D2"`)
+		require.Contains(t, string(b.do(t, req{path: "ClaimResponse/?_count=10"}).body), `"url":"`+url.QueryEscape(base+"?_count=10&page-offset=2")+`"`,
+			"links are whole URLs encoded like quote_plus")
 	})
 
 	t.Run("MiddleAndLastPage", func(t *testing.T) {
@@ -100,15 +95,6 @@ func TestClaimResponse_Paging(t *testing.T) {
 		b.do(t, req{path: "ClaimResponse/?_lastUpdated=gt2030-01-01T00:00:00&page-offset=2"}).
 			requireOutcome(t, http.StatusNotFound, "fatal", "Invalid page.")
 	})
-}
-
-func TestClaimResponse_DefaultBaseIsRequestHost(t *testing.T) {
-	t.Parallel()
-
-	b := setup(t, openimistest.Options{SkipSeed: true})
-	addClaims(b.srv, 3, time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC))
-	bundle := decodeBundle(t, b.do(t, req{path: "ClaimResponse/?_count=2"}))
-	require.Equal(t, b.srv.FHIRURL()+"ClaimResponse/?_count=2&page-offset=2", bundle.link(t, "next"))
 }
 
 func TestClaimResponse_LastUpdated(t *testing.T) {
@@ -207,6 +193,10 @@ func TestClaimResponse_Get(t *testing.T) {
 		id := uuid.NewString()
 		b.do(t, req{path: "ClaimResponse/" + id + "/"}).requireOutcome(t, http.StatusInternalServerError, "error",
 			`["failed to retrieve Claim with the filter {'uuid': UUID('`+id+`')}; details Claim matching query does not exist."]`)
+		// The upstream fixture has no "id": the UUID identifier names the claim.
+		noID := mutate(t, string(openimistest.ClaimResponseFixture(id, "NOID", openimistest.SeedPatientID)), func(m map[string]any) { delete(m, "id") })
+		b.srv.AddClaim([]byte(noID), b.clock.Now())
+		require.Equal(t, id, b.do(t, req{path: "ClaimResponse/" + id + "/"}).object(t)["id"])
 		resp := b.do(t, req{path: "ClaimResponse/nope/"})
 		require.Equal(t, http.StatusInternalServerError, resp.status)
 	})
@@ -230,4 +220,49 @@ func TestClaimResponse_CommunicationRequestAfterFeedback(t *testing.T) {
 	crs := m["communicationRequest"].([]any)
 	require.Len(t, crs, 1)
 	require.Equal(t, "CommunicationRequest/"+feedbackID, crs[0].(map[string]any)["reference"])
+}
+
+func TestPatient_Get(t *testing.T) {
+	t.Parallel()
+
+	b := setup(t, openimistest.Options{})
+
+	t.Run("Seeded", func(t *testing.T) {
+		t.Parallel()
+		for _, id := range []string{openimistest.SeedPatientID, strings.ToUpper(openimistest.SeedPatientID)} {
+			resp := b.do(t, req{path: "Patient/" + id + "/"})
+			require.Equal(t, http.StatusOK, resp.status, string(resp.body))
+			m := resp.object(t)
+			require.Equal(t, "Patient", m["resourceType"])
+			require.Equal(t, openimistest.SeedPatientID, m["id"])
+			require.Equal(t, "1990-03-24", m["birthDate"])
+			idents := m["identifier"].([]any)
+			require.Equal(t, openimistest.SeedPatientID, idents[0].(map[string]any)["value"])
+			require.Equal(t, openimistest.SeedPatientCHFID, idents[1].(map[string]any)["value"])
+		}
+	})
+
+	t.Run("UnknownUUIDIs500", func(t *testing.T) {
+		t.Parallel()
+		id := uuid.NewString()
+		b.do(t, req{path: "Patient/" + id + "/"}).requireOutcome(t, http.StatusInternalServerError, "error",
+			`["failed to retrieve Insuree with the filter {'uuid': UUID('`+id+`')}; details Insuree matching query does not exist."]`)
+	})
+
+	t.Run("NotAUUIDIs404", func(t *testing.T) {
+		t.Parallel()
+		resp := b.do(t, req{path: "Patient/" + openimistest.SeedPatientCHFID + "/"})
+		require.Equal(t, http.StatusNotFound, resp.status)
+		_, code, _ := resp.outcome(t)
+		require.Equal(t, "not-found", code)
+	})
+
+	t.Run("Added", func(t *testing.T) {
+		t.Parallel()
+		id := uuid.NewString()
+		b.srv.AddPatient(id, []byte(`{"resourceType":"Patient","name":[{"family":"Doe","given":["Jane"]}]}`))
+		m := b.do(t, req{path: "Patient/" + id + "/"}).object(t)
+		require.Equal(t, id, m["id"])
+		require.Equal(t, id, m["identifier"].([]any)[0].(map[string]any)["value"])
+	})
 }

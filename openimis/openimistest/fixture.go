@@ -1,8 +1,11 @@
 package openimistest
 
 import (
+	"bytes"
 	_ "embed"
 	"encoding/json"
+	"errors"
+	"slices"
 	"time"
 )
 
@@ -31,54 +34,103 @@ var claimResponseFixture []byte
 // seed stores the fixture Patient and ClaimResponse.
 func (s *Server) seed() {
 	s.AddPatient(SeedPatientID, PatientFixture(SeedPatientID, SeedPatientCHFID))
-	s.AddClaim(ClaimResponseFixture(SeedClaimID, SeedClaimCode, SeedPatientID),
-		time.Date(2021, 9, 27, 0, 0, 0, 0, time.UTC))
+	s.AddClaim(ClaimResponseFixture(SeedClaimID, SeedClaimCode, SeedPatientID), time.Date(2021, 9, 27, 0, 0, 0, 0, time.UTC))
 }
 
 // PatientFixture returns the upstream Patient fixture as openIMIS serves it
-// for the insuree id with insurance number chfID: "id" set, a UUID identifier
-// first, then the "Code" identifier.
+// (converters/patientConverter.py, §7) for the insuree id with insurance
+// number chfID: "id" set, a UUID identifier first, then the "Code"
+// identifier.
 func PatientFixture(id, chfID string) json.RawMessage {
-	m, err := decodeObject(patientFixture)
-	if err != nil {
-		panic("openimistest: patient fixture: " + err.Error())
-	}
+	m := fixture(patientFixture, func(code string) string { return map[string]string{"Code": chfID}[code] })
 	m["id"] = id
-	for _, it := range asList(m["identifier"]) {
-		ident := asObject(it)
-		coding := asList(asObject(ident["type"])["coding"])
-		if len(coding) > 0 && asString(asObject(coding[0])["code"]) == "Code" {
-			ident["value"] = chfID
-		}
-	}
 	m["identifier"] = append([]any{uuidIdentifier(id)}, asList(m["identifier"])...)
 	return mustMarshal(m)
 }
 
 // ClaimResponseFixture returns the upstream ClaimResponse fixture as openIMIS
-// serves and notifies it for claim claimID with the given code and insuree:
-// "id" and the UUID identifier set to claimID, the "Code" identifier to code,
-// patient to patientID, and request = "ClaimV2/<claimID>" as the real
-// converter writes it.
+// serves and notifies it (converters/claimResponseConverter.py, §4, trap 7)
+// for claim claimID with the given code and insuree: "id" and the UUID
+// identifier set to claimID (the upstream fixture has no "id"), the other
+// identifier to code, patient to patientID, and request "ClaimV2/<claimID>"
+// as the real converter writes it.
 func ClaimResponseFixture(claimID, code, patientID string) json.RawMessage {
-	m, err := decodeObject(claimResponseFixture)
-	if err != nil {
-		panic("openimistest: ClaimResponse fixture: " + err.Error())
-	}
+	m := fixture(claimResponseFixture, func(c string) string {
+		if c == "UUID" {
+			return claimID
+		}
+		return code
+	})
 	m["id"] = claimID
-	for _, it := range asList(m["identifier"]) {
-		ident := asObject(it)
-		coding := asList(asObject(ident["type"])["coding"])
-		if len(coding) == 0 {
-			continue
-		}
-		if asString(asObject(coding[0])["code"]) == "UUID" {
-			ident["value"] = claimID
-		} else {
-			ident["value"] = code
-		}
-	}
 	m["patient"] = reference("Patient", patientID, "")
 	m["request"] = reference("ClaimV2", claimID, "")
 	return mustMarshal(m)
+}
+
+// fixture decodes an embedded fixture and sets the value of each identifier
+// to value(type code) when that is not "".
+func fixture(raw []byte, value func(code string) string) map[string]any {
+	m, err := decodeObject(raw)
+	if err != nil {
+		panic("openimistest: fixture: " + err.Error())
+	}
+	for _, it := range asList(m["identifier"]) {
+		coding := asList(asObject(asObject(it)["type"])["coding"])
+		code, _ := asObject(slices.Concat(coding, []any{nil})[0])["code"].(string)
+		if v := value(code); v != "" {
+			asObject(it)["value"] = v
+		}
+	}
+	return m
+}
+
+// identifierSystem is the openIMIS identifier CodeSystem.
+const identifierSystem = "https://openimis.github.io/openimis_fhir_r4_ig/CodeSystem/openimis-identifiers"
+
+func asObject(v any) map[string]any { m, _ := v.(map[string]any); return m }
+func asList(v any) []any            { l, _ := v.([]any); return l }
+
+// decodeObject decodes a JSON object keeping numbers exact.
+func decodeObject(raw []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return nil, errors.New("not a JSON object")
+	}
+	return m, nil
+}
+
+// uuidIdentifier is an openIMIS UUID identifier.
+func uuidIdentifier(id string) map[string]any {
+	return map[string]any{
+		"type":  map[string]any{"coding": []any{map[string]any{"system": identifierSystem, "code": "UUID"}}},
+		"value": id,
+	}
+}
+
+// reference is an openIMIS reference with a UUID identifier
+// (referenceConverterMixin.py).
+func reference(resourceType, id, display string) map[string]any {
+	ref := map[string]any{"reference": resourceType + "/" + id, "type": resourceType, "identifier": uuidIdentifier(id)}
+	if display != "" {
+		ref["display"] = display
+	}
+	return ref
+}
+
+// identifierValue returns the value of the first identifier whose type code
+// satisfies match.
+func identifierValue(resource map[string]any, match func(code string) bool) string {
+	for _, it := range asList(resource["identifier"]) {
+		coding := asList(asObject(asObject(it)["type"])["coding"])
+		if code, ok := asObject(slices.Concat(coding, []any{nil})[0])["code"].(string); ok && match(code) {
+			v, _ := asObject(it)["value"].(string)
+			return v
+		}
+	}
+	return ""
 }

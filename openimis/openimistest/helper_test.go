@@ -138,27 +138,15 @@ func basic(user, password string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+password))
 }
 
-// outcome decodes an OperationOutcome and returns its first issue.
+// outcome decodes an OperationOutcome and returns its only issue.
 func (r *response) outcome(t *testing.T) (severity, code string, text any) {
 	t.Helper()
 	require.Equal(t, "application/json", r.header.Get("Content-Type"), string(r.body))
-	var oo struct {
-		ResourceType string `json:"resourceType"`
-		Issue        []struct {
-			Severity string `json:"severity"`
-			Code     string `json:"code"`
-			Details  *struct {
-				Text any `json:"text"`
-			} `json:"details"`
-		} `json:"issue"`
-	}
-	require.NoError(t, json.Unmarshal(r.body, &oo), string(r.body))
-	require.Equal(t, "OperationOutcome", oo.ResourceType)
-	require.Len(t, oo.Issue, 1)
-	if oo.Issue[0].Details != nil {
-		text = oo.Issue[0].Details.Text
-	}
-	return oo.Issue[0].Severity, oo.Issue[0].Code, text
+	m := r.object(t)
+	require.Equal(t, "OperationOutcome", m["resourceType"])
+	require.Len(t, m["issue"], 1)
+	issue := m["issue"].([]any)[0].(map[string]any)
+	return issue["severity"].(string), issue["code"].(string), issue["details"].(map[string]any)["text"]
 }
 
 // requireOutcome checks status, severity and details.text of an

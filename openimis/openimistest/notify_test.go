@@ -1,7 +1,6 @@
 package openimistest_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -101,35 +100,18 @@ func TestEmitClaim_Headers(t *testing.T) {
 	d := deliveries[0]
 	require.NoError(t, d.Err)
 	require.True(t, d.Success)
-	require.True(t, d.Sent)
 	require.Equal(t, id, d.SubscriptionID)
-	require.Equal(t, rc.URL, d.Endpoint)
-	require.Equal(t, http.StatusOK, d.Status)
 	require.JSONEq(t, `{"status":"accepted"}`, string(d.ResponseBody))
 
 	got := rc.received()
 	require.Len(t, got, 1)
-	require.Equal(t, http.MethodPost, got[0].method)
 	require.Equal(t, "Basic bWVkOnB3", got[0].header.Get("Authorization"))
-	require.Equal(t, "1", got[0].header.Get("X-Extra"))
 	require.Equal(t, []string{"application/json"}, got[0].header.Values("Accept"))
 	// A "Content-Type" key in the header JSON adds a second line.
 	require.ElementsMatch(t, []string{"application/json", "application/fhir+json"}, got[0].header.Values("Content-Type"))
 	require.JSONEq(t, string(claim), string(got[0].body), "the bare ClaimResponse, not a Bundle")
 
-	// The claim is now known to the search and to feedback.
-	resp := b.do(t, req{path: "ClaimResponse/" + claimID + "/"})
-	require.Equal(t, http.StatusOK, resp.status)
-}
-
-func TestEmitClaim_LowerCaseContentTypeKeyReplaces(t *testing.T) {
-	t.Parallel()
-
-	b := setup(t, openimistest.Options{ClaimSubscriptions: true})
-	rc := newReceiver(t, http.StatusOK, "application/json", `{}`)
-	b.subscribe(t, rc.URL, setHeader(`{"content-type":"text/plain"}`))
-	require.True(t, b.srv.EmitClaim(t.Context(), openimistest.ClaimResponseFixture(uuid.NewString(), "C", openimistest.SeedPatientID))[0].Success)
-	require.Equal(t, []string{"text/plain"}, rc.received()[0].header.Values("Content-Type"))
+	require.Equal(t, http.StatusOK, b.do(t, req{path: "ClaimResponse/" + claimID + "/"}).status, "the claim is stored")
 }
 
 func TestEmitClaim_SuccessRule(t *testing.T) {
@@ -238,37 +220,9 @@ func TestEmitClaim_CriteriaFiltersAbortAll(t *testing.T) {
 	require.Len(t, d, 2)
 	for _, one := range d {
 		require.False(t, one.Sent)
-		require.ErrorContains(t, one.Err, "not modelled")
+		require.ErrorContains(t, one.Err, "abort")
 	}
 	require.Empty(t, rc.received())
-}
-
-func TestEmitClaim_Release2410HasNoClaimSubscribers(t *testing.T) {
-	t.Parallel()
-
-	b := setup(t, openimistest.Options{})
-	rc := newReceiver(t, http.StatusOK, "application/json", `{}`)
-	b.subscribe(t, rc.URL, func(m map[string]any) { m["criteria"] = "Patient"; m["reason"] = "Patient" })
-	claimID := uuid.NewString()
-	require.Empty(t, b.srv.EmitClaim(t.Context(), openimistest.ClaimResponseFixture(claimID, "C", openimistest.SeedPatientID)))
-	require.Empty(t, rc.received())
-	// The claim still exists for the catch-up poll.
-	bundle := decodeBundle(t, b.do(t, req{path: "ClaimResponse/?_lastUpdated=ge2025-06-30T10:00:00"}))
-	require.Equal(t, []string{claimID}, bundle.ids())
-}
-
-func TestEmitClaim_CancelledContext(t *testing.T) {
-	t.Parallel()
-
-	b := setup(t, openimistest.Options{ClaimSubscriptions: true})
-	rc := newReceiver(t, http.StatusOK, "application/json", `{}`)
-	b.subscribe(t, rc.URL, nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	d := b.srv.EmitClaim(ctx, openimistest.ClaimResponseFixture(uuid.NewString(), "C", openimistest.SeedPatientID))
-	require.Len(t, d, 1)
-	require.False(t, d[0].Success)
-	require.Error(t, d[0].Err)
 }
 
 func TestValidDjangoURL(t *testing.T) {

@@ -2,39 +2,22 @@ package openimistest
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
-	"time"
 )
 
 // patient is a stored insuree, kept as its FHIR Patient.
 type patient struct {
 	chfID    string
-	created  time.Time
 	id       string
 	resource json.RawMessage
 }
 
-var patientsView = view{
-	auth: true, lastUpdated: true, name: "Patient/",
-	notModelled: []string{http.MethodGet, http.MethodPost},
-	rights:      map[string]int{http.MethodGet: RightInsureeRead},
-}
-
-var patientView = view{
-	auth: true, lastUpdated: true, name: "Patient/<id>/",
-	handlers:    map[string]func(*call){http.MethodGet: (*call).getPatient},
-	notModelled: []string{http.MethodPut, http.MethodDelete},
-	rights:      map[string]int{http.MethodGet: RightInsureeRead},
-}
-
 // AddPatient stores an insuree as its FHIR Patient JSON under id (the insuree
-// UUID, matched lower-case as upstream's UUID lookups do). The served Patient
-// gets "id" and, when missing, a leading UUID identifier; the insurance
-// number (CHFID) is the value of the identifier of type "Code". An existing
-// patient with the same id is replaced. AddPatient panics if the JSON is not
-// an object, for ease of use in tests.
+// UUID, looked up lower-case). The served Patient gets "id" and, when
+// missing, a leading UUID identifier; the insurance number (CHFID) is the
+// identifier of type "Code". An existing patient is replaced. AddPatient
+// panics if the JSON is not an object.
 func (s *Server) AddPatient(id string, patientJSON json.RawMessage) {
 	m, err := decodeObject(patientJSON)
 	if err != nil {
@@ -44,79 +27,50 @@ func (s *Server) AddPatient(id string, patientJSON json.RawMessage) {
 	if identifierValue(m, func(code string) bool { return code == "UUID" }) == "" {
 		m["identifier"] = append([]any{uuidIdentifier(id)}, asList(m["identifier"])...)
 	}
-	p := &patient{
-		chfID:    identifierValue(m, func(code string) bool { return code == "Code" }),
-		id:       id,
-		resource: mustMarshal(m),
-	}
+	p := &patient{chfID: identifierValue(m, func(code string) bool { return code == "Code" }), id: id, resource: mustMarshal(m)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p.created = s.now()
 	s.patients[id] = p
 }
 
-// getPatient answers GET Patient/<uuid>/ (contract §7): an unknown UUID is a
-// 500; an identifier that is not a UUID is a 404 (the CHFID retriever never
-// applies with the default insuree-number validation).
+// getPatient answers GET Patient/<uuid>/ (views/fhir/insuree.py, §7): the
+// Patient, or for an unknown UUID (or an insuree outside the user's area) a
+// 500 "Insuree matching query does not exist", not a 404
+// (model_retrievers.py, trap 15). An id that is not a UUID is a 404.
 func (c *call) getPatient() {
-	canonical, ok := pyUUID(c.id)
+	canonical, ok := canonicalUUID(c.id)
 	if !ok {
-		c.fail(errNotFound(fmt.Sprintf("Resource for identifier %s not found", c.id)))
+		c.fail(&apiError{code: "not-found", severity: "error", status: http.StatusNotFound, text: "Resource for identifier " + c.id + " not found"})
 		return
 	}
 	c.s.mu.Lock()
-	p := c.s.patients[canonical]
-	if p != nil && !c.filter.match(p.created) {
-		p = nil
-	}
-	c.s.mu.Unlock()
-	if p == nil {
-		c.fail(errServer(pyListRepr(fmt.Sprintf("failed to retrieve Insuree with the filter {'uuid': UUID('%s')}; "+
-			"details Insuree matching query does not exist.", canonical))))
+	defer c.s.mu.Unlock()
+	if p := c.s.patients[canonical]; p != nil {
+		c.json(http.StatusOK, p.resource)
 		return
 	}
-	c.json(http.StatusOK, p.resource)
+	c.fail(errServer(`["failed to retrieve Insuree with the filter {'uuid': UUID('` + canonical +
+		`')}; details Insuree matching query does not exist."]`))
 }
 
-// patientByReference resolves a FHIR Reference to an insuree like
-// PatientConverter.get_imis_obj_by_fhir_reference: "<Type>/<id>" (type not
-// checked) or type + identifier; an identifier type code "Code" (any case)
-// means the CHFID, anything else a UUID with the CHFID as fallback when the
-// value is not a UUID. It returns an error text when the reference is
-// malformed. The caller holds s.mu.
-func (s *Server) patientByReference(ref map[string]any) (*patient, string) {
-	var id, codeType string
-	if r := asString(ref["reference"]); strings.Contains(r, "/") {
+// patientByReference resolves a Communication subject like
+// PatientConverter.get_imis_obj_by_fhir_reference: "<Type>/<uuid>", or a
+// type with an identifier whose type code is "Code" (the CHFID) or a UUID.
+// The caller holds s.mu.
+func (s *Server) patientByReference(ref map[string]any) *patient {
+	id := ""
+	if r, _ := ref["reference"].(string); strings.Contains(r, "/") {
 		id = r[strings.LastIndex(r, "/")+1:]
-	} else if _, ok := ref["type"].(string); ok {
-		ident := asObject(ref["identifier"])
-		value, ok := ident["value"].(string)
-		if !ok {
-			return nil, malformedReference(ref)
-		}
-		id = value
-		if coding := asList(asObject(ident["type"])["coding"]); len(coding) > 0 {
-			codeType = asString(asObject(coding[0])["code"])
-		}
-	} else {
-		return nil, malformedReference(ref)
+	} else if ident := asObject(ref["identifier"]); ref["type"] != nil {
+		id, _ = ident["value"].(string)
 	}
-	if !strings.EqualFold(codeType, "code") {
-		if canonical, ok := pyUUID(id); ok {
-			return s.patients[canonical], ""
-		}
+	if canonical, ok := canonicalUUID(id); ok {
+		return s.patients[canonical]
 	}
 	for _, p := range s.patients {
-		if p.chfID == id {
-			return p, ""
+		if id != "" && p.chfID == id {
+			return p
 		}
 	}
-	return nil, ""
-}
-
-// malformedReference is FHIRRequestProcessException's text for a reference
-// with neither "<Type>/<id>" nor type + identifier.value.
-func malformedReference(ref map[string]any) string {
-	return "The request cannot be processed due to the following issues:\nInvalid format of reference `" +
-		string(mustMarshal(ref)) + "`. Should be string with format <ReferenceType>/<ReferenceId>"
+	return nil
 }

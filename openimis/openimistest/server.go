@@ -2,19 +2,22 @@ package openimistest
 
 import (
 	"bytes"
-	"crypto/rand"
-	"io"
+	"encoding/json"
+	"fmt"
+	"html"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cht-openimis/cht-openimis-mediator/internal/upstreamtest"
 )
 
-// FHIRPath is the path below the site root at which the fake mounts the FHIR
-// R4 API, as openIMIS does with SITE_ROOT "api/".
+// FHIRPath is the path below the site root at which openIMIS mounts the FHIR
+// R4 module with SITE_ROOT "api/" (openimis-be_py
+// openIMIS/openIMIS/openimisurls.py).
 const FHIRPath = "/api/api_fhir_r4/"
 
 // maxBodyBytes bounds how much of a request body the fake reads.
@@ -24,145 +27,71 @@ const maxBodyBytes = 10 << 20
 // one user admin/admin holding every right.
 type Options struct {
 	// ClaimSubscriptions makes POST Subscription/ accept the criteria resource
-	// Claim (needing right 111001), as newer upstream builds do. Defaults to
-	// false: release 24.10 answers 400 "Error while saving a subscription:
-	// Invalid resource (claim)".
+	// Claim (needing right 111001), as newer builds do. Defaults to false:
+	// release 24.10 answers 400 "Invalid resource (claim)" (trap 1).
 	ClaimSubscriptions bool
-
 	// CountCacheTTL is how long the total of a list query is cached per
-	// distinct filter, as upstream caches COUNT(*) per SQL query. Defaults to
-	// one hour; a negative value disables the cache.
+	// distinct query (docs/upstreams/openimis.md §6). Defaults to one hour; a
+	// negative value disables the cache.
 	CountCacheTTL time.Duration
-
-	// Now is the server's clock (token expiry, creation times, subscription
-	// expiry, the count cache, _lastUpdated=ap, request times). Defaults to
-	// time.Now.
+	// Now is the server's clock. Defaults to time.Now.
 	Now func() time.Time
-
-	// Password is the password of the user named by Username. Defaults to
-	// "admin".
+	// Password is the password of Username. Defaults to "admin".
 	Password string
-
-	// PublicBaseURL is the scheme://host[:port] the server believes it is
-	// reached at, used for Bundle links and fullUrl values (upstream uses the
-	// host and scheme Django sees, which differ behind a proxy). Defaults to
-	// "http://" plus the request's Host header.
-	PublicBaseURL string
-
 	// QuestionnaireResponse enables POST QuestionnaireResponse/, which no
-	// openIMIS release has. Defaults to false: the path answers Django's HTML
-	// 404 page.
+	// openIMIS release has. Defaults to false: Django's HTML 404 (trap 12).
 	QuestionnaireResponse bool
-
-	// Rights lists the right codes of the user named by Username. Nil means
-	// every right; an empty non-nil slice means none.
-	Rights []int
-
-	// SkipSeed starts the server without the fixture Patient and ClaimResponse.
+	// SkipSeed starts the server without the fixture Patient and claim.
 	SkipSeed bool
-
-	// TokenLifetime is the lifetime of tokens issued by login/ (upstream
-	// JWT_EXPIRATION_DELTA). Defaults to 24 hours.
+	// Rights lists the right codes of Username. Nil means every right; an
+	// empty non-nil slice means none.
+	Rights []int
+	// TokenLifetime is the lifetime of login tokens (JWT_EXPIRATION_DELTA).
+	// Defaults to 24 hours.
 	TokenLifetime time.Duration
-
-	// Username is the openIMIS user accepted by login/ and HTTP Basic.
-	// Defaults to "admin".
+	// Username is the openIMIS user of login/ and HTTP Basic. Defaults to
+	// "admin".
 	Username string
-
-	// ValidationStatus is the HTTP status of validation errors in Subscription,
+	// ValidationStatus is the status of validation errors in Subscription,
 	// Communication and QuestionnaireResponse bodies. Defaults to 500, as in
-	// release 24.10; newer builds answer 400.
+	// release 24.10; newer builds answer 400 (trap 11).
 	ValidationStatus int
 }
 
-// withDefaults returns a copy of o with every zero field set to its default.
-func (o Options) withDefaults() Options {
-	if o.Username == "" {
-		o.Username = "admin"
-	}
-	if o.Password == "" {
-		o.Password = "admin"
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.TokenLifetime == 0 {
-		o.TokenLifetime = 24 * time.Hour
-	}
-	if o.CountCacheTTL == 0 {
-		o.CountCacheTTL = time.Hour
-	}
-	if o.ValidationStatus == 0 {
-		o.ValidationStatus = http.StatusInternalServerError
-	}
-	if o.Rights != nil {
-		o.Rights = slices.Clone(o.Rights)
-	}
-	return o
-}
+// Request is one request the server received, recorded before any fault.
+type Request = upstreamtest.Request
 
-// Request is one HTTP request the server received, recorded before any
-// processing (including requests answered by injected faults).
-type Request struct {
-	// Body is the request body as received (at most 10 MiB).
-	Body []byte
-	// Header is a copy of the request headers.
-	Header http.Header
-	// Method is the HTTP method.
-	Method string
-	// Path is the decoded URL path, e.g. "/api/api_fhir_r4/login/".
-	Path string
-	// RawQuery is the encoded query string without the "?".
-	RawQuery string
-	// Time is the server clock's time of arrival.
-	Time time.Time
-}
-
-// Server is a running fake openIMIS server. Create it with [New] or
-// [NewServer]. Its exported methods are safe for concurrent use.
+// Server is a running fake openIMIS. Create it with [NewServer] or [New]. Its
+// methods are safe for concurrent use; the fault and request-log methods
+// (FailNext, FailNextPath, DropNext, DropNextPath, SetDown, SetLatency,
+// Requests) come from [upstreamtest].
 type Server struct {
 	// URL is the site root, e.g. "http://127.0.0.1:41234", without a
-	// trailing slash. The FHIR API is at [Server.FHIRURL].
+	// trailing slash.
 	URL string
 
-	client    *http.Client
-	closeOnce sync.Once
-	closed    chan struct{}
-	httpd     *httptest.Server
-	key       []byte
-	opts      Options
+	*upstreamtest.Faults
+	upstreamtest.Recorder
+
+	client *http.Client
+	httpd  *httptest.Server
+	opts   Options
 
 	mu             sync.Mutex
 	claimSeq       int
 	claims         map[string]*claim
 	communications []Communication
 	countCache     map[string]cachedCount
-	down           int
-	dropRules      []*faultRule
-	failRules      []*faultRule
-	latency        time.Duration
-	// latencyChanged is closed (and replaced) when the latency changes.
-	latencyChanged         chan struct{}
-	logins                 int
-	patients               map[string]*patient
-	questionnaireResponses []QuestionnaireResponse
-	requests               []Request
-	subscriptions          []*subscription
-	tokenEpoch             int
-	users                  map[string]*user
+	logins         int
+	patients       map[string]*patient
+	questionnaires []QuestionnaireResponse
+	subscriptions  []*subscription
+	tokens         map[string]token
+	users          map[string]*user
 }
 
-// New starts a fake openIMIS server on 127.0.0.1 with a random port. Call
-// [Server.Close] when done; tests should prefer [NewServer].
-func New(opts Options) *Server {
-	s := NewHandler(opts)
-	s.httpd = httptest.NewServer(s)
-	s.URL = s.httpd.URL
-	return s
-}
-
-// NewServer starts a fake openIMIS server like [New] and closes it when the
-// test ends.
+// NewServer starts a fake openIMIS on 127.0.0.1 and closes it when the test
+// ends.
 func NewServer(tb testing.TB, opts Options) *Server {
 	tb.Helper()
 	s := New(opts)
@@ -170,118 +99,85 @@ func NewServer(tb testing.TB, opts Options) *Server {
 	return s
 }
 
-// NewHandler returns a fake openIMIS server that is not listening anywhere,
-// for mounting on a listener of the caller's choice (a sandbox demo). Its URL
-// is empty; links follow the Host header or [Options.PublicBaseURL]. Call
-// Close to release delayed answers.
-func NewHandler(opts Options) *Server {
-	opts = opts.withDefaults()
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		panic("openimistest: " + err.Error())
+// New starts a fake openIMIS on 127.0.0.1, seeded with the upstream fixtures
+// (see [SeedPatientID], [SeedClaimID]). Call [Server.Close] when done.
+func New(opts Options) *Server {
+	if opts.Username == "" {
+		opts.Username = "admin"
+	}
+	if opts.Password == "" {
+		opts.Password = "admin"
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.TokenLifetime == 0 {
+		opts.TokenLifetime = 24 * time.Hour
+	}
+	if opts.CountCacheTTL == 0 {
+		opts.CountCacheTTL = time.Hour
+	}
+	if opts.ValidationStatus == 0 {
+		opts.ValidationStatus = http.StatusInternalServerError
 	}
 	s := &Server{
-		client:         &http.Client{},
-		closed:         make(chan struct{}),
-		latencyChanged: make(chan struct{}),
-		key:            key,
-		opts:           opts,
-		claims:         map[string]*claim{},
-		countCache:     map[string]cachedCount{},
-		patients:       map[string]*patient{},
-		users:          map[string]*user{},
+		Faults:     upstreamtest.NewFaults(0),
+		client:     &http.Client{},
+		opts:       opts,
+		claims:     map[string]*claim{},
+		countCache: map[string]cachedCount{},
+		patients:   map[string]*patient{},
+		tokens:     map[string]token{},
+		users:      map[string]*user{},
 	}
-	s.users[opts.Username] = newUser(opts.Username, opts.Password, opts.Rights)
+	s.AddUser(opts.Username, opts.Password, opts.Rights)
 	if !opts.SkipSeed {
 		s.seed()
 	}
+	s.httpd = httptest.NewServer(s)
+	s.URL = s.httpd.URL
 	return s
 }
 
-// Close shuts the server down: delayed answers are released at once, and
-// Close waits for requests in flight to finish. It can be called more than
-// once.
+// Close releases delayed answers and shuts the server down. It can be called
+// more than once.
 func (s *Server) Close() {
-	s.closeOnce.Do(func() {
-		close(s.closed)
-		if s.httpd != nil {
-			s.httpd.Close()
-		}
-		s.client.CloseIdleConnections()
-	})
+	s.Faults.Close()
+	s.httpd.Close()
+	s.client.CloseIdleConnections()
 }
 
-// Client returns an HTTP client for the running fake, as
-// httptest.Server.Client does, or http.DefaultClient for a Server from
-// [NewHandler]. It sends no credentials by itself and follows redirects.
-func (s *Server) Client() *http.Client {
-	if s.httpd == nil {
-		return http.DefaultClient
-	}
-	return s.httpd.Client()
-}
+// FHIRURL returns the base URL of the FHIR API, URL + [FHIRPath].
+func (s *Server) FHIRURL() string { return s.URL + FHIRPath }
 
-// FHIRURL returns the base URL of the FHIR API, URL + "/api/api_fhir_r4/".
-func (s *Server) FHIRURL() string {
-	return s.URL + FHIRPath
-}
+// now returns the server clock's time in UTC.
+func (s *Server) now() time.Time { return s.opts.Now().UTC() }
 
-// Requests returns a copy of every request received so far, oldest first.
-func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Request, len(s.requests))
-	for i, r := range s.requests {
-		r.Body = slices.Clone(r.Body)
-		r.Header = r.Header.Clone()
-		out[i] = r
-	}
-	return out
-}
-
-// ServeHTTP implements [http.Handler]. A request is recorded, then answered
-// by an injected fault or processed; latency and dropped answers apply after
-// processing, so a request whose client gives up has still taken effect.
+// ServeHTTP records a request, then answers it with an injected fault or
+// processes it. Latency and dropped answers apply after processing: a request
+// whose client gives up has still taken effect.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes))
+	arrived := time.Now()
+	body, err := s.Record(r, maxBodyBytes, s.now())
 	if err != nil {
 		http.Error(w, "openimistest: reading request body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-
-	arrived := time.Now()
-	s.mu.Lock()
-	s.requests = append(s.requests, Request{
-		Body:     body,
-		Header:   r.Header.Clone(),
-		Method:   r.Method,
-		Path:     r.URL.Path,
-		RawQuery: r.URL.RawQuery,
-		Time:     s.now(),
-	})
-	fault := s.down
-	if fault == 0 {
-		fault = takeRule(&s.failRules, r.URL.Path)
+	status := s.Down()
+	if status == 0 {
+		status = s.TakeFail(r.URL.Path)
 	}
-	drop := fault == 0 && takeRule(&s.dropRules, r.URL.Path) != 0
-	s.mu.Unlock()
-
+	drop := status == 0 && s.TakeDrop(r.URL.Path)
 	rec := httptest.NewRecorder()
-	if fault != 0 {
-		writeInjectedFault(rec, r, fault)
+	if status != 0 {
+		writeInjectedFault(rec, r, status)
 	} else {
 		s.route(rec, r, body)
 	}
-	s.delay(r.Context(), arrived)
+	s.Delay(r.Context(), arrived)
 	if drop {
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				_ = conn.Close()
-				return
-			}
-		}
-		panic(http.ErrAbortHandler)
+		upstreamtest.DropConnection(w)
+		return
 	}
 	for k, v := range rec.Header() {
 		w.Header()[k] = v
@@ -290,136 +186,129 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(rec.Body.Bytes())
 }
 
-// now returns the server clock's current time in UTC.
-func (s *Server) now() time.Time {
-	return s.opts.Now().UTC()
+// writeInjectedFault answers a request failed by FailNext or SetDown with what
+// openIMIS, or the proxy in front of it, sends for that status: 401 and 403 as
+// the authenticators do (§1), 429 the rate limiter's "Rate limit exceeded"
+// without Retry-After (core/jwt_authentication.py, trap 17), 500 an
+// unexpected error's OperationOutcome, 404 Django's page, anything else an
+// nginx error page.
+func writeInjectedFault(w http.ResponseWriter, r *http.Request, status int) {
+	switch status {
+	case http.StatusUnauthorized:
+		writeJSON(w, status, outcomeOf(errFatal(status, msgIncorrectCredentials)))
+	case http.StatusForbidden:
+		writeJSON(w, status, outcomeOf(errFatal(status, msgNoPermission)))
+	case http.StatusTooManyRequests:
+		writeJSON(w, status, outcomeOf(errFatal(status, "Rate limit exceeded")))
+	case http.StatusInternalServerError:
+		writeJSON(w, status, outcomeOf(errServer("openimistest: injected fault")))
+	case http.StatusNotFound:
+		writeDjango404(w, r)
+	default:
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(status)
+		text := fmt.Sprintf("%d %s", status, http.StatusText(status))
+		_, _ = fmt.Fprintf(w, "<html><head><title>%s</title></head><body><center><h1>%s</h1></center><hr><center>nginx</center></body></html>\n", text, text)
+	}
 }
 
-// endpoint names one route of the FHIR API.
-type endpoint int
-
-const (
-	epRoot endpoint = iota + 1
-	epLogin
-	epSubscriptions
-	epSubscription
-	epPatients
-	epPatient
-	epClaimResponses
-	epClaimResponse
-	epCommunications
-	epCommunication
-	epQuestionnaireResponses
-	epQuestionnaireResponse
-)
-
-// collections maps a router prefix to its list and detail endpoints.
-var collections = map[string][2]endpoint{
-	"login":         {epLogin, 0},
-	"Subscription":  {epSubscriptions, epSubscription},
-	"Patient":       {epPatients, epPatient},
-	"ClaimResponse": {epClaimResponses, epClaimResponse},
-	"Communication": {epCommunications, epCommunication},
+// view is one DRF view of the module's DefaultRouter (api_fhir_r4/urls.py).
+type view struct {
+	// public is login/: AllowAny, and no queryset.
+	public bool
+	// rights maps each method upstream serves to the right it needs (0:
+	// none); other methods are 405.
+	rights map[string]int
+	// handlers are the methods the fake models; a served method without one
+	// is 501, so a test never mistakes a gap of the fake for openIMIS.
+	handlers map[string]func(*call)
 }
 
-// resolve matches a decoded path against the routes of the DRF router,
-// returning the endpoint and the detail id.
-func (s *Server) resolve(path string) (endpoint, string, bool) {
+// views maps a router prefix to its list and detail views (api_fhir_r4/urls.py).
+func (s *Server) views(prefix string) (list, detail *view) {
+	switch prefix {
+	case "login":
+		return &view{public: true, rights: map[string]int{http.MethodPost: 0}, handlers: map[string]func(*call){http.MethodPost: (*call).login}}, nil
+	case "Subscription":
+		// views/fhir/subscription.py; rights in defaultConfig.py.
+		rights := map[string]int{http.MethodGet: RightSubscriptionSearch, http.MethodPost: RightSubscriptionCreate,
+			http.MethodPut: RightSubscriptionUpdate, http.MethodDelete: RightSubscriptionDelete}
+		return &view{rights: rights, handlers: map[string]func(*call){http.MethodGet: (*call).listSubscriptions, http.MethodPost: (*call).createSubscription}},
+			&view{rights: rights, handlers: map[string]func(*call){http.MethodGet: (*call).getSubscription, http.MethodDelete: (*call).deleteSubscription}}
+	case "Patient":
+		// views/fhir/insuree.py.
+		rights := map[string]int{http.MethodGet: RightInsureeRead, http.MethodPost: 101102, http.MethodPut: 101103, http.MethodDelete: 101104}
+		return &view{rights: rights}, &view{rights: rights, handlers: map[string]func(*call){http.MethodGet: (*call).getPatient}}
+	case "ClaimResponse":
+		// views/fhir/claim_response.py.
+		rights := map[string]int{http.MethodGet: RightClaimRead, http.MethodPost: 111002, http.MethodPut: 111002}
+		return &view{rights: rights, handlers: map[string]func(*call){http.MethodGet: (*call).listClaimResponses}},
+			&view{rights: rights, handlers: map[string]func(*call){http.MethodGet: (*call).getClaimResponse}}
+	case "Communication":
+		// views/fhir/communication.py; rights in permissions.py.
+		rights := map[string]int{http.MethodGet: 111010, http.MethodPost: RightFeedbackDeliver, http.MethodPut: RightFeedbackDeliver, http.MethodDelete: 111010}
+		return &view{rights: rights, handlers: map[string]func(*call){http.MethodPost: (*call).createCommunication}}, &view{rights: rights}
+	case "QuestionnaireResponse":
+		if !s.opts.QuestionnaireResponse {
+			return nil, nil
+		}
+		rights := map[string]int{http.MethodPost: RightFeedbackDeliver}
+		return &view{rights: rights, handlers: map[string]func(*call){http.MethodPost: (*call).createQuestionnaireResponse}}, nil
+	}
+	return nil, nil
+}
+
+// resolve matches a decoded path against the router: "<prefix>/" or
+// "<prefix>/<id>/", the id matching DRF's default [^/.]+.
+func (s *Server) resolve(path string) (v *view, id string) {
 	rest, ok := strings.CutPrefix(path, FHIRPath)
-	if !ok {
-		return 0, "", false
-	}
-	if rest == "" {
-		return epRoot, "", true
-	}
-	if !strings.HasSuffix(rest, "/") {
-		return 0, "", false
+	if !ok || !strings.HasSuffix(rest, "/") {
+		return nil, ""
 	}
 	parts := strings.Split(strings.TrimSuffix(rest, "/"), "/")
-	if len(parts) > 2 {
-		return 0, "", false
+	list, detail := s.views(parts[0])
+	switch {
+	case len(parts) == 1:
+		return list, ""
+	case len(parts) == 2 && parts[1] != "" && !strings.Contains(parts[1], "."):
+		return detail, parts[1]
 	}
-	eps, ok := collections[parts[0]]
-	if !ok && parts[0] == "QuestionnaireResponse" && s.opts.QuestionnaireResponse {
-		eps, ok = [2]endpoint{epQuestionnaireResponses, epQuestionnaireResponse}, true
-	}
-	if !ok {
-		return 0, "", false
-	}
-	if len(parts) == 1 {
-		return eps[0], "", true
-	}
-	// DRF's default lookup pattern is [^/.]+.
-	id := parts[1]
-	if eps[1] == 0 || id == "" || strings.Contains(id, ".") {
-		return 0, "", false
-	}
-	return eps[1], id, true
+	return nil, ""
 }
 
-// route dispatches a request after the fault hooks.
+// route dispatches a request. A path that matches a route only with a
+// trailing slash gets Django's CommonMiddleware answer (settings.py
+// APPEND_SLASH, trap 10): 301 to the slashed path for GET, HEAD, DELETE and
+// OPTIONS; 500 RuntimeError (MODE=DEV) for POST, PUT and PATCH. Any other
+// unknown path is Django's HTML 404, not an OperationOutcome.
 func (s *Server) route(w http.ResponseWriter, r *http.Request, body []byte) {
-	ep, id, ok := s.resolve(r.URL.Path)
-	if !ok {
-		if !strings.HasSuffix(r.URL.Path, "/") {
-			if _, _, ok := s.resolve(r.URL.Path + "/"); ok {
-				writeAppendSlash(w, r)
-				return
-			}
-		}
+	v, id := s.resolve(r.URL.Path)
+	if v != nil {
+		c := &call{body: body, id: id, r: r, s: s, w: w}
+		c.serve(v)
+		return
+	}
+	if slashed, _ := s.resolve(r.URL.Path + "/"); slashed == nil || strings.HasSuffix(r.URL.Path, "/") {
 		writeDjango404(w, r)
 		return
 	}
-	c := &call{body: body, id: id, r: r, s: s, w: w}
-	switch ep {
-	case epRoot:
-		c.serve(view{handlers: map[string]func(*call){http.MethodGet: (*call).apiRoot}})
-	case epLogin:
-		c.serve(view{handlers: map[string]func(*call){http.MethodPost: (*call).login}})
-	case epSubscriptions:
-		c.serve(subscriptionsView)
-	case epSubscription:
-		c.serve(subscriptionView)
-	case epPatients:
-		c.serve(patientsView)
-	case epPatient:
-		c.serve(patientView)
-	case epClaimResponses:
-		c.serve(claimResponsesView)
-	case epClaimResponse:
-		c.serve(claimResponseView)
-	case epCommunications:
-		c.serve(communicationsView)
-	case epCommunication:
-		c.serve(communicationView)
-	case epQuestionnaireResponses:
-		c.serve(questionnaireResponsesView)
-	case epQuestionnaireResponse:
-		c.serve(questionnaireResponseView)
+	switch r.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = fmt.Fprintf(w, "RuntimeError at %s\nYou called this URL via %s, but the URL doesn't end in a slash and you have "+
+			"APPEND_SLASH set. Django can't redirect to the slash URL while maintaining %s data.\n", r.URL.Path, r.Method, r.Method)
+	default:
+		target := r.URL.EscapedPath() + "/"
+		if r.URL.RawQuery != "" {
+			target += "?" + r.URL.RawQuery
+		}
+		w.Header().Set("Location", target)
+		w.WriteHeader(http.StatusMovedPermanently)
 	}
 }
 
-// view describes one DRF view: its handlers, rights and whether it needs an
-// authenticated user.
-type view struct {
-	// auth requires an authenticated user (DRF permission classes other than
-	// AllowAny).
-	auth bool
-	// handlers are the modelled methods.
-	handlers map[string]func(*call)
-	// lastUpdated makes get_queryset parse _lastUpdated during the permission
-	// check, as the ClaimResponse, Patient, Communication and Subscription
-	// views do.
-	lastUpdated bool
-	// name is the route name used in messages, e.g. "Subscription/".
-	name string
-	// notModelled lists methods upstream serves but the fake does not model.
-	notModelled []string
-	// rights maps a method to the right code it needs.
-	rights map[string]int
-}
-
-// call is the state of one request as it goes through a view.
+// call is one request going through a view.
 type call struct {
 	body   []byte
 	filter lastUpdatedFilter
@@ -430,11 +319,13 @@ type call struct {
 	w      http.ResponseWriter
 }
 
-// serve runs the DRF request pipeline: content negotiation, authentication,
-// permissions (with get_queryset), then the handler.
-func (c *call) serve(v view) {
+// serve runs DRF's pipeline (rest_framework/views.py): content negotiation
+// (406), authentication (401), the view's get_queryset, which parses
+// _lastUpdated for every FHIR view (500 on a bad value), the right of the
+// method (403), then the handler (405 for a method upstream does not serve).
+func (c *call) serve(v *view) {
 	if !acceptable(c.r.Header.Values("Accept")) {
-		c.fail(errNotAcceptable())
+		c.fail(errFatal(http.StatusNotAcceptable, "Could not satisfy the request Accept header."))
 		return
 	}
 	u, err := c.s.authenticate(c.r)
@@ -443,61 +334,150 @@ func (c *call) serve(v view) {
 		return
 	}
 	c.user = u
-	if v.auth && u == nil {
-		c.fail(errNotAuthenticated())
-		return
-	}
-	if v.lastUpdated {
-		f, err := parseLastUpdated(c.r.URL.Query(), c.s.now())
-		if err != nil {
+	if !v.public {
+		if u == nil {
+			c.fail(errFatal(http.StatusUnauthorized, msgNotAuthenticated))
+			return
+		}
+		if c.filter, err = parseLastUpdated(c.r.URL.Query()); err != nil {
 			c.fail(err)
 			return
 		}
-		c.filter = f
 	}
 	method := c.r.Method
 	if method == http.MethodHead {
 		method = http.MethodGet
 	}
-	if right := v.rights[method]; right != 0 && !u.has(right) {
-		c.fail(errPermissionDenied(msgNoPermission))
-		return
+	right, served := v.rights[method]
+	switch {
+	case !served:
+		c.fail(errFatal(http.StatusMethodNotAllowed, fmt.Sprintf("Method %q not allowed.", c.r.Method)))
+	case right != 0 && !u.has(right):
+		c.fail(errFatal(http.StatusForbidden, msgNoPermission))
+	case v.handlers[method] == nil:
+		c.fail(&apiError{code: "not-supported", severity: "error", status: http.StatusNotImplemented,
+			text: fmt.Sprintf("openimistest: %s %s exists in openIMIS but is not modelled by this fake", c.r.Method, c.r.URL.Path)})
+	default:
+		v.handlers[method](c)
 	}
-	if method == http.MethodOptions {
-		c.fail(errNotModelled(c.r.Method, v.name))
-		return
-	}
-	if h, ok := v.handlers[method]; ok {
-		h(c)
-		return
-	}
-	if slices.Contains(v.notModelled, method) {
-		c.fail(errNotModelled(c.r.Method, v.name))
-		return
-	}
-	c.fail(errMethodNotAllowed(c.r.Method))
 }
 
-// apiRoot answers GET /api/api_fhir_r4/ like DRF's DefaultRouter root view.
-func (c *call) apiRoot() {
-	base := c.s.baseURL(c.r) + FHIRPath
-	root := map[string]string{
-		"login":         base + "login/",
-		"Subscription":  base + "Subscription/",
-		"Patient":       base + "Patient/",
-		"ClaimResponse": base + "ClaimResponse/",
-		"Communication": base + "Communication/",
+// acceptable reports whether DRF's negotiation finds a renderer (JSON or the
+// browsable API) for the Accept header: application/fhir+json alone is 406
+// (rest_framework/negotiation.py, trap 10).
+func acceptable(accept []string) bool {
+	if len(accept) == 0 {
+		return true
 	}
-	if c.s.opts.QuestionnaireResponse {
-		root["QuestionnaireResponse"] = base + "QuestionnaireResponse/"
+	for _, part := range strings.Split(strings.Join(accept, ","), ",") {
+		mt, _, _ := strings.Cut(part, ";")
+		switch strings.ToLower(strings.TrimSpace(mt)) {
+		case "*/*", "application/*", "application/json", "text/*", "text/html":
+			return true
+		}
 	}
-	c.json(http.StatusOK, root)
+	return false
 }
 
-// baseURL returns scheme://host as the server believes it is reached.
-func (s *Server) baseURL(r *http.Request) string {
-	if s.opts.PublicBaseURL != "" {
-		return strings.TrimSuffix(s.opts.PublicBaseURL, "/")
+// object parses the body like DRF's JSONParser: it needs Content-Type
+// application/json (parameters allowed; application/fhir+json is 415, trap
+// 10) unless the body is empty, which reads as {}. Invalid JSON is 400; a
+// value that is not an object fails the FHIR converter (a validation error).
+func (c *call) object() (map[string]any, *apiError) {
+	if len(c.body) == 0 {
+		return map[string]any{}, nil
 	}
-	return "http://" + r.Host
+	ct := c.r.Header.Get("Content-Type")
+	if mt, _, _ := strings.Cut(ct, ";"); !strings.EqualFold(strings.TrimSpace(mt), "application/json") {
+		return nil, errFatal(http.StatusUnsupportedMediaType, fmt.Sprintf("Unsupported media type %q in request.", ct))
+	}
+	var v any
+	if err := json.Unmarshal(c.body, &v); err != nil {
+		return nil, errFatal(http.StatusBadRequest, "JSON parse error - "+err.Error())
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, c.s.errValidation("argument after ** must be a mapping")
+	}
+	return m, nil
 }
+
+// Messages DRF and openIMIS use verbatim.
+const (
+	msgIncorrectCredentials = "INCORRECT_CREDENTIALS"
+	msgNoPermission         = "You do not have permission to perform this action."
+	msgNotAuthenticated     = "Authentication credentials were not provided."
+)
+
+// apiError is an error the FHIR module reports as an OperationOutcome
+// (exceptions/fhir_api_exception_handler.py, §8).
+type apiError struct {
+	code, severity string
+	status         int
+	// text is a string, or a []string for a DRF ValidationError.
+	text any
+}
+
+func (e *apiError) Error() string { return fmt.Sprintf("%d %v", e.status, e.text) }
+
+// errFatal is a DRF APIException: severity fatal.
+func errFatal(status int, text any) *apiError {
+	return &apiError{code: "exception", severity: "fatal", status: status, text: text}
+}
+
+// errServer is a Django or Python error: 500, severity error.
+func errServer(text string) *apiError {
+	return &apiError{code: "exception", severity: "error", status: http.StatusInternalServerError, text: text}
+}
+
+// errValidation is a FHIRException or pydantic error raised while converting
+// a body: HTTP 500 in release 24.10 (trap 11), [Options.ValidationStatus].
+func (s *Server) errValidation(text string) *apiError {
+	return &apiError{code: "exception", severity: "error", status: s.opts.ValidationStatus, text: text}
+}
+
+// outcomeOf renders e as an OperationOutcome
+// (converters/operationOutcomeConverter.py).
+func outcomeOf(e *apiError) map[string]any {
+	issue := map[string]any{"severity": e.severity, "code": e.code, "details": map[string]any{"text": e.text}}
+	return map[string]any{"resourceType": "OperationOutcome", "issue": []any{issue}}
+}
+
+func (c *call) fail(e *apiError)       { writeJSON(c.w, e.status, outcomeOf(e)) }
+func (c *call) json(status int, v any) { writeJSON(c.w, status, v) }
+
+// writeJSON writes v as compact JSON like DRF's JSONRenderer; a
+// json.RawMessage is written as it is.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	raw, ok := v.(json.RawMessage)
+	if !ok {
+		raw = mustMarshal(v)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(raw)
+}
+
+// writeDjango404 is Django's 404 page (text/html), the answer to any path no
+// route matches, QuestionnaireResponse/ included (trap 12).
+func writeDjango404(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusNotFound)
+	_, _ = fmt.Fprintf(w, "<!DOCTYPE html>\n<html><head><title>Page not found at %s</title></head>\n"+
+		"<body><h1>Page not found <span>(404)</span></h1><p>The current path, <code>%s</code>, didn't match any of these.</p></body></html>\n",
+		html.EscapeString(r.URL.Path), html.EscapeString(strings.TrimPrefix(r.URL.Path, "/")))
+}
+
+// mustMarshal encodes v as compact JSON without HTML escaping.
+func mustMarshal(v any) json.RawMessage {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		panic("openimistest: " + err.Error())
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
+// baseURL is scheme://host as Django sees the request (§6: links follow it).
+func baseURL(r *http.Request) string { return "http://" + r.Host }

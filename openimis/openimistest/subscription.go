@@ -14,19 +14,18 @@ import (
 	"github.com/google/uuid"
 )
 
-// Subscription is a stored (non-deleted) openIMIS subscription, as returned
-// by [Server.Subscriptions].
+// Subscription is a stored, non-deleted subscription, as returned by
+// [Server.Subscriptions].
 type Subscription struct {
-	// Body is the request body of the POST that created the subscription, or
-	// of the last PUT that changed it.
+	// Body is the body of the POST that created it.
 	Body json.RawMessage
 	// Created is the server clock's time of creation.
 	Created time.Time
-	// Criteria is the criteria as openIMIS renders it: the resource, then the
-	// query re-encoded (resourceType moved last).
+	// Criteria is the criteria as openIMIS renders it: the resource, then
+	// the query.
 	Criteria string
-	// CriteriaResource is the criteria's resource with the case as sent;
-	// notifications match it case-sensitively ("Claim").
+	// CriteriaResource is the criteria resource with the case as sent;
+	// notifications match it case-sensitively (trap 2).
 	CriteriaResource string
 	// End is the expiry (upstream "expiring"), in UTC.
 	End time.Time
@@ -34,68 +33,26 @@ type Subscription struct {
 	Endpoint string
 	// Header is channel.header[0] as stored, "" when none was sent.
 	Header string
-	// ID is the subscription id (lower-case canonical UUID).
+	// ID is the subscription id (lower-case UUID).
 	ID string
 	// JSON is the FHIR representation GET Subscription/<id>/ returns.
 	JSON json.RawMessage
-	// Owner is the user who created the subscription; only they may delete it.
+	// Owner is the user who created it; only they may delete it.
 	Owner string
 	// Status is "active" or "off".
 	Status string
-	// Updated is the server clock's time of the last change (date_updated,
-	// filtered by _lastUpdated).
+	// Updated is the time of the last change (date_updated, filtered by
+	// _lastUpdated).
 	Updated time.Time
 }
 
-// subscription is the stored form of a subscription.
+// subscription is the stored form (api_fhir_r4/models/subscription.py).
 type subscription struct {
-	active   bool
-	body     json.RawMessage
-	created  time.Time
-	criteria criteria
-	deleted  bool
-	end      time.Time
-	endpoint string
-	header   *string
-	id       string
-	owner    string
-	updated  time.Time
-}
-
-// criteria is a parsed Subscription.criteria as upstream stores it.
-type criteria struct {
-	// params are the query parameters except resourceType, in the order of
-	// their first occurrence, last value winning (Python dict(parse_qsl)).
-	params       [][2]string
-	resource     string
-	resourceType string
-}
-
-var subscriptionsView = view{
-	auth: true, lastUpdated: true, name: "Subscription/",
-	handlers: map[string]func(*call){
-		http.MethodGet:  (*call).listSubscriptions,
-		http.MethodPost: (*call).createSubscription,
-	},
-	rights: subscriptionRights,
-}
-
-var subscriptionView = view{
-	auth: true, lastUpdated: true, name: "Subscription/<id>/",
-	handlers: map[string]func(*call){
-		http.MethodGet:    (*call).getSubscription,
-		http.MethodPut:    (*call).updateSubscription,
-		http.MethodDelete: (*call).deleteSubscription,
-	},
-	rights: subscriptionRights,
-}
-
-var subscriptionRights = map[string]int{
-	http.MethodGet:    RightSubscriptionSearch,
-	http.MethodPost:   RightSubscriptionCreate,
-	http.MethodPut:    RightSubscriptionUpdate,
-	http.MethodPatch:  RightSubscriptionUpdate,
-	http.MethodDelete: RightSubscriptionDelete,
+	Subscription
+	deleted   bool
+	hasHeader bool
+	// query is the criteria query: Django ORM filters on the model.
+	query url.Values
 }
 
 // Subscriptions returns the non-deleted subscriptions of every user, in
@@ -104,515 +61,283 @@ func (s *Server) Subscriptions() []Subscription {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []Subscription
-	for _, sub := range s.sortedSubscriptions() {
-		out = append(out, sub.export())
+	for _, sub := range s.liveSubscriptions() {
+		c := sub.Subscription
+		c.Body, c.JSON = slices.Clone(c.Body), sub.fhir()
+		out = append(out, c)
 	}
 	return out
 }
 
-// DeleteSubscriptionAsAdmin soft-deletes a subscription regardless of its
-// owner, as an administrator could in openIMIS, and reports whether a
-// non-deleted subscription with that id existed.
+// DeleteSubscriptionAsAdmin soft-deletes a subscription whatever its owner,
+// as an administrator can, and reports whether it existed.
 func (s *Server) DeleteSubscriptionAsAdmin(id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sub := s.findSubscription(id, lastUpdatedFilter{})
-	if sub == nil {
-		return false
+	sub := s.findSubscription(id)
+	if sub != nil {
+		sub.deleted, sub.Updated = true, s.now()
 	}
-	sub.deleted = true
-	sub.updated = s.now()
-	return true
+	return sub != nil
 }
 
-// export returns the public copy of sub.
-func (sub *subscription) export() Subscription {
-	out := Subscription{
-		Body:             append(json.RawMessage(nil), sub.body...),
-		Created:          sub.created,
-		Criteria:         sub.criteria.String(),
-		CriteriaResource: sub.criteria.resource,
-		End:              sub.end,
-		Endpoint:         sub.endpoint,
-		ID:               sub.id,
-		JSON:             sub.fhir(),
-		Owner:            sub.owner,
-		Status:           "off",
-		Updated:          sub.updated,
-	}
-	if sub.active {
-		out.Status = "active"
-	}
-	if sub.header != nil {
-		out.Header = *sub.header
-	}
-	return out
+// liveSubscriptions returns the non-deleted subscriptions in creation order.
+// The caller holds s.mu.
+func (s *Server) liveSubscriptions() []*subscription {
+	return slices.DeleteFunc(slices.Clone(s.subscriptions), func(sub *subscription) bool { return sub.deleted })
 }
 
-// fhirSubscription is the Subscription wire form.
-type fhirSubscription struct {
-	ResourceType string      `json:"resourceType"`
-	ID           string      `json:"id"`
-	Status       string      `json:"status"`
-	End          string      `json:"end"`
-	Reason       string      `json:"reason"`
-	Criteria     string      `json:"criteria"`
-	Channel      fhirChannel `json:"channel"`
-}
-
-type fhirChannel struct {
-	Type     string   `json:"type"`
-	Endpoint string   `json:"endpoint"`
-	Header   []string `json:"header,omitempty"`
-}
-
-// fhir renders sub like SubscriptionConverter.to_fhir_obj: reason re-derived
-// from the criteria resource, end in UTC with "Z", header[0] decrypted.
-func (sub *subscription) fhir() json.RawMessage {
-	f := fhirSubscription{
-		ResourceType: "Subscription",
-		ID:           sub.id,
-		Status:       "off",
-		End:          pyDatetime(sub.end),
-		Reason:       sub.criteria.resource,
-		Criteria:     sub.criteria.String(),
-		Channel:      fhirChannel{Type: "rest-hook", Endpoint: sub.endpoint},
-	}
-	if sub.active {
-		f.Status = "active"
-	}
-	if sub.header != nil {
-		f.Channel.Header = []string{*sub.header}
-	}
-	return mustMarshal(f)
-}
-
-// pyDatetime renders t like Python's isoformat() through DRF's encoder:
-// microseconds only when non-zero, "+00:00" as "Z".
-func pyDatetime(t time.Time) string {
-	t = t.UTC()
-	out := t.Format("2006-01-02T15:04:05")
-	if us := t.Nanosecond() / 1000; us != 0 {
-		out += fmt.Sprintf(".%06d", us)
-	}
-	return out + "Z"
-}
-
-// sortedSubscriptions returns the non-deleted subscriptions ordered by
-// creation date. The caller holds s.mu.
-func (s *Server) sortedSubscriptions() []*subscription {
-	var out []*subscription
+// findSubscription looks a non-deleted subscription up by UUID (any spelling
+// Django's UUIDField accepts). The caller holds s.mu.
+func (s *Server) findSubscription(id string) *subscription {
+	canonical, ok := canonicalUUID(id)
 	for _, sub := range s.subscriptions {
-		if !sub.deleted {
-			out = append(out, sub)
-		}
-	}
-	slices.SortStableFunc(out, func(a, b *subscription) int { return a.created.Compare(b.created) })
-	return out
-}
-
-// findSubscription looks a non-deleted subscription up by any UUID spelling
-// Django's UUIDField accepts. The caller holds s.mu.
-func (s *Server) findSubscription(id string, f lastUpdatedFilter) *subscription {
-	canonical, ok := pyUUID(id)
-	if !ok {
-		return nil
-	}
-	for _, sub := range s.subscriptions {
-		if !sub.deleted && sub.id == canonical && f.match(sub.updated) {
+		if ok && !sub.deleted && sub.ID == canonical {
 			return sub
 		}
 	}
 	return nil
 }
 
-// listSubscriptions answers GET Subscription/: every non-deleted subscription
-// of every user, expired ones included, ordered by creation date.
+// fhir renders sub like subscriptionConverter.py to_fhir_obj: reason
+// re-derived from the criteria resource, header[0] decrypted (readable by
+// anyone with 158001, trap 5), end in UTC. Upstream renders end in the
+// server's local offset with microseconds (trap 20); the fake's server runs
+// in UTC.
+func (sub *subscription) fhir() json.RawMessage {
+	channel := map[string]any{"type": "rest-hook", "endpoint": sub.Endpoint}
+	if sub.hasHeader {
+		channel["header"] = []string{sub.Header}
+	}
+	return mustMarshal(map[string]any{
+		"resourceType": "Subscription", "id": sub.ID, "status": sub.Status,
+		"end": sub.End.Format("2006-01-02T15:04:05.999999Z"), "reason": sub.CriteriaResource,
+		"criteria": sub.Criteria, "channel": channel,
+	})
+}
+
+// listSubscriptions answers GET Subscription/ (views/fhir/subscription.py,
+// §2.2, trap 8): every non-deleted subscription of every user, expired ones
+// included, in creation order; no filter but _lastUpdated on date_updated.
 func (c *call) listSubscriptions() {
 	c.s.mu.Lock()
 	var items []pageItem
-	for _, sub := range c.s.sortedSubscriptions() {
-		if c.filter.match(sub.updated) {
-			items = append(items, pageItem{id: sub.id, resource: sub.fhir()})
+	for _, sub := range c.s.liveSubscriptions() {
+		if c.filter.match(sub.Updated) {
+			items = append(items, pageItem{id: sub.ID, resource: sub.fhir()})
 		}
 	}
-	total := c.s.count("Subscription|"+c.filter.key(), len(items))
+	total := c.s.count("Subscription|"+fmt.Sprint(c.filter), len(items))
 	c.s.mu.Unlock()
 	c.page(items, total)
 }
 
-// getSubscription answers GET Subscription/<id>/.
+// getSubscription answers GET Subscription/<id>/: 200, or 404 OperationOutcome
+// with code not-found (mixins.py).
 func (c *call) getSubscription() {
 	c.s.mu.Lock()
-	sub := c.s.findSubscription(c.id, c.filter)
-	var body json.RawMessage
-	if sub != nil {
-		body = sub.fhir()
-	}
-	c.s.mu.Unlock()
-	if sub == nil {
-		c.fail(errNotFound("No Subscription matches the given query."))
+	defer c.s.mu.Unlock()
+	if sub := c.s.findSubscription(c.id); sub != nil {
+		c.json(http.StatusOK, sub.fhir())
 		return
 	}
-	c.json(http.StatusOK, body)
+	c.fail(errNotFound())
 }
 
-// createSubscription answers POST Subscription/ (contract §2.1).
+// errNotFound is Django's Http404: severity error, code not-found.
+func errNotFound() *apiError {
+	return &apiError{code: "not-found", severity: "error", status: http.StatusNotFound, text: "No Subscription matches the given query."}
+}
+
+// deleteSubscription answers DELETE Subscription/<id>/ (§2.4): owner only
+// (else 403), soft delete, 204 with an empty body; afterwards GET is 404.
+func (c *call) deleteSubscription() {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	sub := c.s.findSubscription(c.id)
+	switch {
+	case sub == nil:
+		c.fail(errNotFound())
+	case sub.Owner != c.user.name:
+		c.fail(errFatal(http.StatusForbidden, "Error while deleting a subscription: You are not the owner of this subscription"))
+	default:
+		sub.deleted, sub.Updated = true, c.s.now()
+		c.w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// subscriptionElements are the elements fhir.resources R4B accepts on a
+// Subscription; anything else is "extra fields not permitted".
+var subscriptionElements = []string{"resourceType", "id", "meta", "implicitRules", "language", "text", "contained",
+	"extension", "modifierExtension", "status", "contact", "end", "reason", "criteria", "error", "channel"}
+
+// instantRE is FHIR's instant (fhir.resources fhirtypes.py): seconds and a
+// timezone are mandatory (trap 3).
+var instantRE = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$`)
+
+// createSubscription answers POST Subscription/ (§2.1). In upstream's order:
+// the body is parsed by fhir.resources (status, reason, criteria, channel and
+// channel.type required, end an instant with seconds and timezone, no
+// unknown element: "N validation error(s) for Subscription"); then
+// subscriptionConverter.py checks status is active or off, end is present,
+// reason equals the criteria resource case-insensitively (trap 2), error is
+// absent, channel.type is rest-hook and channel.endpoint is present, each a
+// validation error (500 in 24.10, trap 11); then subscriptionSerializer.py
+// whitelists the lower-cased resource (patient, invoice, organisation; claim
+// only with [Options.ClaimSubscriptions]) with a DRF ValidationError (400,
+// text a JSON array: "Invalid resource (claim)", trap 1) and checks the
+// resource's right (403). Only channel.header[0] is stored; it is not checked
+// here, only at delivery (trap 5). 201 with the Subscription, no Location.
 func (c *call) createSubscription() {
 	m, err := c.object()
 	if err != nil {
 		c.fail(err)
 		return
 	}
-	in, err := c.s.convertSubscription(m)
-	if err != nil {
+	p := pydantic{model: "Subscription"}
+	p.elements(m, "Subscription", subscriptionElements)
+	status := p.str(m, "status", true)
+	reason := p.str(m, "reason", true)
+	rawCriteria := p.str(m, "criteria", true)
+	end := p.str(m, "end", false)
+	if end != "" && !instantRE.MatchString(end) {
+		p.add("end", "Value is not a valid instant: seconds and a timezone are required")
+	}
+	channel, ok := m["channel"].(map[string]any)
+	if !ok {
+		p.add("channel", "field required")
+	}
+	channelType := p.str(channel, "type", ok)
+	endpoint := p.str(channel, "endpoint", false)
+	headers, _ := channel["header"].([]any)
+	for i, h := range headers {
+		if hs, _ := h.(string); hs == "" {
+			p.add(fmt.Sprintf("channel -> header -> %d", i), "str type expected")
+		}
+	}
+	if err := p.err(c.s); err != nil {
 		c.fail(err)
 		return
 	}
-	if err := c.s.checkResourceRights(c.user, in.criteria); err != nil {
-		c.fail(err)
+	path, query, _ := strings.Cut(rawCriteria, "?")
+	resource := strings.Trim(path, "/")
+	q, _ := url.ParseQuery(query)
+	endTime, _ := time.Parse(time.RFC3339Nano, end)
+	if text := firstBroken([]rule{
+		{status != "active" && status != "off", "Missing or invalid `status` attribute"},
+		{end == "", "Missing or invalid `end` attribute"},
+		{!strings.EqualFold(reason, resource), "Missing or invalid `reason` attribute"},
+		{m["error"] != nil, "`error` attribute forbidden"},
+		{channelType != "rest-hook", "Missing or invalid `channel.type` attribute"},
+		{endpoint == "", "Missing or invalid `channel.endpoint` attribute"},
+	}); text != "" {
+		c.fail(c.s.errValidation(text))
 		return
 	}
-	if len(in.endpoint) > 255 {
+	rights := map[string]int{"patient": RightInsureeRead, "invoice": 0, "organisation": 0}
+	if c.s.opts.ClaimSubscriptions {
+		rights["claim"] = RightClaimRead
+	}
+	right, ok := rights[strings.ToLower(resource)]
+	switch {
+	case !ok:
+		c.fail(errFatal(http.StatusBadRequest, []string{"Error while saving a subscription: Invalid resource (" + strings.ToLower(resource) + ")"}))
+		return
+	case right != 0 && !c.user.has(right):
+		c.fail(errFatal(http.StatusForbidden, "Error while saving a subscription: You have no permissions to subscribe to "+strings.ToLower(resource)))
+		return
+	case len(endpoint) > 255:
 		c.fail(errServer("value too long for type character varying(255)"))
 		return
 	}
 
-	c.s.mu.Lock()
-	id := uuid.NewString()
-	if in.id != "" {
-		canonical, ok := pyUUID(in.id)
-		if !ok {
-			c.s.mu.Unlock()
-			c.fail(errServer(pyListRepr(fmt.Sprintf("“%s” is not a valid UUID.", in.id))))
-			return
-		}
-		for _, sub := range c.s.subscriptions {
-			if sub.id == canonical {
-				c.s.mu.Unlock()
-				c.fail(errFatal(http.StatusInternalServerError, "duplicate key value violates unique constraint"))
-				return
-			}
-		}
-		id = canonical
+	criteria := resource
+	if len(q) > 0 {
+		criteria += "?" + q.Encode()
 	}
 	now := c.s.now()
-	sub := &subscription{
-		active:   in.active,
-		body:     append(json.RawMessage(nil), c.body...),
-		created:  now,
-		criteria: in.criteria,
-		end:      in.end,
-		endpoint: in.endpoint,
-		header:   in.header,
-		id:       id,
-		owner:    c.user.name,
-		updated:  now,
+	sub := &subscription{Subscription: Subscription{
+		Body: slices.Clone(c.body), Created: now, Criteria: criteria, CriteriaResource: resource,
+		End: endTime.UTC().Truncate(time.Microsecond), Endpoint: endpoint, ID: uuid.NewString(),
+		Owner: c.user.name, Status: status, Updated: now,
+	}, query: q}
+	if len(headers) > 0 {
+		sub.Header, sub.hasHeader = headers[0].(string), true
 	}
+	c.s.mu.Lock()
 	c.s.subscriptions = append(c.s.subscriptions, sub)
 	body := sub.fhir()
 	c.s.mu.Unlock()
 	c.json(http.StatusCreated, body)
 }
 
-// updateSubscription answers PUT Subscription/<id>/ with upstream's fragile
-// rules (contract §2.3): the body must carry "id" equal to the canonical id
-// (else 500 "id is missing" or "Invalid ID in the payload"), only the owner
-// may update (else 500), and a body without changes is a 500.
-func (c *call) updateSubscription() {
-	c.s.mu.Lock()
-	found := c.s.findSubscription(c.id, c.filter) != nil
-	c.s.mu.Unlock()
-	if !found {
-		c.fail(errNotFound("No Subscription matches the given query."))
-		return
-	}
-	m, err := c.object()
-	if err != nil {
-		c.fail(err)
-		return
-	}
-	in, err := c.s.convertSubscription(m)
-	if err != nil {
-		c.fail(err)
-		return
-	}
+// pydantic collects fhir.resources (pydantic v1) validation errors and
+// renders them as str(ValidationError) does: "N validation error(s) for
+// <Model>", then each location and message.
+type pydantic struct {
+	model string
+	lines []string
+}
 
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
-	sub := c.s.findSubscription(c.id, c.filter)
+func (p *pydantic) add(loc, msg string) { p.lines = append(p.lines, loc+"\n  "+msg) }
+
+// elements checks resourceType and reports elements the model does not have.
+func (p *pydantic) elements(m map[string]any, resourceType string, allowed []string) {
+	if v, ok := m["resourceType"]; ok && v != resourceType {
+		p.add("resourceType", "unexpected value; permitted: '"+resourceType+"'")
+	}
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if !slices.Contains(allowed, strings.TrimPrefix(k, "_")) {
+			p.add(k, "extra fields not permitted")
+		}
+	}
+}
+
+// str returns m[key] if it is a non-empty string, and records an error when
+// it is another type, or missing and required.
+func (p *pydantic) str(m map[string]any, key string, required bool) string {
+	v, ok := m[key]
+	s, isStr := v.(string)
 	switch {
-	case sub == nil:
-		c.fail(errNotFound("No Subscription matches the given query."))
-		return
-	case in.id == "":
-		c.fail(errServer("id is missing"))
-		return
-	case in.id != sub.id:
-		c.fail(errFatal(http.StatusInternalServerError, "Error while saving a subscription: Invalid ID in the payload"))
-		return
-	case sub.owner != c.user.name:
-		c.fail(errFatal(http.StatusInternalServerError, "Error while saving a subscription: You are not the owner of this subscription"))
-		return
+	case (!ok || v == nil) && required:
+		p.add(key, "field required")
+	case ok && v != nil && (!isStr || s == ""):
+		p.add(key, "str type expected")
 	}
-	if err := c.s.checkResourceRights(c.user, in.criteria); err != nil {
-		c.fail(err)
-		return
-	}
-	header := sub.header
-	if in.header != nil {
-		header = in.header
-	}
-	unchanged := sub.active == in.active && sub.end.Equal(in.end) && sub.endpoint == in.endpoint &&
-		sub.criteria.equal(in.criteria) && equalPtr(sub.header, header)
-	if unchanged {
-		c.fail(errFatal(http.StatusInternalServerError,
-			"Error while saving a subscription: Record has not be updated - there are no changes in fields"))
-		return
-	}
-	sub.active, sub.end, sub.endpoint, sub.criteria, sub.header = in.active, in.end, in.endpoint, in.criteria, header
-	sub.body = append(json.RawMessage(nil), c.body...)
-	sub.updated = c.s.now()
-	c.json(http.StatusOK, sub.fhir())
+	return s
 }
 
-// equalPtr compares two optional strings.
-func equalPtr(a, b *string) bool {
-	if a == nil || b == nil {
-		return a == b
+// err returns the collected errors as a validation error, or nil.
+func (p *pydantic) err(s *Server) *apiError {
+	if len(p.lines) == 0 {
+		return nil
 	}
-	return *a == *b
+	plural := "s"
+	if len(p.lines) == 1 {
+		plural = ""
+	}
+	return s.errValidation(fmt.Sprintf("%d validation error%s for %s\n%s", len(p.lines), plural, p.model, strings.Join(p.lines, "\n")))
 }
 
-// deleteSubscription answers DELETE Subscription/<id>/: owner only, soft
-// delete, 204.
-func (c *call) deleteSubscription() {
-	c.s.mu.Lock()
-	sub := c.s.findSubscription(c.id, c.filter)
-	switch {
-	case sub == nil:
-		c.s.mu.Unlock()
-		c.fail(errNotFound("No Subscription matches the given query."))
-		return
-	case sub.owner != c.user.name:
-		c.s.mu.Unlock()
-		c.fail(errPermissionDenied("Error while deleting a subscription: You are not the owner of this subscription"))
-		return
-	}
-	sub.deleted = true
-	sub.updated = c.s.now()
-	c.s.mu.Unlock()
-	writeEmpty(c.w, http.StatusNoContent)
+// rule is one validation step of a converter: text is its error when bad.
+type rule struct {
+	bad  bool
+	text string
 }
 
-// subscriptionInput is a Subscription body after SubscriptionConverter.
-type subscriptionInput struct {
-	active   bool
-	criteria criteria
-	end      time.Time
-	endpoint string
-	header   *string
-	id       string
-}
-
-// Element names fhir.resources R4B accepts on Subscription and its channel.
-var (
-	subscriptionFields = append(slices.Clone(domainResourceFields),
-		"status", "contact", "end", "reason", "criteria", "error", "channel")
-	subscriptionChannelFields = []string{"id", "extension", "modifierExtension", "type", "endpoint", "payload", "header"}
-)
-
-// instantRE is the FHIR instant regex of fhir.resources: seconds and a
-// timezone are mandatory.
-var instantRE = regexp.MustCompile(`^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)-(0[1-9]|1[0-2])-` +
-	`(0[1-9]|[1-2][0-9]|3[0-1])T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?` +
-	`(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))$`)
-
-// fhirIDRE is the FHIR id regex.
-var fhirIDRE = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
-
-// convertSubscription validates a Subscription body like fhir.resources then
-// SubscriptionConverter.to_imis_obj, in upstream's order.
-func (s *Server) convertSubscription(m map[string]any) (*subscriptionInput, *apiError) {
-	p := &pydanticErrors{model: "Subscription"}
-	p.resourceType(m, "Subscription")
-	p.extra("", m, subscriptionFields)
-	id, hasID := p.primitive("", m, "id", false)
-	if hasID && !fhirIDRE.MatchString(id) {
-		p.add("id", fmt.Sprintf("string does not match regex %q", fhirIDRE.String()), "value_error.str.regex")
-	}
-	status, _ := p.primitive("", m, "status", true)
-	reason, _ := p.primitive("", m, "reason", true)
-	rawCriteria, _ := p.primitive("", m, "criteria", true)
-	end, hasEnd := p.primitive("", m, "end", false)
-	if hasEnd && !instantRE.MatchString(end) {
-		p.add("end", "Value is not a valid instant: seconds and a timezone are required", "value_error")
-	}
-	errText, hasError := p.primitive("", m, "error", false)
-	channel, _ := p.object("", m, "channel", true)
-	var channelType, endpoint string
-	var headers []any
-	if channel != nil {
-		p.extra("channel", channel, subscriptionChannelFields)
-		channelType, _ = p.primitive("channel", channel, "type", true)
-		endpoint, _ = p.primitive("channel", channel, "endpoint", false)
-		p.primitive("channel", channel, "payload", false)
-		headers, _ = p.list("channel", channel, "header")
-		for i, h := range headers {
-			if hs, ok := h.(string); !ok || hs == "" {
-				p.add(fmt.Sprintf("channel -> header -> %d", i), "str type expected", "type_error.str")
-			}
+// firstBroken returns the error of the first broken rule, or "".
+func firstBroken(rules []rule) string {
+	for _, r := range rules {
+		if r.bad {
+			return r.text
 		}
 	}
-	if len(p.lines) > 0 {
-		return nil, s.errValidation(p.String())
-	}
-
-	in := &subscriptionInput{id: id}
-	switch status {
-	case "active":
-		in.active = true
-	case "off":
-	default:
-		return nil, s.errValidation("Missing or invalid `status` attribute")
-	}
-	if !hasEnd {
-		return nil, s.errValidation("Missing or invalid `end` attribute")
-	}
-	t, err := time.Parse(time.RFC3339Nano, end)
-	if err != nil {
-		return nil, s.errValidation("Missing or invalid `end` attribute")
-	}
-	in.end = t.UTC().Truncate(time.Microsecond)
-	in.criteria = parseCriteria(rawCriteria)
-	if strings.ToLower(reason) != strings.ToLower(in.criteria.resource) {
-		return nil, s.errValidation("Missing or invalid `reason` attribute")
-	}
-	if hasError && errText != "" {
-		return nil, s.errValidation("`error` attribute forbidden")
-	}
-	if channelType != "rest-hook" {
-		return nil, s.errValidation("Missing or invalid `channel.type` attribute")
-	}
-	if endpoint == "" {
-		return nil, s.errValidation("Missing or invalid `channel.endpoint` attribute")
-	}
-	in.endpoint = endpoint
-	if len(headers) > 0 {
-		h := headers[0].(string)
-		in.header = &h
-	}
-	return in, nil
+	return ""
 }
 
-// checkResourceRights applies SubscriptionSerializer.check_resource_rights:
-// the lower-cased criteria resource must be whitelisted (400, DRF
-// ValidationError, text as a JSON array) and the user must hold its right
-// (403).
-func (s *Server) checkResourceRights(u *user, cr criteria) *apiError {
-	resource := strings.ToLower(cr.resource)
-	rights := map[string]int{"patient": RightInsureeRead, "invoice": 0, "organisation": 0}
-	if s.opts.ClaimSubscriptions {
-		rights["claim"] = RightClaimRead
-	}
-	right, ok := rights[resource]
-	if !ok {
-		return errFatal(http.StatusBadRequest,
-			[]string{fmt.Sprintf("Error while saving a subscription: Invalid resource (%s)", resource)})
-	}
-	if right != 0 && !u.has(right) {
-		return errPermissionDenied(fmt.Sprintf(
-			"Error while saving a subscription: You have no permissions to subscribe to %s", resource))
-	}
-	return nil
-}
-
-// parseCriteria splits criteria like Python's urlparse + dict(parse_qsl):
-// the path (slashes stripped) is the resource, resourceType is kept apart,
-// blank values are dropped.
-func parseCriteria(raw string) criteria {
-	rest := raw
-	if i := strings.IndexByte(rest, ':'); i > 0 && isSchemeName(rest[:i]) {
-		rest = rest[i+1:]
-	}
-	if after, ok := strings.CutPrefix(rest, "//"); ok {
-		if j := strings.IndexAny(after, "/?#"); j >= 0 {
-			rest = after[j:]
-		} else {
-			rest = ""
-		}
-	}
-	rest, _, _ = strings.Cut(rest, "#")
-	path, query, _ := strings.Cut(rest, "?")
-
-	cr := criteria{resource: strings.Trim(path, "/")}
-	index := map[string]int{}
-	for _, pair := range strings.Split(query, "&") {
-		k, v, ok := strings.Cut(pair, "=")
-		if !ok || v == "" {
-			continue
-		}
-		k, v = pyUnquotePlus(k), pyUnquotePlus(v)
-		if k == "resourceType" {
-			cr.resourceType = v
-			continue
-		}
-		if i, ok := index[k]; ok {
-			cr.params[i][1] = v
-			continue
-		}
-		index[k] = len(cr.params)
-		cr.params = append(cr.params, [2]string{k, v})
-	}
-	return cr
-}
-
-// isSchemeName reports whether s is a URL scheme per Python's urlsplit.
-func isSchemeName(s string) bool {
-	for i, r := range s {
-		isLetter := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
-		if i == 0 && !isLetter {
-			return false
-		}
-		if !isLetter && !(r >= '0' && r <= '9') && r != '+' && r != '-' && r != '.' {
-			return false
-		}
-	}
-	return s != ""
-}
-
-// pyUnquotePlus decodes like Python's unquote_plus, leaving invalid escapes.
-func pyUnquotePlus(s string) string {
-	if u, err := url.QueryUnescape(s); err == nil {
-		return u
-	}
-	return strings.ReplaceAll(s, "+", " ")
-}
-
-// String renders the criteria like SubscriptionConverter._build_fhir_criteria.
-func (cr criteria) String() string {
-	pairs := slices.Clone(cr.params)
-	if cr.resourceType != "" {
-		pairs = append(pairs, [2]string{"resourceType", cr.resourceType})
-	}
-	if len(pairs) == 0 {
-		return cr.resource
-	}
-	enc := make([]string, len(pairs))
-	for i, p := range pairs {
-		enc[i] = url.QueryEscape(p[0]) + "=" + url.QueryEscape(p[1])
-	}
-	return cr.resource + "?" + strings.Join(enc, "&")
-}
-
-// equal compares two criteria as the stored JSON dicts compare.
-func (cr criteria) equal(o criteria) bool {
-	toMap := func(c criteria) map[string]string {
-		m := map[string]string{"resource": c.resource, "resourceType": c.resourceType}
-		for _, p := range c.params {
-			m["param:"+p[0]] = p[1]
-		}
-		return m
-	}
-	return maps.Equal(toMap(cr), toMap(o))
+// canonicalUUID parses s like Python's uuid.UUID and returns the lower-case
+// canonical form.
+func canonicalUUID(s string) (string, bool) {
+	u, err := uuid.Parse(s)
+	return u.String(), err == nil
 }
