@@ -91,7 +91,7 @@ var Variables = []Variable{
 	{Name: "CLAIM_POLL_INTERVAL", Default: "5m", Help: "catch-up poll period; 0 disables"},
 	{Name: "SUBSCRIPTION_END", Default: "8760h", Help: "end of the openIMIS subscription: a duration ahead (8760h, 365d) or an RFC 3339 instant; renewed when under 30 days remain"},
 	{Name: "UPSTREAM_TIMEOUT", Default: "30s", Help: "per-request timeout to openIMIS and CHT (must stay under OpenHIM's 60s)"},
-	{Name: "WORKERS", Default: "8", Help: "concurrent upstream jobs"},
+	{Name: "WORKERS", Default: "64", Help: "the most concurrent upstream jobs; below it the concurrency adapts per upstream"},
 	{Name: "LOG_LEVEL", Default: "info", Help: "a zerolog level: trace, debug, info, warn, error, fatal, panic or disabled"},
 	{Name: "LOG_FORMAT", Default: "json", Help: "json or console"},
 }

@@ -49,7 +49,7 @@ func TestLoad_Defaults(t *testing.T) {
 	require.Equal(t, "auto", c.FeedbackResource)
 	require.Equal(t, 5*time.Minute, c.ClaimPollInterval)
 	require.Equal(t, 30*time.Second, c.UpstreamTimeout)
-	require.Equal(t, 8, c.Workers)
+	require.Equal(t, 64, c.Workers)
 	require.Equal(t, "info", c.LogLevel)
 	require.Equal(t, "json", c.LogFormat)
 	require.Nil(t, c.OpenHIMAPIURL)

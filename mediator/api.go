@@ -50,6 +50,8 @@ type api struct {
 	// OpenHIM registration state.
 	loggedIn func() bool
 	openhim  func() string
+	// limits are the upstreams' concurrency limits, for /ready.
+	limits map[string]*UpstreamLimit
 }
 
 // routes builds the gin engine: recovery → request id and logger → the

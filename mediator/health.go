@@ -22,6 +22,8 @@ type readyBody struct {
 	OpenHIM string   `json:"openhim"`
 	Reasons []string `json:"reasons,omitempty"`
 	Status  string   `json:"status"`
+	// Limits are the upstreams' current concurrency limits, by system.
+	Limits map[string]int `json:"limits,omitempty"`
 }
 
 // handleReady answers 200 when the store is usable and an openIMIS login has
@@ -37,10 +39,18 @@ func (a *api) handleReady() gin.HandlerFunc {
 		if !a.loggedIn() {
 			reasons = append(reasons, "openIMIS login has not succeeded yet")
 		}
+		body := readyBody{Status: "ready", OpenHIM: a.openhim(), Reasons: reasons}
+		for system, l := range a.limits {
+			if body.Limits == nil {
+				body.Limits = map[string]int{}
+			}
+			body.Limits[system] = l.Limit()
+		}
 		if len(reasons) > 0 {
-			a.respond(c, http.StatusServiceUnavailable, readyBody{Status: "not ready", Reasons: reasons, OpenHIM: a.openhim()})
+			body.Status = "not ready"
+			a.respond(c, http.StatusServiceUnavailable, body)
 			return
 		}
-		a.respond(c, http.StatusOK, readyBody{Status: "ready", OpenHIM: a.openhim()})
+		a.respond(c, http.StatusOK, body)
 	}
 }

@@ -76,6 +76,11 @@ func classify(err error) error {
 	if errors.As(err, &ra) && ra.RetryAfterDuration() > 0 {
 		return river.JobSnooze(min(ra.RetryAfterDuration(), time.Hour))
 	}
+	// A request that waited for its upstream's concurrency limit was not
+	// sent: the job waits its turn without using an attempt.
+	if errors.Is(err, ErrUpstreamBusy) {
+		return river.JobSnooze(time.Second)
+	}
 	switch {
 	case errors.Is(err, context.Canceled):
 		return err

@@ -74,8 +74,8 @@ type Options struct {
 	// UpstreamTimeout bounds one request to openIMIS or the CHT; a job may make
 	// several. Defaults to 30 seconds.
 	UpstreamTimeout time.Duration
-	// Workers is how many jobs talk to openIMIS and the CHT at once.
-	// Defaults to 8. The queue runs more jobs than that (see
+	// Workers is the most jobs that talk to openIMIS and the CHT at once
+	// (the ceiling of the upstream limits). Defaults to 64. The queue runs more jobs than that (see
 	// queueSlotsPerWorker), so that their store reads and writes overlap
 	// other jobs' requests.
 	Workers int
@@ -109,6 +109,11 @@ type Options struct {
 	// ConfigRefresh is how often a heartbeat asks for the whole runtime
 	// configuration. Defaults to 5 minutes.
 	ConfigRefresh time.Duration
+
+	// UpstreamLimits are the adaptive concurrency limits of the upstreams'
+	// transports, by system ("openimis", "cht"), reported by /ready and
+	// /metrics. Optional.
+	UpstreamLimits map[string]*UpstreamLimit
 
 	// Metrics are the Prometheus series served at /metrics. Defaults to new
 	// ones; pass the ones the clients' transports were instrumented with.
@@ -173,7 +178,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.SubscriptionEnd = func(now time.Time) time.Time { return now.AddDate(1, 0, 0) }
 	}
 	if o.Workers <= 0 {
-		o.Workers = 8
+		o.Workers = 64
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -225,6 +230,7 @@ func New(opts Options) (*Mediator, error) {
 		subscription: m.subscriptions.state,
 		lastPoll:     m.catchup.lastSuccess,
 		openhim:      m.openHIMState,
+		limits:       opts.UpstreamLimits,
 	})
 	m.handler = (&api{
 		store:    opts.Store,
@@ -235,6 +241,7 @@ func New(opts Options) (*Mediator, error) {
 		password: opts.Password,
 		loggedIn: opts.OpenIMIS.LoggedIn,
 		openhim:  m.openHIMState,
+		limits:   opts.UpstreamLimits,
 	}).routes()
 	return m, nil
 }

@@ -70,6 +70,10 @@ func NewMetrics() *Metrics {
 			"Start of the last complete catch-up poll (0: none yet in this process).", nil, nil),
 		openhim: prometheus.NewDesc("mediator_openhim_registered",
 			"1 when registered with OpenHIM.", nil, nil),
+		limit: prometheus.NewDesc("mediator_upstream_concurrency_limit",
+			"Requests the mediator lets be in flight to an upstream at once (adaptive, up to WORKERS).", []string{"system"}, nil),
+		inflight: prometheus.NewDesc("mediator_upstream_inflight_requests",
+			"Requests in flight to an upstream.", []string{"system"}, nil),
 	}
 	mt.registry.MustRegister(mt.requests, mt.jobs, mt.jobDuration, mt.upstream, mt.logins, mt.state,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -177,6 +181,7 @@ type stateReaders struct {
 	subscription func() string
 	lastPoll     func() time.Time
 	openhim      func() string
+	limits       map[string]*UpstreamLimit
 }
 
 // observe makes the state gauges (queue depth and oldest job age,
@@ -189,10 +194,11 @@ func (mt *Metrics) observe(r stateReaders) {
 type stateCollector struct {
 	readers                                        atomic.Pointer[stateReaders]
 	depth, oldest, subscription, lastPoll, openhim *prometheus.Desc
+	limit, inflight                                *prometheus.Desc
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.depth, c.oldest, c.subscription, c.lastPoll, c.openhim} {
+	for _, d := range []*prometheus.Desc{c.depth, c.oldest, c.subscription, c.lastPoll, c.openhim, c.limit, c.inflight} {
 		ch <- d
 	}
 }
@@ -225,4 +231,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		registered = 1
 	}
 	ch <- prometheus.MustNewConstMetric(c.openhim, prometheus.GaugeValue, registered)
+	for system, l := range r.limits {
+		ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(l.Limit()), system)
+		ch <- prometheus.MustNewConstMetric(c.inflight, prometheus.GaugeValue, float64(l.Inflight()), system)
+	}
 }

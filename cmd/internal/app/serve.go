@@ -55,6 +55,10 @@ func Build(ctx context.Context, cfg config.Config, logOut io.Writer, waiting fun
 		return nil, err
 	}
 	metrics := mediator.NewMetrics()
+	limits := map[string]*mediator.UpstreamLimit{
+		"openimis": mediator.NewUpstreamLimit(cfg.Workers),
+		"cht":      mediator.NewUpstreamLimit(cfg.Workers),
+	}
 	var him *openhim.Client
 	if cfg.OpenHIMAPIURL != nil {
 		him, err = openhim.New(openhim.Options{
@@ -68,7 +72,7 @@ func Build(ctx context.Context, cfg config.Config, logOut io.Writer, waiting fun
 		}
 	}
 	oi, err := openimis.New(openimis.Options{
-		Transport: metrics.Transport("openimis", upstreamTransport(cfg.Workers)),
+		Transport: metrics.Transport("openimis", limits["openimis"].Transport(upstreamTransport(cfg.Workers))),
 		FHIRURL:   fhirURL(cfg),
 		Username:  cfg.OpenIMISUsername,
 		Password:  cfg.OpenIMISPassword.Value(),
@@ -78,7 +82,7 @@ func Build(ctx context.Context, cfg config.Config, logOut io.Writer, waiting fun
 		return nil, err
 	}
 	ch, err := cht.New(cht.Options{
-		Transport: metrics.Transport("cht", upstreamTransport(cfg.Workers)),
+		Transport: metrics.Transport("cht", limits["cht"].Transport(upstreamTransport(cfg.Workers))),
 		URL:       cfg.CHTURL.String(),
 		Username:  cfg.CHTUsername,
 		Password:  cfg.CHTPassword.Value(),
@@ -119,6 +123,7 @@ func Build(ctx context.Context, cfg config.Config, logOut io.Writer, waiting fun
 		OpenHIM:           him,
 		Registration:      registration,
 		Metrics:           metrics,
+		UpstreamLimits:    limits,
 	})
 	if err != nil {
 		return nil, errors.Join(err, st.Close())

@@ -1,0 +1,244 @@
+package mediator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// UpstreamLimit is the adaptive concurrency limit of one upstream system:
+// how many requests the mediator has in flight to it at once. It follows the
+// upstream (AIMD, as TCP's congestion window and Netflix's concurrency-limits
+// do): while answers come back without overload signals and near the
+// latency floor, the limit grows by one each time a limit's worth of
+// requests succeeds; a 429, a 503, a timeout or an answer far slower than the
+// floor shrinks it multiplicatively, at most once per window so that the
+// answers to one burst count once. It never leaves [1, ceiling].
+//
+// A request that finds the limit reached waits for a permit, for at most
+// its context's deadline less a margin; a request that gives up waiting
+// fails with ErrUpstreamBusy before it is sent.
+type UpstreamLimit struct {
+	ceiling float64
+	now     func() time.Time
+
+	mu       sync.Mutex
+	limit    float64
+	inflight int
+	waiters  []chan struct{}
+	// floor is the lowest latency seen in the current and previous floor
+	// windows: the upstream's latency without queueing.
+	floor, nextFloor time.Duration
+	floorSince       time.Time
+	// lastDecrease is when the limit last shrank; answers to requests sent
+	// before it do not shrink it again.
+	lastDecrease time.Time
+}
+
+// ErrUpstreamBusy is the error of a request that waited for a permit of its
+// upstream's limit until its deadline was near: it was not sent.
+var ErrUpstreamBusy = errors.New("upstream concurrency limit reached; request not sent")
+
+// Limit tuning.
+const (
+	// initialLimit is where a limit starts (or the ceiling, when lower).
+	initialLimit = 8
+	// backoffOverload shrinks the limit on a 429, a 503 or a timeout.
+	backoffOverload = 0.5
+	// backoffSlow shrinks the limit on an answer far slower than the floor.
+	backoffSlow = 0.9
+	// slowFactor and slowSlack: an answer is slow when it took longer than
+	// slowFactor × floor + slowSlack (the slack keeps a fast upstream's
+	// scheduling noise from counting as queueing).
+	slowFactor = 3
+	slowSlack  = 25 * time.Millisecond
+	// floorWindow is how long a latency floor is remembered: a floor that
+	// rose for good (the upstream moved, or got slower) is forgotten within
+	// two windows.
+	floorWindow = 30 * time.Second
+)
+
+// NewUpstreamLimit returns a limit that adapts between 1 and ceiling.
+func NewUpstreamLimit(ceiling int) *UpstreamLimit {
+	ceiling = max(ceiling, 1)
+	return &UpstreamLimit{
+		ceiling: float64(ceiling),
+		limit:   float64(min(ceiling, initialLimit)),
+		now:     time.Now,
+	}
+}
+
+// Limit returns the current limit.
+func (l *UpstreamLimit) Limit() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return int(l.limit)
+}
+
+// Inflight returns how many requests hold a permit.
+func (l *UpstreamLimit) Inflight() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.inflight
+}
+
+// acquire waits for a permit until ctx ends; it returns the time the
+// request may be sent at.
+func (l *UpstreamLimit) acquire(ctx context.Context) (time.Time, error) {
+	l.mu.Lock()
+	if l.inflight < int(l.limit) && len(l.waiters) == 0 {
+		l.inflight++
+		l.mu.Unlock()
+		return l.now(), nil
+	}
+	ready := make(chan struct{})
+	l.waiters = append(l.waiters, ready)
+	l.mu.Unlock()
+	select {
+	case <-ready:
+		return l.now(), nil
+	case <-ctx.Done():
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for i, w := range l.waiters {
+			if w == ready {
+				l.waiters = append(l.waiters[:i], l.waiters[i+1:]...)
+				return time.Time{}, ctx.Err()
+			}
+		}
+		// The permit was handed over while ctx ended: give it back.
+		l.inflight--
+		l.wake()
+		return time.Time{}, ctx.Err()
+	}
+}
+
+// loadSignal is what one answer says about the upstream's load.
+type loadSignal int
+
+const (
+	signalOK       loadSignal = iota // answered, not overloaded
+	signalOverload                   // 429, 503, a timeout
+	signalNone                       // says nothing about load (a refused connection, a cancelled request)
+)
+
+// release returns a permit and adapts the limit to the request sent at sent
+// that took rtt.
+func (l *UpstreamLimit) release(sent time.Time, rtt time.Duration, o loadSignal) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.inflight--
+	now := l.now()
+	switch o {
+	case signalOverload:
+		l.decrease(sent, backoffOverload)
+	case signalOK:
+		l.observe(now, rtt)
+		if rtt > slowFactor*l.floor+slowSlack {
+			l.decrease(sent, backoffSlow)
+		} else if l.inflight+1 >= int(l.limit)/2 {
+			// Grow only while the limit is in use: an idle upstream says
+			// nothing about how much more it takes.
+			l.limit = min(l.ceiling, l.limit+1/l.limit)
+		}
+	}
+	l.wake()
+}
+
+// decrease shrinks the limit by factor, unless it already shrank after the
+// request was sent. The caller holds l.mu.
+func (l *UpstreamLimit) decrease(sent time.Time, factor float64) {
+	if sent.Before(l.lastDecrease) {
+		return
+	}
+	l.limit = max(1, l.limit*factor)
+	l.lastDecrease = l.now()
+}
+
+// observe keeps the latency floor over two windows. The caller holds l.mu.
+func (l *UpstreamLimit) observe(now time.Time, rtt time.Duration) {
+	if l.floorSince.IsZero() || now.Sub(l.floorSince) >= floorWindow {
+		if l.floorSince.IsZero() || l.nextFloor == 0 {
+			l.floor = rtt
+		} else {
+			l.floor = l.nextFloor
+		}
+		l.nextFloor, l.floorSince = rtt, now
+	}
+	if rtt < l.nextFloor {
+		l.nextFloor = rtt
+	}
+	if rtt < l.floor {
+		l.floor = rtt
+	}
+}
+
+// wake hands free permits to waiters, oldest first. The caller holds l.mu.
+func (l *UpstreamLimit) wake() {
+	for len(l.waiters) > 0 && l.inflight < int(l.limit) {
+		l.inflight++
+		close(l.waiters[0])
+		l.waiters = l.waiters[1:]
+	}
+}
+
+// Transport wraps base so that every request to this upstream holds a
+// permit while it is in flight, and its answer adapts the limit.
+func (l *UpstreamLimit) Transport(base http.RoundTripper) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &limitedTransport{l: l, base: base}
+}
+
+type limitedTransport struct {
+	l    *UpstreamLimit
+	base http.RoundTripper
+}
+
+// permitMargin is how much of a request's deadline is left for the request
+// itself when it stops waiting for a permit.
+const permitMargin = 2 * time.Second
+
+// RoundTrip implements http.RoundTripper.
+func (t *limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	ctx := r.Context()
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-min(permitMargin, time.Until(deadline)/2)))
+		defer cancel()
+	}
+	sent, err := t.l.acquire(ctx)
+	if err != nil {
+		if r.Context().Err() != nil {
+			return nil, r.Context().Err()
+		}
+		return nil, fmt.Errorf("%w (limit %d)", ErrUpstreamBusy, t.l.Limit())
+	}
+	resp, err := t.base.RoundTrip(r)
+	rtt := t.l.now().Sub(sent)
+	t.l.release(sent, rtt, classifyAnswer(r, resp, err))
+	return resp, err
+}
+
+// classifyAnswer reads an answer as a load signal.
+func classifyAnswer(r *http.Request, resp *http.Response, err error) loadSignal {
+	switch {
+	case err != nil && errors.Is(err, context.DeadlineExceeded):
+		return signalOverload
+	case err != nil:
+		if r.Context().Err() == nil {
+			var ne interface{ Timeout() bool }
+			if errors.As(err, &ne) && ne.Timeout() {
+				return signalOverload
+			}
+		}
+		return signalNone
+	case resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode == http.StatusServiceUnavailable:
+		return signalOverload
+	}
+	return signalOK
+}
