@@ -259,3 +259,27 @@ func TestFault_TokenExpiresMidTraffic(t *testing.T) {
 	b.requireExactlyOnce(t, claims)
 	require.GreaterOrEqual(t, b.oi.Logins(), 2, "the mediator logged in again")
 }
+
+// A proxy in front of the CHT refuses (429) more than 4 requests in flight
+// while the CHT answers slowly: the CHT's concurrency limit settles at or
+// below 4 and every claim is delivered exactly once.
+func TestFault_CHTRefusesAboveItsConcurrency(t *testing.T) {
+	t.Parallel()
+	const n = 4
+	b := setup(t, setupOpts{chtMaxConcurrent: n})
+	b.cht.SetLatency(20 * time.Millisecond)
+	claims := b.postClaims(t, "c0c0c0c0", 40)
+	b.requireExactlyOnce(t, claims)
+
+	require.Positive(t, b.cht.Refused.Load(), "the proxy refused requests above its concurrency")
+	limit := b.opts.UpstreamLimits["cht"].Limit()
+	require.LessOrEqual(t, limit, n, "the limit settled at or below the CHT's concurrency")
+	require.Contains(t, b.scrape(t), fmt.Sprintf(`mediator_upstream_concurrency_limit{system="cht"} %d`, limit))
+	t.Logf("%d of %d CHT requests refused; limit %d", b.cht.Refused.Load(), len(b.cht.Requests()), limit)
+	resp, err := http.Get(b.srv.URL + "/ready")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var ready struct{ Limits map[string]int }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&ready))
+	require.Equal(t, limit, ready.Limits["cht"])
+}

@@ -89,6 +89,20 @@ func (d *delivery) person(ctx context.Context, insureeUUID string) (string, erro
 		}
 		return id, err
 	}
+	// The CHT search and the Patient read do not depend on each other: both
+	// run at once, and the Patient is used only when the search finds
+	// nobody (for a new insuree, the usual case, that saves a round trip).
+	type read struct {
+		patient *openimis.Patient
+		err     error
+	}
+	patientc := make(chan read, 1)
+	pctx, cancelPatient := context.WithCancel(ctx)
+	defer cancelPatient()
+	go func() {
+		p, err := d.oi.GetPatient(pctx, insureeUUID)
+		patientc <- read{p, err}
+	}()
 	ids, err := d.cht.FindContacts(ctx, "openimis_id", insureeUUID)
 	switch {
 	case cht.IsNotFound(err):
@@ -103,7 +117,8 @@ func (d *delivery) person(ctx context.Context, insureeUUID string) (string, erro
 		return ids[0], d.savePerson(ctx, insureeUUID, ids[0])
 	}
 
-	patient, err := d.oi.GetPatient(ctx, insureeUUID)
+	r := <-patientc
+	patient, err := r.patient, r.err
 	if err != nil {
 		if !isForbidden(err) {
 			if openimis.NotShown(err) {

@@ -16,7 +16,10 @@ import (
 // latency floor, the limit grows by one each time a limit's worth of
 // requests succeeds; a 429, a 503, a timeout or an answer far slower than the
 // floor shrinks it multiplicatively, at most once per window so that the
-// answers to one burst count once. It never leaves [1, ceiling].
+// answers to one burst count once. After a refusal it grows back only up to
+// the concurrency the upstream refused at, for holdAfterRefusal, so that it
+// settles there instead of probing past it again and again. It never leaves
+// [1, ceiling].
 //
 // A request that finds the limit reached waits for a permit, for at most
 // its context's deadline less a margin; a request that gives up waiting
@@ -36,6 +39,11 @@ type UpstreamLimit struct {
 	// lastDecrease is when the limit last shrank; answers to requests sent
 	// before it do not shrink it again.
 	lastDecrease time.Time
+	// refusedAt is how many requests were in flight when the upstream last
+	// refused one (less that one); the limit stays at or below it until
+	// holdUntil.
+	refusedAt float64
+	holdUntil time.Time
 }
 
 // ErrUpstreamBusy is the error of a request that waited for a permit of its
@@ -59,6 +67,10 @@ const (
 	// rose for good (the upstream moved, or got slower) is forgotten within
 	// two windows.
 	floorWindow = 30 * time.Second
+	// holdAfterRefusal is how long the limit stays at or below the
+	// concurrency an upstream refused at; after it, the limit probes above
+	// again, in case the upstream got more capacity.
+	holdAfterRefusal = 30 * time.Second
 )
 
 // NewUpstreamLimit returns a limit that adapts between 1 and ceiling.
@@ -134,6 +146,10 @@ func (l *UpstreamLimit) release(sent time.Time, rtt time.Duration, o loadSignal)
 	now := l.now()
 	switch o {
 	case signalOverload:
+		if !sent.Before(l.lastDecrease) {
+			// Those still in flight were all the upstream took.
+			l.refusedAt, l.holdUntil = max(1, float64(l.inflight)), now.Add(holdAfterRefusal)
+		}
 		l.decrease(sent, backoffOverload)
 	case signalOK:
 		l.observe(now, rtt)
@@ -142,7 +158,11 @@ func (l *UpstreamLimit) release(sent time.Time, rtt time.Duration, o loadSignal)
 		} else if l.inflight+1 >= int(l.limit)/2 {
 			// Grow only while the limit is in use: an idle upstream says
 			// nothing about how much more it takes.
-			l.limit = min(l.ceiling, l.limit+1/l.limit)
+			next := min(l.ceiling, l.limit+1/l.limit)
+			if now.Before(l.holdUntil) {
+				next = min(next, max(l.limit, l.refusedAt))
+			}
+			l.limit = next
 		}
 	}
 	l.wake()

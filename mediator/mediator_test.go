@@ -76,6 +76,9 @@ type setupOpts struct {
 	openhim *openhimtest.Options
 	// chtTransport, when set, carries the mediator's requests to the CHT.
 	chtTransport http.RoundTripper
+	// chtMaxConcurrent, when set, puts a proxy in front of the fake CHT that
+	// answers 429 above that many requests in flight.
+	chtMaxConcurrent int
 }
 
 func setup(t *testing.T, so setupOpts) *testBundle {
@@ -85,7 +88,7 @@ func setup(t *testing.T, so setupOpts) *testBundle {
 			Username: imisUser, Password: imisPass,
 			ClaimSubscriptions: so.claimSubscriptions, QuestionnaireResponse: so.questionnaireResponse,
 		}),
-		cht:   chttest.NewServer(t, chttest.Options{Password: chtPass}),
+		cht:   chttest.NewServer(t, chttest.Options{Password: chtPass, MaxConcurrent: so.chtMaxConcurrent}),
 		dbURL: storetest.DatabaseURL(t),
 		logs:  &syncBuffer{},
 		level: &logLevel{},
@@ -97,14 +100,15 @@ func setup(t *testing.T, so setupOpts) *testBundle {
 	t.Cleanup(b.srv.Close)
 
 	metrics := mediator.NewMetrics()
+	limits := map[string]*mediator.UpstreamLimit{"openimis": mediator.NewUpstreamLimit(64), "cht": mediator.NewUpstreamLimit(64)}
 	oi, err := openimis.New(openimis.Options{
-		Transport: metrics.Transport("openimis", nil),
+		Transport: metrics.Transport("openimis", limits["openimis"].Transport(nil)),
 		FHIRURL:   b.oi.FHIRURL(), Username: imisUser, Password: imisPass,
 		Timeout: 5 * time.Second, RateLimitPause: 100 * time.Millisecond,
 	})
 	require.NoError(t, err)
 	ch, err := cht.New(cht.Options{
-		Transport: metrics.Transport("cht", so.chtTransport),
+		Transport: metrics.Transport("cht", limits["cht"].Transport(so.chtTransport)),
 		URL:       b.cht.URL, Username: chttest.DefaultUsername, Password: chtPass, Timeout: 5 * time.Second,
 		AuthCooldown: 50 * time.Millisecond,
 	})
@@ -122,6 +126,7 @@ func setup(t *testing.T, so setupOpts) *testBundle {
 		RetryMax:         200 * time.Millisecond,
 		FetchInterval:    20 * time.Millisecond,
 		Metrics:          metrics,
+		UpstreamLimits:   limits,
 	}
 	b.level.set(zerolog.DebugLevel)
 	b.opts.Logger = zerolog.New(io.MultiWriter(b.logs, zerolog.NewTestWriter(t))).With().Timestamp().Logger().

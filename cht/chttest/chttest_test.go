@@ -897,3 +897,32 @@ func TestServer_Concurrency(t *testing.T) {
 	}
 	require.Len(t, ids, 20)
 }
+
+// A proxy in front of the API refuses a request arriving while
+// MaxConcurrent others are in flight, with nginx's 429 page; the API's
+// failed-login limiter never sees it.
+func TestServer_MaxConcurrent(t *testing.T) {
+	t.Parallel()
+	s := chttest.NewServer(t, chttest.Options{MaxConcurrent: 2, Latency: 300 * time.Millisecond})
+	var wg sync.WaitGroup
+	statuses := make([]int, 12)
+	for i := range statuses {
+		wg.Go(func() { statuses[i] = do(t, s, http.MethodGet, "/api/v1/settings", "", good).status })
+	}
+	wg.Wait()
+	ok, refused := 0, 0
+	for _, st := range statuses {
+		switch st {
+		case http.StatusOK:
+			ok++
+		case http.StatusTooManyRequests:
+			refused++
+		}
+	}
+	require.Equal(t, 2, ok, "%v", statuses)
+	require.Equal(t, 10, refused, "%v", statuses)
+	require.Equal(t, int64(10), s.Refused.Load())
+
+	// Far more refusals than the lock-out allows, yet the API still answers.
+	require.Equal(t, http.StatusOK, do(t, s, http.MethodGet, "/api/v1/settings", "", good).status)
+}

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,6 +47,12 @@ type Options struct {
 	// Now is the clock for reported dates, the login limiter and the request
 	// log. Defaults to time.Now.
 	Now func() time.Time
+	// MaxConcurrent, when positive, puts a proxy in front of the API that
+	// answers 429 Too Many Requests to a request arriving while
+	// MaxConcurrent others are in flight, as nginx's limit_conn with
+	// limit_conn_status 429 does. The API never sees such a request, so its
+	// failed-login limiter does not count it. Refused requests are recorded.
+	MaxConcurrent int
 }
 
 // Request is one request the fake received, recorded before any check or
@@ -83,6 +90,11 @@ type Server struct {
 	contactView, reportView view
 	limiter                 map[string]*failures
 	lostSaves               int
+
+	maxConcurrent int
+	inflight      atomic.Int64
+	// Refused counts the requests the proxy refused (MaxConcurrent).
+	Refused atomic.Int64
 }
 
 // New starts a fake CHT on 127.0.0.1 with a random port. Call Close when
@@ -131,7 +143,7 @@ func NewHandler(opts Options) *Server {
 		forms: forms, rawForms: opts.Forms, now: opts.Now,
 		contacts: map[string]map[string]any{}, reports: map[string]map[string]any{},
 		contactView: view{}, reportView: view{},
-		limiter: map[string]*failures{},
+		limiter: map[string]*failures{}, maxConcurrent: opts.MaxConcurrent,
 	}
 	for _, id := range opts.Places {
 		s.AddPlace(id)
@@ -165,6 +177,16 @@ func (s *Server) Client() *http.Client {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	arrived := time.Now()
 	body, err := s.Record(r, maxBodyBytes, s.now())
+	if s.maxConcurrent > 0 {
+		defer s.inflight.Add(-1)
+		if s.inflight.Add(1) > int64(s.maxConcurrent) {
+			s.Refused.Add(1)
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusTooManyRequests)
+			_, _ = w.Write([]byte("<html>\r\n<head><title>429 Too Many Requests</title></head>\r\n<body>\r\n<center><h1>429 Too Many Requests</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"))
+			return
+		}
+	}
 	x := &exchange{s: s, r: r, body: body, bodyErr: err, wantsJSON: wantsJSON(r.Header.Values("Accept"))}
 	resp := s.handle(x)
 	drop := x.authorized && s.TakeDrop(r.URL.Path)

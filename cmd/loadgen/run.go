@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,6 +42,8 @@ type options struct {
 	workers  int
 	binary   string
 	database string
+	// pin runs the mediator on CPU 0 and this process on CPU 1.
+	pin bool
 	// cpuProfile is where to write a CPU profile of the mediator.
 	cpuProfile string
 }
@@ -61,13 +64,29 @@ type result struct {
 	drainRates              []float64 // deliveries/s over each tenth of a backlog
 }
 
-func run(ctx context.Context, o options, out io.Writer) error {
+// summaryRow is one run's figures in the closing table.
+type summaryRow struct {
+	latency                 time.Duration
+	ackRate, e2eRate        float64
+	p99                     time.Duration
+	cpuPerItem, harnessItem time.Duration // mediator's, and the fakes' and senders', per delivered item
+	peakRSS                 int64         // kB
+	delivered, acked        int
+}
+
+func run(ctx context.Context, o options, out io.Writer) (summaryRow, error) {
+	row, err := runOnce(ctx, o, out)
+	row.latency = o.latency
+	return row, err
+}
+
+func runOnce(ctx context.Context, o options, out io.Writer) (summaryRow, error) {
 	if o.path != "claims" && o.path != "feedback" {
-		return fmt.Errorf("-path must be claims or feedback")
+		return summaryRow{}, fmt.Errorf("-path must be claims or feedback")
 	}
 	dir, err := os.MkdirTemp("", "loadgen-")
 	if err != nil {
-		return err
+		return summaryRow{}, err
 	}
 	defer os.RemoveAll(dir)
 	if o.binary == "" {
@@ -78,7 +97,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			build = append(build, "-tags", "pprof")
 		}
 		if b, err := exec.Command("go", append(build, "./cmd/mediator")...).CombinedOutput(); err != nil {
-			return fmt.Errorf("build: %v\n%s", err, b)
+			return summaryRow{}, fmt.Errorf("build: %v\n%s", err, b)
 		}
 	}
 	if o.database == "" {
@@ -91,16 +110,19 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	defer ch.Close()
 	insurees := make([]string, o.insurees)
 	for i := range insurees {
-		insurees[i] = fmt.Sprintf("a11ce000-0000-4000-8000-%012d", i)
+		insurees[i] = insureeUUID(i)
 		oi.AddPatient(insurees[i], openimistest.PatientFixture(insurees[i], strconv.Itoa(300000+i)))
 	}
 
 	port, err := freePort()
 	if err != nil {
-		return err
+		return summaryRow{}, err
 	}
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	cmd := exec.CommandContext(ctx, o.binary)
+	if o.pin {
+		cmd = exec.CommandContext(ctx, "taskset", "-c", "0", o.binary)
+	}
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(),
 		"PORT="+strconv.Itoa(port),
@@ -110,32 +132,35 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		"CHT_PLACE_ID="+chttest.DefaultPlaceID,
 		"MEDIATOR_USERNAME="+mediatorUser, "MEDIATOR_PASSWORD="+mediatorPass,
 		"DATABASE_URL="+o.database, "CLAIM_POLL_INTERVAL=0", "LOG_LEVEL=warn",
-		"WORKERS="+strconv.Itoa(o.workers), "FEEDBACK_RESOURCE=Communication", "UPSTREAM_TIMEOUT=5s",
+		"FEEDBACK_RESOURCE=Communication", "UPSTREAM_TIMEOUT=5s",
 	)
+	if o.workers > 0 {
+		cmd.Env = append(cmd.Env, "WORKERS="+strconv.Itoa(o.workers))
+	}
 	var pprofAddr string
 	if o.cpuProfile != "" {
 		pp, err := freePort()
 		if err != nil {
-			return err
+			return summaryRow{}, err
 		}
 		pprofAddr = "127.0.0.1:" + strconv.Itoa(pp)
 		cmd.Env = append(cmd.Env, "PPROF_ADDR="+pprofAddr) // the last value of a name wins
 	}
 	logFile, err := os.Create(filepath.Join(dir, "mediator.log"))
 	if err != nil {
-		return err
+		return summaryRow{}, err
 	}
 	defer logFile.Close()
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
-		return err
+		return summaryRow{}, err
 	}
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
 	}()
 	if err := waitReady(ctx, base); err != nil {
-		return err
+		return summaryRow{}, err
 	}
 	oi.SetLatency(o.latency)
 	ch.SetLatency(o.latency)
@@ -181,7 +206,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 			break
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return summaryRow{}, ctx.Err()
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -193,12 +218,12 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	report(out, o, res)
 	if err := profileDone(); err != nil {
-		return fmt.Errorf("CPU profile: %w", err)
+		return summaryRow{}, fmt.Errorf("CPU profile: %w", err)
 	}
 	if o.cpuProfile != "" {
 		fmt.Fprintf(out, "\nCPU profile of the mediator: go tool pprof -top %s\n", o.cpuProfile)
 	}
-	return nil
+	return rowOf(res), nil
 }
 
 // startProfile has the mediator's profiling listener at addr (a binary built
@@ -248,15 +273,34 @@ func startProfile(ctx context.Context, addr, file string, d time.Duration) func(
 func bodies(o options, oi *openimistest.Server, insurees []string) func(i int) []byte {
 	const claimSlot, codeSlot, insureeSlot = "{{claim-uuid-0000-0000-0000-00000000}}", "{{code}}", "{{insuree-uuid-000-0000-0000-00000000}}"
 	claimTemplate := newTemplate(string(openimistest.ClaimResponseFixture(claimSlot, codeSlot, insureeSlot)), claimSlot, codeSlot, insureeSlot)
-	claimBody := func(i int, prefix string) []byte {
-		return claimTemplate.fill(fmt.Sprintf("%s-0000-4000-8000-%012d", prefix, i), "L"+strconv.Itoa(i), insurees[i%len(insurees)])
-	}
-	if o.path == "claims" {
-		return func(i int) []byte { return claimBody(i, "c1a10000") }
-	}
 	ready := o.backlog
 	if ready == 0 {
 		ready = int(4000 * o.duration.Seconds())
+	}
+	// insuree is the insuree of claim i: one of the few, or (none given) a
+	// new one for every claim, put into the fake openIMIS beforehand (about
+	// 4 000 a second) and one at a time past that.
+	insuree := func(i int) string { return insurees[i%max(len(insurees), 1)] }
+	if len(insurees) == 0 {
+		addPatient := func(i int) {
+			id := insureeUUID(i)
+			oi.AddPatient(id, openimistest.PatientFixture(id, strconv.Itoa(300000+i)))
+		}
+		for i := range ready {
+			addPatient(i)
+		}
+		insuree = func(i int) string {
+			if i >= ready {
+				addPatient(i)
+			}
+			return insureeUUID(i)
+		}
+	}
+	claimBody := func(i int, prefix string) []byte {
+		return claimTemplate.fill(fmt.Sprintf("%s-0000-4000-8000-%012d", prefix, i), "L"+strconv.Itoa(i), insuree(i))
+	}
+	if o.path == "claims" {
+		return func(i int) []byte { return claimBody(i, "c1a10000") }
 	}
 	for i := range ready {
 		oi.AddClaim(claimBody(i, "feedb000"), time.Now())
@@ -268,7 +312,69 @@ func bodies(o options, oi *openimistest.Server, insurees []string) func(i int) [
 		if i >= ready {
 			oi.AddClaim(claimBody(i, "feedb000"), time.Now())
 		}
-		return feedbackTemplate.fill(strconv.Itoa(i), fmt.Sprintf("feedb000-0000-4000-8000-%012d", i), insurees[i%len(insurees)])
+		return feedbackTemplate.fill(strconv.Itoa(i), fmt.Sprintf("feedb000-0000-4000-8000-%012d", i), insuree(i))
+	}
+}
+
+// insureeUUID is the UUID of the i-th insuree of a run.
+func insureeUUID(i int) string { return fmt.Sprintf("a11ce000-0000-4000-8000-%012d", i) }
+
+// pinSelf pins this process (every thread, and those it starts later) to
+// CPU 1, so that the mediator has CPU 0 to itself; it returns why not when
+// it cannot.
+func pinSelf() string {
+	if runtime.NumCPU() < 2 {
+		return "fewer than 2 CPUs"
+	}
+	if _, err := exec.LookPath("taskset"); err != nil {
+		return "taskset not found (Debian: apt-get install util-linux)"
+	}
+	if b, err := exec.Command("taskset", "-a", "-p", "-c", "1", strconv.Itoa(os.Getpid())).CombinedOutput(); err != nil {
+		return fmt.Sprintf("taskset: %v: %s", err, bytes.TrimSpace(b))
+	}
+	return ""
+}
+
+// rowOf is a run's line in the closing table.
+func rowOf(r result) summaryRow {
+	row := summaryRow{acked: r.acked, delivered: r.delivered, peakRSS: r.peakRSS}
+	if r.sendTime > 0 {
+		row.ackRate = float64(r.acked) / r.sendTime.Seconds()
+	}
+	if r.deliverTime > 0 {
+		row.e2eRate = float64(r.delivered) / r.deliverTime.Seconds()
+	}
+	if len(r.latencies) > 0 {
+		slices.Sort(r.latencies)
+		row.p99 = r.latencies[min(len(r.latencies)-1, int(float64(len(r.latencies))*0.99))]
+	}
+	if r.delivered > 0 {
+		row.cpuPerItem = r.mediatorCPU / time.Duration(r.delivered)
+		row.harnessItem = r.loadgenCPU / time.Duration(r.delivered)
+	}
+	return row
+}
+
+// summary prints one line per run, for BENCHMARKS.md.
+func summary(out io.Writer, o options, rows []summaryRow) {
+	workload := "claims, a new insuree each"
+	switch {
+	case o.path == "feedback":
+		workload = "feedback"
+	case o.insurees > 0:
+		workload = fmt.Sprintf("claims over %d insurees", o.insurees)
+	}
+	pinned := "mediator on CPU 0, load generator on CPU 1"
+	if !o.pin {
+		pinned = "not pinned"
+	}
+	fmt.Fprintf(out, "%s, %d senders, %s, %s:\n\n", workload, o.senders, o.duration, pinned)
+	fmt.Fprintln(out, "| upstream latency | acked/s | end to end /s | ack p99 | mediator CPU per item | harness CPU per item | peak RSS | delivered / acked |")
+	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|---:|")
+	for _, r := range rows {
+		fmt.Fprintf(out, "| %s | %.0f | %.0f | %s | %d µs | %d µs | %.1f MiB | %d / %d |\n", r.latency, r.ackRate, r.e2eRate,
+			r.p99.Round(100*time.Microsecond), r.cpuPerItem.Microseconds(), r.harnessItem.Microseconds(),
+			float64(r.peakRSS)/1024, r.delivered, r.acked)
 	}
 }
 
@@ -373,7 +479,11 @@ func report(out io.Writer, o options, r result) {
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "path\t%s\n", o.path)
-	fmt.Fprintf(tw, "senders, upstream latency, workers\t%d, %s, %d\n", o.senders, o.latency, o.workers)
+	workers := "default"
+	if o.workers > 0 {
+		workers = strconv.Itoa(o.workers)
+	}
+	fmt.Fprintf(tw, "senders, upstream latency, workers\t%d, %s, %s\n", o.senders, o.latency, workers)
 	fmt.Fprintf(tw, "acknowledged\t%d in %s (%.0f req/s), %d errors\n", r.acked, r.sendTime.Round(time.Millisecond),
 		float64(r.acked)/r.sendTime.Seconds(), r.errors)
 	if len(r.latencies) > 0 {
