@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cht-openimis/cht-openimis-mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/store"
 	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
 )
 
@@ -25,7 +26,7 @@ func TestJobs_ParkedClaimListedShownAndRetried(t *testing.T) {
 	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, fixtureClaimUUID, fixtureInsureeUUID, "2025-06-30")).status)
 	b.waitLog(t, "job failed permanently")
 
-	js, err := mediator.OpenJobs(ctx, b.store)
+	js, err := mediator.OpenJobs(ctx, b.adminStore(t))
 	require.NoError(t, err)
 	var listed []mediator.Job
 	require.Eventually(t, func() bool { // River records the outcome a moment later
@@ -64,6 +65,19 @@ func TestJobs_ParkedClaimListedShownAndRetried(t *testing.T) {
 	require.Empty(t, listed)
 }
 
+// adminStore opens the mediator's store a second time, as the operator's
+// job commands do beside a running server.
+func (b *testBundle) adminStore(t *testing.T) storetype.Store {
+	t.Helper()
+	st, err := store.OpenExisting(context.Background(), b.dbURL)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = st.StopQueue(context.Background())
+		_ = st.Close()
+	})
+	return st
+}
+
 // waitCancelled waits until n jobs failed permanently and returns them,
 // newest first.
 func (b *testBundle) waitCancelled(t *testing.T, n int) []*rivertype.JobRow {
@@ -86,7 +100,7 @@ func TestJobs_RetryAllFailedRetriesEachOnce(t *testing.T) {
 	b.cht.FailNextPath("/api/v1/people", 1000, http.StatusBadRequest)
 	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, fixtureClaimUUID, fixtureInsureeUUID, "2025-06-30")).status)
 	b.waitCancelled(t, 1)
-	js, err := mediator.OpenJobs(ctx, b.store)
+	js, err := mediator.OpenJobs(ctx, b.adminStore(t))
 	require.NoError(t, err)
 	for range 3 {
 		n, err := js.RetryFailed(ctx)
@@ -122,7 +136,7 @@ func TestJobs_RetryAllFailedGoesOnPastAnError(t *testing.T) {
 	jobs := b.waitCancelled(t, 2)
 
 	// The newest job cannot be retried: the other one still is.
-	js, err := mediator.OpenJobs(ctx, failingRetries{Store: b.store, id: jobs[0].ID})
+	js, err := mediator.OpenJobs(ctx, failingRetries{Store: b.adminStore(t), id: jobs[0].ID})
 	require.NoError(t, err)
 	n, err := js.RetryFailed(ctx)
 	require.ErrorContains(t, err, fmt.Sprintf("retry job %d: UNIQUE constraint failed", jobs[0].ID))
