@@ -147,10 +147,12 @@ func TestFault_SlowCHTBeyondTimeout(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{edit: func(o *mediator.Options) { o.UpstreamTimeout = 300 * time.Millisecond }})
 	// The CHT stores each document, then answers too late: the job's
-	// timeout (6 × UPSTREAM_TIMEOUT) cuts the requests of a job short.
+	// timeout (6 × UPSTREAM_TIMEOUT) cuts the requests of a job short, and
+	// the CHT's concurrency limit shrinks to one request at a time.
 	b.cht.SetLatency(time.Second)
 	claims := b.postClaims(t, "51aa0c7d", 5)
-	require.Eventually(t, func() bool { return len(b.cht.Reports()) >= 5 }, 15*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(b.cht.Reports()) >= 5 }, 2*time.Minute, 10*time.Millisecond)
+	require.Equal(t, 1, b.opts.UpstreamLimits["cht"].Limit(), "every request timed out")
 	b.cht.SetLatency(0)
 	b.requireExactlyOnce(t, claims)
 }
