@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis"
 )
 
 // jobStateNames maps the states an operator names to River's. "failed" is
@@ -205,4 +207,74 @@ func jobSubject(j *rivertype.JobRow) string {
 		}
 	}
 	return "-"
+}
+
+// SubscriptionReport is what "mediator subscription show" tells: whether an
+// operator disabled the subscription, and the Claim subscriptions of this
+// mediator's endpoint, their header's credentials masked.
+type SubscriptionReport struct {
+	Disabled      bool
+	Endpoint      string
+	Subscriptions []openimis.Subscription
+}
+
+// Subscription reports the Claim subscriptions this mediator owns.
+func (m *Mediator) Subscription(ctx context.Context) (SubscriptionReport, error) {
+	s := m.subscriptions
+	disabled, err := s.disabled(ctx)
+	if err != nil {
+		return SubscriptionReport{}, err
+	}
+	own, err := s.own(ctx)
+	if err != nil {
+		return SubscriptionReport{}, err
+	}
+	for i := range own {
+		own[i].Channel.Header = []string{maskHeader(own[i].Channel.Header)}
+	}
+	return SubscriptionReport{Disabled: disabled, Endpoint: s.endpoint, Subscriptions: own}, nil
+}
+
+// DeleteSubscription unsubscribes for decommissioning: it first marks the
+// subscription disabled in the store, so that no running server recreates
+// it, then deletes every Claim subscription of this endpoint (only their
+// creator may, docs/upstreams/openimis.md §2.4). It returns the ids it
+// deleted, and an error for each it could not.
+func (m *Mediator) DeleteSubscription(ctx context.Context) ([]string, error) {
+	s := m.subscriptions
+	if err := s.store.SetSetting(ctx, settingSubscriptionDisabled, "true"); err != nil {
+		return nil, err
+	}
+	own, err := s.own(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var deleted []string
+	var errs []error
+	for _, sub := range own {
+		if err := s.oi.DeleteSubscription(ctx, sub.ID); err != nil {
+			var ae *openimis.APIError
+			if errors.As(err, &ae) && ae.Status == http.StatusForbidden {
+				err = fmt.Errorf("%w (only the openIMIS user who created it may delete it)", err)
+			}
+			errs = append(errs, err)
+			continue
+		}
+		deleted = append(deleted, sub.ID)
+	}
+	return deleted, errors.Join(errs...)
+}
+
+// RenewSubscription re-enables the subscription and replaces it now with one
+// that ends SUBSCRIPTION_END from now. It returns the new subscription's id.
+func (m *Mediator) RenewSubscription(ctx context.Context) (string, error) {
+	s := m.subscriptions
+	if err := s.store.SetSetting(ctx, settingSubscriptionDisabled, "false"); err != nil {
+		return "", err
+	}
+	if err := s.ensure(ctx, true); err != nil {
+		return "", err
+	}
+	id, _, err := s.store.Setting(ctx, settingSubscriptionID)
+	return id, err
 }

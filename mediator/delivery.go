@@ -39,20 +39,6 @@ type delivery struct {
 	noQuestionnaireResponse atomic.Bool
 }
 
-func newDelivery(opts Options) *delivery {
-	return &delivery{
-		oi:               opts.OpenIMIS,
-		cht:              opts.CHT,
-		store:            opts.Store,
-		log:              opts.Logger,
-		placeID:          opts.PlaceID,
-		claimForm:        opts.ClaimForm,
-		feedbackResource: opts.FeedbackResource,
-		slotWait:         opts.UpstreamTimeout,
-		slots:            make(chan struct{}, opts.Workers),
-	}
-}
-
 // queueSlotsPerWorker is how many delivery jobs the queue runs per WORKERS
 // slot. Only WORKERS of them talk to openIMIS and the CHT at once (the
 // upstream slots); the others fetch, check and record in the store

@@ -54,15 +54,6 @@ type catchup struct {
 	lastPoll atomic.Int64
 }
 
-func newCatchup(opts Options) *catchup {
-	c := &catchup{
-		oi: opts.OpenIMIS, store: opts.Store, log: opts.Logger, now: opts.Now,
-		lookback: opts.CatchupLookback, overlap: opts.CatchupOverlap,
-	}
-	c.pollEvery.Store(int64(opts.ClaimPollInterval))
-	return c
-}
-
 // interval returns the poll period; 0 when polling is off.
 func (c *catchup) interval() time.Duration { return time.Duration(c.pollEvery.Load()) }
 

@@ -219,11 +219,35 @@ func New(opts Options) (*Mediator, error) {
 		return nil, err
 	}
 	m := &Mediator{opts: opts, log: opts.Logger}
-	m.delivery = newDelivery(opts)
-	m.catchup = newCatchup(opts)
-	m.subscriptions = newSubscriptions(opts, m.catchup.interval)
+	m.delivery = &delivery{
+		oi: opts.OpenIMIS, cht: opts.CHT, store: opts.Store, log: opts.Logger,
+		placeID: opts.PlaceID, claimForm: opts.ClaimForm, feedbackResource: opts.FeedbackResource,
+		slotWait: opts.UpstreamTimeout, slots: make(chan struct{}, opts.Workers),
+	}
+	m.catchup = &catchup{
+		oi: opts.OpenIMIS, store: opts.Store, log: opts.Logger, now: opts.Now,
+		lookback: opts.CatchupLookback, overlap: opts.CatchupOverlap,
+	}
+	m.catchup.setInterval(opts.ClaimPollInterval)
+	m.subscriptions = &subscriptions{
+		oi: opts.OpenIMIS, store: opts.Store, log: opts.Logger, now: opts.Now,
+		username: opts.Username, password: opts.Password,
+		endpoint: opts.CallbackEndpoint, end: opts.SubscriptionEnd, checkEvery: opts.SubscriptionCheck,
+		pollInterval: m.catchup.interval,
+	}
 	if opts.OpenHIM != nil {
-		m.openhim = newOpenHIMLink(opts, m.catchup.setInterval)
+		m.openhim = &openHIMLink{
+			client: opts.OpenHIM, registration: opts.Registration,
+			log: opts.Logger.With().Str("component", "openhim").Str("urn", opts.Registration.URN).Logger(),
+			now: opts.Now, started: time.Now(),
+			heartbeatEvery: opts.HeartbeatInterval, configRefresh: opts.ConfigRefresh,
+			setLogLevel: opts.SetLogLevel,
+			setTimeout: func(d time.Duration) {
+				opts.OpenIMIS.SetTimeout(d)
+				opts.CHT.SetTimeout(d)
+			},
+			setPollInterval: m.catchup.setInterval,
+		}
 	}
 	opts.Metrics.observe(stateReaders{
 		queue:        opts.Store.QueueStats,

@@ -53,31 +53,12 @@ type openHIMLink struct {
 	applied map[string]any
 }
 
-func newOpenHIMLink(opts Options, setPollInterval func(time.Duration)) *openHIMLink {
-	l := &openHIMLink{
-		client:         opts.OpenHIM,
-		registration:   opts.Registration,
-		log:            opts.Logger.With().Str("component", "openhim").Str("urn", opts.Registration.URN).Logger(),
-		now:            opts.Now,
-		started:        time.Now(),
-		heartbeatEvery: opts.HeartbeatInterval,
-		configRefresh:  opts.ConfigRefresh,
-		setLogLevel:    opts.SetLogLevel,
-		setTimeout: func(d time.Duration) {
-			opts.OpenIMIS.SetTimeout(d)
-			opts.CHT.SetTimeout(d)
-		},
-		setPollInterval: setPollInterval,
-		applied:         map[string]any{},
-	}
-	l.current.Store(openHIMRegistering)
-	return l
-}
-
 // state returns the registration state.
 func (l *openHIMLink) state() string {
-	v, _ := l.current.Load().(string)
-	return v
+	if v, _ := l.current.Load().(string); v != "" {
+		return v
+	}
+	return openHIMRegistering
 }
 
 // run registers with OpenHIM, retrying with backoff while the core is down
@@ -212,6 +193,9 @@ func (l *openHIMLink) heartbeat(ctx context.Context) bool {
 // It runs on the heartbeat goroutine only.
 func (l *openHIMLink) applyConfig(config map[string]any) {
 	log := l.log
+	if l.applied == nil {
+		l.applied = map[string]any{}
+	}
 	for key, v := range config {
 		changed := !reflect.DeepEqual(l.applied[key], v)
 		switch key {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -63,21 +62,12 @@ type subscriptions struct {
 	current atomic.Value // string: the state, for /metrics
 }
 
-func newSubscriptions(opts Options, pollInterval func() time.Duration) *subscriptions {
-	s := &subscriptions{
-		oi: opts.OpenIMIS, store: opts.Store, log: opts.Logger, now: opts.Now,
-		username: opts.Username, password: opts.Password,
-		endpoint: opts.CallbackEndpoint, end: opts.SubscriptionEnd, checkEvery: opts.SubscriptionCheck,
-		pollInterval: pollInterval,
-	}
-	s.current.Store(subscriptionUnknown)
-	return s
-}
-
 // state returns the subscription's state.
 func (s *subscriptions) state() string {
-	v, _ := s.current.Load().(string)
-	return v
+	if v, _ := s.current.Load().(string); v != "" {
+		return v
+	}
+	return subscriptionUnknown
 }
 
 // subscriptionArgs is the periodic job that keeps exactly one active Claim
@@ -287,76 +277,6 @@ func deliverableEndpoint(endpoint string) bool {
 		}
 	}
 	return true
-}
-
-// SubscriptionReport is what "mediator subscription show" tells: whether an
-// operator disabled the subscription, and the Claim subscriptions of this
-// mediator's endpoint, their header's credentials masked.
-type SubscriptionReport struct {
-	Disabled      bool
-	Endpoint      string
-	Subscriptions []openimis.Subscription
-}
-
-// Subscription reports the Claim subscriptions this mediator owns.
-func (m *Mediator) Subscription(ctx context.Context) (SubscriptionReport, error) {
-	s := m.subscriptions
-	disabled, err := s.disabled(ctx)
-	if err != nil {
-		return SubscriptionReport{}, err
-	}
-	own, err := s.own(ctx)
-	if err != nil {
-		return SubscriptionReport{}, err
-	}
-	for i := range own {
-		own[i].Channel.Header = []string{maskHeader(own[i].Channel.Header)}
-	}
-	return SubscriptionReport{Disabled: disabled, Endpoint: s.endpoint, Subscriptions: own}, nil
-}
-
-// DeleteSubscription unsubscribes for decommissioning: it first marks the
-// subscription disabled in the store, so that no running server recreates
-// it, then deletes every Claim subscription of this endpoint (only their
-// creator may, docs/upstreams/openimis.md §2.4). It returns the ids it
-// deleted, and an error for each it could not.
-func (m *Mediator) DeleteSubscription(ctx context.Context) ([]string, error) {
-	s := m.subscriptions
-	if err := s.store.SetSetting(ctx, settingSubscriptionDisabled, "true"); err != nil {
-		return nil, err
-	}
-	own, err := s.own(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var deleted []string
-	var errs []error
-	for _, sub := range own {
-		if err := s.oi.DeleteSubscription(ctx, sub.ID); err != nil {
-			var ae *openimis.APIError
-			if errors.As(err, &ae) && ae.Status == http.StatusForbidden {
-				err = fmt.Errorf("%w (only the openIMIS user who created it may delete it)", err)
-			}
-			errs = append(errs, err)
-			continue
-		}
-		deleted = append(deleted, sub.ID)
-	}
-	return deleted, errors.Join(errs...)
-}
-
-// RenewSubscription re-enables the subscription and replaces it now with one
-// that ends SUBSCRIPTION_END from now. It returns the new subscription's id.
-func (m *Mediator) RenewSubscription(ctx context.Context) (string, error) {
-	s := m.subscriptions
-	if err := s.store.SetSetting(ctx, settingSubscriptionDisabled, "false"); err != nil {
-		return "", err
-	}
-	if err := s.ensure(ctx, true); err != nil {
-		return "", err
-	}
-	id, _, err := s.store.Setting(ctx, settingSubscriptionID)
-	return id, err
 }
 
 // maskHeader shows a subscription header with credential values masked.
