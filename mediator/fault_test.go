@@ -269,11 +269,14 @@ func TestFault_CHTRefusesAboveItsConcurrency(t *testing.T) {
 	t.Parallel()
 	const n = 4
 	b := setup(t, setupOpts{chtMaxConcurrent: n})
-	b.cht.SetLatency(20 * time.Millisecond)
+	// The CHT holds its answers: the first n requests stay in flight and
+	// the proxy refuses the ones the limit (8 at start) lets through beyond.
+	b.cht.SetLatency(time.Hour)
 	claims := b.postClaims(t, "c0c0c0c0", 40)
+	require.Eventually(t, func() bool { return b.cht.Refused.Load() > 0 }, 30*time.Second, 5*time.Millisecond,
+		"the proxy refused requests above its concurrency")
+	b.cht.SetLatency(20 * time.Millisecond)
 	b.requireExactlyOnce(t, claims)
-
-	require.Positive(t, b.cht.Refused.Load(), "the proxy refused requests above its concurrency")
 	limit := b.opts.UpstreamLimits["cht"].Limit()
 	require.LessOrEqual(t, limit, n, "the limit settled at or below the CHT's concurrency")
 	require.Contains(t, b.scrape(t), fmt.Sprintf(`mediator_upstream_concurrency_limit{system="cht"} %d`, limit))
