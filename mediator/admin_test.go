@@ -2,6 +2,7 @@ package mediator_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -45,7 +46,13 @@ func TestJobs_ParkedClaimListedShownAndRetried(t *testing.T) {
 	require.False(t, j.FinishedAt.IsZero())
 	require.Len(t, j.Errors, 1)
 	require.Contains(t, j.Errors[0].Error, "cht POST /api/v1/people: 400")
-	require.Contains(t, string(j.Payload), `"insuree_uuid":"`+fixtureInsureeUUID+`"`)
+	var payload struct {
+		Claim struct {
+			InsureeUUID string `json:"insuree_uuid"`
+		} `json:"claim"`
+	}
+	require.NoError(t, json.Unmarshal(j.Payload, &payload))
+	require.Equal(t, fixtureInsureeUUID, payload.Claim.InsureeUUID)
 	require.NotContains(t, string(j.Payload), mediatorPass)
 
 	_, err = js.Get(ctx, 999999)
