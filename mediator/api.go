@@ -52,6 +52,8 @@ type api struct {
 	openhim  func() string
 	// limits are the upstreams' concurrency limits, for /ready.
 	limits map[string]*UpstreamLimit
+	// paused reports the upstreams' client pauses, by system.
+	paused func() map[string]upstreamPause
 }
 
 // routes builds the gin engine: recovery → request id and logger → the

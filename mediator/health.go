@@ -24,6 +24,16 @@ type readyBody struct {
 	Status  string   `json:"status"`
 	// Limits are the upstreams' current concurrency limits, by system.
 	Limits map[string]int `json:"limits,omitempty"`
+	// Paused names the upstreams the mediator sends nothing to for now
+	// (after a 429, a refused login), until when and why. A pause does not
+	// make the mediator unready: it ends by itself.
+	Paused map[string]upstreamPause `json:"paused,omitempty"`
+}
+
+// upstreamPause is an upstream's client pausing: no request before Until.
+type upstreamPause struct {
+	Until  time.Time `json:"until"`
+	Reason string    `json:"reason,omitempty"`
 }
 
 // handleReady answers 200 when the store is usable and an openIMIS login has
@@ -45,6 +55,15 @@ func (a *api) handleReady() gin.HandlerFunc {
 				body.Limits = map[string]int{}
 			}
 			body.Limits[system] = l.Limit()
+		}
+		for system, p := range a.paused() {
+			if p.Until.IsZero() {
+				continue
+			}
+			if body.Paused == nil {
+				body.Paused = map[string]upstreamPause{}
+			}
+			body.Paused[system] = p
 		}
 		if len(reasons) > 0 {
 			body.Status = "not ready"
