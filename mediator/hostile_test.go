@@ -3,10 +3,12 @@ package mediator_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,4 +87,106 @@ func TestHostile_CHTRetryAfterIsBoundedAndShown(t *testing.T) {
 	require.Empty(t, job.Errors, "waiting uses no attempt")
 	require.WithinRange(t, job.NextTry, start.Add(4*time.Minute), time.Now().Add(5*time.Minute+time.Second))
 	require.Len(t, b.reportsFor(fixtureClaimUUID), 0)
+}
+
+// claimWithCode is the fixture claim with its code replaced by raw JSON
+// string content (escapes kept as written).
+func claimWithCode(t *testing.T, claimUUID, rawCode string) []byte {
+	t.Helper()
+	body := claimBody(t, claimUUID, fixtureInsureeUUID, "2025-06-30")
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(body, &doc))
+	var code string
+	for _, id := range doc["identifier"].([]any) {
+		if v := id.(map[string]any)["value"].(string); v != claimUUID {
+			code = v
+		}
+	}
+	require.NotEmpty(t, code)
+	out := strings.Replace(string(body), `"value":"`+code+`"`, `"value":"`+rawCode+`"`, 1)
+	require.NotEqual(t, string(body), out)
+	return []byte(out)
+}
+
+// feedbackWithID is a feedback push whose doc._id is raw JSON string content.
+func feedbackWithID(t *testing.T, rawID string) []byte {
+	t.Helper()
+	body := string(feedbackBody(t, "placeholder-id", "claimUUID", "insureeUUID", fixtureInsureeUUID))
+	return []byte(strings.Replace(body, `"_id":"placeholder-id"`, `"_id":"`+rawID+`"`, 1))
+}
+
+// fieldsOf reads the fields a 400 names, in either answer shape.
+func fieldsOf(t *testing.T, body []byte) []string {
+	t.Helper()
+	var e struct {
+		Fields []struct{ Field string }
+		Issue  []struct{ Expression []string }
+	}
+	require.NoError(t, json.Unmarshal(body, &e), string(body))
+	var out []string
+	for _, f := range e.Fields {
+		out = append(out, f.Field)
+	}
+	for _, i := range e.Issue {
+		out = append(out, i.Expression...)
+	}
+	return out
+}
+
+// Ids holding NUL or other control characters are refused with a 400 naming
+// the field, on SQLite and PostgreSQL alike (PostgreSQL cannot store a NUL
+// in text, so it answered 503 "send it again" forever).
+func TestHostile_ControlCharactersInIdsAre400(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	for i, raw := range []string{`\u0000`, `CL\u0000AIM`, `\u001b[31mred`, `a\r\nb`, `\u0085`, `\u009b2J`, `\u007f`} {
+		t.Run("Claim"+strconv.Itoa(i), func(t *testing.T) {
+			claim := fmt.Sprintf("c0de0000-0000-4000-8000-%012d", i)
+			resp := b.postClaim(t, claimWithCode(t, claim, raw))
+			require.Equal(t, http.StatusBadRequest, resp.status, string(resp.body))
+			require.Equal(t, []string{"identifier"}, fieldsOf(t, resp.body))
+		})
+		t.Run("Feedback"+strconv.Itoa(i), func(t *testing.T) {
+			resp := b.postFeedback(t, feedbackWithID(t, "r"+raw))
+			require.Equal(t, http.StatusBadRequest, resp.status, string(resp.body))
+			require.Equal(t, []string{"doc._id"}, fieldsOf(t, resp.body))
+		})
+	}
+	for _, id := range []string{"a b", "a/b", "a.b", "é", strings.Repeat("x", 129)} {
+		resp := b.postFeedback(t, feedbackWithID(t, id))
+		require.Equal(t, http.StatusBadRequest, resp.status, "doc._id %q: %s", id, resp.body)
+		require.Equal(t, []string{"doc._id"}, fieldsOf(t, resp.body))
+	}
+	for _, id := range []string{"7f3c2e1a-0d4b-4b7e-9a51-3f0c8d2e6b1a", "7f3c2e1a0d4b4b7e9a513f0c8d2e6b1a", "r_1-B", strings.Repeat("x", 128)} {
+		resp := b.postFeedback(t, feedbackWithID(t, id))
+		require.Equal(t, http.StatusAccepted, resp.status, "doc._id %q: %s", id, resp.body)
+	}
+}
+
+// Lone surrogates and invalid UTF-8 would all decode to U+FFFD: distinct ids
+// would collapse into one, and the later ones be answered 202 and dropped.
+func TestHostile_LoneSurrogatesAndInvalidUTF8Are400(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	for name, body := range map[string][]byte{
+		"HighAlone":     feedbackWithID(t, `sur-\ud800`),
+		"LowAlone":      feedbackWithID(t, `sur-\udfff`),
+		"HighThenOther": feedbackWithID(t, `sur-\ud800\u0041`),
+		"Reversed":      feedbackWithID(t, `sur-\udc00\ud800`),
+		"InvalidUTF8":   feedbackWithID(t, "sur-\xff"),
+		"InOtherField":  []byte(strings.Replace(string(feedbackBody(t, "sur-1", "claimUUID", "insureeUUID", fixtureInsureeUUID)), `"care_rendered":"yes"`, `"care_rendered":"yes\udfff"`, 1)),
+	} {
+		resp := b.postFeedback(t, body)
+		require.Equal(t, http.StatusBadRequest, resp.status, "%s: %s", name, resp.body)
+	}
+	for name, code := range map[string]string{"HighAlone": `sur-\ud800`, "LowAlone": `sur-\udfff`, "InvalidUTF8": "sur-\xff"} {
+		resp := b.postClaim(t, claimWithCode(t, "5c0de000-0000-4000-8000-000000000001", code))
+		require.Equal(t, http.StatusBadRequest, resp.status, "%s: %s", name, resp.body)
+	}
+	// A pair is a character, and an escaped backslash before u is text.
+	resp := b.postFeedback(t, feedbackWithID(t, "pair"))
+	require.Equal(t, http.StatusAccepted, resp.status, string(resp.body))
+	resp = b.postFeedback(t, []byte(strings.Replace(string(feedbackBody(t, "pair-2", "claimUUID", "insureeUUID", fixtureInsureeUUID)),
+		`"payment_asked":"no"`, `"payment_asked":"no","note":"\ud83d\ude00 \\ud800"`, 1)))
+	require.Equal(t, http.StatusAccepted, resp.status, string(resp.body))
 }
