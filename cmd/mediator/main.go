@@ -40,7 +40,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "mediator:", err)
+		fmt.Fprintln(os.Stderr, "mediator:", printableLines(err.Error()))
 		os.Exit(1)
 	}
 }
