@@ -9,6 +9,7 @@
 package cht
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -239,6 +240,8 @@ type APIError struct {
 	// RetryAfter is the server's Retry-After, when it sent one, at most
 	// MaxPause.
 	RetryAfter time.Duration
+	// Location is where a redirect pointed, credentials redacted.
+	Location string
 }
 
 // RetryAfterDuration is the server's Retry-After of a 429 or 503: how long
@@ -256,14 +259,35 @@ func (e *APIError) Error() string {
 	if msg == "" {
 		msg = http.StatusText(e.Status)
 	}
+	if e.Status >= 300 && e.Status < 400 {
+		msg = "redirected to " + cmp.Or(e.Location, "(no Location)") + ", not followed"
+		if e.Status == http.StatusMovedPermanently {
+			msg += "; a permanent redirect means CHT_URL is wrong (e.g. http:// where the CHT wants https://): set it to the address redirected to"
+		}
+	}
 	return fmt.Sprintf("cht %s %s: %d: %s", e.Method, e.Path, e.Status, msg)
 }
 
+// temporaryRedirect reports the redirects that are often transient (a proxy
+// sending traffic elsewhere during maintenance, a login page in front of an
+// expiring session): 302, 303, 307 and 308. The client never follows one, as
+// the credentials must not travel to another address.
+func temporaryRedirect(status int) bool {
+	switch status {
+	case http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
+	}
+	return false
+}
+
 // Permanent reports whether retrying the same request cannot succeed: client
-// errors other than 401, 408, 409 and 429, redirects, and the 500s the CHT
-// answers for an unknown form or a malformed record (docs/upstreams/cht.md trap 2).
+// errors other than 401, 408, 409 and 429, redirects other than 302, 303, 307
+// and 308 (a 301 is a wrong CHT_URL), and the 500s the CHT answers for an
+// unknown form or a malformed record (docs/upstreams/cht.md trap 2).
 func (e *APIError) Permanent() bool {
 	switch {
+	case temporaryRedirect(e.Status):
+		return false
 	case e.Status >= 300 && e.Status < 400:
 		return true
 	case e.Status == http.StatusUnauthorized, e.Status == http.StatusRequestTimeout,
@@ -280,6 +304,9 @@ func (e *APIError) Permanent() bool {
 func newAPIError(method, path string, resp *resty.Response) *APIError {
 	e := &APIError{Method: method, Path: path, Status: resp.StatusCode()}
 	e.RetryAfter = ParseRetryAfter(resp.Header().Get("Retry-After"), time.Now())
+	if e.Status >= 300 && e.Status < 400 {
+		e.Location = redactURL(resp.Header().Get("Location"))
+	}
 	var body struct {
 		Details any    `json:"details"`
 		Error   string `json:"error"`
@@ -306,6 +333,34 @@ func newAPIError(method, path string, resp *resty.Response) *APIError {
 	}
 	e.Message = text
 	return e
+}
+
+// redactURL makes a Location safe to log: user information and query values
+// (tokens, signatures) are replaced by REDACTED, and it is cut at 200 bytes.
+func redactURL(loc string) string {
+	if loc == "" {
+		return ""
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		return "(unreadable Location)"
+	}
+	if u.User != nil {
+		u.User = url.User("REDACTED")
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"REDACTED"}
+		}
+		u.RawQuery = q.Encode()
+	}
+	u.Fragment, u.RawFragment = "", ""
+	s := u.String()
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
 }
 
 // ParseRetryAfter reads a Retry-After header (seconds or an HTTP date) as a

@@ -307,3 +307,33 @@ func TestParseRetryAfter(t *testing.T) {
 		})
 	}
 }
+
+func TestClient_RedirectsTemporaryOrNot(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		status    int
+		permanent bool
+	}{
+		{http.StatusMovedPermanently, true},
+		{http.StatusFound, false},
+		{http.StatusSeeOther, false},
+		{http.StatusTemporaryRedirect, false},
+		{http.StatusPermanentRedirect, false},
+	} {
+		t.Run(http.StatusText(tt.status), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			b.server.SetFaultHeader(tt.status, "Location", "https://admin:s3cret@maintenance.example.org/down?token=abc123&x=1#frag")
+			b.server.FailNextPath("/api/v2/records", 1, tt.status)
+			_, err := b.client.CreateReport(context.Background(), cht.Report{Form: "OP", Fields: map[string]any{"patient_id": "p"}})
+			requireAPIError(t, err, tt.status, tt.permanent)
+			require.Contains(t, err.Error(), "redirected to https://REDACTED@maintenance.example.org/down?token=REDACTED&x=REDACTED")
+			require.NotContains(t, err.Error(), "s3cret")
+			require.NotContains(t, err.Error(), "abc123")
+			require.NotContains(t, err.Error(), "admin")
+			if tt.permanent {
+				require.Contains(t, err.Error(), "CHT_URL")
+			}
+		})
+	}
+}

@@ -190,3 +190,26 @@ func TestHostile_LoneSurrogatesAndInvalidUTF8Are400(t *testing.T) {
 		`"payment_asked":"no"`, `"payment_asked":"no","note":"\ud83d\ude00 \\ud800"`, 1)))
 	require.Equal(t, http.StatusAccepted, resp.status, string(resp.body))
 }
+
+// A temporary redirect (a proxy during maintenance) is retried with backoff
+// and the claim delivered; the log says where it pointed, credentials
+// redacted. A 301 is a wrong CHT_URL: the job is kept with the hint.
+func TestHostile_TemporaryRedirectIsRetried(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	b.cht.SetFaultHeader(http.StatusTemporaryRedirect, "Location", "https://ops:pa55@maint.example.org/records?sig=xyz")
+	b.cht.FailNextPath("/api/v2/records", 2, http.StatusTemporaryRedirect)
+	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, fixtureClaimUUID, fixtureInsureeUUID, "2025-06-30")).status)
+	b.waitDelivered(t, fixtureClaimUUID)
+	require.Len(t, b.reportsFor(fixtureClaimUUID), 1)
+	b.waitLog(t, "job attempt failed; will retry", "307: redirected to https://REDACTED@maint.example.org/records?sig=REDACTED")
+	require.NotContains(t, b.logs.String(), "pa55")
+	require.NotContains(t, b.logs.String(), "xyz")
+	require.NotContains(t, b.logs.String(), "job failed permanently")
+
+	const other = "b0b0b0b0-0277-4c98-adab-d98c0f7e681b"
+	b.cht.SetFaultHeader(http.StatusMovedPermanently, "Location", "https://cht.example.org/api/v2/records")
+	b.cht.FailNextPath("/api/v2/records", 1, http.StatusMovedPermanently)
+	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, other, fixtureInsureeUUID, "2025-06-30")).status)
+	b.waitLog(t, "job failed permanently", "301: redirected to https://cht.example.org/api/v2/records", "CHT_URL is wrong")
+}
