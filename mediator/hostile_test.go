@@ -213,3 +213,64 @@ func TestHostile_TemporaryRedirectIsRetried(t *testing.T) {
 	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, other, fixtureInsureeUUID, "2025-06-30")).status)
 	b.waitLog(t, "job failed permanently", "301: redirected to https://cht.example.org/api/v2/records", "CHT_URL is wrong")
 }
+
+// A client guessing the password is answered 429 with Retry-After after a
+// few failures, whatever it sends then; no info line is written per failed
+// attempt, one warning says the address is throttled, and /metrics counts
+// the failures. Other addresses are not throttled.
+func TestHostile_FailedAuthIsThrottled(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	body := claimBody(t, fixtureClaimUUID, fixtureInsureeUUID, "2025-06-30")
+	send := func(user, pass string) *http.Response {
+		req, err := http.NewRequest(http.MethodPost, b.srv.URL+"/mediator/claim-response", strings.NewReader(string(body)))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.SetBasicAuth(user, pass)
+		resp, err := b.srv.Client().Do(req)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	var statuses []int
+	var throttled *http.Response
+	for i := range 60 {
+		resp := send(mediatorUser, fmt.Sprintf("guess-%d", i))
+		statuses = append(statuses, resp.StatusCode)
+		if resp.StatusCode == http.StatusTooManyRequests {
+			throttled = resp
+			break
+		}
+		require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	}
+	require.NotNil(t, throttled, "throttled before 60 failures: %v", statuses)
+	require.LessOrEqual(t, len(statuses), 11)
+	ra, err := strconv.Atoi(throttled.Header.Get("Retry-After"))
+	require.NoError(t, err, "a 429 says when to come back")
+	require.Positive(t, ra)
+	require.LessOrEqual(t, ra, 60)
+	require.Equal(t, http.StatusTooManyRequests, send(mediatorUser, mediatorPass).StatusCode,
+		"while throttled, the password is not even checked")
+
+	b.waitLog(t, "this address is throttled")
+	var infoRefusals, warnings int
+	for _, line := range strings.Split(b.logs.String(), "\n") {
+		var l struct{ Level, Message string; Status int }
+		if json.Unmarshal([]byte(line), &l) != nil {
+			continue
+		}
+		if l.Message == "request" && (l.Status == http.StatusUnauthorized || l.Status == http.StatusTooManyRequests) && l.Level != "debug" {
+			infoRefusals++
+		}
+		if strings.Contains(l.Message, "this address is throttled") {
+			warnings++
+			require.Equal(t, "warn", l.Level)
+		}
+	}
+	require.Zero(t, infoRefusals, "no info line per failed attempt")
+	require.Equal(t, 1, warnings, "one warning when the address becomes throttled")
+	metrics := b.scrape(t)
+	require.Contains(t, metrics, `mediator_auth_failures_total{reason="wrong_credentials"} 10`)
+	require.Contains(t, metrics, `mediator_auth_failures_total{reason="throttled"} 2`)
+}

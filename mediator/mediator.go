@@ -244,6 +244,7 @@ func New(opts Options) (*Mediator, error) {
 		openhim:  m.openHIMState,
 		limits:   opts.UpstreamLimits,
 		paused:   m.paused,
+		throttle: newAuthThrottle(opts.Now),
 	}).routes()
 	return m, nil
 }

@@ -28,6 +28,7 @@ type Metrics struct {
 	jobDuration *prometheus.HistogramVec
 	jobs        *prometheus.CounterVec
 	logins      *prometheus.CounterVec
+	authFails   *prometheus.CounterVec
 	requests    *prometheus.CounterVec
 	state       *stateCollector
 	upstream    *prometheus.HistogramVec
@@ -59,6 +60,10 @@ func NewMetrics() *Metrics {
 			Name: "mediator_openimis_logins_total",
 			Help: "openIMIS login attempts, by outcome (ok, refused, error).",
 		}, []string{"outcome"}),
+		authFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mediator_auth_failures_total",
+			Help: "Requests to /mediator/* refused for their Basic credentials: wrong_credentials (401), throttled (429 after repeated failures from one address).",
+		}, []string{"reason"}),
 	}
 	mt.state = &stateCollector{
 		depth: prometheus.NewDesc("mediator_queue_depth", "Jobs waiting or running, by kind.", []string{"kind"}, nil),
@@ -77,7 +82,7 @@ func NewMetrics() *Metrics {
 		paused: prometheus.NewDesc("mediator_upstream_paused_seconds",
 			"Seconds an upstream's client still sends nothing, after a 429 or a refused login (0: not paused).", []string{"system"}, nil),
 	}
-	mt.registry.MustRegister(mt.requests, mt.jobs, mt.jobDuration, mt.upstream, mt.logins, mt.state,
+	mt.registry.MustRegister(mt.requests, mt.jobs, mt.jobDuration, mt.upstream, mt.logins, mt.authFails, mt.state,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return mt
 }
@@ -138,6 +143,11 @@ func operationPath(p string) string {
 		}
 	}
 	return strings.Join(parts, "/")
+}
+
+// authFailure counts one request refused for its credentials.
+func (mt *Metrics) authFailure(reason string) {
+	mt.authFails.WithLabelValues(reason).Inc()
 }
 
 // request counts one answered request.
