@@ -256,7 +256,10 @@ func TestHostile_FailedAuthIsThrottled(t *testing.T) {
 	b.waitLog(t, "this address is throttled")
 	var infoRefusals, warnings int
 	for _, line := range strings.Split(b.logs.String(), "\n") {
-		var l struct{ Level, Message string; Status int }
+		var l struct {
+			Level, Message string
+			Status         int
+		}
 		if json.Unmarshal([]byte(line), &l) != nil {
 			continue
 		}
