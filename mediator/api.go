@@ -56,6 +56,8 @@ type api struct {
 	paused func() map[string]upstreamPause
 	// throttle counts failed Basic auth per client address.
 	throttle *authThrottle
+	// writeCheck caches whether the store can commit, for /ready.
+	writeCheck *writeCheck
 }
 
 // ctxAuthRefused marks a request refused by basicAuth (401, 429): its

@@ -3,18 +3,22 @@ package mediator_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cht-openimis/cht-openimis-mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
 )
 
 // readyAnswer is what a test reads of GET /ready.
@@ -276,4 +280,52 @@ func TestHostile_FailedAuthIsThrottled(t *testing.T) {
 	metrics := b.scrape(t)
 	require.Contains(t, metrics, `mediator_auth_failures_total{reason="wrong_credentials"} 10`)
 	require.Contains(t, metrics, `mediator_auth_failures_total{reason="throttled"} 2`)
+}
+
+// fullStore is a store whose disk is full while full is set: reads work,
+// every commit fails as SQLite's do (SQLITE_FULL).
+type fullStore struct {
+	storetype.Store
+	full *atomic.Bool
+}
+
+var errDiskFull = errors.New("database or disk is full (13)")
+
+func (s fullStore) Enqueue(ctx context.Context, kind, key string, args river.JobArgs) (bool, error) {
+	if s.full.Load() {
+		return false, errDiskFull
+	}
+	return s.Store.Enqueue(ctx, kind, key, args)
+}
+
+func (s fullStore) CheckWrite(ctx context.Context) error {
+	if s.full.Load() {
+		return errDiskFull
+	}
+	return s.Store.CheckWrite(ctx)
+}
+
+// While the store cannot commit (a full disk), every request gets 503: so
+// does /ready, although reads still work; it answers 200 again by itself
+// once the store commits.
+func TestHostile_ReadyReflectsWhetherTheStoreCommits(t *testing.T) {
+	t.Parallel()
+	full := &atomic.Bool{}
+	b := setup(t, setupOpts{wrapStore: func(st storetype.Store) storetype.Store { return fullStore{Store: st, full: full} }})
+	require.Eventually(t, func() bool { return b.readyState(t).status == http.StatusOK }, 15*time.Second, 10*time.Millisecond)
+
+	full.Store(true)
+	require.Equal(t, http.StatusServiceUnavailable, b.postClaim(t, claimBody(t, fixtureClaimUUID, fixtureInsureeUUID, "2025-06-30")).status)
+	var r readyAnswer
+	require.Eventually(t, func() bool { r = b.readyState(t); return r.status == http.StatusServiceUnavailable },
+		10*time.Second, 50*time.Millisecond, "/ready says the store cannot commit")
+	require.Contains(t, strings.Join(r.Reasons, "; "), "store cannot commit")
+	b.waitLog(t, "the store cannot commit", "database or disk is full")
+
+	full.Store(false)
+	require.Eventually(t, func() bool { return b.readyState(t).status == http.StatusOK },
+		10*time.Second, 50*time.Millisecond, "/ready is 200 again by itself")
+	b.waitLog(t, "the store commits again")
+	require.Equal(t, http.StatusOK, b.postClaim(t, claimBody(t, fixtureClaimUUID, fixtureInsureeUUID, "2025-06-30")).status)
+	b.waitDelivered(t, fixtureClaimUUID)
 }

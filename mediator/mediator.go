@@ -234,17 +234,18 @@ func New(opts Options) (*Mediator, error) {
 		paused:       m.paused,
 	})
 	m.handler = (&api{
-		store:    opts.Store,
-		log:      opts.Logger,
-		metrics:  opts.Metrics,
-		urn:      opts.Registration.URN,
-		username: opts.Username,
-		password: opts.Password,
-		loggedIn: opts.OpenIMIS.LoggedIn,
-		openhim:  m.openHIMState,
-		limits:   opts.UpstreamLimits,
-		paused:   m.paused,
-		throttle: newAuthThrottle(opts.Now),
+		store:      opts.Store,
+		log:        opts.Logger,
+		metrics:    opts.Metrics,
+		urn:        opts.Registration.URN,
+		username:   opts.Username,
+		password:   opts.Password,
+		loggedIn:   opts.OpenIMIS.LoggedIn,
+		openhim:    m.openHIMState,
+		limits:     opts.UpstreamLimits,
+		paused:     m.paused,
+		throttle:   newAuthThrottle(opts.Now),
+		writeCheck: &writeCheck{log: opts.Logger, now: opts.Now},
 	}).routes()
 	return m, nil
 }
