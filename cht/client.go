@@ -9,6 +9,7 @@
 package cht
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -41,15 +42,53 @@ type Options struct {
 	// AuthCooldown is how long the client sends nothing after a 401 or 429.
 	// The CHT locks a user out after ten such answers in ten seconds, and
 	// every request during the lock-out extends it (docs/upstreams/cht.md trap 14). Defaults to
-	// 10 seconds; it doubles while the answers repeat, up to 5 minutes.
+	// 10 seconds; it doubles while the answers repeat, up to MaxPause. A
+	// longer Retry-After is honoured, up to MaxPause too.
 	AuthCooldown time.Duration
 	// Now is the clock of the cool-down. Defaults to time.Now.
 	Now func() time.Time
 }
 
-// ErrCoolingDown is returned without contacting the CHT while the client
-// waits after a 401 or 429.
-var ErrCoolingDown = errors.New("cht: waiting after a refused login")
+// MaxPause bounds every pause of the client: its own doubling cool-down and
+// a server's Retry-After, however long (a proxy may send any number).
+const MaxPause = 5 * time.Minute
+
+// ErrCoolingDown is returned, wrapped in a *PauseError, without contacting
+// the CHT while the client pauses after a 401 or 429.
+var ErrCoolingDown = errors.New("cht: paused")
+
+// PauseError is the answer to a request made while the client pauses: the
+// CHT was not contacted. It says why (the answer that started the pause) and
+// for how long; a job waits that long without using an attempt.
+type PauseError struct {
+	// Left is how long the client still sends nothing.
+	Left time.Duration
+	// Cause is the answer that started the pause.
+	Cause *APIError
+}
+
+// Error implements error, worded by cause: a 429 is not a refused login.
+func (e *PauseError) Error() string {
+	return fmt.Sprintf("%v %s, %s left: %v", ErrCoolingDown, e.why(), e.Left.Round(time.Millisecond), e.Cause)
+}
+
+// why names the answer that started the pause.
+func (e *PauseError) why() string {
+	if e.Cause.Status == http.StatusUnauthorized {
+		return "after a refused login (401)"
+	}
+	why := fmt.Sprintf("after %d %s", e.Cause.Status, http.StatusText(e.Cause.Status))
+	if e.Cause.RetryAfter > 0 {
+		why += fmt.Sprintf(" (Retry-After %s)", e.Cause.RetryAfter)
+	}
+	return why
+}
+
+// Unwrap gives ErrCoolingDown and the answer that started the pause.
+func (e *PauseError) Unwrap() []error { return []error{ErrCoolingDown, e.Cause} }
+
+// RetryAfterDuration is how long to wait before trying again.
+func (e *PauseError) RetryAfterDuration() time.Duration { return e.Left }
 
 // Client talks to one CHT instance as one user. It is safe for concurrent use.
 type Client struct {
@@ -61,7 +100,7 @@ type Client struct {
 	mu         sync.Mutex
 	pauseUntil time.Time
 	pauseFor   time.Duration
-	pauseCause error
+	pauseCause *APIError
 }
 
 // New returns a Client. It does not contact the server.
@@ -155,24 +194,35 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	return nil
 }
 
-// cooling returns ErrCoolingDown while the client pauses.
+// cooling returns a *PauseError while the client pauses.
 func (c *Client) cooling() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if left := c.pauseUntil.Sub(c.now()); left > 0 {
-		return fmt.Errorf("%w (%s left): %w", ErrCoolingDown, left.Round(time.Millisecond), c.pauseCause)
+		return &PauseError{Left: left, Cause: c.pauseCause}
 	}
 	return nil
 }
 
 // pause stops all requests for the cool-down, or the server's Retry-After
-// when longer, doubling while refusals repeat.
+// when longer, doubling while refusals repeat; never longer than MaxPause.
 func (c *Client) pause(cause *APIError) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.pauseFor = min(max(c.pauseFor*2, c.cooldown), 5*time.Minute)
-	c.pauseUntil = c.now().Add(max(c.pauseFor, cause.RetryAfter))
+	c.pauseFor = min(max(c.pauseFor*2, c.cooldown), MaxPause)
+	c.pauseUntil = c.now().Add(min(max(c.pauseFor, cause.RetryAfter), MaxPause))
 	c.pauseCause = cause
+}
+
+// Paused reports until when the client sends nothing, and why; a zero time
+// when it does not pause.
+func (c *Client) Paused() (until time.Time, cause string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.pauseUntil.After(c.now()) {
+		return time.Time{}, ""
+	}
+	return c.pauseUntil, (&PauseError{Cause: c.pauseCause}).why()
 }
 
 func (c *Client) resume() {
@@ -187,8 +237,20 @@ type APIError struct {
 	Status       int
 	// Message is the answer's error and details, or the start of its body.
 	Message string
-	// RetryAfter is the server's Retry-After, when it sent one.
+	// RetryAfter is the server's Retry-After, when it sent one, at most
+	// MaxPause.
 	RetryAfter time.Duration
+	// Location is where a redirect pointed, credentials redacted.
+	Location string
+}
+
+// RetryAfterDuration is the server's Retry-After of a 429 or 503: how long
+// to wait before trying again, without counting the answer as a failure.
+func (e *APIError) RetryAfterDuration() time.Duration {
+	if e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable {
+		return e.RetryAfter
+	}
+	return 0
 }
 
 // Error implements error.
@@ -197,14 +259,35 @@ func (e *APIError) Error() string {
 	if msg == "" {
 		msg = http.StatusText(e.Status)
 	}
+	if e.Status >= 300 && e.Status < 400 {
+		msg = "redirected to " + cmp.Or(e.Location, "(no Location)") + ", not followed"
+		if e.Status == http.StatusMovedPermanently {
+			msg += "; a permanent redirect means CHT_URL is wrong (e.g. http:// where the CHT wants https://): set it to the address redirected to"
+		}
+	}
 	return fmt.Sprintf("cht %s %s: %d: %s", e.Method, e.Path, e.Status, msg)
 }
 
+// temporaryRedirect reports the redirects that are often transient (a proxy
+// sending traffic elsewhere during maintenance, a login page in front of an
+// expiring session): 302, 303, 307 and 308. The client never follows one, as
+// the credentials must not travel to another address.
+func temporaryRedirect(status int) bool {
+	switch status {
+	case http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
+	}
+	return false
+}
+
 // Permanent reports whether retrying the same request cannot succeed: client
-// errors other than 401, 408, 409 and 429, redirects, and the 500s the CHT
-// answers for an unknown form or a malformed record (docs/upstreams/cht.md trap 2).
+// errors other than 401, 408, 409 and 429, redirects other than 302, 303, 307
+// and 308 (a 301 is a wrong CHT_URL), and the 500s the CHT answers for an
+// unknown form or a malformed record (docs/upstreams/cht.md trap 2).
 func (e *APIError) Permanent() bool {
 	switch {
+	case temporaryRedirect(e.Status):
+		return false
 	case e.Status >= 300 && e.Status < 400:
 		return true
 	case e.Status == http.StatusUnauthorized, e.Status == http.StatusRequestTimeout,
@@ -220,10 +303,9 @@ func (e *APIError) Permanent() bool {
 
 func newAPIError(method, path string, resp *resty.Response) *APIError {
 	e := &APIError{Method: method, Path: path, Status: resp.StatusCode()}
-	if s := resp.Header().Get("Retry-After"); s != "" {
-		if n, err := strconv.Atoi(s); err == nil && n > 0 {
-			e.RetryAfter = time.Duration(n) * time.Second
-		}
+	e.RetryAfter = ParseRetryAfter(resp.Header().Get("Retry-After"), time.Now())
+	if e.Status >= 300 && e.Status < 400 {
+		e.Location = redactURL(resp.Header().Get("Location"))
 	}
 	var body struct {
 		Details any    `json:"details"`
@@ -251,6 +333,56 @@ func newAPIError(method, path string, resp *resty.Response) *APIError {
 	}
 	e.Message = text
 	return e
+}
+
+// redactURL makes a Location safe to log: user information and query values
+// (tokens, signatures) are replaced by REDACTED, and it is cut at 200 bytes.
+func redactURL(loc string) string {
+	if loc == "" {
+		return ""
+	}
+	u, err := url.Parse(loc)
+	if err != nil {
+		return "(unreadable Location)"
+	}
+	if u.User != nil {
+		u.User = url.User("REDACTED")
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"REDACTED"}
+		}
+		u.RawQuery = q.Encode()
+	}
+	u.Fragment, u.RawFragment = "", ""
+	s := u.String()
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// ParseRetryAfter reads a Retry-After header (seconds or an HTTP date) as a
+// duration from now, at most MaxPause; 0 when absent or unreadable.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		switch {
+		case n <= 0:
+			return 0
+		case n >= int64(MaxPause/time.Second):
+			return MaxPause
+		}
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(t.Sub(now), 0), MaxPause)
+	}
+	return 0
 }
 
 // IsConflict reports whether err is a 409 conflict, such as creating a

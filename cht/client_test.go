@@ -239,3 +239,101 @@ func TestClient_CoolsDownAfterRefusedLogin(t *testing.T) {
 	_, err = c.FindContacts(ctx, "openimis_id", "abc")
 	require.NoError(t, err)
 }
+
+func TestClient_PauseAfterRetryAfterIsBounded(t *testing.T) {
+	t.Parallel()
+	s := chttest.NewServer(t, chttest.Options{})
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	c, err := cht.New(cht.Options{URL: s.URL, Username: chttest.DefaultUsername, Password: chttest.DefaultPassword,
+		AuthCooldown: 10 * time.Second, Now: clock})
+	require.NoError(t, err)
+	ctx := context.Background()
+
+	// A proxy answers 429 with a Retry-After of some 31 years.
+	s.SetFaultHeader(http.StatusTooManyRequests, "Retry-After", "999999999")
+	s.FailNextPath("/api/v2/records", 1, http.StatusTooManyRequests)
+	_, err = c.CreateReport(ctx, cht.Report{Form: "OP", Fields: map[string]any{"patient_id": "x"}})
+	ae := requireAPIError(t, err, http.StatusTooManyRequests, false)
+	require.Equal(t, cht.MaxPause, ae.RetryAfter, "Retry-After is bounded")
+	require.Equal(t, cht.MaxPause, ae.RetryAfterDuration(), "the 429 itself is a wait, not a failure")
+
+	until, cause := c.Paused()
+	require.Equal(t, now.Add(cht.MaxPause), until, "the client pauses at most MaxPause")
+	require.Contains(t, cause, "429 Too Many Requests")
+
+	_, err = c.FindContacts(ctx, "openimis_id", "abc")
+	require.ErrorIs(t, err, cht.ErrCoolingDown)
+	var pe *cht.PauseError
+	require.ErrorAs(t, err, &pe)
+	require.Equal(t, cht.MaxPause, pe.RetryAfterDuration(), "a job waits out the pause")
+	require.Contains(t, err.Error(), "paused after 429 Too Many Requests (Retry-After 5m0s)")
+	require.NotContains(t, err.Error(), "refused login", "a 429 is not a refused login")
+
+	advance(cht.MaxPause)
+	until, _ = c.Paused()
+	require.True(t, until.IsZero(), "the pause ended")
+	_, err = c.FindContacts(ctx, "openimis_id", "abc")
+	require.NoError(t, err)
+
+	s.FailNext(1, http.StatusUnauthorized)
+	_, err = c.FindContacts(ctx, "openimis_id", "abc")
+	requireAPIError(t, err, http.StatusUnauthorized, false)
+	_, err = c.FindContacts(ctx, "openimis_id", "abc")
+	require.ErrorContains(t, err, "paused after a refused login (401)")
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name, value string
+		want        time.Duration
+	}{
+		{"Empty", "", 0},
+		{"Seconds", "30", 30 * time.Second},
+		{"Huge", "999999999", cht.MaxPause},
+		{"Overflow", "99999999999999999999", cht.MaxPause},
+		{"Negative", "-5", 0},
+		{"Date", now.Add(time.Minute).Format(http.TimeFormat), time.Minute},
+		{"FarDate", now.AddDate(30, 0, 0).Format(http.TimeFormat), cht.MaxPause},
+		{"Garbage", "soon", 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tt.want, cht.ParseRetryAfter(tt.value, now))
+		})
+	}
+}
+
+func TestClient_RedirectsTemporaryOrNot(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		status    int
+		permanent bool
+	}{
+		{http.StatusMovedPermanently, true},
+		{http.StatusFound, false},
+		{http.StatusSeeOther, false},
+		{http.StatusTemporaryRedirect, false},
+		{http.StatusPermanentRedirect, false},
+	} {
+		t.Run(http.StatusText(tt.status), func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			b.server.SetFaultHeader(tt.status, "Location", "https://admin:s3cret@maintenance.example.org/down?token=abc123&x=1#frag")
+			b.server.FailNextPath("/api/v2/records", 1, tt.status)
+			_, err := b.client.CreateReport(context.Background(), cht.Report{Form: "OP", Fields: map[string]any{"patient_id": "p"}})
+			requireAPIError(t, err, tt.status, tt.permanent)
+			require.Contains(t, err.Error(), "redirected to https://REDACTED@maintenance.example.org/down?token=REDACTED&x=REDACTED")
+			require.NotContains(t, err.Error(), "s3cret")
+			require.NotContains(t, err.Error(), "abc123")
+			require.NotContains(t, err.Error(), "admin")
+			if tt.permanent {
+				require.Contains(t, err.Error(), "CHT_URL")
+			}
+		})
+	}
+}

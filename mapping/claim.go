@@ -33,6 +33,9 @@ var Nepal = time.FixedZone("NPT", 5*3600+45*60)
 // ParseClaimResponse decodes and validates the body of a ClaimResponse
 // notification. Problems come back as FieldErrors (or a JSON syntax error).
 func ParseClaimResponse(body []byte) (Claim, error) {
+	if err := checkText(body); err != nil {
+		return Claim{}, err
+	}
 	var cr openimis.ClaimResponse
 	// goccy/go-json decodes a notification about five times faster than
 	// encoding/json (most of a ClaimResponse is items the mediator skips),
@@ -98,8 +101,13 @@ func ClaimFromResponse(cr openimis.ClaimResponse) (Claim, error) {
 	case !IsUUID(c.UUID):
 		errs.add("id", "must be a UUID")
 	}
-	if c.Code == "" {
+	switch {
+	case c.Code == "":
 		errs.add("identifier", "needs the claim code (an identifier whose type is not UUID)")
+	case hasControl(c.Code):
+		errs.add("identifier", "the claim code must not hold control characters")
+	case len(c.Code) > 128:
+		errs.add("identifier", "the claim code must be at most 128 bytes")
 	}
 	c.InsureeUUID = insureeUUID(cr.Patient)
 	if c.InsureeUUID == "" {

@@ -39,6 +39,9 @@ var feedbackQuestions = []string{"care_rendered", "payment_asked", "drug_prescri
 // case, as strings, booleans or numbers; the rating as a string or number from
 // 0 to 5. Everything else is an error naming each bad field.
 func ParseFeedback(body []byte) (Feedback, error) {
+	if err := checkText(body); err != nil {
+		return Feedback{}, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var raw map[string]any
@@ -91,15 +94,19 @@ func docID(raw map[string]any, errs *FieldErrors) string {
 	if doc, isMap := raw["doc"].(map[string]any); !ok && isMap {
 		v, ok = doc["_id"]
 	}
-	s, isString := v.(string)
-	s = strings.TrimSpace(s)
+	str, isString := v.(string)
+	s := strings.TrimSpace(str)
 	switch {
 	case !ok:
 		errs.add("doc._id", "is required (the CHT report id)")
+	case hasControl(str):
+		errs.add("doc._id", "must not hold control characters")
 	case !isString || s == "":
 		errs.add("doc._id", "must be a non-empty string")
 	case len(s) > 128:
 		errs.add("doc._id", "must be at most 128 characters")
+	case !isDocID(s):
+		errs.add("doc._id", "must be a CHT document id: letters, digits, - and _ only")
 	default:
 		return s
 	}

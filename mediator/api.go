@@ -52,7 +52,18 @@ type api struct {
 	openhim  func() string
 	// limits are the upstreams' concurrency limits, for /ready.
 	limits map[string]*UpstreamLimit
+	// paused reports the upstreams' client pauses, by system.
+	paused func() map[string]upstreamPause
+	// throttle counts failed Basic auth per client address.
+	throttle *authThrottle
+	// writeCheck caches whether the store can commit, for /ready.
+	writeCheck *writeCheck
 }
+
+// ctxAuthRefused marks a request refused by basicAuth (401, 429): its
+// request line is logged at debug, so that a password-guessing client cannot
+// flood the log; basicAuth logs a summary instead.
+const ctxAuthRefused = "mediator_auth_refused"
 
 // routes builds the gin engine: recovery → request id and logger → the
 // routes; /mediator/* adds Basic auth.
@@ -117,7 +128,7 @@ func (a *api) requestContext() gin.HandlerFunc {
 		if status >= 500 {
 			ev = log.Error()
 		}
-		if route == "/health" || route == "/ready" || route == "/metrics" {
+		if route == "/health" || route == "/ready" || route == "/metrics" || c.GetBool(ctxAuthRefused) {
 			ev = log.Debug()
 		}
 		ev.Str("method", c.Request.Method).
@@ -175,23 +186,57 @@ func (a *api) recovery() gin.HandlerFunc {
 	}
 }
 
-// basicAuth checks the caller's Basic credentials in constant time.
+// basicAuth checks the caller's Basic credentials in constant time. A
+// client address that sent wrong credentials authFailureLimit times within
+// authFailureWindow is answered 429, without a check, until the window
+// passes. The address is the connection's peer (X-Forwarded-For is not
+// trusted): behind OpenHIM, every request shares OpenHIM's address.
 func (a *api) basicAuth() gin.HandlerFunc {
 	wantUser := sha256.Sum256([]byte(a.username))
 	wantPass := sha256.Sum256([]byte(a.password))
 	return func(c *gin.Context) {
+		addr := c.RemoteIP()
+		if left, throttled := a.throttle.throttled(addr); throttled {
+			c.Set(ctxAuthRefused, true)
+			a.metrics.authFailure("throttled")
+			c.Header("Retry-After", strconv.Itoa(int((left+time.Second-1)/time.Second)))
+			a.fail(c, http.StatusTooManyRequests, "too many failed logins from this address; try again after Retry-After seconds")
+			c.Abort()
+			return
+		}
 		user, pass, ok := c.Request.BasicAuth()
 		gotUser := sha256.Sum256([]byte(user))
 		gotPass := sha256.Sum256([]byte(pass))
 		userOK := subtle.ConstantTimeCompare(gotUser[:], wantUser[:])
 		passOK := subtle.ConstantTimeCompare(gotPass[:], wantPass[:])
 		if !ok || userOK&passOK != 1 {
+			c.Set(ctxAuthRefused, true)
+			if ok { // credentials sent, and wrong: a failed login
+				a.metrics.authFailure("wrong_credentials")
+				a.failedLogin(c, addr)
+			}
 			c.Header("WWW-Authenticate", `Basic realm="cht-openimis-mediator", charset="UTF-8"`)
 			a.fail(c, http.StatusUnauthorized, "missing or wrong credentials")
 			c.Abort()
 			return
 		}
 		c.Next()
+	}
+}
+
+// failedLogin counts a failed login from addr and logs a summary: one warning
+// when the address becomes throttled, and one when a throttled window has
+// passed, with its counts.
+func (a *api) failedLogin(c *gin.Context, addr string) {
+	f := a.throttle.fail(addr)
+	log := zerolog.Ctx(c.Request.Context())
+	if f.ended != nil {
+		log.Warn().Str("remote", addr).Int("failures", f.ended.failures).Int("refused", f.ended.refused).
+			Time("since", f.ended.start).Msg("failed logins: throttling of this address ended")
+	}
+	if f.throttled {
+		log.Warn().Str("remote", addr).Int("failures", f.failures).Dur("window", a.throttle.window).
+			Time("until", f.until).Msg("failed logins: this address is throttled (429) until the window passes")
 	}
 }
 

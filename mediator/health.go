@@ -3,9 +3,11 @@ package mediator
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/rs/zerolog"
 )
 
 // handleHealth answers 200 while the process runs.
@@ -24,10 +26,54 @@ type readyBody struct {
 	Status  string   `json:"status"`
 	// Limits are the upstreams' current concurrency limits, by system.
 	Limits map[string]int `json:"limits,omitempty"`
+	// Paused names the upstreams the mediator sends nothing to for now
+	// (after a 429, a refused login), until when and why. A pause does not
+	// make the mediator unready: it ends by itself.
+	Paused map[string]upstreamPause `json:"paused,omitempty"`
 }
 
-// handleReady answers 200 when the store is usable and an openIMIS login has
-// succeeded, else 503 with the reasons.
+// upstreamPause is an upstream's client pausing: no request before Until.
+type upstreamPause struct {
+	Until  time.Time `json:"until"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// writeCheckTTL is how long /ready reuses the store's write check, so that
+// frequent probes stay cheap.
+const writeCheckTTL = 2 * time.Second
+
+// writeCheck caches the store's write check (Store.CheckWrite) for
+// writeCheckTTL, and logs when its outcome changes. Probes arriving during a
+// check wait for it and share its outcome.
+type writeCheck struct {
+	log zerolog.Logger
+	now func() time.Time
+
+	mu      sync.Mutex
+	at      time.Time
+	err     error
+	checked bool
+}
+
+func (w *writeCheck) check(ctx context.Context, checkWrite func(context.Context) error) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.checked && w.now().Sub(w.at) < writeCheckTTL {
+		return w.err
+	}
+	err := checkWrite(ctx)
+	switch {
+	case err != nil && (w.err == nil || !w.checked):
+		w.log.Error().Err(err).Msg("the store cannot commit; /ready answers 503 until it can")
+	case err == nil && w.err != nil:
+		w.log.Info().Msg("the store commits again")
+	}
+	w.at, w.err, w.checked = w.now(), err, true
+	return err
+}
+
+// handleReady answers 200 when the store can commit and an openIMIS login
+// has succeeded, else 503 with the reasons.
 func (a *api) handleReady() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
@@ -35,6 +81,8 @@ func (a *api) handleReady() gin.HandlerFunc {
 		var reasons []string
 		if err := a.store.Ping(ctx); err != nil {
 			reasons = append(reasons, "store unavailable")
+		} else if err := a.writeCheck.check(ctx, a.store.CheckWrite); err != nil {
+			reasons = append(reasons, "store cannot commit (disk full, read-only or locked; see the log)")
 		}
 		if !a.loggedIn() {
 			reasons = append(reasons, "openIMIS login has not succeeded yet")
@@ -45,6 +93,15 @@ func (a *api) handleReady() gin.HandlerFunc {
 				body.Limits = map[string]int{}
 			}
 			body.Limits[system] = l.Limit()
+		}
+		for system, p := range a.paused() {
+			if p.Until.IsZero() {
+				continue
+			}
+			if body.Paused == nil {
+				body.Paused = map[string]upstreamPause{}
+			}
+			body.Paused[system] = p
 		}
 		if len(reasons) > 0 {
 			body.Status = "not ready"

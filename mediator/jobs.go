@@ -28,8 +28,14 @@ func jobOutcome(ctx context.Context, err error) error {
 	}
 	if out := classify(err); out != err {
 		var cancel *rivertype.JobCancelError
-		if errors.As(out, &cancel) {
+		var snooze *rivertype.JobSnoozeError
+		switch {
+		case errors.As(out, &cancel):
 			zerolog.Ctx(ctx).Error().Err(err).Msg("job failed permanently; kept for an operator")
+		case errors.As(out, &snooze):
+			// Why it waits (a paused upstream, a 429's Retry-After) is in
+			// the error; one line per job would flood the log in a pause.
+			zerolog.Ctx(ctx).Debug().Err(err).Dur("wait", snooze.Duration).Msg("job waits; no attempt used")
 		}
 		return out
 	}

@@ -255,23 +255,40 @@ func New(opts Options) (*Mediator, error) {
 		lastPoll:     m.catchup.lastSuccess,
 		openhim:      m.openHIMState,
 		limits:       opts.UpstreamLimits,
+		paused:       m.paused,
 	})
 	m.handler = (&api{
-		store:    opts.Store,
-		log:      opts.Logger,
-		metrics:  opts.Metrics,
-		urn:      opts.Registration.URN,
-		username: opts.Username,
-		password: opts.Password,
-		loggedIn: opts.OpenIMIS.LoggedIn,
-		openhim:  m.openHIMState,
-		limits:   opts.UpstreamLimits,
+		store:      opts.Store,
+		log:        opts.Logger,
+		metrics:    opts.Metrics,
+		urn:        opts.Registration.URN,
+		username:   opts.Username,
+		password:   opts.Password,
+		loggedIn:   opts.OpenIMIS.LoggedIn,
+		openhim:    m.openHIMState,
+		limits:     opts.UpstreamLimits,
+		paused:     m.paused,
+		throttle:   newAuthThrottle(opts.Now),
+		writeCheck: &writeCheck{log: opts.Logger, now: opts.Now},
 	}).routes()
 	return m, nil
 }
 
 // Handler returns the HTTP interface.
 func (m *Mediator) Handler() http.Handler { return m.handler }
+
+// paused reports, for /ready and /metrics, until when each upstream's client
+// sends nothing (a zero time when it does not pause) and why.
+func (m *Mediator) paused() map[string]upstreamPause {
+	chtUntil, chtWhy := m.opts.CHT.Paused()
+	out := map[string]upstreamPause{"cht": {Until: chtUntil, Reason: chtWhy}}
+	if until := m.opts.OpenIMIS.Paused(); !until.IsZero() {
+		out["openimis"] = upstreamPause{Until: until, Reason: "after 429 Too Many Requests"}
+	} else {
+		out["openimis"] = upstreamPause{}
+	}
+	return out
+}
 
 // openHIMState is the OpenHIM registration state /ready and /metrics report.
 func (m *Mediator) openHIMState() string {

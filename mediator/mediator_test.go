@@ -57,6 +57,8 @@ type testBundle struct {
 	store storetype.Store
 	// level is the log level OpenHIM runtime configuration last set.
 	level *logLevel
+	// wrapStore, when set, wraps the store at each start.
+	wrapStore func(storetype.Store) storetype.Store
 }
 
 // logLevel records the level the mediator sets through Options.SetLogLevel.
@@ -76,6 +78,9 @@ type setupOpts struct {
 	openhim *openhimtest.Options
 	// chtTransport, when set, carries the mediator's requests to the CHT.
 	chtTransport http.RoundTripper
+	// wrapStore, when set, wraps the store the mediator uses (fault
+	// injection).
+	wrapStore func(storetype.Store) storetype.Store
 	// chtMaxConcurrent, when set, puts a proxy in front of the fake CHT that
 	// answers 429 above that many requests in flight.
 	chtMaxConcurrent int
@@ -152,6 +157,7 @@ func setup(t *testing.T, so setupOpts) *testBundle {
 	if so.edit != nil {
 		so.edit(&b.opts)
 	}
+	b.wrapStore = so.wrapStore
 	b.start(t)
 	b.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { b.handler().ServeHTTP(w, r) })
 	b.srv.Start()
@@ -174,6 +180,9 @@ func (b *testBundle) start(t *testing.T) {
 	require.NoError(t, err)
 	opts := b.opts
 	opts.Store = st
+	if b.wrapStore != nil {
+		opts.Store = b.wrapStore(st)
+	}
 	m, err := mediator.New(opts)
 	require.NoError(t, err)
 	require.NoError(t, m.Start(ctx))

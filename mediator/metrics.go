@@ -28,6 +28,7 @@ type Metrics struct {
 	jobDuration *prometheus.HistogramVec
 	jobs        *prometheus.CounterVec
 	logins      *prometheus.CounterVec
+	authFails   *prometheus.CounterVec
 	requests    *prometheus.CounterVec
 	state       *stateCollector
 	upstream    *prometheus.HistogramVec
@@ -59,6 +60,10 @@ func NewMetrics() *Metrics {
 			Name: "mediator_openimis_logins_total",
 			Help: "openIMIS login attempts, by outcome (ok, refused, error).",
 		}, []string{"outcome"}),
+		authFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mediator_auth_failures_total",
+			Help: "Requests to /mediator/* refused for their Basic credentials: wrong_credentials (401), throttled (429 after repeated failures from one address).",
+		}, []string{"reason"}),
 	}
 	mt.state = &stateCollector{
 		depth: prometheus.NewDesc("mediator_queue_depth", "Jobs waiting or running, by kind.", []string{"kind"}, nil),
@@ -74,8 +79,10 @@ func NewMetrics() *Metrics {
 			"Requests the mediator lets be in flight to an upstream at once (adaptive, up to WORKERS).", []string{"system"}, nil),
 		inflight: prometheus.NewDesc("mediator_upstream_inflight_requests",
 			"Requests in flight to an upstream.", []string{"system"}, nil),
+		paused: prometheus.NewDesc("mediator_upstream_paused_seconds",
+			"Seconds an upstream's client still sends nothing, after a 429 or a refused login (0: not paused).", []string{"system"}, nil),
 	}
-	mt.registry.MustRegister(mt.requests, mt.jobs, mt.jobDuration, mt.upstream, mt.logins, mt.state,
+	mt.registry.MustRegister(mt.requests, mt.jobs, mt.jobDuration, mt.upstream, mt.logins, mt.authFails, mt.state,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return mt
 }
@@ -138,6 +145,11 @@ func operationPath(p string) string {
 	return strings.Join(parts, "/")
 }
 
+// authFailure counts one request refused for its credentials.
+func (mt *Metrics) authFailure(reason string) {
+	mt.authFails.WithLabelValues(reason).Inc()
+}
+
 // request counts one answered request.
 func (mt *Metrics) request(route string, status int) {
 	mt.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
@@ -182,6 +194,7 @@ type stateReaders struct {
 	lastPoll     func() time.Time
 	openhim      func() string
 	limits       map[string]*UpstreamLimit
+	paused       func() map[string]upstreamPause
 }
 
 // observe makes the state gauges (queue depth and oldest job age,
@@ -194,11 +207,11 @@ func (mt *Metrics) observe(r stateReaders) {
 type stateCollector struct {
 	readers                                        atomic.Pointer[stateReaders]
 	depth, oldest, subscription, lastPoll, openhim *prometheus.Desc
-	limit, inflight                                *prometheus.Desc
+	limit, inflight, paused                        *prometheus.Desc
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.depth, c.oldest, c.subscription, c.lastPoll, c.openhim, c.limit, c.inflight} {
+	for _, d := range []*prometheus.Desc{c.depth, c.oldest, c.subscription, c.lastPoll, c.openhim, c.limit, c.inflight, c.paused} {
 		ch <- d
 	}
 }
@@ -234,5 +247,14 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	for system, l := range r.limits {
 		ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(l.Limit()), system)
 		ch <- prometheus.MustNewConstMetric(c.inflight, prometheus.GaugeValue, float64(l.Inflight()), system)
+	}
+	if r.paused != nil {
+		for system, p := range r.paused() {
+			left := 0.0
+			if !p.Until.IsZero() {
+				left = max(time.Until(p.Until).Seconds(), 0)
+			}
+			ch <- prometheus.MustNewConstMetric(c.paused, prometheus.GaugeValue, left, system)
+		}
 	}
 }

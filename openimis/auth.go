@@ -220,9 +220,9 @@ func (c *Client) login(ctx context.Context, username, password string) (string, 
 		return "", time.Time{}, fmt.Errorf("openimis POST %slogin/: %w", c.fhirPath, transportError(err))
 	}
 	if resp.StatusCode() == http.StatusTooManyRequests {
-		return "", time.Time{}, c.answered(sent, resp.StatusCode(), newAPIError(http.MethodPost, c.fhirPath+"login/", resp))
+		return "", time.Time{}, c.answered(sent, resp.StatusCode(), parseRetryAfter(resp.Header().Get("Retry-After"), c.now()), newAPIError(http.MethodPost, c.fhirPath+"login/", resp))
 	}
-	c.answered(sent, resp.StatusCode(), nil)
+	c.answered(sent, resp.StatusCode(), 0, nil)
 	if resp.StatusCode() != http.StatusOK {
 		if resp.StatusCode() == http.StatusBadRequest || resp.StatusCode() == http.StatusUnauthorized {
 			return "", time.Time{}, &LoginError{Status: resp.StatusCode(), Message: errorMessage(resp.Body())}

@@ -47,7 +47,8 @@ type Options struct {
 	// in production allows 150 requests a minute per client address and answers
 	// 429 without Retry-After (docs/upstreams/openimis.md §1, trap 17); a
 	// request sent while limited is wasted and counted. Defaults to 10 seconds;
-	// it doubles while 429s follow each other, up to a minute.
+	// it doubles while 429s follow each other, up to a minute. A longer
+	// Retry-After is honoured; no pause is longer than MaxPause.
 	RateLimitPause time.Duration
 }
 
@@ -84,6 +85,7 @@ func New(opts Options) (*Client, error) {
 	if opts.RateLimitPause <= 0 {
 		opts.RateLimitPause = 10 * time.Second
 	}
+	opts.RateLimitPause = min(opts.RateLimitPause, MaxPause)
 	rc := resty.New().
 		SetBaseURL(strings.TrimSuffix(opts.FHIRURL, "/")).
 		SetHeader("Accept", "application/json").
@@ -156,9 +158,10 @@ func (c *Client) do(ctx context.Context, method, path string, query map[string]s
 			continue
 		}
 		if resp.StatusCode() < 200 || resp.StatusCode() > 299 {
-			return resp, c.answered(sent, resp.StatusCode(), newAPIError(method, c.fhirPath+path, resp))
+			retryAfter := parseRetryAfter(resp.Header().Get("Retry-After"), c.now())
+			return resp, c.answered(sent, resp.StatusCode(), retryAfter, newAPIError(method, c.fhirPath+path, resp))
 		}
-		c.answered(sent, resp.StatusCode(), nil)
+		c.answered(sent, resp.StatusCode(), 0, nil)
 		if out != nil {
 			if err := json.Unmarshal(resp.Body(), out); err != nil {
 				return resp, fmt.Errorf("openimis %s %s: decode answer: %w", method, c.fhirPath+path, err)

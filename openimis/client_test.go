@@ -654,3 +654,28 @@ func TestClient_Redirect(t *testing.T) {
 		requireNotFollowed(t, rd, []string{"POST /api/api_fhir_r4/login/", "POST /api/api_fhir_r4/Communication/"})
 	})
 }
+
+func TestClient_RetryAfterIsBounded(t *testing.T) {
+	t.Parallel()
+	// A proxy in front of openIMIS answers 429 with a Retry-After of some
+	// 31 years.
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "999999999")
+		http.Error(w, "Too Many Requests", http.StatusTooManyRequests)
+	}))
+	t.Cleanup(proxy.Close)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c, err := openimis.New(openimis.Options{FHIRURL: proxy.URL + "/api/api_fhir_r4/", Username: "u", Password: "p",
+		Now: func() time.Time { return now }, RateLimitPause: 24 * time.Hour})
+	require.NoError(t, err)
+
+	_, err = c.GetPatient(t.Context(), openimistest.SeedPatientID)
+	var rl *openimis.RateLimitError
+	require.ErrorAs(t, err, &rl)
+	require.Equal(t, openimis.MaxPause, rl.RetryAfterDuration(), "the Retry-After is honoured up to MaxPause")
+	require.Equal(t, now.Add(openimis.MaxPause), c.Paused())
+
+	_, err = c.GetPatient(t.Context(), openimistest.SeedPatientID)
+	require.ErrorAs(t, err, &rl)
+	require.Equal(t, openimis.MaxPause, rl.RetryAfterDuration())
+}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -14,6 +16,10 @@ var ErrRateLimited = errors.New("openimis: waiting after 429 Rate limit exceeded
 // maxRateLimitPause bounds the doubling pause: openIMIS counts requests per
 // minute (docs/upstreams/openimis.md §1).
 const maxRateLimitPause = time.Minute
+
+// MaxPause bounds every pause of the client: a server's Retry-After, however
+// long (a proxy may send any number), and RateLimitPause.
+const MaxPause = 5 * time.Minute
 
 // RateLimitError is the answer to a request made while the client waits
 // after a 429, or the 429 itself (then it also wraps the *APIError).
@@ -58,7 +64,7 @@ func (c *Client) rateLimited() error {
 // other answers of a burst sent before it. Any other answer to a request
 // sent after the pause ends the doubling. It returns the error to report for
 // a 429, else err.
-func (c *Client) answered(sent time.Time, status int, err error) error {
+func (c *Client) answered(sent time.Time, status int, retryAfter time.Duration, err error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
@@ -71,7 +77,40 @@ func (c *Client) answered(sent time.Time, status int, err error) error {
 	}
 	if !sentBeforePauseEnd || !now.Before(c.pauseUntil) {
 		c.pauseFor = min(max(c.pauseFor*2, c.rateLimitPause), max(maxRateLimitPause, c.rateLimitPause))
-		c.pauseUntil = now.Add(c.pauseFor)
+		c.pauseUntil = now.Add(min(max(c.pauseFor, retryAfter), MaxPause))
 	}
 	return &RateLimitError{Left: c.pauseUntil.Sub(now), cause: err}
+}
+
+// Paused reports until when the client sends nothing after a 429; a zero
+// time when it does not pause.
+func (c *Client) Paused() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.pauseUntil.After(c.now()) {
+		return time.Time{}
+	}
+	return c.pauseUntil
+}
+
+// parseRetryAfter reads a Retry-After header (seconds or an HTTP date) as a
+// duration from now, at most MaxPause; 0 when absent or unreadable.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		switch {
+		case n <= 0:
+			return 0
+		case n >= int64(MaxPause/time.Second):
+			return MaxPause
+		}
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(t.Sub(now), 0), MaxPause)
+	}
+	return 0
 }

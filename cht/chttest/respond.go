@@ -172,9 +172,49 @@ func parseQ(v string) (float64, bool) {
 	return q, err == nil
 }
 
+// SetFaultHeader adds a header to every answer injected with FailNext or
+// FailNextPath with that status from now on, as the proxy in front of the
+// API sends them: Retry-After on a 429 (nginx's limit_req, a load balancer),
+// Location on a redirect. An empty value removes the header.
+func (s *Server) SetFaultHeader(status int, name, value string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.faultHeaders == nil {
+		s.faultHeaders = map[int]http.Header{}
+	}
+	h := s.faultHeaders[status]
+	if h == nil {
+		h = http.Header{}
+		s.faultHeaders[status] = h
+	}
+	if value == "" {
+		h.Del(name)
+		return
+	}
+	h.Set(name, value)
+}
+
 // faultResponse is the CHT-shaped answer for a status a test injected with
-// FailNext: the body the API sends for that status.
+// FailNext: the body the API sends for that status, with the headers set by
+// SetFaultHeader.
 func (x *exchange) faultResponse(status int) response {
+	resp := x.faultBody(status)
+	x.s.mu.Lock()
+	defer x.s.mu.Unlock()
+	if extra := x.s.faultHeaders[status]; len(extra) > 0 {
+		h := resp.header.Clone()
+		if h == nil {
+			h = http.Header{}
+		}
+		for k, v := range extra {
+			h[k] = append([]string(nil), v...)
+		}
+		resp.header = h
+	}
+	return resp
+}
+
+func (x *exchange) faultBody(status int) response {
 	switch status {
 	case http.StatusUnauthorized:
 		return x.notLoggedIn()

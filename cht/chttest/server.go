@@ -90,6 +90,7 @@ type Server struct {
 	contactView, reportView view
 	limiter                 map[string]*failures
 	lostSaves               int
+	faultHeaders            map[int]http.Header
 
 	maxConcurrent int
 	inflight      atomic.Int64

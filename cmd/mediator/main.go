@@ -4,6 +4,7 @@
 //	mediator check      preflight check of the configured systems
 //	mediator jobs …     list, show and retry jobs (mediator jobs for help)
 //	mediator subscription show|delete|renew
+//	mediator backup FILE  copy the SQLite store to FILE while the server runs
 //	mediator version    print the version
 //
 // Configuration comes from the environment and an optional .env file in the
@@ -25,11 +26,12 @@ import (
 	"github.com/cht-openimis/cht-openimis-mediator/config"
 )
 
-const usage = `usage: mediator [serve|check|jobs|subscription|version]
+const usage = `usage: mediator [serve|check|jobs|subscription|backup|healthcheck|version]
   serve          run the mediator (the default)
   check          verify the configured openIMIS, CHT and OpenHIM, changing nothing in them
   jobs           list, show and retry jobs; "mediator jobs" for details
   subscription   show, delete or renew the openIMIS subscription
+  backup FILE    write a copy of the SQLite store to the new FILE, also while the server runs
   healthcheck    exit 0 when the local server answers /health (for container health checks)
   version        print the version`
 
@@ -40,7 +42,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "mediator:", err)
+		fmt.Fprintln(os.Stderr, "mediator:", printableLines(err.Error()))
 		os.Exit(1)
 	}
 }
@@ -68,6 +70,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return check(ctx, stdout, stderr)
 	case "subscription":
 		return subscription(ctx, args[1:], stdout, stderr)
+	case "backup":
+		return backup(ctx, args[1:], stdout)
 	case "healthcheck":
 		return healthcheck(ctx, os.Getenv("PORT"))
 	case "version", "--version":

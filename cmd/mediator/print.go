@@ -34,20 +34,20 @@ func printChecks(w io.Writer, results []mediator.CheckResult) bool {
 		switch r.Status {
 		case "skip":
 			allOK = false
-			fmt.Fprintf(w, "SKIP  %s (%s)\n", r.Name, r.Detail)
+			fmt.Fprintf(w, "SKIP  %s (%s)\n", printable(r.Name), printable(r.Detail))
 		case "fail":
 			allOK = false
-			fmt.Fprintf(w, "FAIL  %s: %s\n", r.Name, printable(r.Detail))
+			fmt.Fprintf(w, "FAIL  %s: %s\n", printable(r.Name), printable(r.Detail))
 			if r.Fix != "" {
-				fmt.Fprintf(w, "      fix: %s\n", r.Fix)
+				fmt.Fprintf(w, "      fix: %s\n", printable(r.Fix))
 			}
 		case "warn":
-			fmt.Fprintf(w, "WARN  %s: %s\n", r.Name, printable(r.Detail))
+			fmt.Fprintf(w, "WARN  %s: %s\n", printable(r.Name), printable(r.Detail))
 			if r.Fix != "" {
-				fmt.Fprintf(w, "      note: %s\n", r.Fix)
+				fmt.Fprintf(w, "      note: %s\n", printable(r.Fix))
 			}
 		default:
-			fmt.Fprintf(w, "ok    %s: %s\n", r.Name, printable(r.Detail))
+			fmt.Fprintf(w, "ok    %s: %s\n", printable(r.Name), printable(r.Detail))
 		}
 	}
 	if allOK {
@@ -64,7 +64,7 @@ func printSubscription(w io.Writer, r mediator.SubscriptionReport) {
 		fmt.Fprintln(w, "disabled by an operator: the server does not create or renew it (mediator subscription renew re-enables it)")
 	}
 	if len(r.Subscriptions) == 0 {
-		fmt.Fprintln(w, "no Claim subscription for", r.Endpoint)
+		fmt.Fprintln(w, "no Claim subscription for", printable(r.Endpoint))
 		return
 	}
 	for _, s := range r.Subscriptions {
@@ -83,7 +83,7 @@ func printJobs(w io.Writer, jobs []mediator.Job) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tKIND\tSTATE\tATTEMPTS\tSUBJECT\tCREATED\tLAST ERROR")
 	for _, j := range jobs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", j.ID, printable(j.Kind), j.State, j.Attempt, j.MaxAttempts,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", j.ID, printable(j.Kind), printable(j.State), j.Attempt, j.MaxAttempts,
 			printable(j.Subject), j.CreatedAt.UTC().Format(time.RFC3339), oneLine(j.LastError(), 100))
 	}
 	return tw.Flush()
@@ -93,7 +93,7 @@ func printJobs(w io.Writer, jobs []mediator.Job) error {
 // its time, and its payload.
 func printJob(w io.Writer, j mediator.Job) {
 	fmt.Fprintf(w, "id:        %d\nkind:      %s\nstate:     %s\nsubject:   %s\nattempts:  %d of %d\ncreated:   %s\n",
-		j.ID, printable(j.Kind), j.State, printable(j.Subject), j.Attempt, j.MaxAttempts, j.CreatedAt.UTC().Format(time.RFC3339))
+		j.ID, printable(j.Kind), printable(j.State), printable(j.Subject), j.Attempt, j.MaxAttempts, j.CreatedAt.UTC().Format(time.RFC3339))
 	if !j.NextTry.IsZero() {
 		fmt.Fprintf(w, "next try:  %s\n", j.NextTry.UTC().Format(time.RFC3339))
 	}
@@ -108,10 +108,44 @@ func printJob(w io.Writer, j mediator.Job) {
 	}
 	var payload any
 	if json.Unmarshal(j.Payload, &payload) == nil {
-		// Indented JSON escapes every control character in its strings.
+		// Indented JSON escapes the C0 control characters in its strings
+		// (and U+2028, U+2029), not the C1 ones: escapeJSON does.
 		b, _ := json.MarshalIndent(payload, "", "  ")
-		fmt.Fprintf(w, "payload:\n%s\n", b)
+		fmt.Fprintf(w, "payload:\n%s\n", escapeJSON(string(b)))
+	} else if len(j.Payload) > 0 {
+		fmt.Fprintf(w, "payload:   %s\n", printable(string(j.Payload)))
 	}
+}
+
+// escapeJSON writes the C1 control characters (U+0080 to U+009F) of JSON
+// text, and the U+FFFD that stands for invalid UTF-8, as \u escapes; in
+// JSON they can only occur inside strings, where the escape means the same
+// character.
+func escapeJSON(s string) string {
+	if !strings.ContainsFunc(s, needsEscape) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if needsEscape(r) {
+			fmt.Fprintf(&b, "\\u%04x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func needsEscape(r rune) bool { return r >= 0x80 && r <= 0x9f || r == unicode.ReplacementChar }
+
+// printableLines is printable applied to each line of s: for messages of
+// several lines (usage texts) that may quote an outside string.
+func printableLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = printable(l)
+	}
+	return strings.Join(lines, "\n")
 }
 
 // oneLine folds s onto one line of at most max bytes, escaped.

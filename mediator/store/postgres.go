@@ -35,6 +35,10 @@ CREATE TABLE IF NOT EXISTS mediator_setting (
 	name  text PRIMARY KEY,
 	value text NOT NULL
 );
+CREATE TABLE IF NOT EXISTS mediator_health (
+	id         integer PRIMARY KEY CHECK (id = 1),
+	checked_at timestamptz NOT NULL
+);
 `
 
 // migrationLock is the advisory lock that serialises migrations of replicas
@@ -253,6 +257,25 @@ GROUP BY kind`)
 // Ping implements storetype.Store.
 func (p *Postgres) Ping(ctx context.Context) error {
 	return p.pool.Ping(ctx)
+}
+
+// CheckWrite implements storetype.Store: it commits a write to the health
+// row, as every request and job must be able to.
+func (p *Postgres) CheckWrite(ctx context.Context) error {
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit, a no-op
+	if _, err := tx.Exec(ctx, `
+INSERT INTO mediator_health (id, checked_at) VALUES (1, now())
+ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at`); err != nil {
+		return fmt.Errorf("store: write: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
 }
 
 // Close implements storetype.Store.

@@ -37,6 +37,10 @@ CREATE TABLE IF NOT EXISTS mediator_setting (
 	name  TEXT PRIMARY KEY,
 	value TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mediator_health (
+	id         INTEGER PRIMARY KEY CHECK (id = 1),
+	checked_at TEXT NOT NULL
+);
 `
 
 // SQLite is the embedded store. SQLite allows one writer at a time, so the
@@ -378,6 +382,32 @@ ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value)
 // Ping implements storetype.Store.
 func (s *SQLite) Ping(ctx context.Context) error {
 	return s.db.PingContext(ctx)
+}
+
+// CheckWrite implements storetype.Store: it commits a write to the health
+// row, as every request and job must be able to.
+func (s *SQLite) CheckWrite(ctx context.Context) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit, a no-op
+	if _, err := tx.ExecContext(ctx, `
+INSERT INTO mediator_health (id, checked_at) VALUES (1, ?)
+ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at`, now()); err != nil {
+		return fmt.Errorf("store: write: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// Backup writes a consistent copy of the database, recent commits in the
+// WAL included, to the new file dest with VACUUM INTO, while the store is in
+// use. It refuses to overwrite an existing file.
+func (s *SQLite) Backup(ctx context.Context, dest string) error {
+	return sqliteBackup(ctx, s.db, dest)
 }
 
 // Close implements storetype.Store.

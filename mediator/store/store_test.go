@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -241,4 +242,56 @@ func TestPostgres_ReplicasStartAtOnce(t *testing.T) {
 	for err := range errs {
 		require.NoError(t, err, "migrations are serialised")
 	}
+}
+
+func TestStore_CheckWrite(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, url string) {
+		s := openStore(t, url)
+		ctx := context.Background()
+		require.NoError(t, s.CheckWrite(ctx))
+		require.NoError(t, s.CheckWrite(ctx), "again: the health row is updated")
+		require.NoError(t, s.StopQueue(ctx))
+		require.NoError(t, s.Close())
+		require.Error(t, s.CheckWrite(ctx))
+	})
+}
+
+// A backup taken while a server works the store holds every commit, those
+// still in the WAL included, in one file.
+func TestBackup_WhileTheStoreIsInUse(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	url := "sqlite://" + filepath.Join(dir, "mediator.db")
+	s := openStore(t, url)
+	t.Cleanup(func() { s.Close() })
+	for i := range 20 {
+		inserted, err := s.Enqueue(ctx, "test", fmt.Sprint(i), testArgs{N: i})
+		require.NoError(t, err)
+		require.True(t, inserted)
+	}
+	require.NoError(t, s.SetSetting(ctx, "watermark", "w1"))
+	_, err := os.Stat(filepath.Join(dir, "mediator.db-wal"))
+	require.NoError(t, err, "recent commits are in the WAL")
+
+	dest := filepath.Join(t.TempDir(), "backup.db")
+	require.NoError(t, store.Backup(ctx, url, dest))
+	entries, err := os.ReadDir(filepath.Dir(dest))
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "one self-contained file: %v", entries)
+
+	require.ErrorContains(t, store.Backup(ctx, url, dest), "exists", "an existing file is never overwritten")
+
+	b := openStore(t, "sqlite://"+dest)
+	defer b.Close()
+	v, ok, err := b.Setting(ctx, "watermark")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, "w1", v)
+	jobs, err := b.ListJobs(ctx, storetype.JobFilter{Limit: 100})
+	require.NoError(t, err)
+	require.Len(t, jobs, 20, "the jobs are in the backup")
+
+	require.ErrorIs(t, store.Backup(ctx, "postgres://u@127.0.0.1/db", filepath.Join(t.TempDir(), "x")), store.ErrBackupPostgres)
 }

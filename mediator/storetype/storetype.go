@@ -63,6 +63,10 @@ type Store interface {
 
 	// Ping checks that the store is usable.
 	Ping(ctx context.Context) error
+	// CheckWrite checks that the store can commit: it writes a health row
+	// in a transaction. A full disk, a read-only file system or a database
+	// in recovery fail it while reads still work.
+	CheckWrite(ctx context.Context) error
 	// Close releases the database. Call StopQueue first.
 	Close() error
 }
