@@ -90,7 +90,9 @@ type Jobs struct {
 }
 
 // OpenJobs readies st for the job commands: a queue client that lists and
-// retries jobs but works none, so it may run beside a serving mediator.
+// retries jobs but works none, so it may run beside a serving mediator. st
+// must be a store handle of its own (store.OpenExisting), never the one a
+// running Mediator works jobs with: its queue client would be replaced.
 func OpenJobs(ctx context.Context, st storetype.Store) (*Jobs, error) {
 	if err := st.StartQueue(ctx, &river.Config{}); err != nil {
 		return nil, err

@@ -76,7 +76,7 @@ func TestHostile_CHTRetryAfterIsBoundedAndShown(t *testing.T) {
 	require.LessOrEqual(t, left, 300.0)
 	require.Contains(t, b.scrape(t), `mediator_upstream_paused_seconds{system="openimis"} 0`)
 
-	js, err := mediator.OpenJobs(ctx, b.store)
+	js, err := mediator.OpenJobs(ctx, b.adminStore(t))
 	require.NoError(t, err)
 	var job mediator.Job
 	require.Eventually(t, func() bool {
