@@ -46,10 +46,10 @@ type api struct {
 	urn string
 	// username and password are the Basic credentials of /mediator/*.
 	username, password string
-	// loggedIn reports whether an openIMIS login has succeeded; openhim the
-	// OpenHIM registration state.
-	loggedIn func() bool
-	openhim  func() string
+	// loginProblem says why openIMIS logins do not work ("" when they do);
+	// openhim is the OpenHIM registration state.
+	loginProblem func() string
+	openhim      func() string
 	// limits are the upstreams' concurrency limits, for /ready.
 	limits map[string]*UpstreamLimit
 }

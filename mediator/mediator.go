@@ -255,17 +255,18 @@ func New(opts Options) (*Mediator, error) {
 		lastPoll:     m.catchup.lastSuccess,
 		openhim:      m.openHIMState,
 		limits:       opts.UpstreamLimits,
+		loginFailing: func() bool { return opts.OpenIMIS.LoginFailure() != nil },
 	})
 	m.handler = (&api{
-		store:    opts.Store,
-		log:      opts.Logger,
-		metrics:  opts.Metrics,
-		urn:      opts.Registration.URN,
-		username: opts.Username,
-		password: opts.Password,
-		loggedIn: opts.OpenIMIS.LoggedIn,
-		openhim:  m.openHIMState,
-		limits:   opts.UpstreamLimits,
+		store:        opts.Store,
+		log:          opts.Logger,
+		metrics:      opts.Metrics,
+		urn:          opts.Registration.URN,
+		username:     opts.Username,
+		password:     opts.Password,
+		loginProblem: func() string { return loginProblem(opts.OpenIMIS) },
+		openhim:      m.openHIMState,
+		limits:       opts.UpstreamLimits,
 	}).routes()
 	return m, nil
 }
@@ -295,7 +296,7 @@ func (m *Mediator) Start(ctx context.Context) error {
 			cancel()
 			return
 		}
-		m.bg.Go(func() { loginLoop(bgctx, m.opts.OpenIMIS, m.log) })
+		m.bg.Go(func() { loginWatch(bgctx, m.opts.OpenIMIS, m.log) })
 		if m.openhim != nil {
 			m.bg.Go(func() { m.openhim.run(bgctx) })
 		}
@@ -357,29 +358,6 @@ func (m *Mediator) riverConfig() *river.Config {
 				&river.PeriodicJobOpts{RunOnStart: true}),
 		},
 		Logger: slog.New(zerolog.NewSlogHandler(m.log.With().Str("component", "river").Logger().Level(max(m.log.GetLevel(), zerolog.WarnLevel)))),
-	}
-}
-
-// loginLoop logs in to openIMIS at startup so that /ready reflects whether
-// the credentials work, retrying with the client's own backoff.
-func loginLoop(ctx context.Context, oi *openimis.Client, log zerolog.Logger) {
-	delay := time.Second
-	for {
-		err := oi.Login(ctx)
-		if err == nil {
-			log.Info().Msg("openimis login succeeded")
-			return
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if !errors.Is(err, openimis.ErrLoginBackoff) {
-			log.Warn().Err(err).Dur("retry_in", delay).Msg("openimis login failed")
-		}
-		if !sleep(ctx, delay) {
-			return
-		}
-		delay = min(delay*2, 5*time.Minute)
 	}
 }
 

@@ -66,7 +66,10 @@ func (l *logLevel) set(level zerolog.Level) { l.v.Store(int32(level)) }
 func (l *logLevel) get() zerolog.Level      { return zerolog.Level(l.v.Load()) }
 
 type setupOpts struct {
-	claimSubscriptions    bool
+	claimSubscriptions bool
+	// newerCore makes the fake openIMIS answer a wrong password 401, as
+	// cores after 24.10 do.
+	newerCore             bool
 	questionnaireResponse bool
 	edit                  func(*mediator.Options)
 	// seed runs on the fake openIMIS before the mediator starts.
@@ -87,6 +90,7 @@ func setup(t *testing.T, so setupOpts) *testBundle {
 		oi: openimistest.NewServer(t, openimistest.Options{
 			Username: imisUser, Password: imisPass,
 			ClaimSubscriptions: so.claimSubscriptions, QuestionnaireResponse: so.questionnaireResponse,
+			NewerCore: so.newerCore,
 		}),
 		cht:   chttest.NewServer(t, chttest.Options{Password: chtPass, MaxConcurrent: so.chtMaxConcurrent}),
 		dbURL: storetest.DatabaseURL(t),

@@ -30,6 +30,10 @@ type Options struct {
 	// Claim (needing right 111001), as newer builds do. Defaults to false:
 	// release 24.10 answers 400 "Invalid resource (claim)" (trap 1).
 	ClaimSubscriptions bool
+	// NewerCore answers a wrong password 401 "INCORRECT_CREDENTIALS", as
+	// openimis-be-core_py after release 24.10 does (trap 18). Defaults to
+	// false: release 24.10's 400 with an empty body.
+	NewerCore bool
 	// CountCacheTTL is how long the total of a list query is cached per
 	// distinct query (docs/upstreams/openimis.md §6). Defaults to one hour; a
 	// negative value disables the cache.
