@@ -69,7 +69,9 @@ type setupOpts struct {
 	claimSubscriptions bool
 	// newerCore makes the fake openIMIS answer a wrong password 401, as
 	// cores after 24.10 do.
-	newerCore             bool
+	newerCore bool
+	// openimisLocation is the fake openIMIS server's local time zone.
+	openimisLocation      *time.Location
 	questionnaireResponse bool
 	edit                  func(*mediator.Options)
 	// seed runs on the fake openIMIS before the mediator starts.
@@ -90,7 +92,7 @@ func setup(t *testing.T, so setupOpts) *testBundle {
 		oi: openimistest.NewServer(t, openimistest.Options{
 			Username: imisUser, Password: imisPass,
 			ClaimSubscriptions: so.claimSubscriptions, QuestionnaireResponse: so.questionnaireResponse,
-			NewerCore: so.newerCore,
+			NewerCore: so.newerCore, Location: so.openimisLocation,
 		}),
 		cht:   chttest.NewServer(t, chttest.Options{Password: chtPass, MaxConcurrent: so.chtMaxConcurrent}),
 		dbURL: storetest.DatabaseURL(t),

@@ -184,7 +184,10 @@ func (s *subscriptions) ensure(ctx context.Context, force bool) error {
 		if sub.Criteria != want.Criteria || sub.Channel.Endpoint != want.Channel.Endpoint || sub.Status != "active" {
 			continue
 		}
-		end, err := time.Parse(time.RFC3339, sub.End)
+		// openIMIS renders end as isoformat() of its local time: its own
+		// offset, with microseconds when there are any (docs/upstreams/openimis.md
+		// trap 20), e.g. 2027-12-06T10:15:30.123456+05:45.
+		end, err := time.Parse(time.RFC3339Nano, sub.End)
 		usable := err == nil && end.After(now.Add(min(renewWithin, s.end(now).Sub(now)/2))) &&
 			len(sub.Channel.Header) > 0 && sub.Channel.Header[0] == want.Channel.Header[0]
 		if usable && keep == nil && !force {

@@ -30,6 +30,9 @@ type Options struct {
 	// Claim (needing right 111001), as newer builds do. Defaults to false:
 	// release 24.10 answers 400 "Invalid resource (claim)" (trap 1).
 	ClaimSubscriptions bool
+	// Location is the server's local time zone (TIME_ZONE and the host's),
+	// in which a Subscription's end is rendered (trap 20). Defaults to UTC.
+	Location *time.Location
 	// NewerCore answers a wrong password 401 "INCORRECT_CREDENTIALS", as
 	// openimis-be-core_py after release 24.10 does (trap 18). Defaults to
 	// false: release 24.10's 400 with an empty body.
@@ -114,6 +117,9 @@ func New(opts Options) *Server {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Location == nil {
+		opts.Location = time.UTC
 	}
 	if opts.TokenLifetime == 0 {
 		opts.TokenLifetime = 24 * time.Hour
