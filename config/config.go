@@ -48,6 +48,7 @@ type Config struct {
 	DatabaseURL       string
 	FeedbackResource  string
 	ClaimPollInterval time.Duration
+	ClaimBackfill     time.Duration
 	SubscriptionEnd   SubscriptionEnd
 	UpstreamTimeout   time.Duration
 	Workers           int
@@ -89,6 +90,7 @@ var Variables = []Variable{
 	{Name: "DATABASE_URL", Default: "sqlite://data/mediator.db", Help: "durable store: sqlite://<file> (embedded) or postgres://… (several replicas)"},
 	{Name: "FEEDBACK_RESOURCE", Default: "auto", Help: "auto, QuestionnaireResponse or Communication"},
 	{Name: "CLAIM_POLL_INTERVAL", Default: "5m", Help: "catch-up poll period; 0 disables"},
+	{Name: "CLAIM_BACKFILL", Default: "24h", Help: "how far back the first catch-up poll of a new store looks (a duration; days as 30d); later polls continue from the stored watermark"},
 	{Name: "SUBSCRIPTION_END", Default: "8760h", Help: "end of the openIMIS subscription: a duration ahead (8760h, 365d) or an RFC 3339 instant; renewed when under 30 days remain"},
 	{Name: "UPSTREAM_TIMEOUT", Default: "30s", Help: "per-request timeout to openIMIS and CHT (must stay under OpenHIM's 60s)"},
 	{Name: "WORKERS", Default: "64", Help: "the most concurrent upstream jobs; below it the concurrency adapts per upstream"},
@@ -172,6 +174,7 @@ func Load(v *viper.Viper) (Config, error) {
 		DatabaseURL:       p.databaseURL("DATABASE_URL"),
 		FeedbackResource:  p.oneOf("FEEDBACK_RESOURCE", "auto", "QuestionnaireResponse", "Communication"),
 		ClaimPollInterval: p.duration("CLAIM_POLL_INTERVAL", 0),
+		ClaimBackfill:     p.backfill("CLAIM_BACKFILL"),
 		SubscriptionEnd:   p.subscriptionEnd("SUBSCRIPTION_END"),
 		UpstreamTimeout:   p.duration("UPSTREAM_TIMEOUT", time.Second),
 		Workers:           p.positiveInt("WORKERS", 1, 1000),
@@ -346,6 +349,16 @@ func (p *parser) duration(name string, min time.Duration) time.Duration {
 	return d
 }
 
+// backfill parses a look-back: a duration of at least a minute, days as 30d.
+func (p *parser) backfill(name string) time.Duration {
+	s := p.raw(name)
+	d, err := parseDuration(s)
+	if err != nil || d < time.Minute {
+		p.fail(name, fmt.Sprintf("must be a duration of at least 1m, such as 24h or 30d, got %q", s))
+	}
+	return d
+}
+
 func (p *parser) subscriptionEnd(name string) SubscriptionEnd {
 	s := p.raw(name)
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
@@ -417,6 +430,7 @@ func (c Config) Summary() map[string]string {
 	}
 	return map[string]string{
 		"PORT":                           strconv.Itoa(c.Port),
+		"CLAIM_BACKFILL":                 c.ClaimBackfill.String(),
 		"OPENIMIS_API_URL":               u(c.OpenIMISURL),
 		"OPENIMIS_FHIR_PATH":             c.OpenIMISFHIRPath,
 		"OPENIMIS_USERNAME":              c.OpenIMISUsername,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cht-openimis/cht-openimis-mediator/cht/chttest"
 	"github.com/cht-openimis/cht-openimis-mediator/cmd/internal/app"
+	"github.com/cht-openimis/cht-openimis-mediator/config"
 	"github.com/cht-openimis/cht-openimis-mediator/openhim/openhimtest"
 	"github.com/cht-openimis/cht-openimis-mediator/openimis/openimistest"
 )
@@ -153,4 +154,43 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.buf.String()
+}
+
+// serve runs app.Serve with cfg until the test ends and returns its listen
+// address.
+func serve(t *testing.T, cfg config.Config) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- app.Serve(ctx, cfg, version, io.Discard, ready) }()
+	t.Cleanup(func() { requireStops(t, cancel, done) })
+	select {
+	case addr := <-ready:
+		return addr
+	case err := <-done:
+		t.Fatalf("serve stopped: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not bind")
+	}
+	return ""
+}
+
+// TestServe_ClaimBackfill: CLAIM_BACKFILL sets how far back the first
+// catch-up poll of a new store looks: a claim of ten days ago reaches the
+// CHT with 30d, which the default 24h would miss.
+func TestServe_ClaimBackfill(t *testing.T) {
+	t.Parallel()
+	oi, ch := newFakes(t)
+	const old = "0ddc1a1e-0000-4000-8000-000000000010"
+	oi.AddClaim(openimistest.ClaimResponseFixture(old, "OLD10", openimistest.SeedPatientID), time.Now().AddDate(0, 0, -10))
+	serve(t, serveConfig(t, oi, ch, map[string]string{"CLAIM_BACKFILL": "30d"}))
+	require.Eventually(t, func() bool {
+		for _, r := range ch.Reports() {
+			if r.Fields["op_claim_uuid"] == old {
+				return true
+			}
+		}
+		return false
+	}, 15*time.Second, 20*time.Millisecond, "the first poll brought the claim of ten days ago")
 }

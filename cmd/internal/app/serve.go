@@ -120,6 +120,7 @@ func Build(ctx context.Context, cfg config.Config, logOut io.Writer, waiting fun
 
 		SetLogLevel:       logLevel.Set,
 		ClaimPollInterval: cfg.ClaimPollInterval,
+		CatchupLookback:   cfg.ClaimBackfill,
 		OpenHIM:           him,
 		Registration:      registration,
 		Metrics:           metrics,
