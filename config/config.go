@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -22,7 +23,8 @@ import (
 // Config is the validated configuration. Every field is documented in
 // Variables, which the README's configuration table follows.
 type Config struct {
-	Port int
+	Port          int
+	ListenAddress string
 
 	OpenIMISURL      *url.URL
 	OpenIMISFHIRPath string
@@ -70,6 +72,7 @@ type Variable struct {
 // the README documents them.
 var Variables = []Variable{
 	{Name: "PORT", Default: "6000", Help: "HTTP listen port"},
+	{Name: "LISTEN_ADDRESS", Help: "IP address or host name to listen on; empty means every interface"},
 	{Name: "OPENIMIS_API_URL", Required: true, Help: "openIMIS base URL, e.g. https://imis.example.org"},
 	{Name: "OPENIMIS_FHIR_PATH", Default: "/api/api_fhir_r4/", Help: "path of the FHIR R4 API below OPENIMIS_API_URL"},
 	{Name: "OPENIMIS_USERNAME", Required: true, Help: "openIMIS API user"},
@@ -152,6 +155,7 @@ func Load(v *viper.Viper) (Config, error) {
 	p := parser{v: v}
 	c := Config{
 		Port:             p.port("PORT"),
+		ListenAddress:    p.host("LISTEN_ADDRESS"),
 		OpenIMISURL:      p.url("OPENIMIS_API_URL"),
 		OpenIMISFHIRPath: p.path("OPENIMIS_FHIR_PATH"),
 		OpenIMISUsername: p.str("OPENIMIS_USERNAME"),
@@ -349,6 +353,26 @@ func (p *parser) duration(name string, min time.Duration) time.Duration {
 	return d
 }
 
+// host parses an optional listen host: an IP address or a host name (labels
+// of letters, digits and hyphens), without a port.
+func (p *parser) host(name string) string {
+	s := p.raw(name)
+	if s == "" || net.ParseIP(s) != nil {
+		return s
+	}
+	ok := len(s) <= 253
+	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {
+		ok = ok && len(label) >= 1 && len(label) <= 63 && label[0] != '-' && label[len(label)-1] != '-'
+		for _, r := range label {
+			ok = ok && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-')
+		}
+	}
+	if !ok {
+		p.fail(name, fmt.Sprintf("must be an IP address or a host name without a port (127.0.0.1, ::1, localhost), got %q", s))
+	}
+	return s
+}
+
 // backfill parses a look-back: a duration of at least a minute, days as 30d.
 func (p *parser) backfill(name string) time.Duration {
 	s := p.raw(name)
@@ -431,6 +455,7 @@ func (c Config) Summary() map[string]string {
 	return map[string]string{
 		"PORT":                           strconv.Itoa(c.Port),
 		"CLAIM_BACKFILL":                 c.ClaimBackfill.String(),
+		"LISTEN_ADDRESS":                 c.ListenAddress,
 		"OPENIMIS_API_URL":               u(c.OpenIMISURL),
 		"OPENIMIS_FHIR_PATH":             c.OpenIMISFHIRPath,
 		"OPENIMIS_USERNAME":              c.OpenIMISUsername,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -59,8 +60,8 @@ func TestServe_EndToEnd(t *testing.T) {
 		t.Fatal("serve did not bind")
 	}
 	base := "http://" + addr
-	require.NoError(t, healthcheck(ctx, addr[strings.LastIndex(addr, ":")+1:]))
-	require.Error(t, healthcheck(ctx, "1"), "nothing listens on port 1")
+	require.NoError(t, healthcheck(ctx, "", addr[strings.LastIndex(addr, ":")+1:]))
+	require.Error(t, healthcheck(ctx, "", "1"), "nothing listens on port 1")
 
 	require.Eventually(t, func() bool {
 		resp, err := http.Get(base + "/ready")
@@ -193,4 +194,20 @@ func TestServe_ClaimBackfill(t *testing.T) {
 		}
 		return false
 	}, 15*time.Second, 20*time.Millisecond, "the first poll brought the claim of ten days ago")
+}
+
+// TestServe_ListenAddress: LISTEN_ADDRESS chooses the interface; by default
+// the mediator listens on every one.
+func TestServe_ListenAddress(t *testing.T) {
+	t.Parallel()
+	oi, ch := newFakes(t)
+	addr := serve(t, serveConfig(t, oi, ch, map[string]string{"LISTEN_ADDRESS": "127.0.0.1"}))
+	host, _, err := net.SplitHostPort(addr)
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1", host)
+
+	addr = serve(t, serveConfig(t, oi, ch, nil))
+	host, _, err = net.SplitHostPort(addr)
+	require.NoError(t, err)
+	require.True(t, net.ParseIP(host).IsUnspecified(), "every interface: %s", addr)
 }

@@ -147,8 +147,11 @@ func Serve(ctx context.Context, cfg config.Config, version string, logOut io.Wri
 	if err != nil {
 		return err
 	}
-	srv, err := mediator.Listen(net.JoinHostPort("", strconv.Itoa(cfg.Port)), reg.URN, cfg.OpenHIMAPIURL != nil)
+	srv, err := mediator.Listen(net.JoinHostPort(cfg.ListenAddress, strconv.Itoa(cfg.Port)), reg.URN, cfg.OpenHIMAPIURL != nil)
 	if err != nil {
+		if cfg.ListenAddress != "" {
+			return fmt.Errorf("listen on LISTEN_ADDRESS %s, PORT %d: %w", cfg.ListenAddress, cfg.Port, err)
+		}
 		return fmt.Errorf("listen on PORT %d: %w", cfg.Port, err)
 	}
 	defer srv.Close()
