@@ -19,7 +19,8 @@ type Claim struct {
 	// some deployments), shown to the health worker.
 	Code string `json:"code"`
 	// Created is the ClaimResponse's created date, YYYY-MM-DD, as a date in
-	// Nepal time.
+	// Nepal time; for a polled claim, the mediator replaces it with its
+	// Claim's (ClaimDate).
 	Created string `json:"created"`
 	// InsureeUUID is the patient's UUID, exactly as received.
 	InsureeUUID string `json:"insuree_uuid"`
@@ -137,6 +138,18 @@ func insureeUUID(ref *openimis.Reference) string {
 }
 
 // claimDate reduces a FHIR date or dateTime to a YYYY-MM-DD date in Nepal.
+// ClaimDate reads a claim date as Claim.Created holds it (YYYY-MM-DD, a
+// dateTime reduced to its date in Nepal time): the date of a Claim's created,
+// which a polled claim takes instead of its ClaimResponse's
+// (docs/upstreams/openimis.md trap 21).
+func ClaimDate(s string) (string, error) {
+	d, err := claimDate(s)
+	if err != nil {
+		return "", fmt.Errorf("created %w", err)
+	}
+	return d, nil
+}
+
 func claimDate(s string) (string, error) {
 	if s == "" {
 		return "", fmt.Errorf("is required (YYYY-MM-DD)")

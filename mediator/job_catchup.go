@@ -141,7 +141,7 @@ func (c *catchup) poll(ctx context.Context, attempt int) error {
 				log.Warn().Str("claim_uuid", cr.ID).Str("problems", err.Error()).Msg("catch-up: skipping an unusable ClaimResponse")
 				continue
 			}
-			inserted, err := c.store.Enqueue(ctx, kindClaim, claimKey(claim.UUID), claimArgs{Claim: claim})
+			inserted, err := c.store.Enqueue(ctx, kindClaim, claimKey(claim.UUID), claimArgs{Claim: claim, Polled: true})
 			if err != nil {
 				return err
 			}

@@ -654,3 +654,16 @@ func TestClient_Redirect(t *testing.T) {
 		requireNotFollowed(t, rd, []string{"POST /api/api_fhir_r4/login/", "POST /api/api_fhir_r4/Communication/"})
 	})
 }
+
+func TestClient_GetClaim(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	cl, err := b.client.GetClaim(t.Context(), openimistest.SeedClaimID)
+	require.NoError(t, err)
+	require.Equal(t, "2021-09-27", cl.Created, "the claim's own date")
+	require.Equal(t, openimistest.SeedClaimID, cl.ID)
+
+	_, err = b.client.GetClaim(t.Context(), "00000000-0000-4000-8000-00000000dead")
+	require.True(t, openimis.NotShown(err), "an unknown claim is openIMIS's 500: %v", err)
+}

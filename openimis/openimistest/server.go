@@ -254,6 +254,10 @@ func (s *Server) views(prefix string) (list, detail *view) {
 		rights := map[string]int{http.MethodGet: RightClaimRead, http.MethodPost: 111002, http.MethodPut: 111002}
 		return &view{rights: rights, handlers: map[string]func(*call){http.MethodGet: (*call).listClaimResponses}},
 			&view{rights: rights, handlers: map[string]func(*call){http.MethodGet: (*call).getClaimResponse}}
+	case "Claim":
+		// views/fhir/claim.py: read with the claim right.
+		rights := map[string]int{http.MethodGet: RightClaimRead, http.MethodPost: 111002}
+		return &view{rights: rights}, &view{rights: rights, handlers: map[string]func(*call){http.MethodGet: (*call).getClaim}}
 	case "Communication":
 		// views/fhir/communication.py; rights in permissions.py.
 		rights := map[string]int{http.MethodGet: 111010, http.MethodPost: RightFeedbackDeliver, http.MethodPut: RightFeedbackDeliver, http.MethodDelete: 111010}
