@@ -30,6 +30,7 @@ type Config struct {
 	OpenIMISFHIRPath string
 	OpenIMISUsername string
 	OpenIMISPassword Secret
+	OpenIMISCalendar string
 	CallbackEndpoint *url.URL
 
 	CHTURL       *url.URL
@@ -77,6 +78,7 @@ var Variables = []Variable{
 	{Name: "OPENIMIS_FHIR_PATH", Default: "/api/api_fhir_r4/", Help: "path of the FHIR R4 API below OPENIMIS_API_URL"},
 	{Name: "OPENIMIS_USERNAME", Required: true, Help: "openIMIS API user"},
 	{Name: "OPENIMIS_PASSWORD", Required: true, Secret: true, Help: "password of the openIMIS API user"},
+	{Name: "OPENIMIS_CALENDAR", Default: "gregorian", Help: "calendar of openIMIS dates: gregorian, bikram-sambat (an openIMIS run with the Nepali ne_datetime module and iso_raw_date) or auto"},
 	{Name: "CHT_OPENIMIS_CALLBACK_ENDPOINT", Required: true, Help: "absolute URL openIMIS posts ClaimResponses to (this mediator's /mediator/claim-response, directly or through an OpenHIM channel)"},
 	{Name: "CHT_URL", Required: true, Help: "CHT base URL, e.g. https://cht.example.org"},
 	{Name: "CHT_USERNAME", Required: true, Help: "CHT integration user (online role)"},
@@ -160,6 +162,7 @@ func Load(v *viper.Viper) (Config, error) {
 		OpenIMISFHIRPath: p.path("OPENIMIS_FHIR_PATH"),
 		OpenIMISUsername: p.str("OPENIMIS_USERNAME"),
 		OpenIMISPassword: Secret(p.str("OPENIMIS_PASSWORD")),
+		OpenIMISCalendar: p.oneOf("OPENIMIS_CALENDAR", "gregorian", "bikram-sambat", "auto"),
 		CallbackEndpoint: p.url("CHT_OPENIMIS_CALLBACK_ENDPOINT"),
 		CHTURL:           p.url("CHT_URL"),
 		CHTUsername:      p.str("CHT_USERNAME"),
@@ -460,6 +463,7 @@ func (c Config) Summary() map[string]string {
 		"OPENIMIS_FHIR_PATH":             c.OpenIMISFHIRPath,
 		"OPENIMIS_USERNAME":              c.OpenIMISUsername,
 		"OPENIMIS_PASSWORD":              secret(c.OpenIMISPassword),
+		"OPENIMIS_CALENDAR":              c.OpenIMISCalendar,
 		"CHT_OPENIMIS_CALLBACK_ENDPOINT": u(c.CallbackEndpoint),
 		"CHT_URL":                        u(c.CHTURL),
 		"CHT_USERNAME":                   c.CHTUsername,

@@ -50,6 +50,7 @@ func TestLoad_Defaults(t *testing.T) {
 	require.Equal(t, 5*time.Minute, c.ClaimPollInterval)
 	require.Equal(t, 24*time.Hour, c.ClaimBackfill)
 	require.Empty(t, c.ListenAddress, "every interface")
+	require.Equal(t, "gregorian", c.OpenIMISCalendar)
 	require.Equal(t, 30*time.Second, c.UpstreamTimeout)
 	require.Equal(t, 64, c.Workers)
 	require.Equal(t, "info", c.LogLevel)
@@ -92,6 +93,14 @@ func TestLoad_Values(t *testing.T) {
 	}
 	delete(env, "LISTEN_ADDRESS")
 
+	for _, cal := range []string{"gregorian", "bikram-sambat", "auto", "Bikram-Sambat"} {
+		env["OPENIMIS_CALENDAR"] = cal
+		c, err = load(env)
+		require.NoError(t, err, cal)
+		require.Contains(t, []string{"gregorian", "bikram-sambat", "auto"}, c.OpenIMISCalendar)
+	}
+	delete(env, "OPENIMIS_CALENDAR")
+
 	for value, want := range map[string]time.Duration{"30d": 30 * 24 * time.Hour, "72h": 72 * time.Hour, "90m": 90 * time.Minute} {
 		env["CLAIM_BACKFILL"] = value
 		c, err = load(env)
@@ -130,6 +139,7 @@ func TestLoad_Errors(t *testing.T) {
 		{"TinyPollInterval", "CLAIM_POLL_INTERVAL", "10ms"},
 		{"BadSubscriptionEnd", "SUBSCRIPTION_END", "tomorrow"},
 		{"BadBackfill", "CLAIM_BACKFILL", "a month"},
+		{"UnknownCalendar", "OPENIMIS_CALENDAR", "nepali"},
 		{"ListenAddressWithPort", "LISTEN_ADDRESS", "127.0.0.1:6000"},
 		{"ListenAddressURL", "LISTEN_ADDRESS", "http://localhost"},
 		{"ListenAddressUnderscore", "LISTEN_ADDRESS", "my_host"},

@@ -34,6 +34,15 @@ var Nepal = time.FixedZone("NPT", 5*3600+45*60)
 // ParseClaimResponse decodes and validates the body of a ClaimResponse
 // notification. Problems come back as FieldErrors (or a JSON syntax error).
 func ParseClaimResponse(body []byte) (Claim, error) {
+	cr, err := decodeClaimResponse(body)
+	if err != nil {
+		return Claim{}, err
+	}
+	return ClaimFromResponse(cr)
+}
+
+// decodeClaimResponse decodes a ClaimResponse body.
+func decodeClaimResponse(body []byte) (openimis.ClaimResponse, error) {
 	var cr openimis.ClaimResponse
 	// goccy/go-json decodes a notification about five times faster than
 	// encoding/json (most of a ClaimResponse is items the mediator skips),
@@ -43,10 +52,10 @@ func ParseClaimResponse(body []byte) (Claim, error) {
 	if gojson.Unmarshal(body, &cr) != nil {
 		cr = openimis.ClaimResponse{}
 		if err := decodeOne(json.NewDecoder(bytes.NewReader(body)), &cr); err != nil {
-			return Claim{}, err
+			return cr, err
 		}
 	}
-	return ClaimFromResponse(cr)
+	return cr, nil
 }
 
 // decodeOne decodes exactly one JSON value with dec.
@@ -76,6 +85,11 @@ func jsonProblem(err error) string {
 // ClaimFromResponse validates a ClaimResponse and extracts the claim (docs/upstreams/openimis.md
 // §4, trap 7).
 func ClaimFromResponse(cr openimis.ClaimResponse) (Claim, error) {
+	return claimFromResponse(cr, claimDate)
+}
+
+// claimFromResponse is ClaimFromResponse reading created with date.
+func claimFromResponse(cr openimis.ClaimResponse, date func(string) (string, error)) (Claim, error) {
 	var errs FieldErrors
 	if cr.ResourceType != "ClaimResponse" {
 		errs.add("resourceType", fmt.Sprintf("must be ClaimResponse, got %q", truncate(cr.ResourceType)))
@@ -106,7 +120,7 @@ func ClaimFromResponse(cr openimis.ClaimResponse) (Claim, error) {
 	if c.InsureeUUID == "" {
 		errs.add("patient", "must reference the insuree as Patient/<uuid>")
 	}
-	created, err := claimDate(cr.Created)
+	created, err := date(cr.Created)
 	if err != nil {
 		errs.add("created", err.Error())
 	}

@@ -102,7 +102,7 @@ func (d *delivery) claimDate(ctx context.Context, claim *mapping.Claim) error {
 	if err != nil {
 		return fmt.Errorf("read claim date: %w", err)
 	}
-	date, err := mapping.ClaimDate(cl.Created)
+	date, err := d.dates().ClaimDate(cl.Created)
 	if err != nil {
 		log.Warn().Str("claimresponse_date", claim.Created).Str("problem", err.Error()).
 			Msg("the claim has no usable date; its report takes the ClaimResponse's date, which is the day it was polled")
@@ -170,7 +170,7 @@ func (d *delivery) person(ctx context.Context, insureeUUID string) (string, erro
 		log.Warn().Msg("openIMIS user may not read insurees; creating the CHT person without name details")
 		patient = nil
 	}
-	p := mapping.Person(insureeUUID, patient, d.placeID)
+	p := d.dates().Person(insureeUUID, patient, d.placeID)
 	id, err := d.cht.CreatePerson(ctx, p)
 	if cht.IsConflict(err) {
 		id, err = p.ID, nil

@@ -33,6 +33,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cht-openimis/cht-openimis-mediator/cht"
+	"github.com/cht-openimis/cht-openimis-mediator/mapping"
 	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
 	"github.com/cht-openimis/cht-openimis-mediator/openhim"
 	"github.com/cht-openimis/cht-openimis-mediator/openimis"
@@ -61,6 +62,10 @@ type Options struct {
 	PlaceID string
 	// ClaimForm is the CHT JSON form code of the claim report. Defaults to OP.
 	ClaimForm string
+	// Calendar is the calendar of openIMIS's dates (OPENIMIS_CALENDAR):
+	// "gregorian" (the default), "bikram-sambat" or "auto", as
+	// mapping.DateReader reads them (docs/upstreams/openimis.md trap 19).
+	Calendar string
 	// FeedbackResource is how feedback reaches openIMIS: FeedbackAuto (the
 	// default), FeedbackQuestionnaireResponse or FeedbackCommunication.
 	FeedbackResource string
@@ -154,6 +159,13 @@ func (o Options) withDefaults() (Options, error) {
 	default:
 		return o, fmt.Errorf("mediator: unknown feedback resource %q", o.FeedbackResource)
 	}
+	switch mapping.Calendar(o.Calendar) {
+	case "":
+		o.Calendar = string(mapping.CalendarGregorian)
+	case mapping.CalendarGregorian, mapping.CalendarBikramSambat, mapping.CalendarAuto:
+	default:
+		return o, fmt.Errorf("mediator: unknown calendar %q", o.Calendar)
+	}
 	if o.OpenHIM != nil && o.Registration.URN == "" {
 		return o, errors.New("mediator: OpenHIM needs a Registration")
 	}
@@ -219,13 +231,16 @@ func New(opts Options) (*Mediator, error) {
 		return nil, err
 	}
 	m := &Mediator{opts: opts, log: opts.Logger}
+	dates := func() mapping.DateReader {
+		return mapping.DateReader{Calendar: mapping.Calendar(opts.Calendar), Now: opts.Now()}
+	}
 	m.delivery = &delivery{
 		oi: opts.OpenIMIS, cht: opts.CHT, store: opts.Store, log: opts.Logger,
-		placeID: opts.PlaceID, claimForm: opts.ClaimForm, feedbackResource: opts.FeedbackResource,
+		dates: dates, placeID: opts.PlaceID, claimForm: opts.ClaimForm, feedbackResource: opts.FeedbackResource,
 		slotWait: opts.UpstreamTimeout, slots: make(chan struct{}, opts.Workers),
 	}
 	m.catchup = &catchup{
-		oi: opts.OpenIMIS, store: opts.Store, log: opts.Logger, now: opts.Now,
+		oi: opts.OpenIMIS, store: opts.Store, log: opts.Logger, now: opts.Now, dates: dates,
 		lookback: opts.CatchupLookback, overlap: opts.CatchupOverlap,
 	}
 	m.catchup.setInterval(opts.ClaimPollInterval)
@@ -259,6 +274,7 @@ func New(opts Options) (*Mediator, error) {
 	})
 	m.handler = (&api{
 		store:        opts.Store,
+		dates:        dates,
 		log:          opts.Logger,
 		metrics:      opts.Metrics,
 		urn:          opts.Registration.URN,

@@ -114,6 +114,7 @@ func Build(ctx context.Context, cfg config.Config, logOut io.Writer, waiting fun
 		PlaceID:          cfg.CHTPlaceID,
 		ClaimForm:        cfg.CHTClaimForm,
 		FeedbackResource: cfg.FeedbackResource,
+		Calendar:         cfg.OpenIMISCalendar,
 		SubscriptionEnd:  cfg.SubscriptionEnd.Time,
 		UpstreamTimeout:  cfg.UpstreamTimeout,
 		Workers:          cfg.Workers,
