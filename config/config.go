@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -22,12 +23,14 @@ import (
 // Config is the validated configuration. Every field is documented in
 // Variables, which the README's configuration table follows.
 type Config struct {
-	Port int
+	Port          int
+	ListenAddress string
 
 	OpenIMISURL      *url.URL
 	OpenIMISFHIRPath string
 	OpenIMISUsername string
 	OpenIMISPassword Secret
+	OpenIMISCalendar string
 	CallbackEndpoint *url.URL
 
 	CHTURL       *url.URL
@@ -48,6 +51,7 @@ type Config struct {
 	DatabaseURL       string
 	FeedbackResource  string
 	ClaimPollInterval time.Duration
+	ClaimBackfill     time.Duration
 	SubscriptionEnd   SubscriptionEnd
 	UpstreamTimeout   time.Duration
 	Workers           int
@@ -69,10 +73,12 @@ type Variable struct {
 // the README documents them.
 var Variables = []Variable{
 	{Name: "PORT", Default: "6000", Help: "HTTP listen port"},
+	{Name: "LISTEN_ADDRESS", Help: "IP address or host name to listen on; empty means every interface"},
 	{Name: "OPENIMIS_API_URL", Required: true, Help: "openIMIS base URL, e.g. https://imis.example.org"},
 	{Name: "OPENIMIS_FHIR_PATH", Default: "/api/api_fhir_r4/", Help: "path of the FHIR R4 API below OPENIMIS_API_URL"},
 	{Name: "OPENIMIS_USERNAME", Required: true, Help: "openIMIS API user"},
 	{Name: "OPENIMIS_PASSWORD", Required: true, Secret: true, Help: "password of the openIMIS API user"},
+	{Name: "OPENIMIS_CALENDAR", Default: "gregorian", Help: "calendar of openIMIS dates: gregorian, bikram-sambat (an openIMIS run with the Nepali ne_datetime module and iso_raw_date) or auto"},
 	{Name: "CHT_OPENIMIS_CALLBACK_ENDPOINT", Required: true, Help: "absolute URL openIMIS posts ClaimResponses to (this mediator's /mediator/claim-response, directly or through an OpenHIM channel)"},
 	{Name: "CHT_URL", Required: true, Help: "CHT base URL, e.g. https://cht.example.org"},
 	{Name: "CHT_USERNAME", Required: true, Help: "CHT integration user (online role)"},
@@ -89,6 +95,7 @@ var Variables = []Variable{
 	{Name: "DATABASE_URL", Default: "sqlite://data/mediator.db", Help: "durable store: sqlite://<file> (embedded) or postgres://… (several replicas)"},
 	{Name: "FEEDBACK_RESOURCE", Default: "auto", Help: "auto, QuestionnaireResponse or Communication"},
 	{Name: "CLAIM_POLL_INTERVAL", Default: "5m", Help: "catch-up poll period; 0 disables"},
+	{Name: "CLAIM_BACKFILL", Default: "24h", Help: "how far back the first catch-up poll of a new store looks (a duration; days as 30d); later polls continue from the stored watermark"},
 	{Name: "SUBSCRIPTION_END", Default: "8760h", Help: "end of the openIMIS subscription: a duration ahead (8760h, 365d) or an RFC 3339 instant; renewed when under 30 days remain"},
 	{Name: "UPSTREAM_TIMEOUT", Default: "30s", Help: "per-request timeout to openIMIS and CHT (must stay under OpenHIM's 60s)"},
 	{Name: "WORKERS", Default: "64", Help: "the most concurrent upstream jobs; below it the concurrency adapts per upstream"},
@@ -150,10 +157,12 @@ func Load(v *viper.Viper) (Config, error) {
 	p := parser{v: v}
 	c := Config{
 		Port:             p.port("PORT"),
+		ListenAddress:    p.host("LISTEN_ADDRESS"),
 		OpenIMISURL:      p.url("OPENIMIS_API_URL"),
 		OpenIMISFHIRPath: p.path("OPENIMIS_FHIR_PATH"),
 		OpenIMISUsername: p.str("OPENIMIS_USERNAME"),
 		OpenIMISPassword: Secret(p.str("OPENIMIS_PASSWORD")),
+		OpenIMISCalendar: p.oneOf("OPENIMIS_CALENDAR", "gregorian", "bikram-sambat", "auto"),
 		CallbackEndpoint: p.url("CHT_OPENIMIS_CALLBACK_ENDPOINT"),
 		CHTURL:           p.url("CHT_URL"),
 		CHTUsername:      p.str("CHT_USERNAME"),
@@ -172,6 +181,7 @@ func Load(v *viper.Viper) (Config, error) {
 		DatabaseURL:       p.databaseURL("DATABASE_URL"),
 		FeedbackResource:  p.oneOf("FEEDBACK_RESOURCE", "auto", "QuestionnaireResponse", "Communication"),
 		ClaimPollInterval: p.duration("CLAIM_POLL_INTERVAL", 0),
+		ClaimBackfill:     p.backfill("CLAIM_BACKFILL"),
 		SubscriptionEnd:   p.subscriptionEnd("SUBSCRIPTION_END"),
 		UpstreamTimeout:   p.duration("UPSTREAM_TIMEOUT", time.Second),
 		Workers:           p.positiveInt("WORKERS", 1, 1000),
@@ -346,6 +356,36 @@ func (p *parser) duration(name string, min time.Duration) time.Duration {
 	return d
 }
 
+// host parses an optional listen host: an IP address or a host name (labels
+// of letters, digits and hyphens), without a port.
+func (p *parser) host(name string) string {
+	s := p.raw(name)
+	if s == "" || net.ParseIP(s) != nil {
+		return s
+	}
+	ok := len(s) <= 253
+	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {
+		ok = ok && len(label) >= 1 && len(label) <= 63 && label[0] != '-' && label[len(label)-1] != '-'
+		for _, r := range label {
+			ok = ok && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-')
+		}
+	}
+	if !ok {
+		p.fail(name, fmt.Sprintf("must be an IP address or a host name without a port (127.0.0.1, ::1, localhost), got %q", s))
+	}
+	return s
+}
+
+// backfill parses a look-back: a duration of at least a minute, days as 30d.
+func (p *parser) backfill(name string) time.Duration {
+	s := p.raw(name)
+	d, err := parseDuration(s)
+	if err != nil || d < time.Minute {
+		p.fail(name, fmt.Sprintf("must be a duration of at least 1m, such as 24h or 30d, got %q", s))
+	}
+	return d
+}
+
 func (p *parser) subscriptionEnd(name string) SubscriptionEnd {
 	s := p.raw(name)
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
@@ -417,10 +457,13 @@ func (c Config) Summary() map[string]string {
 	}
 	return map[string]string{
 		"PORT":                           strconv.Itoa(c.Port),
+		"CLAIM_BACKFILL":                 c.ClaimBackfill.String(),
+		"LISTEN_ADDRESS":                 c.ListenAddress,
 		"OPENIMIS_API_URL":               u(c.OpenIMISURL),
 		"OPENIMIS_FHIR_PATH":             c.OpenIMISFHIRPath,
 		"OPENIMIS_USERNAME":              c.OpenIMISUsername,
 		"OPENIMIS_PASSWORD":              secret(c.OpenIMISPassword),
+		"OPENIMIS_CALENDAR":              c.OpenIMISCalendar,
 		"CHT_OPENIMIS_CALLBACK_ENDPOINT": u(c.CallbackEndpoint),
 		"CHT_URL":                        u(c.CHTURL),
 		"CHT_USERNAME":                   c.CHTUsername,

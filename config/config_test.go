@@ -48,6 +48,9 @@ func TestLoad_Defaults(t *testing.T) {
 	require.Equal(t, "sqlite://data/mediator.db", c.DatabaseURL)
 	require.Equal(t, "auto", c.FeedbackResource)
 	require.Equal(t, 5*time.Minute, c.ClaimPollInterval)
+	require.Equal(t, 24*time.Hour, c.ClaimBackfill)
+	require.Empty(t, c.ListenAddress, "every interface")
+	require.Equal(t, "gregorian", c.OpenIMISCalendar)
 	require.Equal(t, 30*time.Second, c.UpstreamTimeout)
 	require.Equal(t, 64, c.Workers)
 	require.Equal(t, "info", c.LogLevel)
@@ -82,6 +85,29 @@ func TestLoad_Values(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 30*24*time.Hour, c.SubscriptionEnd.Ahead)
 
+	for _, addr := range []string{"127.0.0.1", "::1", "0.0.0.0", "localhost", "mediator.internal", "host-1"} {
+		env["LISTEN_ADDRESS"] = addr
+		c, err = load(env)
+		require.NoError(t, err, addr)
+		require.Equal(t, addr, c.ListenAddress)
+	}
+	delete(env, "LISTEN_ADDRESS")
+
+	for _, cal := range []string{"gregorian", "bikram-sambat", "auto", "Bikram-Sambat"} {
+		env["OPENIMIS_CALENDAR"] = cal
+		c, err = load(env)
+		require.NoError(t, err, cal)
+		require.Contains(t, []string{"gregorian", "bikram-sambat", "auto"}, c.OpenIMISCalendar)
+	}
+	delete(env, "OPENIMIS_CALENDAR")
+
+	for value, want := range map[string]time.Duration{"30d": 30 * 24 * time.Hour, "72h": 72 * time.Hour, "90m": 90 * time.Minute} {
+		env["CLAIM_BACKFILL"] = value
+		c, err = load(env)
+		require.NoError(t, err, value)
+		require.Equal(t, want, c.ClaimBackfill, value)
+	}
+
 	// Every zerolog level; a place id as CouchDB generates ids, or upper case.
 	for _, level := range config.LogLevels {
 		env["LOG_LEVEL"] = level
@@ -112,6 +138,13 @@ func TestLoad_Errors(t *testing.T) {
 		{"TimeoutOverOpenHIM", "UPSTREAM_TIMEOUT", "60s"},
 		{"TinyPollInterval", "CLAIM_POLL_INTERVAL", "10ms"},
 		{"BadSubscriptionEnd", "SUBSCRIPTION_END", "tomorrow"},
+		{"BadBackfill", "CLAIM_BACKFILL", "a month"},
+		{"UnknownCalendar", "OPENIMIS_CALENDAR", "nepali"},
+		{"ListenAddressWithPort", "LISTEN_ADDRESS", "127.0.0.1:6000"},
+		{"ListenAddressURL", "LISTEN_ADDRESS", "http://localhost"},
+		{"ListenAddressUnderscore", "LISTEN_ADDRESS", "my_host"},
+		{"ZeroBackfill", "CLAIM_BACKFILL", "0"},
+		{"NegativeBackfill", "CLAIM_BACKFILL", "-1h"},
 		{"BadWorkers", "WORKERS", "0"},
 		{"BadBool", "OPENHIM_TRUST_SELF_SIGNED", "maybe"},
 		{"BadFeedbackResource", "FEEDBACK_RESOURCE", "Email"},

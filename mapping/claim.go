@@ -19,7 +19,8 @@ type Claim struct {
 	// some deployments), shown to the health worker.
 	Code string `json:"code"`
 	// Created is the ClaimResponse's created date, YYYY-MM-DD, as a date in
-	// Nepal time.
+	// Nepal time; for a polled claim, the mediator replaces it with its
+	// Claim's (ClaimDate).
 	Created string `json:"created"`
 	// InsureeUUID is the patient's UUID, exactly as received.
 	InsureeUUID string `json:"insuree_uuid"`
@@ -33,8 +34,18 @@ var Nepal = time.FixedZone("NPT", 5*3600+45*60)
 // ParseClaimResponse decodes and validates the body of a ClaimResponse
 // notification. Problems come back as FieldErrors (or a JSON syntax error).
 func ParseClaimResponse(body []byte) (Claim, error) {
-	if err := checkText(body); err != nil {
+	cr, err := decodeClaimResponse(body)
+	if err != nil {
 		return Claim{}, err
+	}
+	return ClaimFromResponse(cr)
+}
+
+// decodeClaimResponse decodes a ClaimResponse body, refusing text that is
+// not valid UTF-8 or holds lone surrogate escapes first.
+func decodeClaimResponse(body []byte) (openimis.ClaimResponse, error) {
+	if err := checkText(body); err != nil {
+		return openimis.ClaimResponse{}, err
 	}
 	var cr openimis.ClaimResponse
 	// goccy/go-json decodes a notification about five times faster than
@@ -45,10 +56,10 @@ func ParseClaimResponse(body []byte) (Claim, error) {
 	if gojson.Unmarshal(body, &cr) != nil {
 		cr = openimis.ClaimResponse{}
 		if err := decodeOne(json.NewDecoder(bytes.NewReader(body)), &cr); err != nil {
-			return Claim{}, err
+			return cr, err
 		}
 	}
-	return ClaimFromResponse(cr)
+	return cr, nil
 }
 
 // decodeOne decodes exactly one JSON value with dec.
@@ -78,6 +89,11 @@ func jsonProblem(err error) string {
 // ClaimFromResponse validates a ClaimResponse and extracts the claim (docs/upstreams/openimis.md
 // §4, trap 7).
 func ClaimFromResponse(cr openimis.ClaimResponse) (Claim, error) {
+	return claimFromResponse(cr, claimDate)
+}
+
+// claimFromResponse is ClaimFromResponse reading created with date.
+func claimFromResponse(cr openimis.ClaimResponse, date func(string) (string, error)) (Claim, error) {
 	var errs FieldErrors
 	if cr.ResourceType != "ClaimResponse" {
 		errs.add("resourceType", fmt.Sprintf("must be ClaimResponse, got %q", truncate(cr.ResourceType)))
@@ -113,7 +129,7 @@ func ClaimFromResponse(cr openimis.ClaimResponse) (Claim, error) {
 	if c.InsureeUUID == "" {
 		errs.add("patient", "must reference the insuree as Patient/<uuid>")
 	}
-	created, err := claimDate(cr.Created)
+	created, err := date(cr.Created)
 	if err != nil {
 		errs.add("created", err.Error())
 	}
@@ -145,6 +161,18 @@ func insureeUUID(ref *openimis.Reference) string {
 }
 
 // claimDate reduces a FHIR date or dateTime to a YYYY-MM-DD date in Nepal.
+// ClaimDate reads a claim date as Claim.Created holds it (YYYY-MM-DD, a
+// dateTime reduced to its date in Nepal time): the date of a Claim's created,
+// which a polled claim takes instead of its ClaimResponse's
+// (docs/upstreams/openimis.md trap 21).
+func ClaimDate(s string) (string, error) {
+	d, err := claimDate(s)
+	if err != nil {
+		return "", fmt.Errorf("created %w", err)
+	}
+	return d, nil
+}
+
 func claimDate(s string) (string, error) {
 	if s == "" {
 		return "", fmt.Errorf("is required (YYYY-MM-DD)")

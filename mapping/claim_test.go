@@ -182,3 +182,21 @@ func FuzzParseClaimResponse(f *testing.F) {
 		}
 	})
 }
+
+func TestClaimDate(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"2025-06-30":                "2025-06-30",
+		"2025-06-29T20:00:00Z":      "2025-06-30", // Nepal time
+		"2025-06-30T23:00:00":       "2025-06-30", // no zone: Nepal's own
+		"2025-06-30T10:15:30+05:45": "2025-06-30",
+	} {
+		got, err := mapping.ClaimDate(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	_, err := mapping.ClaimDate("")
+	require.ErrorContains(t, err, "created")
+	_, err = mapping.ClaimDate("30/06/2025")
+	require.Error(t, err)
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
 
+	"github.com/cht-openimis/cht-openimis-mediator/mapping"
 	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
 )
 
@@ -46,10 +47,12 @@ type api struct {
 	urn string
 	// username and password are the Basic credentials of /mediator/*.
 	username, password string
-	// loggedIn reports whether an openIMIS login has succeeded; openhim the
-	// OpenHIM registration state.
-	loggedIn func() bool
-	openhim  func() string
+	// dates reads openIMIS dates in its calendar.
+	dates func() mapping.DateReader
+	// loginProblem says why openIMIS logins do not work ("" when they do);
+	// openhim is the OpenHIM registration state.
+	loginProblem func() string
+	openhim      func() string
 	// limits are the upstreams' concurrency limits, for /ready.
 	limits map[string]*UpstreamLimit
 	// paused reports the upstreams' client pauses, by system.

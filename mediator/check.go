@@ -102,6 +102,13 @@ func (m *Mediator) checks() []check {
 			}
 			return checkResult{detail: "logged in"}, nil
 		}},
+		{name: "openIMIS callback endpoint", run: func(context.Context) (checkResult, error) {
+			if err := deliverableEndpoint(m.opts.CallbackEndpoint); err != nil {
+				return checkResult{fix: callbackFix},
+					fmt.Errorf("openIMIS would accept the subscription but never call %s: %w", m.opts.CallbackEndpoint, err)
+			}
+			return checkResult{detail: m.opts.CallbackEndpoint + " passes openIMIS's URL validator"}, nil
+		}},
 		{name: "openIMIS right: list subscriptions", needs: "openIMIS login", run: right(158001, "search subscriptions",
 			func(ctx context.Context) error { _, err := oi.ListSubscriptions(ctx); return err })},
 		{name: "openIMIS right: read claims", needs: "openIMIS login", run: right(111001, "read claims",

@@ -178,3 +178,20 @@ func TestSubscriptionCommands_DeleteIsNotUndoneRenewIs(t *testing.T) {
 	require.NotEqual(t, first, subs[0].ID)
 	require.Equal(t, subs[0].ID, renewed)
 }
+
+// TestCheck_UndeliverableCallbackEndpoint: a callback host Django's
+// URLValidator refuses (docs/upstreams/openimis.md trap 4) fails the check
+// with the fix: openIMIS would accept the subscription and never call it.
+func TestCheck_UndeliverableCallbackEndpoint(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{claimSubscriptions: true})
+	for _, endpoint := range []string{"http://my_host.example.org/mediator/claim-response", "http://mediator:6000/mediator/claim-response"} {
+		ok, out := b.checkWith(t, func(o *mediator.Options) { o.CallbackEndpoint = endpoint })
+		require.False(t, ok, out)
+		require.Contains(t, out, "FAIL  openIMIS callback endpoint: ", out)
+		require.Contains(t, out, "fix: set CHT_OPENIMIS_CALLBACK_ENDPOINT to a URL whose host", out)
+	}
+	ok, out := b.checkWith(t, nil)
+	require.True(t, ok, out)
+	require.Contains(t, out, "ok    openIMIS callback endpoint: ", out)
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cht-openimis/cht-openimis-mediator/cht"
+	"github.com/cht-openimis/cht-openimis-mediator/mapping"
 	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
 	"github.com/cht-openimis/cht-openimis-mediator/openimis"
 )
@@ -23,6 +24,8 @@ type delivery struct {
 	store storetype.Store
 	log   zerolog.Logger
 
+	// dates reads openIMIS dates in its calendar.
+	dates            func() mapping.DateReader
 	placeID          string
 	claimForm        string
 	feedbackResource string

@@ -26,7 +26,7 @@ func (a *api) handleClaimResponse() gin.HandlerFunc {
 			return
 		}
 		log := zerolog.Ctx(c.Request.Context())
-		claim, err := mapping.ParseClaimResponse(body)
+		claim, err := a.dates().ParseClaimResponse(body)
 		if err != nil {
 			var fe mapping.FieldErrors
 			errors.As(err, &fe)

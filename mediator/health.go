@@ -2,12 +2,15 @@ package mediator
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
+
+	"github.com/cht-openimis/cht-openimis-mediator/openimis"
 )
 
 // handleHealth answers 200 while the process runs.
@@ -72,8 +75,10 @@ func (w *writeCheck) check(ctx context.Context, checkWrite func(context.Context)
 	return err
 }
 
-// handleReady answers 200 when the store can commit and an openIMIS login
-// has succeeded, else 503 with the reasons.
+// handleReady answers 200 when the store can commit and the latest openIMIS
+// login succeeded, else 503 with the reasons: an expired or refused openIMIS
+// password stalls every job, so it must not hide behind a green check
+// (docs/upstreams/openimis.md trap 18).
 func (a *api) handleReady() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
@@ -84,8 +89,8 @@ func (a *api) handleReady() gin.HandlerFunc {
 		} else if err := a.writeCheck.check(ctx, a.store.CheckWrite); err != nil {
 			reasons = append(reasons, "store cannot commit (disk full, read-only or locked; see the log)")
 		}
-		if !a.loggedIn() {
-			reasons = append(reasons, "openIMIS login has not succeeded yet")
+		if problem := a.loginProblem(); problem != "" {
+			reasons = append(reasons, problem)
 		}
 		body := readyBody{Status: "ready", OpenHIM: a.openhim(), Reasons: reasons}
 		for system, l := range a.limits {
@@ -109,5 +114,65 @@ func (a *api) handleReady() gin.HandlerFunc {
 			return
 		}
 		a.respond(c, http.StatusOK, body)
+	}
+}
+
+// loginProblem says why openIMIS logins do not work, as /ready reports it,
+// or "" when the latest login succeeded.
+func loginProblem(oi *openimis.Client) string {
+	err := oi.LoginFailure()
+	var refused *openimis.LoginError
+	switch {
+	case errors.As(err, &refused) && refused.Expired():
+		return "openIMIS refused the login: password expired (PASSWORD_EXPIRED); set a new OPENIMIS_PASSWORD"
+	case errors.As(err, &refused) && refused.Status == http.StatusBadRequest && refused.Message == "":
+		// 24.10 answers a wrong password and a locked account alike.
+		return "openIMIS refused the login: wrong username or password (or the account is locked)"
+	case errors.As(err, &refused):
+		return "openIMIS refused the login: wrong username or password"
+	case err != nil:
+		return "openIMIS login failing: openIMIS unreachable or erroring (see the log)"
+	case !oi.LoggedIn():
+		return "openIMIS login has not succeeded yet"
+	}
+	return ""
+}
+
+// loginWatchEvery is how often loginWatch looks at the openIMIS login.
+const loginWatchEvery = time.Second
+
+// loginWatch keeps the openIMIS login known for /ready and /metrics: it logs
+// in at startup and, while logins fail, tries again as the client's backoff
+// allows (a refused password only on the lock-out-safe schedule), so that
+// readiness returns by itself once a login succeeds, even with no job
+// running. It logs each change once, not once per job.
+func loginWatch(ctx context.Context, oi *openimis.Client, log zerolog.Logger) {
+	var reported error // the failure last logged; nil while logins work
+	succeeded := false
+	for {
+		_ = oi.Login(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		failure := oi.LoginFailure()
+		var refused *openimis.LoginError
+		switch {
+		case failure == nil && oi.LoggedIn() && !succeeded:
+			log.Info().Msg("openimis login succeeded")
+			succeeded = true
+		case failure == nil && reported != nil:
+			log.Info().Msg("openimis login works again")
+		case failure == nil, reported != nil && failure.Error() == reported.Error():
+			// No change (or no login answered yet: a 429, a wait).
+		case errors.As(failure, &refused):
+			log.Error().Err(failure).Str("reason", loginProblem(oi)).
+				Msg("openIMIS refused the login; every job that needs openIMIS waits until a login succeeds")
+		default:
+			log.Warn().Err(failure).Msg("openimis login failed")
+		}
+		reported = failure
+		if !sleep(ctx, loginWatchEvery) {
+			return
+		}
 	}
 }

@@ -43,6 +43,8 @@ type catchup struct {
 	store storetype.Store
 	log   zerolog.Logger
 	now   func() time.Time
+	// dates reads openIMIS dates in its calendar.
+	dates func() mapping.DateReader
 	// lookback is how far back the very first poll looks; overlap how far
 	// before the previous poll's start each poll looks again.
 	lookback, overlap time.Duration
@@ -135,13 +137,13 @@ func (c *catchup) poll(ctx context.Context, attempt int) error {
 		}
 		for _, cr := range p.ClaimResponses {
 			seen++
-			claim, err := mapping.ClaimFromResponse(cr)
+			claim, err := c.dates().ClaimFromResponse(cr)
 			if err != nil {
 				invalid++
 				log.Warn().Str("claim_uuid", cr.ID).Str("problems", err.Error()).Msg("catch-up: skipping an unusable ClaimResponse")
 				continue
 			}
-			inserted, err := c.store.Enqueue(ctx, kindClaim, claimKey(claim.UUID), claimArgs{Claim: claim})
+			inserted, err := c.store.Enqueue(ctx, kindClaim, claimKey(claim.UUID), claimArgs{Claim: claim, Polled: true})
 			if err != nil {
 				return err
 			}

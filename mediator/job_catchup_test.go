@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cht-openimis/cht-openimis-mediator/mapping"
 	"github.com/cht-openimis/cht-openimis-mediator/mediator"
 	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
 	"github.com/cht-openimis/cht-openimis-mediator/openimis/openimistest"
@@ -157,4 +158,41 @@ func TestCatchup_PermanentFailureIsNotKept(t *testing.T) {
 	require.Empty(t, jobs)
 	require.NotContains(t, b.logs.String(), "kept for an operator")
 	require.Contains(t, b.scrape(t), `mediator_jobs_total{kind="claim_catchup",outcome="failed"}`)
+}
+
+// TestCatchup_ClaimDateFromClaim: openIMIS writes a ClaimResponse's created
+// when it converts it, so a polled claim takes its date from
+// GET Claim/<uuid>/ (docs/upstreams/openimis.md trap 21); a Claim the user
+// may not read leaves the ClaimResponse's date, with a warning.
+func TestCatchup_ClaimDateFromClaim(t *testing.T) {
+	t.Parallel()
+	claimed := time.Now().UTC().AddDate(0, 0, -10)
+	const dated, forbidden = "da7ed000-0000-4000-8000-000000000001", "da7ed000-0000-4000-8000-000000000002"
+	b := setup(t, setupOpts{
+		seed: func(oi *openimistest.Server) {
+			oi.AddClaim(openimistest.ClaimResponseFixture(dated, "D1", openimistest.SeedPatientID), claimed)
+			oi.AddClaim(openimistest.ClaimResponseFixture(forbidden, "D2", openimistest.SeedPatientID), claimed)
+			oi.FailNextPath(openimistest.FHIRPath+"Claim/"+forbidden+"/", 1, http.StatusForbidden)
+		},
+		edit: func(o *mediator.Options) {
+			o.ClaimPollInterval = time.Hour
+			o.CatchupLookback = 30 * 24 * time.Hour
+		},
+	})
+	b.waitDelivered(t, dated)
+	b.waitDelivered(t, forbidden)
+	opDay := func(date string) map[string]any {
+		r, err := mapping.OPReport(mapping.Claim{Created: date, UUID: dated, Code: "D1", InsureeUUID: openimistest.SeedPatientID}, "", "OP")
+		require.NoError(t, err)
+		return map[string]any{"op_year": r.Fields["op_year"], "op_month": r.Fields["op_month"], "op_day": r.Fields["op_day"]}
+	}
+	fields := func(claimUUID string) map[string]any {
+		reports := b.reportsFor(claimUUID)
+		require.Len(t, reports, 1)
+		f := reports[0].Fields
+		return map[string]any{"op_year": f["op_year"], "op_month": f["op_month"], "op_day": f["op_day"]}
+	}
+	require.Equal(t, opDay(claimed.Format(time.DateOnly)), fields(dated), "the claim's date, not the poll's")
+	require.Equal(t, opDay(time.Now().UTC().Format(time.DateOnly)), fields(forbidden), "the ClaimResponse's date when the Claim is not readable")
+	b.waitLog(t, "may not read the claim; its report takes the ClaimResponse's date")
 }

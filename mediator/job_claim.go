@@ -21,6 +21,10 @@ const kindClaim = "claim"
 // claimArgs is the job that brings one claim to the CHT.
 type claimArgs struct {
 	Claim mapping.Claim `json:"claim"`
+	// Polled is set for a claim the catch-up poll found: its ClaimResponse's
+	// created is the poll's date, so the job reads the claim's own date from
+	// the Claim (docs/upstreams/openimis.md trap 21).
+	Polled bool `json:"polled,omitempty"`
 }
 
 // Kind implements river.JobArgs.
@@ -49,6 +53,11 @@ func (w *claimWorker) Work(ctx context.Context, job *river.Job[claimArgs]) error
 	if done, err := d.delivered(ctx, job.Attempt, kindClaim, key); err != nil || done {
 		return err
 	}
+	if job.Args.Polled {
+		if err := d.withUpstream(ctx, func() error { return d.claimDate(ctx, &claim) }); err != nil {
+			return jobOutcome(ctx, err)
+		}
+	}
 	// A claim the report cannot be made of (a date outside the Bikram Sambat
 	// table) fails before anything is created; the person is filled in next.
 	report, err := mapping.OPReport(claim, "", d.claimForm)
@@ -71,6 +80,38 @@ func (w *claimWorker) Work(ctx context.Context, job *river.Job[claimArgs]) error
 		return err
 	}
 	log.Info().Str("person_id", personID).Str("report_id", reportID).Msg("claim delivered to the CHT")
+	return nil
+}
+
+// claimDate gives a polled claim the date of its Claim (GET Claim/<uuid>/,
+// created): openIMIS writes a ClaimResponse's created when it converts it,
+// so the poll saw the poll's date (docs/upstreams/openimis.md trap 21).
+// Reading it here, not in the poll, costs one request per polled claim but
+// keeps the poll one quick page walk, and a failure is retried for this claim
+// alone, with the job's backoff and within the upstream limits. A Claim the
+// user may not read, or without a usable date, leaves the ClaimResponse's
+// date, with a warning.
+func (d *delivery) claimDate(ctx context.Context, claim *mapping.Claim) error {
+	log := zerolog.Ctx(ctx)
+	cl, err := d.oi.GetClaim(ctx, claim.UUID)
+	if isForbidden(err) {
+		log.Warn().Str("claimresponse_date", claim.Created).
+			Msg("the openIMIS user may not read the claim; its report takes the ClaimResponse's date, which is the day it was polled")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read claim date: %w", err)
+	}
+	date, err := d.dates().ClaimDate(cl.Created)
+	if err != nil {
+		log.Warn().Str("claimresponse_date", claim.Created).Str("problem", err.Error()).
+			Msg("the claim has no usable date; its report takes the ClaimResponse's date, which is the day it was polled")
+		return nil
+	}
+	if date != claim.Created {
+		log.Debug().Str("claim_date", date).Str("claimresponse_date", claim.Created).Msg("polled claim dated from its Claim")
+	}
+	claim.Created = date
 	return nil
 }
 
@@ -129,7 +170,7 @@ func (d *delivery) person(ctx context.Context, insureeUUID string) (string, erro
 		log.Warn().Msg("openIMIS user may not read insurees; creating the CHT person without name details")
 		patient = nil
 	}
-	p := mapping.Person(insureeUUID, patient, d.placeID)
+	p := d.dates().Person(insureeUUID, patient, d.placeID)
 	id, err := d.cht.CreatePerson(ctx, p)
 	if cht.IsConflict(err) {
 		id, err = p.ID, nil

@@ -196,3 +196,41 @@ func (c *testClock) Advance(d time.Duration) {
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
 }
+
+// TestSubscription_EndInServerOffsetReused: openIMIS renders end in its own
+// offset with microseconds (docs/upstreams/openimis.md trap 20); the
+// subscription is still recognised and reused at every check, not
+// recreated.
+func TestSubscription_EndInServerOffsetReused(t *testing.T) {
+	t.Parallel()
+	var existing *openimis.Subscription
+	b := setup(t, setupOpts{
+		claimSubscriptions: true,
+		openimisLocation:   time.FixedZone("+0545", 5*3600+45*60),
+		edit: func(o *mediator.Options) {
+			o.SubscriptionCheck = 100 * time.Millisecond
+			header := `{"Authorization":"Basic ` + base64.StdEncoding.EncodeToString([]byte(mediatorUser+":"+mediatorPass)) + `"}`
+			var err error
+			existing, err = o.OpenIMIS.CreateSubscription(context.Background(), openimis.Subscription{
+				Status: "active", Reason: "Claim", Criteria: "Claim",
+				End:     time.Now().UTC().AddDate(1, 0, 0).Truncate(time.Second).Add(123456 * time.Microsecond).Format(time.RFC3339Nano),
+				Channel: openimis.Channel{Type: "rest-hook", Endpoint: o.CallbackEndpoint, Header: []string{header}},
+			})
+			require.NoError(t, err)
+		},
+	})
+	require.Regexp(t, `^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.123456\+05:45$`, existing.End)
+	require.Eventually(t, func() bool {
+		return strings.Count(b.logs.String(), "reusing openIMIS Claim subscription") >= 3
+	}, 15*time.Second, 10*time.Millisecond, "several checks ran")
+	subs := b.oi.Subscriptions()
+	require.Len(t, subs, 1)
+	require.Equal(t, existing.ID, subs[0].ID, "the subscription is reused")
+	creates := 0
+	for _, r := range b.oi.Requests() {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.Path, "/Subscription/") {
+			creates++
+		}
+	}
+	require.Equal(t, 1, creates, "no check created another")
+}

@@ -33,6 +33,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cht-openimis/cht-openimis-mediator/cht"
+	"github.com/cht-openimis/cht-openimis-mediator/mapping"
 	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
 	"github.com/cht-openimis/cht-openimis-mediator/openhim"
 	"github.com/cht-openimis/cht-openimis-mediator/openimis"
@@ -61,6 +62,10 @@ type Options struct {
 	PlaceID string
 	// ClaimForm is the CHT JSON form code of the claim report. Defaults to OP.
 	ClaimForm string
+	// Calendar is the calendar of openIMIS's dates (OPENIMIS_CALENDAR):
+	// "gregorian" (the default), "bikram-sambat" or "auto", as
+	// mapping.DateReader reads them (docs/upstreams/openimis.md trap 19).
+	Calendar string
 	// FeedbackResource is how feedback reaches openIMIS: FeedbackAuto (the
 	// default), FeedbackQuestionnaireResponse or FeedbackCommunication.
 	FeedbackResource string
@@ -154,6 +159,13 @@ func (o Options) withDefaults() (Options, error) {
 	default:
 		return o, fmt.Errorf("mediator: unknown feedback resource %q", o.FeedbackResource)
 	}
+	switch mapping.Calendar(o.Calendar) {
+	case "":
+		o.Calendar = string(mapping.CalendarGregorian)
+	case mapping.CalendarGregorian, mapping.CalendarBikramSambat, mapping.CalendarAuto:
+	default:
+		return o, fmt.Errorf("mediator: unknown calendar %q", o.Calendar)
+	}
 	if o.OpenHIM != nil && o.Registration.URN == "" {
 		return o, errors.New("mediator: OpenHIM needs a Registration")
 	}
@@ -219,13 +231,16 @@ func New(opts Options) (*Mediator, error) {
 		return nil, err
 	}
 	m := &Mediator{opts: opts, log: opts.Logger}
+	dates := func() mapping.DateReader {
+		return mapping.DateReader{Calendar: mapping.Calendar(opts.Calendar), Now: opts.Now()}
+	}
 	m.delivery = &delivery{
 		oi: opts.OpenIMIS, cht: opts.CHT, store: opts.Store, log: opts.Logger,
-		placeID: opts.PlaceID, claimForm: opts.ClaimForm, feedbackResource: opts.FeedbackResource,
+		dates: dates, placeID: opts.PlaceID, claimForm: opts.ClaimForm, feedbackResource: opts.FeedbackResource,
 		slotWait: opts.UpstreamTimeout, slots: make(chan struct{}, opts.Workers),
 	}
 	m.catchup = &catchup{
-		oi: opts.OpenIMIS, store: opts.Store, log: opts.Logger, now: opts.Now,
+		oi: opts.OpenIMIS, store: opts.Store, log: opts.Logger, now: opts.Now, dates: dates,
 		lookback: opts.CatchupLookback, overlap: opts.CatchupOverlap,
 	}
 	m.catchup.setInterval(opts.ClaimPollInterval)
@@ -256,20 +271,22 @@ func New(opts Options) (*Mediator, error) {
 		openhim:      m.openHIMState,
 		limits:       opts.UpstreamLimits,
 		paused:       m.paused,
+		loginFailing: func() bool { return opts.OpenIMIS.LoginFailure() != nil },
 	})
 	m.handler = (&api{
-		store:      opts.Store,
-		log:        opts.Logger,
-		metrics:    opts.Metrics,
-		urn:        opts.Registration.URN,
-		username:   opts.Username,
-		password:   opts.Password,
-		loggedIn:   opts.OpenIMIS.LoggedIn,
-		openhim:    m.openHIMState,
-		limits:     opts.UpstreamLimits,
-		paused:     m.paused,
-		throttle:   newAuthThrottle(opts.Now),
-		writeCheck: &writeCheck{log: opts.Logger, now: opts.Now},
+		store:        opts.Store,
+		dates:        dates,
+		log:          opts.Logger,
+		metrics:      opts.Metrics,
+		urn:          opts.Registration.URN,
+		username:     opts.Username,
+		password:     opts.Password,
+		loginProblem: func() string { return loginProblem(opts.OpenIMIS) },
+		openhim:      m.openHIMState,
+		limits:       opts.UpstreamLimits,
+		paused:       m.paused,
+		throttle:     newAuthThrottle(opts.Now),
+		writeCheck:   &writeCheck{log: opts.Logger, now: opts.Now},
 	}).routes()
 	return m, nil
 }
@@ -312,7 +329,7 @@ func (m *Mediator) Start(ctx context.Context) error {
 			cancel()
 			return
 		}
-		m.bg.Go(func() { loginLoop(bgctx, m.opts.OpenIMIS, m.log) })
+		m.bg.Go(func() { loginWatch(bgctx, m.opts.OpenIMIS, m.log) })
 		if m.openhim != nil {
 			m.bg.Go(func() { m.openhim.run(bgctx) })
 		}
@@ -374,29 +391,6 @@ func (m *Mediator) riverConfig() *river.Config {
 				&river.PeriodicJobOpts{RunOnStart: true}),
 		},
 		Logger: slog.New(zerolog.NewSlogHandler(m.log.With().Str("component", "river").Logger().Level(max(m.log.GetLevel(), zerolog.WarnLevel)))),
-	}
-}
-
-// loginLoop logs in to openIMIS at startup so that /ready reflects whether
-// the credentials work, retrying with the client's own backoff.
-func loginLoop(ctx context.Context, oi *openimis.Client, log zerolog.Logger) {
-	delay := time.Second
-	for {
-		err := oi.Login(ctx)
-		if err == nil {
-			log.Info().Msg("openimis login succeeded")
-			return
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if !errors.Is(err, openimis.ErrLoginBackoff) {
-			log.Warn().Err(err).Dur("retry_in", delay).Msg("openimis login failed")
-		}
-		if !sleep(ctx, delay) {
-			return
-		}
-		delay = min(delay*2, 5*time.Minute)
 	}
 }
 

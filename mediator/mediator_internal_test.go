@@ -28,10 +28,13 @@ func TestDeliverableEndpoint(t *testing.T) {
 		{"http://openhim-core:5001/mediator/claim-response", false},
 		{"http://mediator:6000/x", false},
 		{"http://host.x1/x", false},
+		{"http://my_host.example.org/x", false},
+		{"http://-bad.example.org/x", false},
+		{"http://010.0.0.1/x", false},
 		{"::not a url", false},
 	}
 	for _, tt := range tests {
-		require.Equal(t, tt.want, deliverableEndpoint(tt.endpoint), tt.endpoint)
+		require.Equal(t, tt.want, deliverableEndpoint(tt.endpoint) == nil, tt.endpoint)
 	}
 }
 

@@ -68,7 +68,12 @@ func (l *logLevel) set(level zerolog.Level) { l.v.Store(int32(level)) }
 func (l *logLevel) get() zerolog.Level      { return zerolog.Level(l.v.Load()) }
 
 type setupOpts struct {
-	claimSubscriptions    bool
+	claimSubscriptions bool
+	// newerCore makes the fake openIMIS answer a wrong password 401, as
+	// cores after 24.10 do.
+	newerCore bool
+	// openimisLocation is the fake openIMIS server's local time zone.
+	openimisLocation      *time.Location
 	questionnaireResponse bool
 	edit                  func(*mediator.Options)
 	// seed runs on the fake openIMIS before the mediator starts.
@@ -92,6 +97,7 @@ func setup(t *testing.T, so setupOpts) *testBundle {
 		oi: openimistest.NewServer(t, openimistest.Options{
 			Username: imisUser, Password: imisPass,
 			ClaimSubscriptions: so.claimSubscriptions, QuestionnaireResponse: so.questionnaireResponse,
+			NewerCore: so.newerCore, Location: so.openimisLocation,
 		}),
 		cht:   chttest.NewServer(t, chttest.Options{Password: chtPass, MaxConcurrent: so.chtMaxConcurrent}),
 		dbURL: storetest.DatabaseURL(t),

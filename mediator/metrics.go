@@ -81,6 +81,8 @@ func NewMetrics() *Metrics {
 			"Requests in flight to an upstream.", []string{"system"}, nil),
 		paused: prometheus.NewDesc("mediator_upstream_paused_seconds",
 			"Seconds an upstream's client still sends nothing, after a 429 or a refused login (0: not paused).", []string{"system"}, nil),
+		loginFailing: prometheus.NewDesc("mediator_openimis_login_failing",
+			"1 while the latest openIMIS login failed (refused, expired password, or no answer): every job that needs openIMIS waits.", nil, nil),
 	}
 	mt.registry.MustRegister(mt.requests, mt.jobs, mt.jobDuration, mt.upstream, mt.logins, mt.authFails, mt.state,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -195,6 +197,7 @@ type stateReaders struct {
 	openhim      func() string
 	limits       map[string]*UpstreamLimit
 	paused       func() map[string]upstreamPause
+	loginFailing func() bool
 }
 
 // observe makes the state gauges (queue depth and oldest job age,
@@ -207,11 +210,11 @@ func (mt *Metrics) observe(r stateReaders) {
 type stateCollector struct {
 	readers                                        atomic.Pointer[stateReaders]
 	depth, oldest, subscription, lastPoll, openhim *prometheus.Desc
-	limit, inflight, paused                        *prometheus.Desc
+	limit, inflight, paused, loginFailing          *prometheus.Desc
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.depth, c.oldest, c.subscription, c.lastPoll, c.openhim, c.limit, c.inflight, c.paused} {
+	for _, d := range []*prometheus.Desc{c.depth, c.oldest, c.subscription, c.lastPoll, c.openhim, c.limit, c.inflight, c.paused, c.loginFailing} {
 		ch <- d
 	}
 }
@@ -244,6 +247,13 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		registered = 1
 	}
 	ch <- prometheus.MustNewConstMetric(c.openhim, prometheus.GaugeValue, registered)
+	if r.loginFailing != nil {
+		failing := 0.0
+		if r.loginFailing() {
+			failing = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.loginFailing, prometheus.GaugeValue, failing)
+	}
 	for system, l := range r.limits {
 		ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(l.Limit()), system)
 		ch <- prometheus.MustNewConstMetric(c.inflight, prometheus.GaugeValue, float64(l.Inflight()), system)

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -184,7 +182,10 @@ func (s *subscriptions) ensure(ctx context.Context, force bool) error {
 		if sub.Criteria != want.Criteria || sub.Channel.Endpoint != want.Channel.Endpoint || sub.Status != "active" {
 			continue
 		}
-		end, err := time.Parse(time.RFC3339, sub.End)
+		// openIMIS renders end as isoformat() of its local time: its own
+		// offset, with microseconds when there are any (docs/upstreams/openimis.md
+		// trap 20), e.g. 2027-12-06T10:15:30.123456+05:45.
+		end, err := time.Parse(time.RFC3339Nano, sub.End)
 		usable := err == nil && end.After(now.Add(min(renewWithin, s.end(now).Sub(now)/2))) &&
 			len(sub.Channel.Header) > 0 && sub.Channel.Header[0] == want.Channel.Header[0]
 		if usable && keep == nil && !force {
@@ -241,42 +242,23 @@ func (s *subscriptions) own(ctx context.Context) ([]openimis.Subscription, error
 }
 
 // warnUndeliverable warns at start when openIMIS will accept the callback
-// endpoint and then send nothing to it.
+// endpoint and then send nothing to it ("mediator check" fails then).
 func (s *subscriptions) warnUndeliverable(log zerolog.Logger) {
-	if !deliverableEndpoint(s.endpoint) {
-		log.Warn().Str("endpoint", s.endpoint).
-			Msg("openIMIS delivers only to a domain name with a dot, localhost or an IP address; " +
-				"it will accept the subscription but send nothing to this callback endpoint")
+	if err := deliverableEndpoint(s.endpoint); err != nil {
+		log.Warn().Str("endpoint", s.endpoint).Str("problem", err.Error()).
+			Msg("openIMIS will accept the subscription but send nothing to this callback endpoint: " + callbackFix)
 	}
 }
 
-// deliverableEndpoint mirrors the host rule of the URL validator openIMIS
-// runs before each notification (docs/upstreams/openimis.md §3.3): an IP
-// address, localhost, or a name with a top-level domain of two letters or
-// more. A bare container name such as "mediator" fails it.
-func deliverableEndpoint(endpoint string) bool {
-	u, err := url.Parse(endpoint)
-	if err != nil {
-		return false
-	}
-	host := u.Hostname()
-	if host == "localhost" || net.ParseIP(host) != nil {
-		return true
-	}
-	i := strings.LastIndex(strings.TrimSuffix(host, "."), ".")
-	if i <= 0 {
-		return false
-	}
-	tld := strings.TrimSuffix(host, ".")[i+1:]
-	if len(tld) < 2 {
-		return false
-	}
-	for _, r := range tld {
-		if r >= '0' && r <= '9' {
-			return false
-		}
-	}
-	return true
+// callbackFix says how to make the callback endpoint one openIMIS calls.
+const callbackFix = "set CHT_OPENIMIS_CALLBACK_ENDPOINT to a URL whose host is an IP address, localhost, " +
+	"or a domain name with a dot and a top-level domain of letters (letters, digits and hyphens only, no underscores)"
+
+// deliverableEndpoint applies the URL validator openIMIS runs before each
+// notification (docs/upstreams/openimis.md §3.3, trap 4): nil when openIMIS
+// would call endpoint, else why not.
+func deliverableEndpoint(endpoint string) error {
+	return openimis.CheckCallbackEndpoint(endpoint)
 }
 
 // maskHeader shows a subscription header with credential values masked.

@@ -35,13 +35,22 @@ func (e *LoginBackoffError) Unwrap() []error { return []error{ErrLoginBackoff, e
 // for the next login without using an attempt.
 func (e *LoginBackoffError) RetryAfterDuration() time.Duration { return e.Left }
 
-// LoginError is a refused login. openIMIS answers 400 with an empty body for a
-// wrong password, 401 "INCORRECT_CREDENTIALS" for an unknown user and 400
-// "Missing username or password" (docs/upstreams/openimis.md §1).
+// LoginError is a refused login. openIMIS 24.10 answers 400 with an empty
+// body for a wrong password, 401 "INCORRECT_CREDENTIALS" for an unknown user
+// and 400 "Missing username or password"; newer cores answer a wrong password
+// 401 "INCORRECT_CREDENTIALS" and an expired one 401 "PASSWORD_EXPIRED"
+// (docs/upstreams/openimis.md §1, trap 18).
 type LoginError struct {
 	Status  int
 	Message string
 }
+
+// msgPasswordExpired is newer cores' answer to an expired password.
+const msgPasswordExpired = "PASSWORD_EXPIRED"
+
+// Expired reports whether openIMIS refused the login because the password
+// expired: only a person can fix that, by setting a new password.
+func (e *LoginError) Expired() bool { return e.Message == msgPasswordExpired }
 
 // Error implements error. It never contains the credentials.
 func (e *LoginError) Error() string {
@@ -51,6 +60,9 @@ func (e *LoginError) Error() string {
 	}
 	if msg == "" {
 		msg = http.StatusText(e.Status)
+	}
+	if e.Expired() {
+		return fmt.Sprintf("openimis login: %d: %s: the password of OPENIMIS_USERNAME expired; set a new one in openIMIS and in OPENIMIS_PASSWORD", e.Status, msg)
 	}
 	return fmt.Sprintf("openimis login: %d: %s: check OPENIMIS_USERNAME and OPENIMIS_PASSWORD", e.Status, msg)
 }
@@ -183,6 +195,15 @@ func (a *authenticator) invalidate(token string) {
 func (c *Client) Login(ctx context.Context) error {
 	_, err := c.auth.token(ctx)
 	return err
+}
+
+// LoginFailure returns the error of the latest login when it failed (a
+// *LoginError when openIMIS refused it), and nil once a login succeeds
+// again. A login cut short by its caller or answered 429 changes nothing.
+func (c *Client) LoginFailure() error {
+	c.auth.mu.Lock()
+	defer c.auth.mu.Unlock()
+	return c.auth.lastErr
 }
 
 // LoggedIn reports whether a login has ever succeeded.

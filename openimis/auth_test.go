@@ -283,6 +283,50 @@ func TestClient_Login(t *testing.T) {
 		require.False(t, b.client.LoggedIn())
 	})
 
+	t.Run("NewerCoreWrongPasswordIs401", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, func(c *testConfig) {
+			c.client.Password = badPassword
+			c.server.NewerCore = true
+		})
+
+		err := b.client.Login(t.Context())
+		var le *openimis.LoginError
+		require.ErrorAs(t, err, &le)
+		require.Equal(t, http.StatusUnauthorized, le.Status)
+		require.Equal(t, "INCORRECT_CREDENTIALS", le.Message)
+		require.False(t, le.Expired())
+		require.Equal(t, err, b.client.LoginFailure())
+	})
+
+	t.Run("ExpiredPassword", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		ctx := t.Context()
+		require.NoError(t, b.client.Login(ctx))
+		require.NoError(t, b.client.LoginFailure())
+
+		b.server.ExpirePassword("admin")
+		b.server.ExpireTokens()
+		_, err := b.client.GetPatient(ctx, openimistest.SeedPatientID)
+		var le *openimis.LoginError
+		require.ErrorAs(t, err, &le)
+		require.True(t, le.Expired())
+		require.Contains(t, err.Error(), "PASSWORD_EXPIRED")
+		require.Contains(t, err.Error(), "set a new one in openIMIS and in OPENIMIS_PASSWORD")
+		require.ErrorAs(t, b.client.LoginFailure(), &le, "the latest login failed")
+		require.True(t, le.Expired())
+
+		// A refusal under the lock-out-safe schedule: nothing is sent for a
+		// second, then the login (the password renewed meanwhile) succeeds.
+		b.server.SetPassword("admin", "admin")
+		require.ErrorIs(t, b.client.Login(ctx), openimis.ErrLoginBackoff)
+		require.Error(t, b.client.LoginFailure(), "waiting is no new login")
+		b.clock.Add(time.Second)
+		require.NoError(t, b.client.Login(ctx))
+		require.NoError(t, b.client.LoginFailure(), "a login succeeded again")
+	})
+
 	t.Run("OtherLoginFailureIsAPIError", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

@@ -679,3 +679,16 @@ func TestClient_RetryAfterIsBounded(t *testing.T) {
 	require.ErrorAs(t, err, &rl)
 	require.Equal(t, openimis.MaxPause, rl.RetryAfterDuration())
 }
+
+func TestClient_GetClaim(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	cl, err := b.client.GetClaim(t.Context(), openimistest.SeedClaimID)
+	require.NoError(t, err)
+	require.Equal(t, "2021-09-27", cl.Created, "the claim's own date")
+	require.Equal(t, openimistest.SeedClaimID, cl.ID)
+
+	_, err = b.client.GetClaim(t.Context(), "00000000-0000-4000-8000-00000000dead")
+	require.True(t, openimis.NotShown(err), "an unknown claim is openIMIS's 500: %v", err)
+}

@@ -55,7 +55,7 @@ func TestClient_CreateSubscription(t *testing.T) {
 		require.Equal(t, "Claim", got.Criteria)
 		require.Equal(t, "Claim", got.Reason)
 		require.Equal(t, "active", got.Status)
-		require.Equal(t, "2030-12-31T23:59:59Z", got.End)
+		require.Equal(t, "2030-12-31T23:59:59+00:00", got.End, "isoformat() of the server's local time")
 		require.Equal(t, openimis.Channel{
 			Endpoint: "https://mediator.example.org/openimis/claims",
 			Header:   []string{`{"Authorization":"Bearer s3cret"}`},

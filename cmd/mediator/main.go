@@ -16,9 +16,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -73,7 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "backup":
 		return backup(ctx, args[1:], stdout)
 	case "healthcheck":
-		return healthcheck(ctx, os.Getenv("PORT"))
+		return healthcheck(ctx, os.Getenv("LISTEN_ADDRESS"), os.Getenv("PORT"))
 	case "version", "--version":
 		fmt.Fprintln(stdout, version)
 		return nil
@@ -84,15 +86,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return errors.New("unknown command " + cmd + "\n" + usage)
 }
 
-// healthcheck asks the server on this machine for /health, for container
-// images without a shell or curl.
-func healthcheck(ctx context.Context, port string) error {
+// healthcheck asks the server on this machine (at LISTEN_ADDRESS, else
+// 127.0.0.1) for /health, for container images without a shell or curl.
+func healthcheck(ctx context.Context, listen, port string) error {
 	if port == "" {
 		port = "6000"
 	}
+	// The server listens on LISTEN_ADDRESS, or on every interface.
+	host := strings.TrimSpace(listen)
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+port+"/health", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/health", nil)
 	if err != nil {
 		return err
 	}

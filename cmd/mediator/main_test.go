@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/cht-openimis/cht-openimis-mediator/cht/chttest"
 	"github.com/cht-openimis/cht-openimis-mediator/cmd/internal/app"
+	"github.com/cht-openimis/cht-openimis-mediator/config"
 	"github.com/cht-openimis/cht-openimis-mediator/openhim/openhimtest"
 	"github.com/cht-openimis/cht-openimis-mediator/openimis/openimistest"
 )
@@ -58,8 +60,8 @@ func TestServe_EndToEnd(t *testing.T) {
 		t.Fatal("serve did not bind")
 	}
 	base := "http://" + addr
-	require.NoError(t, healthcheck(ctx, addr[strings.LastIndex(addr, ":")+1:]))
-	require.Error(t, healthcheck(ctx, "1"), "nothing listens on port 1")
+	require.NoError(t, healthcheck(ctx, "", addr[strings.LastIndex(addr, ":")+1:]))
+	require.Error(t, healthcheck(ctx, "", "1"), "nothing listens on port 1")
 
 	require.Eventually(t, func() bool {
 		resp, err := http.Get(base + "/ready")
@@ -153,4 +155,59 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.buf.String()
+}
+
+// serve runs app.Serve with cfg until the test ends and returns its listen
+// address.
+func serve(t *testing.T, cfg config.Config) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- app.Serve(ctx, cfg, version, io.Discard, ready) }()
+	t.Cleanup(func() { requireStops(t, cancel, done) })
+	select {
+	case addr := <-ready:
+		return addr
+	case err := <-done:
+		t.Fatalf("serve stopped: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not bind")
+	}
+	return ""
+}
+
+// TestServe_ClaimBackfill: CLAIM_BACKFILL sets how far back the first
+// catch-up poll of a new store looks: a claim of ten days ago reaches the
+// CHT with 30d, which the default 24h would miss.
+func TestServe_ClaimBackfill(t *testing.T) {
+	t.Parallel()
+	oi, ch := newFakes(t)
+	const old = "0ddc1a1e-0000-4000-8000-000000000010"
+	oi.AddClaim(openimistest.ClaimResponseFixture(old, "OLD10", openimistest.SeedPatientID), time.Now().AddDate(0, 0, -10))
+	serve(t, serveConfig(t, oi, ch, map[string]string{"CLAIM_BACKFILL": "30d"}))
+	require.Eventually(t, func() bool {
+		for _, r := range ch.Reports() {
+			if r.Fields["op_claim_uuid"] == old {
+				return true
+			}
+		}
+		return false
+	}, 15*time.Second, 20*time.Millisecond, "the first poll brought the claim of ten days ago")
+}
+
+// TestServe_ListenAddress: LISTEN_ADDRESS chooses the interface; by default
+// the mediator listens on every one.
+func TestServe_ListenAddress(t *testing.T) {
+	t.Parallel()
+	oi, ch := newFakes(t)
+	addr := serve(t, serveConfig(t, oi, ch, map[string]string{"LISTEN_ADDRESS": "127.0.0.1"}))
+	host, _, err := net.SplitHostPort(addr)
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1", host)
+
+	addr = serve(t, serveConfig(t, oi, ch, nil))
+	host, _, err = net.SplitHostPort(addr)
+	require.NoError(t, err)
+	require.True(t, net.ParseIP(host).IsUnspecified(), "every interface: %s", addr)
 }

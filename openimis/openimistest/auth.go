@@ -35,6 +35,8 @@ const (
 type user struct {
 	name, password string
 	rights         map[int]bool
+	// passwordExpired makes login/ answer 401 "PASSWORD_EXPIRED".
+	passwordExpired bool
 }
 
 // has reports whether u holds right; a nil user holds nothing.
@@ -61,6 +63,29 @@ func (s *Server) AddUser(username, password string, rights []int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.users[username] = u
+}
+
+// ExpirePassword makes the user's password expired, as a core with password
+// expiry does once the password is too old (core/services/userServices.py,
+// trap 18): login/ with the right password answers 401 with the JSON string
+// "PASSWORD_EXPIRED" (a wrong one is still refused as such). Tokens already
+// issued stay valid until they expire. [Server.SetPassword] ends it.
+func (s *Server) ExpirePassword(username string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u := s.users[username]; u != nil {
+		u.passwordExpired = true
+	}
+}
+
+// SetPassword gives the user a new password, as an administrator does; an
+// expired password is no longer expired.
+func (s *Server) SetPassword(username, password string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u := s.users[username]; u != nil {
+		u.password, u.passwordExpired = password, false
+	}
 }
 
 // ExpireTokens makes every token issued so far invalid, as if it expired:
@@ -113,12 +138,14 @@ func (s *Server) authenticate(r *http.Request) (*user, *apiError) {
 }
 
 // login answers POST login/ like api_fhir_r4/views/login_viewset.py with
-// core/services/userServices.py of release 24.10 (§1, trap 9): 200
-// {"token", "exp"} with exp in integer epoch seconds; a missing or empty
-// username or password is 400 with the JSON string "Missing username or
-// password"; an unknown user 401 with the JSON string
-// "INCORRECT_CREDENTIALS"; a wrong password 400 with an empty body. These are
-// not OperationOutcomes.
+// core/services/userServices.py (§1, traps 9 and 18): 200 {"token", "exp"}
+// with exp in integer epoch seconds; a missing or empty username or password
+// is 400 with the JSON string "Missing username or password"; an unknown user
+// 401 with the JSON string "INCORRECT_CREDENTIALS"; a wrong password 400 with
+// an empty body in release 24.10, 401 "INCORRECT_CREDENTIALS" with
+// [Options.NewerCore]; the right password of a user whose password expired
+// ([Server.ExpirePassword]) 401 "PASSWORD_EXPIRED". These are not
+// OperationOutcomes.
 func (c *call) login() {
 	m, err := c.object()
 	if err != nil {
@@ -139,8 +166,14 @@ func (c *call) login() {
 	case u == nil:
 		c.json(http.StatusUnauthorized, msgIncorrectCredentials)
 		return
+	case u.password != password && s.opts.NewerCore:
+		c.json(http.StatusUnauthorized, msgIncorrectCredentials)
+		return
 	case u.password != password:
 		c.w.WriteHeader(http.StatusBadRequest) // DRF drops Content-Type on an empty body
+		return
+	case u.passwordExpired:
+		c.json(http.StatusUnauthorized, "PASSWORD_EXPIRED")
 		return
 	}
 	now := s.now()

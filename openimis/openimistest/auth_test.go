@@ -19,17 +19,24 @@ func TestLogin(t *testing.T) {
 		body   string
 		status int
 		want   string // exact body; "" = empty
+		newer  bool
+		expire bool
 	}{
 		{name: "UpstreamFixture", body: fixture(t, "test_login.json"), status: http.StatusOK},
 		{name: "MissingUsername", body: fixture(t, "test_login_bad_payload.json"), status: http.StatusBadRequest, want: `"Missing username or password"`},
 		{name: "EmptyPassword", body: `{"username":"TestUserTest2","password":""}`, status: http.StatusBadRequest, want: `"Missing username or password"`},
 		{name: "UnknownUserIs401", body: fixture(t, "test_login_bad_credentials.json"), status: http.StatusUnauthorized, want: `"INCORRECT_CREDENTIALS"`},
 		{name: "WrongPasswordIsEmpty400", body: `{"username":"TestUserTest2","password":"nope"}`, status: http.StatusBadRequest},
+		{name: "NewerCoreWrongPasswordIs401", newer: true, body: `{"username":"TestUserTest2","password":"nope"}`, status: http.StatusUnauthorized, want: `"INCORRECT_CREDENTIALS"`},
+		{name: "ExpiredPasswordIs401", expire: true, body: fixture(t, "test_login.json"), status: http.StatusUnauthorized, want: `"PASSWORD_EXPIRED"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, openimistest.Options{Username: "TestUserTest2", Password: "TestPasswordTest2"})
+			b := setup(t, openimistest.Options{Username: "TestUserTest2", Password: "TestPasswordTest2", NewerCore: tt.newer})
+			if tt.expire {
+				b.srv.ExpirePassword("TestUserTest2")
+			}
 			resp := b.do(t, req{method: http.MethodPost, path: "login/", auth: "-", body: tt.body})
 			require.Equal(t, tt.status, resp.status, string(resp.body))
 			if tt.status == http.StatusOK {

@@ -85,9 +85,54 @@ func (cl *claim) fhir() json.RawMessage {
 	return mustMarshal(m)
 }
 
+// converted renders the ClaimResponse as a request converts it at now:
+// claimResponseConverter.py writes created as the date of the conversion,
+// not of the claim (§4, trap 21), in the server's local time.
+func (cl *claim) converted(now time.Time, loc *time.Location) json.RawMessage {
+	m, _ := decodeObject(cl.fhir())
+	m["created"] = now.In(loc).Format(time.DateOnly)
+	return mustMarshal(m)
+}
+
+// claimFHIR renders the claim as GET Claim/<uuid>/ does
+// (converters/claimConverter.py): created is the claim's own date (its
+// creation, validity_from, in the server's local time), which the
+// ClaimResponse does not carry (trap 21).
+func (cl *claim) claimFHIR(loc *time.Location) json.RawMessage {
+	ids := []any{uuidIdentifier(cl.id)}
+	if cl.code != "" {
+		ids = append(ids, map[string]any{
+			"type":  map[string]any{"coding": []any{map[string]any{"system": identifierSystem, "code": "Code"}}},
+			"value": cl.code,
+		})
+	}
+	return mustMarshal(map[string]any{
+		"resourceType": "Claim", "id": cl.id, "identifier": ids, "status": "active", "use": "claim",
+		"created": cl.created.In(loc).Format(time.DateOnly),
+		"patient": reference("Patient", cl.patientID, ""),
+	})
+}
+
+// getClaim answers GET Claim/<uuid or code>/ (views/fhir/claim.py,
+// model_retrievers.py) like GET ClaimResponse/<id>/: an unknown claim is a
+// 500 "matching query does not exist", not a 404 (trap 15).
+func (c *call) getClaim() {
+	canonical, isUUID := canonicalUUID(c.id)
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	for _, cl := range c.s.claims {
+		if isUUID && cl.id == canonical || !isUUID && cl.code == c.id {
+			c.json(http.StatusOK, cl.claimFHIR(c.s.opts.Location))
+			return
+		}
+	}
+	c.fail(errServer(`["failed to retrieve Claim; details Claim matching query does not exist."]`))
+}
+
 // listClaimResponses answers GET ClaimResponse/ (views/fhir/claim_response.py,
 // §6, trap 14): the claims ordered by creation time (validity_from, not
-// bumped by later changes), filtered by _lastUpdated on it, paged.
+// bumped by later changes), filtered by _lastUpdated on it, paged; each
+// converted now, so created is today's date (trap 21).
 func (c *call) listClaimResponses() {
 	c.s.mu.Lock()
 	var claims []*claim
@@ -99,7 +144,7 @@ func (c *call) listClaimResponses() {
 	slices.SortFunc(claims, func(a, b *claim) int { return cmp.Or(a.created.Compare(b.created), a.seq-b.seq) })
 	var items []pageItem
 	for _, cl := range claims {
-		items = append(items, pageItem{id: cl.id, resource: cl.fhir()})
+		items = append(items, pageItem{id: cl.id, resource: cl.converted(c.s.now(), c.s.opts.Location)})
 	}
 	total := c.s.count("ClaimResponse|"+c.user.name+"|"+fmt.Sprint(c.filter), len(items))
 	c.s.mu.Unlock()
@@ -116,7 +161,7 @@ func (c *call) getClaimResponse() {
 	defer c.s.mu.Unlock()
 	for _, cl := range c.s.claims {
 		if isUUID && cl.id == canonical || !isUUID && cl.code == c.id {
-			c.json(http.StatusOK, cl.fhir())
+			c.json(http.StatusOK, cl.converted(c.s.now(), c.s.opts.Location))
 			return
 		}
 	}

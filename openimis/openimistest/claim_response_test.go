@@ -266,3 +266,36 @@ func TestPatient_Get(t *testing.T) {
 		require.Equal(t, id, m["identifier"].([]any)[0].(map[string]any)["value"])
 	})
 }
+
+// TestClaimResponse_CreatedAtConversion: a ClaimResponse's created is the
+// date of the request that converts it, the claim's own date is on
+// Claim/<uuid>/ (trap 21).
+func TestClaimResponse_CreatedAtConversion(t *testing.T) {
+	t.Parallel()
+
+	nepal := time.FixedZone("+0545", 5*3600+45*60)
+	b := setup(t, openimistest.Options{Location: nepal})
+	// The clock is 2025-06-30T10:00:00Z; the seeded claim is of 2021-09-27.
+	today := b.clock.Now().In(nepal).Format(time.DateOnly)
+	require.Equal(t, today, b.do(t, req{path: "ClaimResponse/" + openimistest.SeedClaimID + "/"}).object(t)["created"])
+	bundle := b.do(t, req{path: "ClaimResponse/?_lastUpdated=ge2021-09-27T00:00:00"}).object(t)
+	entry := bundle["entry"].([]any)[0].(map[string]any)["resource"].(map[string]any)
+	require.Equal(t, today, entry["created"])
+	b.clock.Add(24 * time.Hour)
+	require.Equal(t, b.clock.Now().In(nepal).Format(time.DateOnly),
+		b.do(t, req{path: "ClaimResponse/" + openimistest.SeedClaimID + "/"}).object(t)["created"], "converted again the next day")
+
+	for _, id := range []string{openimistest.SeedClaimID, strings.ToUpper(openimistest.SeedClaimID), openimistest.SeedClaimCode} {
+		resp := b.do(t, req{path: "Claim/" + id + "/"})
+		require.Equal(t, http.StatusOK, resp.status, string(resp.body))
+		m := resp.object(t)
+		require.Equal(t, "Claim", m["resourceType"])
+		require.Equal(t, openimistest.SeedClaimID, m["id"])
+		require.Equal(t, "2021-09-27", m["created"], "the claim's own date")
+		require.Equal(t, "Patient/"+openimistest.SeedPatientID, m["patient"].(map[string]any)["reference"])
+	}
+	require.Equal(t, http.StatusInternalServerError, b.do(t, req{path: "Claim/" + uuid.NewString() + "/"}).status, "unknown: 500, not 404")
+
+	noRight := setup(t, openimistest.Options{Rights: []int{openimistest.RightInsureeRead}})
+	require.Equal(t, http.StatusForbidden, noRight.do(t, req{path: "Claim/" + openimistest.SeedClaimID + "/"}).status)
+}

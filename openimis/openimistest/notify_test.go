@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/cht-openimis/cht-openimis-mediator/openimis"
 	"github.com/cht-openimis/cht-openimis-mediator/openimis/openimistest"
 )
 
@@ -252,9 +253,21 @@ func TestValidDjangoURL(t *testing.T) {
 		{"/mediator/claim-response", false},
 		{"example.org/x", false},
 		{"http://[::1/x", false},
+		{"http://my_host.example.org/x", false},
+		{"http://mediator_1:6000/x", false},
+		{"http://a.b-c.example.org/x", true},
+		{"http://example.o/x", false},
+		{"http://example.or-g/x", false},
+		{"http://0.0.0.0:6000/x", true},
+		{"http://256.1.1.1/x", false},
+		{"http://[fe80::1%25eth0]/x", false},
+		{"https://him.example.org:5000/mediator/claim-response", true},
 	}
 	for _, tt := range tests {
 		require.Equal(t, tt.want, openimistest.ValidDjangoURL(tt.url), tt.url)
+		// The mediator's own check, which warns and fails "mediator check",
+		// follows the same rules.
+		require.Equal(t, tt.want, openimis.CheckCallbackEndpoint(tt.url) == nil, "openimis.CheckCallbackEndpoint(%q): %v", tt.url, openimis.CheckCallbackEndpoint(tt.url))
 	}
 	require.False(t, openimistest.ValidDjangoURL("http://"+strings.Repeat("a", 2050)+".org/"))
 }

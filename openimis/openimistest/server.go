@@ -30,6 +30,13 @@ type Options struct {
 	// Claim (needing right 111001), as newer builds do. Defaults to false:
 	// release 24.10 answers 400 "Invalid resource (claim)" (trap 1).
 	ClaimSubscriptions bool
+	// Location is the server's local time zone (TIME_ZONE and the host's),
+	// in which a Subscription's end is rendered (trap 20). Defaults to UTC.
+	Location *time.Location
+	// NewerCore answers a wrong password 401 "INCORRECT_CREDENTIALS", as
+	// openimis-be-core_py after release 24.10 does (trap 18). Defaults to
+	// false: release 24.10's 400 with an empty body.
+	NewerCore bool
 	// CountCacheTTL is how long the total of a list query is cached per
 	// distinct query (docs/upstreams/openimis.md §6). Defaults to one hour; a
 	// negative value disables the cache.
@@ -110,6 +117,9 @@ func New(opts Options) *Server {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Location == nil {
+		opts.Location = time.UTC
 	}
 	if opts.TokenLifetime == 0 {
 		opts.TokenLifetime = 24 * time.Hour
@@ -244,6 +254,10 @@ func (s *Server) views(prefix string) (list, detail *view) {
 		rights := map[string]int{http.MethodGet: RightClaimRead, http.MethodPost: 111002, http.MethodPut: 111002}
 		return &view{rights: rights, handlers: map[string]func(*call){http.MethodGet: (*call).listClaimResponses}},
 			&view{rights: rights, handlers: map[string]func(*call){http.MethodGet: (*call).getClaimResponse}}
+	case "Claim":
+		// views/fhir/claim.py: read with the claim right.
+		rights := map[string]int{http.MethodGet: RightClaimRead, http.MethodPost: 111002}
+		return &view{rights: rights}, &view{rights: rights, handlers: map[string]func(*call){http.MethodGet: (*call).getClaim}}
 	case "Communication":
 		// views/fhir/communication.py; rights in permissions.py.
 		rights := map[string]int{http.MethodGet: 111010, http.MethodPost: RightFeedbackDeliver, http.MethodPut: RightFeedbackDeliver, http.MethodDelete: 111010}

@@ -63,7 +63,7 @@ func (s *Server) Subscriptions() []Subscription {
 	var out []Subscription
 	for _, sub := range s.liveSubscriptions() {
 		c := sub.Subscription
-		c.Body, c.JSON = slices.Clone(c.Body), sub.fhir()
+		c.Body, c.JSON = slices.Clone(c.Body), sub.fhir(s.opts.Location)
 		out = append(out, c)
 	}
 	return out
@@ -101,19 +101,28 @@ func (s *Server) findSubscription(id string) *subscription {
 
 // fhir renders sub like subscriptionConverter.py to_fhir_obj: reason
 // re-derived from the criteria resource, header[0] decrypted (readable by
-// anyone with 158001, trap 5), end in UTC. Upstream renders end in the
-// server's local offset with microseconds (trap 20); the fake's server runs
-// in UTC.
-func (sub *subscription) fhir() json.RawMessage {
+// anyone with 158001, trap 5), end as expiring.astimezone().isoformat(): in
+// the server's local offset loc ([Options.Location]), "+00:00" rather than
+// "Z", with microseconds when it has any (trap 20).
+func (sub *subscription) fhir(loc *time.Location) json.RawMessage {
 	channel := map[string]any{"type": "rest-hook", "endpoint": sub.Endpoint}
 	if sub.hasHeader {
 		channel["header"] = []string{sub.Header}
 	}
 	return mustMarshal(map[string]any{
 		"resourceType": "Subscription", "id": sub.ID, "status": sub.Status,
-		"end": sub.End.Format("2006-01-02T15:04:05.999999Z"), "reason": sub.CriteriaResource,
+		"end": pythonISO(sub.End.In(loc)), "reason": sub.CriteriaResource,
 		"criteria": sub.Criteria, "channel": channel,
 	})
+}
+
+// pythonISO formats t as Python's datetime.isoformat() does for an aware
+// datetime: microseconds only when not zero, the offset as +HH:MM.
+func pythonISO(t time.Time) string {
+	if t.Nanosecond()/1000 != 0 {
+		return t.Format("2006-01-02T15:04:05.000000-07:00")
+	}
+	return t.Format("2006-01-02T15:04:05-07:00")
 }
 
 // listSubscriptions answers GET Subscription/ (views/fhir/subscription.py,
@@ -124,7 +133,7 @@ func (c *call) listSubscriptions() {
 	var items []pageItem
 	for _, sub := range c.s.liveSubscriptions() {
 		if c.filter.match(sub.Updated) {
-			items = append(items, pageItem{id: sub.ID, resource: sub.fhir()})
+			items = append(items, pageItem{id: sub.ID, resource: sub.fhir(c.s.opts.Location)})
 		}
 	}
 	total := c.s.count("Subscription|"+fmt.Sprint(c.filter), len(items))
@@ -138,7 +147,7 @@ func (c *call) getSubscription() {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
 	if sub := c.s.findSubscription(c.id); sub != nil {
-		c.json(http.StatusOK, sub.fhir())
+		c.json(http.StatusOK, sub.fhir(c.s.opts.Location))
 		return
 	}
 	c.fail(errNotFound())
@@ -266,7 +275,7 @@ func (c *call) createSubscription() {
 	}
 	c.s.mu.Lock()
 	c.s.subscriptions = append(c.s.subscriptions, sub)
-	body := sub.fhir()
+	body := sub.fhir(c.s.opts.Location)
 	c.s.mu.Unlock()
 	c.json(http.StatusCreated, body)
 }

@@ -35,7 +35,7 @@ func TestSubscription_Create(t *testing.T) {
 		id, ok := m["id"].(string)
 		require.True(t, ok)
 		require.NoError(t, uuid.Validate(id))
-		require.JSONEq(t, `{"resourceType":"Subscription","id":"`+id+`","status":"active","end":"2030-12-31T23:59:59Z",`+
+		require.JSONEq(t, `{"resourceType":"Subscription","id":"`+id+`","status":"active","end":"2030-12-31T23:59:59+00:00",`+
 			`"reason":"Claim","criteria":"Claim","channel":{"type":"rest-hook","endpoint":"http://127.0.0.1:9/cb",`+
 			`"header":["{\"Authorization\":\"Bearer s3cret\"}"]}}`, string(resp.body))
 
@@ -75,6 +75,15 @@ func TestSubscription_Create(t *testing.T) {
 			"Error while saving a subscription: You have no permissions to subscribe to patient")
 	})
 
+	t.Run("EndInTheServersOffsetWithMicroseconds", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, openimistest.Options{ClaimSubscriptions: true, Location: time.FixedZone("+0545", 5*3600+45*60)})
+		body := strings.Replace(claimSubscription("http://127.0.0.1:9/cb"), `"end":"2030-12-31T23:59:59Z"`, `"end":"2027-12-06T04:30:30.123456Z"`, 1)
+		resp := b.do(t, req{method: http.MethodPost, path: "Subscription/", body: body})
+		require.Equal(t, http.StatusCreated, resp.status, string(resp.body))
+		require.Equal(t, "2027-12-06T10:15:30.123456+05:45", resp.object(t)["end"], "expiring.astimezone().isoformat()")
+	})
+
 	t.Run("UpstreamFixture", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, openimistest.Options{})
@@ -83,7 +92,7 @@ func TestSubscription_Create(t *testing.T) {
 		m := resp.object(t)
 		require.Equal(t, "Patient?chfid__startswith=0", m["criteria"])
 		require.Equal(t, "Patient", m["reason"])
-		require.Equal(t, "2020-01-01T00:00:00Z", m["end"], "a past end is accepted")
+		require.Equal(t, "2020-01-01T00:00:00+00:00", m["end"], "a past end is accepted, rendered by isoformat()")
 	})
 }
 

@@ -114,12 +114,14 @@ func Build(ctx context.Context, cfg config.Config, logOut io.Writer, waiting fun
 		PlaceID:          cfg.CHTPlaceID,
 		ClaimForm:        cfg.CHTClaimForm,
 		FeedbackResource: cfg.FeedbackResource,
+		Calendar:         cfg.OpenIMISCalendar,
 		SubscriptionEnd:  cfg.SubscriptionEnd.Time,
 		UpstreamTimeout:  cfg.UpstreamTimeout,
 		Workers:          cfg.Workers,
 
 		SetLogLevel:       logLevel.Set,
 		ClaimPollInterval: cfg.ClaimPollInterval,
+		CatchupLookback:   cfg.ClaimBackfill,
 		OpenHIM:           him,
 		Registration:      registration,
 		Metrics:           metrics,
@@ -146,8 +148,11 @@ func Serve(ctx context.Context, cfg config.Config, version string, logOut io.Wri
 	if err != nil {
 		return err
 	}
-	srv, err := mediator.Listen(net.JoinHostPort("", strconv.Itoa(cfg.Port)), reg.URN, cfg.OpenHIMAPIURL != nil)
+	srv, err := mediator.Listen(net.JoinHostPort(cfg.ListenAddress, strconv.Itoa(cfg.Port)), reg.URN, cfg.OpenHIMAPIURL != nil)
 	if err != nil {
+		if cfg.ListenAddress != "" {
+			return fmt.Errorf("listen on LISTEN_ADDRESS %s, PORT %d: %w", cfg.ListenAddress, cfg.Port, err)
+		}
 		return fmt.Errorf("listen on PORT %d: %w", cfg.Port, err)
 	}
 	defer srv.Close()
