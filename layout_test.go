@@ -23,20 +23,22 @@ type importRule struct {
 }
 
 // layout is the dependency direction of README "Architecture": the clients
-// and config import nothing of the project, mapping only the clients' types,
+// and config import nothing of the project (but the clients' shared
+// Retry-After reading), mapping only the clients' types,
 // mediator never config, cmd or a store implementation, the store only its
 // leaf types, and the fakes only their parent and the shared test support.
 var layout = map[string]importRule{
 	"":                         {},
 	"config":                   {thirdParty: []string{"github.com/spf13/viper"}},
 	"mapping":                  {project: []string{"openimis", "cht"}, thirdParty: []string{"github.com/goccy/go-json"}},
-	"openimis":                 {thirdParty: []string{"github.com/go-resty/resty/v2"}},
-	"cht":                      {thirdParty: []string{"github.com/go-resty/resty/v2"}},
+	"openimis":                 {project: []string{"internal/retryafter"}, thirdParty: []string{"github.com/go-resty/resty/v2"}},
+	"cht":                      {project: []string{"internal/retryafter"}, thirdParty: []string{"github.com/go-resty/resty/v2"}},
 	"openhim":                  {thirdParty: []string{"github.com/go-resty/resty/v2"}},
 	"openimis/openimistest":    {project: []string{"openimis", "internal/upstreamtest"}, thirdParty: []string{"github.com/google/uuid"}},
 	"cht/chttest":              {project: []string{"cht", "internal/upstreamtest"}, thirdParty: []string{"github.com/google/uuid"}},
 	"openhim/openhimtest":      {project: []string{"openhim", "internal/upstreamtest"}},
 	"internal/upstreamtest":    {},
+	"internal/retryafter":      {},
 	"mediator/storetype":       {thirdParty: []string{"github.com/riverqueue/river"}},
 	"mediator/store":           {project: []string{"mediator/storetype"}, thirdParty: []string{"github.com/riverqueue/river", "github.com/jackc/pgx/v5", "modernc.org/"}},
 	"mediator/store/storetest": {thirdParty: []string{"github.com/jackc/pgx/v5"}},

@@ -16,13 +16,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-resty/resty/v2"
+
+	"github.com/cht-openimis/cht-openimis-mediator/internal/retryafter"
 )
 
 // maxResponseBody bounds what the client reads of any answer.
@@ -366,23 +367,7 @@ func redactURL(loc string) string {
 // ParseRetryAfter reads a Retry-After header (seconds or an HTTP date) as a
 // duration from now, at most MaxPause; 0 when absent or unreadable.
 func ParseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
-		switch {
-		case n <= 0:
-			return 0
-		case n >= int64(MaxPause/time.Second):
-			return MaxPause
-		}
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return min(max(t.Sub(now), 0), MaxPause)
-	}
-	return 0
+	return retryafter.Parse(v, now, MaxPause)
 }
 
 // IsConflict reports whether err is a 409 conflict, such as creating a

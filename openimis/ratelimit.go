@@ -4,9 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/cht-openimis/cht-openimis-mediator/internal/retryafter"
 )
 
 // ErrRateLimited is returned, without contacting openIMIS, while the client
@@ -93,24 +93,8 @@ func (c *Client) Paused() time.Time {
 	return c.pauseUntil
 }
 
-// parseRetryAfter reads a Retry-After header (seconds or an HTTP date) as a
-// duration from now, at most MaxPause; 0 when absent or unreadable.
+// parseRetryAfter reads a Retry-After header as a duration from now, at
+// most MaxPause.
 func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
-		switch {
-		case n <= 0:
-			return 0
-		case n >= int64(MaxPause/time.Second):
-			return MaxPause
-		}
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return min(max(t.Sub(now), 0), MaxPause)
-	}
-	return 0
+	return retryafter.Parse(v, now, MaxPause)
 }
