@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cht-openimis/cht-openimis-mediator/cht"
@@ -176,6 +177,13 @@ func (m *Mediator) checks() []check {
 				return checkResult{fix: fmt.Sprintf("define %v in the %s form (see the README): the CHT drops them silently, and a retry finds its report by op_claim_uuid", missing, m.opts.ClaimForm)},
 					fmt.Errorf("the form lacks the fields %v", missing)
 			}
+			// The records API stores a report whose values have the wrong
+			// JSON type for the form, with the problem in doc.errors behind
+			// a 200 (docs/upstreams/cht.md §1, §2).
+			if wrong := mistypedFormFields(forms[m.opts.ClaimForm], m.opts.ClaimForm); len(wrong) > 0 {
+				return checkResult{fix: fmt.Sprintf("give these fields of the %s form the types the README lists: %s", m.opts.ClaimForm, strings.Join(wrong, "; "))},
+					fmt.Errorf("the form types fields differently from what the mediator sends: %s", strings.Join(wrong, "; "))
+			}
 			return checkResult{detail: "defined, with every field the mediator sends"}, nil
 		}},
 		{name: "CHT place " + m.opts.PlaceID, needs: "CHT user", run: func(ctx context.Context) (checkResult, error) {
@@ -224,6 +232,44 @@ func (m *Mediator) checkSubscription(ctx context.Context) (checkResult, error) {
 	}
 	return checkResult{warn: true, detail: "none for this mediator yet",
 		fix: "the server creates it at start; openIMIS up to 24.10 refuses Claim subscriptions, and claims then come through catch-up polling only"}, nil
+}
+
+// mistypedFormFields lists the OP report fields whose type in a JSON form
+// definition does not take the JSON value the mediator sends: the types the
+// records API validates (string, integer, boolean, complex), and the date
+// types, which the webapp shows from epoch milliseconds.
+func mistypedFormFields(def json.RawMessage, form string) []string {
+	var f struct {
+		Fields map[string]struct {
+			Type string `json:"type"`
+		} `json:"fields"`
+	}
+	if json.Unmarshal(def, &f) != nil {
+		return nil
+	}
+	sample, err := mapping.OPReport(mapping.Claim{Created: "2025-06-30"}, "", form)
+	if err != nil {
+		return nil
+	}
+	var wrong []string
+	for k, v := range sample.Fields {
+		typ := f.Fields[k].Type
+		var sends string
+		ok := true
+		switch v.(type) {
+		case string:
+			sends = "a string"
+			ok = typ != "integer" && typ != "boolean" && typ != "complex" && typ != "date" && typ != "bsAggreDate" && typ != "bsDate"
+		case int64, int, float64:
+			sends = "a number (epoch milliseconds)"
+			ok = typ != "string" && typ != "boolean" && typ != "complex"
+		}
+		if !ok {
+			wrong = append(wrong, fmt.Sprintf("%s is %s in the form, the mediator sends %s", k, typ, sends))
+		}
+	}
+	slices.Sort(wrong)
+	return wrong
 }
 
 // missingFormFields lists the OP report fields that a JSON form definition

@@ -110,6 +110,23 @@ func TestCheck_EachProblemWithItsFix(t *testing.T) {
 			require.NoError(t, err)
 			o.CHT = ch
 		}, []string{"FAIL  CHT form OP: the form lacks the fields [op_claim_uuid op_date]", "fix: define [op_claim_uuid op_date] in the OP form"}},
+		{"FormTypesFieldsOtherwise", func(o *mediator.Options) {
+			// A value of the wrong JSON type is stored with the problem in
+			// doc.errors, behind a 200 (docs/upstreams/cht.md §1).
+			var form map[string]any
+			require.NoError(t, json.Unmarshal(chttest.DefaultForms()["OP"], &form))
+			fields := form["fields"].(map[string]any)
+			fields["op_year"].(map[string]any)["type"] = "integer"
+			fields["op_date"].(map[string]any)["type"] = "string"
+			raw, err := json.Marshal(form)
+			require.NoError(t, err)
+			other := chttest.NewServer(t, chttest.Options{Password: chtPass, Forms: map[string]json.RawMessage{"OP": raw}})
+			ch, err := cht.New(cht.Options{URL: other.URL, Username: chttest.DefaultUsername, Password: chtPass, Timeout: 5 * time.Second})
+			require.NoError(t, err)
+			o.CHT = ch
+		}, []string{"FAIL  CHT form OP: the form types fields differently from what the mediator sends: " +
+			"op_date is string in the form, the mediator sends a number (epoch milliseconds); op_year is integer in the form, the mediator sends a string",
+			"fix: give these fields of the OP form the types the README lists"}},
 		{"MissingPlace", func(o *mediator.Options) { o.PlaceID = "no-such-place" },
 			[]string{"FAIL  CHT place no-such-place: no such place", "fix: set CHT_PLACE_ID"}},
 		{"NoSubscriptionIsAWarning", nil, []string{"WARN  openIMIS Claim subscription: none for this mediator yet"}},
