@@ -32,6 +32,9 @@ type delivery struct {
 	// slotWait is how long a job waits for an upstream slot before it is
 	// snoozed: one upstream timeout.
 	slotWait time.Duration
+	// lateSaveWait is how long after a failed report POST a retry waits
+	// before it looks for the report (see lateSaveWait).
+	saveWait time.Duration
 	// slots holds a token for each job talking to an upstream: at most
 	// Workers at once.
 	slots chan struct{}

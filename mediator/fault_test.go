@@ -288,3 +288,22 @@ func TestFault_CHTRefusesAboveItsConcurrency(t *testing.T) {
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&ready))
 	require.Equal(t, limit, ready.Limits["cht"])
 }
+
+// The CHT saves a report only after its slow transitions, after the
+// mediator gave up waiting: the retry looks for the report later than the
+// CHT could still be saving it, and posts no second report.
+func TestFault_CHTSavesAfterTheTimeout(t *testing.T) {
+	t.Parallel()
+	// The job's timeout (6 × UPSTREAM_TIMEOUT) cuts the report POST short
+	// while the CHT holds the save.
+	b := setup(t, setupOpts{edit: func(o *mediator.Options) {
+		o.UpstreamTimeout = 300 * time.Millisecond
+		o.LateSaveWait = 4 * time.Second
+	}})
+	release := b.cht.HoldSaves()
+	claims := b.postClaims(t, "5a7e0000", 1)
+	b.waitLog(t, "the previous attempt's report may still be saving in the CHT")
+	release() // the transitions end: the report of the first POST is saved
+	b.requireExactlyOnce(t, claims)
+	require.Len(t, b.reportsFor(claims[0]), 1)
+}

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/rs/zerolog"
 
 	"github.com/cht-openimis/cht-openimis-mediator/cht"
@@ -52,6 +54,10 @@ func (w *claimWorker) Work(ctx context.Context, job *river.Job[claimArgs]) error
 	key := claimKey(claim.UUID)
 	if done, err := d.delivered(ctx, job.Attempt, kindClaim, key); err != nil || done {
 		return err
+	}
+	if wait := d.lateSaveWait(job.JobRow, time.Now()); wait > 0 {
+		log.Info().Dur("wait", wait).Msg("the previous attempt's report may still be saving in the CHT; looking for it later")
+		return river.JobSnooze(wait)
 	}
 	if job.Args.Polled {
 		if err := d.withUpstream(ctx, func() error { return d.claimDate(ctx, &claim) }); err != nil {
@@ -208,10 +214,36 @@ func (d *delivery) claimReport(ctx context.Context, claimUUID string, report cht
 		}
 	}
 	id, err := d.cht.CreateReport(ctx, report)
-	if err != nil {
+	var answered *cht.APIError
+	switch {
+	case err != nil && !errors.As(err, &answered):
+		// A timeout or a lost connection: the CHT may save it later.
+		return "", fmt.Errorf("%s%w", errPostReportNoAnswer, err)
+	case err != nil:
 		return "", fmt.Errorf("post claim report: %w", err)
 	}
 	return id, nil
+}
+
+// errPostReportNoAnswer starts the error of a report POST that got no answer.
+const errPostReportNoAnswer = "post claim report (no answer): "
+
+// lateSaveWait is how long a retried claim job waits before it looks for
+// the report an earlier attempt posted without an answer. The CHT
+// runs its synchronous transitions before it saves a report, and saves it
+// even after the client gave up (docs/upstreams/cht.md §1): a look-up right
+// after a timed-out POST finds nothing, and a second POST would duplicate
+// the report. The retry looks Options.LateSaveWait (two upstream timeouts)
+// after the failed POST.
+func (d *delivery) lateSaveWait(job *rivertype.JobRow, now time.Time) time.Duration {
+	if job.Attempt <= 1 || len(job.Errors) == 0 {
+		return 0
+	}
+	last := job.Errors[len(job.Errors)-1]
+	if !strings.Contains(last.Error, errPostReportNoAnswer) {
+		return 0
+	}
+	return last.At.Add(d.saveWait).Sub(now)
 }
 
 func isForbidden(err error) bool {

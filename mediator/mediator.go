@@ -84,6 +84,11 @@ type Options struct {
 	// queueSlotsPerWorker), so that their store reads and writes overlap
 	// other jobs' requests.
 	Workers int
+	// LateSaveWait is how long after a report POST that got no usable answer
+	// a retried claim job waits before it looks for that report in the CHT,
+	// which saves a report after its synchronous transitions, also when the
+	// client has given up. Defaults to twice UpstreamTimeout.
+	LateSaveWait time.Duration
 	// RetryBase and RetryMax shape the exponential backoff between attempts of
 	// a failing job: RetryBase doubled per attempt, at most RetryMax, with
 	// jitter. Default 1 second and 5 minutes, which with MaxAttempts retries
@@ -176,6 +181,7 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	orDefault(&o.SubscriptionCheck, time.Hour)
 	orDefault(&o.UpstreamTimeout, 30*time.Second)
+	orDefault(&o.LateSaveWait, 2*o.UpstreamTimeout)
 	orDefault(&o.RetryBase, time.Second)
 	orDefault(&o.RetryMax, 5*time.Minute)
 	orDefault(&o.FetchInterval, 20*time.Millisecond)
@@ -238,6 +244,7 @@ func New(opts Options) (*Mediator, error) {
 		oi: opts.OpenIMIS, cht: opts.CHT, store: opts.Store, log: opts.Logger,
 		dates: dates, placeID: opts.PlaceID, claimForm: opts.ClaimForm, feedbackResource: opts.FeedbackResource,
 		slotWait: opts.UpstreamTimeout, slots: make(chan struct{}, opts.Workers),
+		saveWait: opts.LateSaveWait,
 	}
 	m.catchup = &catchup{
 		oi: opts.OpenIMIS, store: opts.Store, log: opts.Logger, now: opts.Now, dates: dates,

@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -109,6 +110,16 @@ func (s *Server) postRecord(x *exchange) response {
 		doc["from"] = from // E.164 normalisation is not modelled
 	}
 
+	// The synchronous transitions run inside the request, before the save
+	// (shared-libs/transitions/src/transitions/index.js:84,181): a slow
+	// transition delays the save itself, and the save happens even when the
+	// client has given up meanwhile (docs/upstreams/cht.md §1).
+	s.mu.Lock()
+	held := s.savesHeld
+	s.mu.Unlock()
+	if held != nil {
+		<-held
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.lostSaves > 0 {
@@ -131,6 +142,32 @@ func (s *Server) LoseNextSaves(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lostSaves += max(n, 0)
+}
+
+// HoldSaves makes every valid records POST wait, before its report is
+// saved, until release is called, as slow synchronous transitions do: a
+// client that times out meanwhile has not seen the answer, and the report is
+// saved all the same, after it gave up. Close releases held saves too.
+func (s *Server) HoldSaves() (release func()) {
+	held := make(chan struct{})
+	s.mu.Lock()
+	s.savesHeld = held
+	s.mu.Unlock()
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			s.mu.Lock()
+			if s.savesHeld == held {
+				s.savesHeld = nil
+			}
+			s.mu.Unlock()
+			close(held)
+		})
+	}
+	s.mu.Lock()
+	s.releases = append(s.releases, release)
+	s.mu.Unlock()
+	return release
 }
 
 // convert is the only value conversion of the JSON path

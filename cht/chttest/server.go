@@ -90,6 +90,8 @@ type Server struct {
 	contactView, reportView view
 	limiter                 map[string]*failures
 	lostSaves               int
+	savesHeld               chan struct{}
+	releases                []func()
 	faultHeaders            map[int]http.Header
 
 	maxConcurrent int
@@ -157,6 +159,12 @@ func NewHandler(opts Options) *Server {
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		s.Faults.Close()
+		s.mu.Lock()
+		releases := s.releases
+		s.mu.Unlock()
+		for _, release := range releases {
+			release()
+		}
 		if s.srv != nil {
 			s.srv.Close()
 		}
