@@ -252,7 +252,7 @@ func New(opts Options) (*Mediator, error) {
 	}
 	if opts.OpenHIM != nil {
 		m.openhim = &openHIMLink{
-			client: opts.OpenHIM, registration: opts.Registration,
+			client: opts.OpenHIM, registration: opts.Registration, store: opts.Store,
 			log: opts.Logger.With().Str("component", "openhim").Str("urn", opts.Registration.URN).Logger(),
 			now: opts.Now, started: time.Now(),
 			heartbeatEvery: opts.HeartbeatInterval, configRefresh: opts.ConfigRefresh,

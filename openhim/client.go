@@ -309,3 +309,13 @@ func (c *Client) Mediators(ctx context.Context) ([]string, error) {
 	}
 	return urns, nil
 }
+
+// SetConfig replaces the config core stores for urn: PUT
+// /mediators/<urn>/config, what the console's editor sends
+// (docs/upstreams/openhim.md §3). Core checks it against the configDefs,
+// stores it whole (keys left out disappear, trap 23) and returns it in the
+// answer to the next heartbeat.
+func (c *Client) SetConfig(ctx context.Context, urn string, config map[string]any) error {
+	_, err := c.do(ctx, http.MethodPut, "/mediators/"+url.PathEscape(urn)+"/config", config)
+	return err
+}
