@@ -70,6 +70,11 @@ type openHIMLink struct {
 	// first configuration answer after a registration (run's goroutine
 	// only).
 	effective, baseline map[string]any
+	// previous is the runtime configuration registered at the previous
+	// start, read from the store at registration; previousKnown is false
+	// without a record (run's goroutine only).
+	previous      map[string]any
+	previousKnown bool
 }
 
 // state returns the registration state.
@@ -108,6 +113,7 @@ func (l *openHIMLink) register(ctx context.Context) bool {
 		if err == nil {
 			l.current.Store(openHIMRegistered)
 			l.effective, l.baseline = nil, nil // decided again at the next configuration answer
+			l.recordRegistration(ctx)
 			log.Info().Str("version", l.registration.Version).Msg("registered with OpenHIM")
 			l.checkRegistration(ctx)
 			return true
@@ -227,7 +233,7 @@ func (l *openHIMLink) heartbeat(ctx context.Context) bool {
 // next answer.
 func (l *openHIMLink) reconcile(ctx context.Context, got map[string]any) map[string]any {
 	if l.baseline == nil {
-		l.effective = l.decide(ctx, got)
+		l.effective = l.decide(got)
 	} else {
 		for k, v := range got {
 			if !reflect.DeepEqual(v, l.baseline[k]) {
@@ -251,21 +257,37 @@ func (l *openHIMLink) reconcile(ctx context.Context, got map[string]any) map[str
 	return maps.Clone(l.effective)
 }
 
-// decide is reconcile's decision at the first answer after a registration:
-// see reconcile. It records the environment's configuration as the one last
-// registered.
-func (l *openHIMLink) decide(ctx context.Context, got map[string]any) map[string]any {
+// recordRegistration reads the runtime configuration registered at the
+// previous start (for decide) and records the one just registered: the
+// environment's. The store is written even while ctx ends, so that a
+// registration is never left unrecorded by a shutdown.
+func (l *openHIMLink) recordRegistration(ctx context.Context) {
 	log := l.log
-	env := l.envConfig()
-	var prev map[string]any
-	raw, known, err := l.store.Setting(ctx, settingOpenHIMConfig)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	l.previous, l.previousKnown = nil, false
+	raw, known, err := l.store.Setting(sctx, settingOpenHIMConfig)
 	if err != nil {
 		log.Warn().Err(err).Msg("could not read the runtime configuration last registered with OpenHIM")
-		known = false
 	}
-	if known && json.Unmarshal([]byte(raw), &prev) != nil {
-		known = false
+	if err == nil && known && json.Unmarshal([]byte(raw), &l.previous) == nil {
+		l.previousKnown = true
 	}
+	b, err := json.Marshal(l.envConfig())
+	if err == nil {
+		err = l.store.SetSetting(sctx, settingOpenHIMConfig, string(b))
+	}
+	if err != nil {
+		log.Warn().Err(err).Msg("could not record the runtime configuration registered with OpenHIM")
+	}
+}
+
+// decide is reconcile's decision at the first answer after a registration:
+// see reconcile.
+func (l *openHIMLink) decide(got map[string]any) map[string]any {
+	log := l.log
+	env := l.envConfig()
+	known, prev := l.previousKnown, l.previous
 	out := maps.Clone(got)
 	for _, k := range slices.Sorted(maps.Keys(env)) {
 		ev := env[k]
@@ -290,11 +312,6 @@ func (l *openHIMLink) decide(ctx context.Context, got map[string]any) map[string
 			out[k] = gv
 			log.Info().Str("key", k).Interface("openhim", gv).Interface("environment", ev).
 				Msg("runtime setting edited in the OpenHIM console: it wins over the environment")
-		}
-	}
-	if b, err := json.Marshal(env); err == nil {
-		if err := l.store.SetSetting(ctx, settingOpenHIMConfig, string(b)); err != nil {
-			log.Warn().Err(err).Msg("could not record the runtime configuration registered with OpenHIM")
 		}
 	}
 	return out
