@@ -319,3 +319,41 @@ func (c *Client) SetConfig(ctx context.Context, urn string, config map[string]an
 	_, err := c.do(ctx, http.MethodPut, "/mediators/"+url.PathEscape(urn)+"/config", config)
 	return err
 }
+
+// Channel is an installed channel as GET /channels answers it
+// (docs/upstreams/openhim.md §5).
+type Channel struct {
+	Name       string  `json:"name"`
+	URLPattern string  `json:"urlPattern"`
+	Status     string  `json:"status"`
+	Routes     []Route `json:"routes"`
+}
+
+// Route is one route of a channel. Username and Password, when set, are the
+// Basic credentials core sends to the route's host (§4.1).
+type Route struct {
+	Name              string  `json:"name"`
+	Host              string  `json:"host"`
+	Port              float64 `json:"port"`
+	Path              string  `json:"path"`
+	Secured           bool    `json:"secured"`
+	Primary           bool    `json:"primary"`
+	Status            string  `json:"status"`
+	Username          string  `json:"username"`
+	Password          string  `json:"password"`
+	ForwardAuthHeader bool    `json:"forwardAuthHeader"`
+}
+
+// Channels lists the installed channels: GET /channels. Core answers an
+// admin every channel, with the routes' credentials in clear.
+func (c *Client) Channels(ctx context.Context) ([]Channel, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/channels", nil)
+	if err != nil {
+		return nil, err
+	}
+	var list []Channel
+	if err := json.Unmarshal(resp.Body(), &list); err != nil {
+		return nil, fmt.Errorf("openhim GET /channels: %w", err)
+	}
+	return list, nil
+}
