@@ -230,7 +230,7 @@ func (l *openHIMLink) heartbeat(ctx context.Context) bool {
 // edit and wins. When core holds other values than those in force, the
 // mediator writes them back (PUT /mediators/<urn>/config), so that the
 // console shows what is in force; a failed write is tried again at the
-// next answer.
+// next configuration answer.
 func (l *openHIMLink) reconcile(ctx context.Context, got map[string]any) map[string]any {
 	if l.baseline == nil {
 		l.effective = l.decide(got)
@@ -249,7 +249,7 @@ func (l *openHIMLink) reconcile(ctx context.Context, got map[string]any) map[str
 	}
 	if stale {
 		if err := l.client.SetConfig(ctx, l.registration.URN, maps.Clone(l.effective)); err != nil {
-			l.log.Warn().Err(err).Msg("could not write the runtime configuration in force to OpenHIM; trying again at the next heartbeat")
+			l.log.Warn().Err(err).Msg("could not write the runtime configuration in force to OpenHIM; trying again when OpenHIM next sends the configuration")
 		} else {
 			l.baseline = maps.Clone(l.effective)
 		}
