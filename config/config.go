@@ -47,6 +47,10 @@ type Config struct {
 	OpenHIMUsername        string
 	OpenHIMPassword        Secret
 	OpenHIMTrustSelfSigned bool
+	// OpenHIMRouteUsername and OpenHIMRoutePassword, optional, are the
+	// Basic credentials OpenHIM's channel routes present to the mediator.
+	OpenHIMRouteUsername string
+	OpenHIMRoutePassword Secret
 
 	DatabaseURL       string
 	FeedbackResource  string
@@ -92,6 +96,8 @@ var Variables = []Variable{
 	{Name: "OPENHIM_PASSWORD", Secret: true, Help: "OpenHIM API password (required with OPENHIM_API_URL)"},
 	{Name: "OPENHIM_TRUST_SELF_SIGNED", Default: "false", Help: "accept OpenHIM's self-signed certificate"},
 	{Name: "MEDIATOR_URL", Help: "URL at which OpenHIM reaches this mediator (required with OPENHIM_API_URL)"},
+	{Name: "OPENHIM_ROUTE_USERNAME", Help: "HTTP Basic user OpenHIM's channel routes present to the mediator (optional, with OPENHIM_API_URL); when set, the only credentials /mediator/* accepts, and MEDIATOR_USERNAME/MEDIATOR_PASSWORD are only what openIMIS presents to OpenHIM"},
+	{Name: "OPENHIM_ROUTE_PASSWORD", Secret: true, Help: "HTTP Basic password OpenHIM's channel routes present to the mediator (with OPENHIM_ROUTE_USERNAME; not MEDIATOR_PASSWORD)"},
 	{Name: "DATABASE_URL", Default: "sqlite://data/mediator.db", Help: "durable store: sqlite://<file> (embedded) or postgres://… (several replicas)"},
 	{Name: "FEEDBACK_RESOURCE", Default: "auto", Help: "auto, QuestionnaireResponse or Communication"},
 	{Name: "CLAIM_POLL_INTERVAL", Default: "5m", Help: "catch-up poll period; 0 disables"},
@@ -177,6 +183,8 @@ func Load(v *viper.Viper) (Config, error) {
 		OpenHIMUsername:        p.str("OPENHIM_USERNAME"),
 		OpenHIMPassword:        Secret(p.str("OPENHIM_PASSWORD")),
 		OpenHIMTrustSelfSigned: p.boolean("OPENHIM_TRUST_SELF_SIGNED"),
+		OpenHIMRouteUsername:   p.str("OPENHIM_ROUTE_USERNAME"),
+		OpenHIMRoutePassword:   Secret(p.str("OPENHIM_ROUTE_PASSWORD")),
 
 		DatabaseURL:       p.databaseURL("DATABASE_URL"),
 		FeedbackResource:  p.oneOf("FEEDBACK_RESOURCE", "auto", "QuestionnaireResponse", "Communication"),
@@ -204,10 +212,51 @@ func Load(v *viper.Viper) (Config, error) {
 			}
 		}
 	}
+	p.routeCredentials(c)
 	if len(p.errs) > 0 {
 		return Config{}, errors.New("config: " + strings.Join(p.errs, "; "))
 	}
 	return c, nil
+}
+
+// routeCredentials checks OPENHIM_ROUTE_USERNAME and OPENHIM_ROUTE_PASSWORD:
+// both or neither, only with OpenHIM, another password than
+// MEDIATOR_PASSWORD (which OpenHIM's transaction log shows when openIMIS
+// presents it there), and a callback that goes through OpenHIM: with them
+// set the mediator refuses MEDIATOR_USERNAME/MEDIATOR_PASSWORD, so openIMIS
+// must not post to MEDIATOR_URL's host and port directly.
+func (p *parser) routeCredentials(c Config) {
+	user, pass := c.OpenHIMRouteUsername, c.OpenHIMRoutePassword.Value()
+	switch {
+	case user == "" && pass == "":
+		return
+	case user == "":
+		p.fail("OPENHIM_ROUTE_USERNAME", "is required when OPENHIM_ROUTE_PASSWORD is set")
+		return
+	case pass == "":
+		p.fail("OPENHIM_ROUTE_PASSWORD", "is required when OPENHIM_ROUTE_USERNAME is set")
+		return
+	case c.OpenHIMAPIURL == nil:
+		p.fail("OPENHIM_ROUTE_USERNAME", "needs OPENHIM_API_URL: it is the credential of OpenHIM's channel routes")
+		return
+	case pass == c.MediatorPassword.Value():
+		p.fail("OPENHIM_ROUTE_PASSWORD", "must differ from MEDIATOR_PASSWORD: OpenHIM's transaction log shows the credential openIMIS presents to it")
+	}
+	if cb, m := c.CallbackEndpoint, c.MediatorURL; cb != nil && m != nil &&
+		strings.EqualFold(cb.Hostname(), m.Hostname()) && portOf(cb) == portOf(m) {
+		p.fail("CHT_OPENIMIS_CALLBACK_ENDPOINT", "must be an OpenHIM channel URL when OPENHIM_ROUTE_USERNAME is set: it points at MEDIATOR_URL's host and port, and the mediator then accepts only the route credentials, not the MEDIATOR_USERNAME/MEDIATOR_PASSWORD openIMIS presents")
+	}
+}
+
+// portOf is a URL's port, or its scheme's default.
+func portOf(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if u.Scheme == "https" {
+		return "443"
+	}
+	return "80"
 }
 
 // validPlaceID accepts the ids the CHT gives places: a UUID, with dashes or,
@@ -477,6 +526,8 @@ func (c Config) Summary() map[string]string {
 		"OPENHIM_USERNAME":               c.OpenHIMUsername,
 		"OPENHIM_PASSWORD":               secret(c.OpenHIMPassword),
 		"OPENHIM_TRUST_SELF_SIGNED":      strconv.FormatBool(c.OpenHIMTrustSelfSigned),
+		"OPENHIM_ROUTE_USERNAME":         c.OpenHIMRouteUsername,
+		"OPENHIM_ROUTE_PASSWORD":         secret(c.OpenHIMRoutePassword),
 		"DATABASE_URL":                   redactDatabaseURL(c.DatabaseURL),
 		"FEEDBACK_RESOURCE":              c.FeedbackResource,
 		"CLAIM_POLL_INTERVAL":            c.ClaimPollInterval.String(),

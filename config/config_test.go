@@ -246,3 +246,56 @@ func TestCheckServe_SubscriptionEndInThePast(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, cfg.CheckServe(time.Now()), "a duration is always ahead")
 }
+
+func TestLoad_RouteCredentials(t *testing.T) {
+	t.Parallel()
+	him := func(extra map[string]string) map[string]string {
+		env := validEnv()
+		env["OPENHIM_API_URL"] = "https://him.example.org:8080"
+		env["OPENHIM_USERNAME"] = "mediator@example.org"
+		env["OPENHIM_PASSWORD"] = "him-secret"
+		env["MEDIATOR_URL"] = "http://mediator:6000"
+		for k, v := range extra {
+			env[k] = v
+		}
+		return env
+	}
+	c, err := load(him(map[string]string{"OPENHIM_ROUTE_USERNAME": "routes", "OPENHIM_ROUTE_PASSWORD": "route-secret"}))
+	require.NoError(t, err)
+	require.Equal(t, "routes", c.OpenHIMRouteUsername)
+	require.Equal(t, "route-secret", c.OpenHIMRoutePassword.Value())
+	require.Equal(t, config.Redacted, c.Summary()["OPENHIM_ROUTE_PASSWORD"])
+
+	c, err = load(him(nil))
+	require.NoError(t, err, "optional")
+	require.Empty(t, c.OpenHIMRouteUsername)
+
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"PasswordAlone", him(map[string]string{"OPENHIM_ROUTE_PASSWORD": "route-secret"}), "OPENHIM_ROUTE_USERNAME is required"},
+		{"UsernameAlone", him(map[string]string{"OPENHIM_ROUTE_USERNAME": "routes"}), "OPENHIM_ROUTE_PASSWORD is required"},
+		{"WithoutOpenHIM", func() map[string]string {
+			env := validEnv()
+			env["OPENHIM_ROUTE_USERNAME"], env["OPENHIM_ROUTE_PASSWORD"] = "routes", "route-secret"
+			return env
+		}(), "OPENHIM_ROUTE_USERNAME needs OPENHIM_API_URL"},
+		{"SameAsMediatorPassword", him(map[string]string{"OPENHIM_ROUTE_USERNAME": "routes", "OPENHIM_ROUTE_PASSWORD": "mediator-secret"}),
+			"OPENHIM_ROUTE_PASSWORD must differ from MEDIATOR_PASSWORD"},
+		{"CallbackStraightToTheMediator", him(map[string]string{
+			"OPENHIM_ROUTE_USERNAME": "routes", "OPENHIM_ROUTE_PASSWORD": "route-secret",
+			"CHT_OPENIMIS_CALLBACK_ENDPOINT": "http://MEDIATOR:6000/mediator/claim-response",
+		}), "CHT_OPENIMIS_CALLBACK_ENDPOINT must be an OpenHIM channel URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := load(tt.env)
+			require.ErrorContains(t, err, tt.want)
+			require.NotContains(t, err.Error(), "route-secret")
+			require.NotContains(t, err.Error(), "mediator-secret")
+		})
+	}
+}

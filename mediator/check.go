@@ -2,16 +2,20 @@ package mediator
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cht-openimis/cht-openimis-mediator/cht"
 	"github.com/cht-openimis/cht-openimis-mediator/mapping"
+	"github.com/cht-openimis/cht-openimis-mediator/openhim"
 	"github.com/cht-openimis/cht-openimis-mediator/openimis"
 )
 
@@ -209,9 +213,103 @@ func (m *Mediator) checks() []check {
 				state = "registered"
 			}
 			return checkResult{detail: "credentials accepted; this mediator is " + state}, nil
-		}})
+		}},
+			check{name: "OpenHIM channels", needs: "OpenHIM API", run: m.checkOpenHIMChannels},
+			check{name: "OpenHIM credentials", run: m.checkCredentialsApart})
 	}
 	return list
+}
+
+// checkOpenHIMChannels finds the installed channels whose routes point at
+// this mediator (an endpoint of its registration) and checks that each
+// route presents credentials the mediator accepts: OpenHIM drops the
+// caller's Authorization (docs/upstreams/openhim.md §4.1, trap 24), so a
+// route without them has every request answered 401.
+func (m *Mediator) checkOpenHIMChannels(ctx context.Context) (checkResult, error) {
+	channels, err := m.opts.OpenHIM.Channels(ctx)
+	if err != nil {
+		return checkResult{fix: "the OpenHIM user must be in the admin group to list channels"}, err
+	}
+	var reg openhim.Registered
+	_ = json.Unmarshal(m.opts.Registration.Doc, &reg)
+	here := func(r openhim.Route) bool {
+		for _, e := range reg.Endpoints {
+			if strings.EqualFold(e.Host, r.Host) && int(e.Port) == int(r.Port) {
+				return true
+			}
+		}
+		return false
+	}
+	user, pass := m.opts.acceptedCredentials()
+	vars := "MEDIATOR_USERNAME and MEDIATOR_PASSWORD"
+	if m.opts.RouteUsername != "" {
+		vars = "OPENHIM_ROUTE_USERNAME and OPENHIM_ROUTE_PASSWORD"
+	}
+	var good, bad []string
+	for _, ch := range channels {
+		if ch.Status == "deleted" {
+			continue
+		}
+		for _, r := range ch.Routes {
+			if !here(r) || r.Status == "disabled" {
+				continue
+			}
+			name := fmt.Sprintf("channel %q route %q", ch.Name, r.Name)
+			switch {
+			case subtle.ConstantTimeCompare([]byte(r.Username), []byte(user))&subtle.ConstantTimeCompare([]byte(r.Password), []byte(pass)) == 1:
+				good = append(good, name)
+			case r.Username == "" && r.ForwardAuthHeader:
+				bad = append(bad, name+" (forwards the caller's Authorization instead: the caller would have to present the mediator's own credentials, which OpenHIM keeps in its transaction log)")
+			case r.Username == "":
+				bad = append(bad, name+" (no credentials)")
+			default:
+				bad = append(bad, name+" (credentials the mediator refuses)")
+			}
+		}
+	}
+	switch {
+	case len(bad) > 0:
+		return checkResult{fix: fmt.Sprintf("in the OpenHIM console, edit each of these routes and set its Basic auth username and password to %s; "+
+				"or delete the channels and install them again with the green + on the mediator's page (this mediator's registration carries them)", vars)},
+			fmt.Errorf("%d route(s) to this mediator present no credentials it accepts, so every request through them is answered 401: %s", len(bad), strings.Join(bad, "; "))
+	case len(good) == 0:
+		return checkResult{warn: true, detail: "no installed channel routes to this mediator",
+			fix: "when openIMIS or the CHT call through OpenHIM, install the default channels with the green + on the mediator's page in the OpenHIM console"}, nil
+	}
+	return checkResult{detail: fmt.Sprintf("%d route(s) present the credentials the mediator accepts: %s", len(good), strings.Join(good, "; "))}, nil
+}
+
+// checkCredentialsApart warns when the credential openIMIS presents to
+// OpenHIM is also the mediator's own: OpenHIM keeps each caller's
+// Authorization in its transaction log (docs/upstreams/openhim.md trap 21).
+func (m *Mediator) checkCredentialsApart(context.Context) (checkResult, error) {
+	if m.opts.RouteUsername != "" {
+		return checkResult{detail: "OpenHIM's routes present OPENHIM_ROUTE_USERNAME, the only credentials /mediator/* accepts; MEDIATOR_USERNAME is only what openIMIS presents to OpenHIM"}, nil
+	}
+	var reg openhim.Registered
+	_ = json.Unmarshal(m.opts.Registration.Doc, &reg)
+	if cb, err := url.Parse(m.opts.CallbackEndpoint); err == nil {
+		for _, e := range reg.Endpoints {
+			if strings.EqualFold(e.Host, cb.Hostname()) && strconv.Itoa(int(e.Port)) == portOf(cb) {
+				return checkResult{detail: "openIMIS calls the mediator directly, with MEDIATOR_USERNAME"}, nil
+			}
+		}
+	}
+	return checkResult{warn: true,
+			detail: "openIMIS presents MEDIATOR_USERNAME and MEDIATOR_PASSWORD to OpenHIM (the subscription's header), OpenHIM keeps them in every transaction, and they are also the mediator's own credentials",
+			fix:    "set OPENHIM_ROUTE_USERNAME and OPENHIM_ROUTE_PASSWORD (another password): OpenHIM's routes then present those, and the mediator accepts only them"},
+		nil
+}
+
+// portOf is a URL's port, or its scheme's default.
+func portOf(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if u.Scheme == "https" {
+		return "443"
+	}
+	return "80"
 }
 
 // checkSubscription reports the Claim subscription without creating one.

@@ -55,7 +55,18 @@ type Options struct {
 
 	// Username and Password are the Basic credentials callers of /mediator/*
 	// must present. The openIMIS subscription carries them in its header.
+	// When RouteUsername is set, /mediator/* accepts only the route
+	// credentials, and Username and Password are only what openIMIS presents
+	// to OpenHIM.
 	Username, Password string
+	// RouteUsername and RoutePassword, optional, are the Basic credentials
+	// OpenHIM's channel routes present to the mediator: written into the
+	// registration's default channel routes, and then the only credentials
+	// /mediator/* accepts. OpenHIM keeps each caller's Authorization in its
+	// transaction log (docs/upstreams/openhim.md trap 21), so the credential
+	// openIMIS presents to OpenHIM must not be the mediator's own. Without
+	// them the routes carry Username and Password.
+	RouteUsername, RoutePassword string
 	// CallbackEndpoint is the absolute URL openIMIS posts ClaimResponses to.
 	CallbackEndpoint string
 	// PlaceID is the CHT place new persons are created under.
@@ -174,6 +185,17 @@ func (o Options) withDefaults() (Options, error) {
 	if o.OpenHIM != nil && o.Registration.URN == "" {
 		return o, errors.New("mediator: OpenHIM needs a Registration")
 	}
+	if (o.RouteUsername == "") != (o.RoutePassword == "") {
+		return o, errors.New("mediator: RouteUsername and RoutePassword go together")
+	}
+	if o.OpenHIM != nil {
+		user, pass := o.acceptedCredentials()
+		reg, err := o.Registration.WithRouteCredentials(user, pass)
+		if err != nil {
+			return o, err
+		}
+		o.Registration = reg
+	}
 	orDefault := func(d *time.Duration, def time.Duration) {
 		if *d <= 0 {
 			*d = def
@@ -205,6 +227,15 @@ func (o Options) withDefaults() (Options, error) {
 		o.Metrics = NewMetrics()
 	}
 	return o, nil
+}
+
+// acceptedCredentials are the Basic credentials /mediator/* accepts: the
+// route credentials when set, else Username and Password.
+func (o Options) acceptedCredentials() (string, string) {
+	if o.RouteUsername != "" {
+		return o.RouteUsername, o.RoutePassword
+	}
+	return o.Username, o.Password
 }
 
 // MaxAttempts is how many times a job runs before it is kept as failed.
@@ -259,7 +290,7 @@ func New(opts Options) (*Mediator, error) {
 	}
 	if opts.OpenHIM != nil {
 		m.openhim = &openHIMLink{
-			client: opts.OpenHIM, registration: opts.Registration,
+			client: opts.OpenHIM, registration: opts.Registration, store: opts.Store,
 			log: opts.Logger.With().Str("component", "openhim").Str("urn", opts.Registration.URN).Logger(),
 			now: opts.Now, started: time.Now(),
 			heartbeatEvery: opts.HeartbeatInterval, configRefresh: opts.ConfigRefresh,
@@ -280,14 +311,15 @@ func New(opts Options) (*Mediator, error) {
 		paused:       m.paused,
 		loginFailing: func() bool { return opts.OpenIMIS.LoginFailure() != nil },
 	})
+	apiUser, apiPass := opts.acceptedCredentials()
 	m.handler = (&api{
 		store:        opts.Store,
 		dates:        dates,
 		log:          opts.Logger,
 		metrics:      opts.Metrics,
 		urn:          opts.Registration.URN,
-		username:     opts.Username,
-		password:     opts.Password,
+		username:     apiUser,
+		password:     apiPass,
 		loginProblem: func() string { return loginProblem(opts.OpenIMIS) },
 		openhim:      m.openHIMState,
 		limits:       opts.UpstreamLimits,

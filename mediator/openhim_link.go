@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"reflect"
 	"slices"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
 	"github.com/cht-openimis/cht-openimis-mediator/openhim"
 )
 
@@ -30,14 +32,25 @@ const (
 	configClaimPollInterval = "claimPollIntervalSeconds"
 )
 
+// settingOpenHIMConfig is the store setting holding, as a JSON object, the
+// runtime configuration this mediator last registered with OpenHIM: the
+// environment's values at its previous start. Core keeps the config of the
+// first registration and returns it at every start (docs/upstreams/openhim.md
+// trap 22), so only this record tells a value edited in the console from one
+// the mediator registered itself.
+const settingOpenHIMConfig = "openhim_registered_config"
+
 // openHIMLink is the mediator's link to OpenHIM: it registers, heartbeats,
 // and applies the runtime configuration the core sends.
 type openHIMLink struct {
 	client       *openhim.Client
 	registration openhim.Registration
-	log          zerolog.Logger
-	now          func() time.Time
-	started      time.Time
+	// store keeps the runtime configuration last registered
+	// (settingOpenHIMConfig).
+	store   storetype.Store
+	log     zerolog.Logger
+	now     func() time.Time
+	started time.Time
 	// heartbeatEvery is the heartbeat period; configRefresh how often a
 	// heartbeat asks for the whole runtime configuration.
 	heartbeatEvery, configRefresh time.Duration
@@ -51,6 +64,17 @@ type openHIMLink struct {
 	// applied is the runtime config last applied, by key (run's goroutine
 	// only).
 	applied map[string]any
+	// effective is the runtime configuration in force; baseline what core
+	// returned last, by key: a value core returns that differs from
+	// baseline was edited in the console meanwhile. Both are nil until the
+	// first configuration answer after a registration (run's goroutine
+	// only).
+	effective, baseline map[string]any
+	// previous is the runtime configuration registered at the previous
+	// start, read from the store at registration; previousKnown is false
+	// without a record (run's goroutine only).
+	previous      map[string]any
+	previousKnown bool
 }
 
 // state returns the registration state.
@@ -88,6 +112,8 @@ func (l *openHIMLink) register(ctx context.Context) bool {
 		err := l.client.Register(ctx, l.registration.Doc)
 		if err == nil {
 			l.current.Store(openHIMRegistered)
+			l.effective, l.baseline = nil, nil // decided again at the next configuration answer
+			l.recordRegistration(ctx)
 			log.Info().Str("version", l.registration.Version).Msg("registered with OpenHIM")
 			l.checkRegistration(ctx)
 			return true
@@ -178,13 +204,130 @@ func (l *openHIMLink) heartbeat(ctx context.Context) bool {
 				lastForced = now
 			}
 			if config != nil {
-				l.applyConfig(config)
+				l.applyConfig(l.reconcile(ctx, config))
 			}
 		}
 		if !sleep(ctx, l.heartbeatEvery) {
 			return false
 		}
 	}
+}
+
+// reconcile decides which runtime configuration is in force, given the
+// whole configuration core returned (got), and returns it.
+//
+// Core returns the config it stored at the first registration, edited or
+// not (docs/upstreams/openhim.md trap 22). At the first answer after a
+// registration, for each setting of the environment (the registration's
+// config): a value core holds that equals what this mediator registered at
+// its previous start was not edited in the console, and the environment's
+// value wins; a value that differs was edited in the console and wins,
+// unless the environment's value changed since that previous start (the
+// operator changed the variable and restarted: the environment wins).
+// Without a record of the previous registration (a first start, or one
+// after an upgrade) a value that differs from the environment is taken as
+// a console edit. Afterwards, a value that changes in core is a console
+// edit and wins. When core holds other values than those in force, the
+// mediator writes them back (PUT /mediators/<urn>/config), so that the
+// console shows what is in force; a failed write is tried again at the
+// next configuration answer.
+func (l *openHIMLink) reconcile(ctx context.Context, got map[string]any) map[string]any {
+	if l.baseline == nil {
+		l.effective = l.decide(got)
+	} else {
+		for k, v := range got {
+			if !reflect.DeepEqual(v, l.baseline[k]) {
+				l.effective[k] = v // edited in the console while running
+				l.log.Info().Str("key", k).Interface("console", v).Msg("runtime setting edited in the OpenHIM console")
+			}
+		}
+	}
+	l.baseline = maps.Clone(got)
+	stale := false
+	for k, v := range l.effective {
+		stale = stale || !reflect.DeepEqual(got[k], v)
+	}
+	if stale {
+		if err := l.client.SetConfig(ctx, l.registration.URN, maps.Clone(l.effective)); err != nil {
+			l.log.Warn().Err(err).Msg("could not write the runtime configuration in force to OpenHIM; trying again when OpenHIM next sends the configuration")
+		} else {
+			l.baseline = maps.Clone(l.effective)
+		}
+	}
+	return maps.Clone(l.effective)
+}
+
+// recordRegistration reads the runtime configuration registered at the
+// previous start (for decide) and records the one just registered: the
+// environment's. The store is written even while ctx ends, so that a
+// registration is never left unrecorded by a shutdown.
+func (l *openHIMLink) recordRegistration(ctx context.Context) {
+	log := l.log
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	l.previous, l.previousKnown = nil, false
+	raw, known, err := l.store.Setting(sctx, settingOpenHIMConfig)
+	if err != nil {
+		log.Warn().Err(err).Msg("could not read the runtime configuration last registered with OpenHIM")
+	}
+	if err == nil && known && json.Unmarshal([]byte(raw), &l.previous) == nil {
+		l.previousKnown = true
+	}
+	b, err := json.Marshal(l.envConfig())
+	if err == nil {
+		err = l.store.SetSetting(sctx, settingOpenHIMConfig, string(b))
+	}
+	if err != nil {
+		log.Warn().Err(err).Msg("could not record the runtime configuration registered with OpenHIM")
+	}
+}
+
+// decide is reconcile's decision at the first answer after a registration:
+// see reconcile.
+func (l *openHIMLink) decide(got map[string]any) map[string]any {
+	log := l.log
+	env := l.envConfig()
+	known, prev := l.previousKnown, l.previous
+	out := maps.Clone(got)
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		ev := env[k]
+		gv, inCore := got[k]
+		pv, recorded := prev[k]
+		switch {
+		case !inCore || reflect.DeepEqual(gv, ev):
+			out[k] = ev
+		case !known || !recorded:
+			out[k] = gv
+			log.Warn().Str("key", k).Interface("openhim", gv).Interface("environment", ev).
+				Msg("OpenHIM holds another runtime setting than the environment and this mediator has no record of registering it: taking it as a console edit, which wins; change the variable again, or the value in the console, to change it")
+		case reflect.DeepEqual(gv, pv):
+			out[k] = ev
+			log.Info().Str("key", k).Interface("openhim", gv).Interface("environment", ev).
+				Msg("runtime setting from the environment replaces the value OpenHIM kept from an earlier registration")
+		case !reflect.DeepEqual(ev, pv):
+			out[k] = ev
+			log.Info().Str("key", k).Interface("openhim", gv).Interface("environment", ev).
+				Msg("runtime setting changed in the environment since the last start: it replaces the console's value")
+		default:
+			out[k] = gv
+			log.Info().Str("key", k).Interface("openhim", gv).Interface("environment", ev).
+				Msg("runtime setting edited in the OpenHIM console: it wins over the environment")
+		}
+	}
+	return out
+}
+
+// envConfig is the runtime configuration of the environment: the
+// registration's config, as JSON values.
+func (l *openHIMLink) envConfig() map[string]any {
+	var doc struct {
+		Config map[string]any `json:"config"`
+	}
+	_ = json.Unmarshal(l.registration.Doc, &doc)
+	if doc.Config == nil {
+		doc.Config = map[string]any{}
+	}
+	return doc.Config
 }
 
 // applyConfig applies the runtime settings core sent (the whole config, at

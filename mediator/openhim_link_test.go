@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/cht-openimis/cht-openimis-mediator"
 	"github.com/cht-openimis/cht-openimis-mediator/config"
 	"github.com/cht-openimis/cht-openimis-mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/store"
 	"github.com/cht-openimis/cht-openimis-mediator/openhim"
 	"github.com/cht-openimis/cht-openimis-mediator/openhim/openhimtest"
 )
@@ -297,4 +299,102 @@ func TestOpenHIM_EnvelopeForEveryAnswer(t *testing.T) {
 	resp := b.postClaim(t, good)
 	require.Equal(t, "application/json", resp.header.Get("Content-Type"))
 	_, _ = io.Discard.Write(resp.body)
+}
+
+// withEnvironment prepares the registration again with other runtime
+// settings in the environment (LOG_LEVEL, UPSTREAM_TIMEOUT,
+// CLAIM_POLL_INTERVAL), as a changed deployment would at its next start.
+func (b *testBundle) withEnvironment(t *testing.T, level string, timeout, poll time.Duration) {
+	t.Helper()
+	reg, err := openhim.PrepareRegistration(chtopenimis.OpenHIMMediatorJSON,
+		&url.URL{Scheme: "http", Host: b.srv.Listener.Addr().String()}, mediator.RuntimeConfig(level, timeout, poll))
+	require.NoError(t, err)
+	b.opts.Registration = reg
+}
+
+// heldConfig is the runtime configuration core keeps for the mediator.
+func (b *testBundle) heldConfig(t *testing.T) map[string]any {
+	t.Helper()
+	med, ok := b.him.Mediator(b.opts.Registration.URN)
+	require.True(t, ok)
+	return med.Config
+}
+
+// Core keeps the config of the first registration and returns it at every
+// start (docs/upstreams/openhim.md trap 22): a later change in the
+// environment must still take effect when nobody edited the console.
+func TestOpenHIM_EnvironmentChangeTakesEffect(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{openhim: &openhimtest.Options{}})
+	b.waitRegistered(t)
+	require.Equal(t, "debug", b.heldConfig(t)["logLevel"])
+
+	b.withEnvironment(t, "warn", 7*time.Second, time.Minute)
+	b.restart(t)
+	require.Eventually(t, func() bool { return b.level.get() == zerolog.WarnLevel }, 15*time.Second, 10*time.Millisecond)
+	// The console shows what is in force.
+	require.Eventually(t, func() bool {
+		cfg := b.heldConfig(t)
+		return cfg["logLevel"] == "warn" && cfg["upstreamTimeoutSeconds"] == 7.0 && cfg["claimPollIntervalSeconds"] == 60.0
+	}, 15*time.Second, 10*time.Millisecond)
+	// And it stays so: later answers are not taken for console edits.
+	n := len(b.him.Heartbeats())
+	require.Eventually(t, func() bool { return len(b.him.Heartbeats()) > n+5 }, 15*time.Second, 10*time.Millisecond)
+	require.Equal(t, zerolog.WarnLevel, b.level.get())
+}
+
+// A console edit wins over an unchanged environment, also after a restart;
+// a variable changed after the edit wins at the next start.
+func TestOpenHIM_ConsoleEditSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{openhim: &openhimtest.Options{}})
+	b.waitRegistered(t)
+	require.NoError(t, b.him.SetConfig(b.opts.Registration.URN, map[string]any{
+		"logLevel": "warn", "upstreamTimeoutSeconds": 5.0, "claimPollIntervalSeconds": 0.0,
+	}))
+	require.Eventually(t, func() bool { return b.level.get() == zerolog.WarnLevel }, 15*time.Second, 10*time.Millisecond)
+
+	before := len(b.him.Heartbeats())
+	b.restart(t)
+	require.Eventually(t, func() bool { return countConfigSent(b.him.Heartbeats()[before:]) >= 1 }, 15*time.Second, 10*time.Millisecond)
+	n := len(b.him.Heartbeats())
+	require.Eventually(t, func() bool { return len(b.him.Heartbeats()) > n+5 }, 15*time.Second, 10*time.Millisecond)
+	require.Equal(t, zerolog.WarnLevel, b.level.get(), "the console's edit still wins")
+	require.Equal(t, "warn", b.heldConfig(t)["logLevel"])
+
+	// The operator changes LOG_LEVEL and restarts: the environment wins.
+	b.withEnvironment(t, "error", 5*time.Second, 0)
+	b.restart(t)
+	require.Eventually(t, func() bool { return b.level.get() == zerolog.ErrorLevel }, 15*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return b.heldConfig(t)["logLevel"] == "error" }, 15*time.Second, 10*time.Millisecond)
+}
+
+// Without a record of the previous registration (a store from before the
+// record existed), a value core holds that differs from the environment is
+// taken as a console edit, and the mediator says so.
+func TestOpenHIM_UnrecordedRegistrationKeepsCoreValue(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{openhim: &openhimtest.Options{}})
+	b.waitRegistered(t)
+	b.stop(t)
+	st, err := store.Open(context.Background(), b.dbURL)
+	require.NoError(t, err)
+	require.NoError(t, st.SetSetting(context.Background(), "openhim_registered_config", ""))
+	require.NoError(t, st.Close())
+
+	b.withEnvironment(t, "info", 5*time.Second, 0)
+	b.start(t)
+	b.waitLog(t, "no record of registering it")
+	require.Equal(t, zerolog.DebugLevel, b.level.get())
+	require.Equal(t, "debug", b.heldConfig(t)["logLevel"])
+}
+
+func countConfigSent(hbs []openhimtest.Heartbeat) int {
+	n := 0
+	for _, hb := range hbs {
+		if hb.ConfigSent {
+			n++
+		}
+	}
+	return n
 }

@@ -309,3 +309,51 @@ func (c *Client) Mediators(ctx context.Context) ([]string, error) {
 	}
 	return urns, nil
 }
+
+// SetConfig replaces the config core stores for urn: PUT
+// /mediators/<urn>/config, what the console's editor sends
+// (docs/upstreams/openhim.md §3). Core checks it against the configDefs,
+// stores it whole (keys left out disappear, trap 23) and returns it in the
+// answer to the next heartbeat.
+func (c *Client) SetConfig(ctx context.Context, urn string, config map[string]any) error {
+	_, err := c.do(ctx, http.MethodPut, "/mediators/"+url.PathEscape(urn)+"/config", config)
+	return err
+}
+
+// Channel is an installed channel as GET /channels answers it
+// (docs/upstreams/openhim.md §5).
+type Channel struct {
+	Name       string  `json:"name"`
+	URLPattern string  `json:"urlPattern"`
+	Status     string  `json:"status"`
+	Routes     []Route `json:"routes"`
+}
+
+// Route is one route of a channel. Username and Password, when set, are the
+// Basic credentials core sends to the route's host (§4.1).
+type Route struct {
+	Name              string  `json:"name"`
+	Host              string  `json:"host"`
+	Port              float64 `json:"port"`
+	Path              string  `json:"path"`
+	Secured           bool    `json:"secured"`
+	Primary           bool    `json:"primary"`
+	Status            string  `json:"status"`
+	Username          string  `json:"username"`
+	Password          string  `json:"password"`
+	ForwardAuthHeader bool    `json:"forwardAuthHeader"`
+}
+
+// Channels lists the installed channels: GET /channels. Core answers an
+// admin every channel, with the routes' credentials in clear.
+func (c *Client) Channels(ctx context.Context) ([]Channel, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/channels", nil)
+	if err != nil {
+		return nil, err
+	}
+	var list []Channel
+	if err := json.Unmarshal(resp.Body(), &list); err != nil {
+		return nil, fmt.Errorf("openhim GET /channels: %w", err)
+	}
+	return list, nil
+}

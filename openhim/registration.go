@@ -81,3 +81,27 @@ func list(v any) []map[string]any {
 	}
 	return out
 }
+
+// WithRouteCredentials returns the registration with username and password
+// as the Basic credentials of every default channel route. OpenHIM drops
+// the caller's Authorization and sends a route's own credentials to the
+// mediator (docs/upstreams/openhim.md §4.1, trap 16), and the console's "+"
+// installs the default channels as they are (trap 24): without them, every
+// request of an installed channel reaches the mediator unauthenticated.
+func (r Registration) WithRouteCredentials(username, password string) (Registration, error) {
+	var m map[string]any
+	if err := json.Unmarshal(r.Doc, &m); err != nil {
+		return r, fmt.Errorf("openhim: registration document: %w", err)
+	}
+	for _, ch := range list(m["defaultChannelConfig"]) {
+		for _, route := range list(ch["routes"]) {
+			route["username"], route["password"] = username, password
+		}
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		return r, err
+	}
+	r.Doc = out
+	return r, nil
+}

@@ -168,6 +168,12 @@ func (s *sandbox) play(ctx context.Context) error {
 		return err
 	}
 	s.detail("registered with OpenHIM as urn:mediator:cht-openimis-mediator")
+	// The operator installs the default channels with the console's "+":
+	// their routes carry the mediator's credentials from the registration.
+	if err := s.him.InstallChannels("urn:mediator:cht-openimis-mediator"); err != nil {
+		return err
+	}
+	s.detail("default channels installed with the console's \"+\": %d", len(s.him.Channels()))
 
 	// openIMIS emits a claim created today.
 	s.say("2. A claim is entered in openIMIS; openIMIS posts its ClaimResponse to the subscription")
@@ -212,10 +218,11 @@ func (s *sandbox) play(ctx context.Context) error {
 		"drug_prescribed": "yes", "drug_received": "yes", "assessment_rating": "4",
 		"claimUUID": claimUUID, "insureeUUID": openimistest.SeedPatientID,
 	})
-	res, err := s.him.Forward(ctx, openhimtest.ForwardRequest{
-		URL: s.mediator, Method: http.MethodPost, Path: "/mediator/claims-feedback", Body: feedback,
-		ClientID: "cht", Header: http.Header{"Content-Type": {"application/json"}},
-		RouteUsername: mediatorUser, RoutePassword: mediatorPass,
+	// Through the installed channel: OpenHIM drops the CHT client's
+	// Authorization and its route presents the mediator's credentials.
+	res, err := s.him.Send(ctx, openhimtest.ForwardRequest{
+		Method: http.MethodPost, Path: "/mediator/claims-feedback", Body: feedback, ClientID: "cht",
+		Header: http.Header{"Content-Type": {"application/json"}, "Authorization": {"Basic Y2h0LW91dGJvdW5kOmNsaWVudC1zZWNyZXQ="}},
 	})
 	if err != nil {
 		return err

@@ -17,9 +17,16 @@
 //   - POST /mediators: registration.
 //   - POST /mediators/{urn}/heartbeat: uptime; answers the config.
 //   - PUT /mediators/{urn}/config: a console edit (also Server.SetConfig).
+//   - POST /mediators/{urn}/channels: the console's "+", installing default
+//     channels as they are (also Server.InstallChannels; Server.EditRoute
+//     edits an installed route).
+//   - GET /channels: the installed channels, route credentials in clear.
 //
 // Any other path answers 404 "Not Found" once authenticated. Server.Forward
-// plays the router for one client request routed to the mediator.
+// plays the router for one client request routed to the mediator;
+// Server.Send does it through the installed channel that matches the path,
+// and records the transaction (Server.Transactions) with the client's
+// headers verbatim, as core's transaction log does.
 //
 // Tests read the state with Server.Mediator, Server.Registrations,
 // Server.Heartbeats and Server.Requests, and inject faults with the
@@ -27,8 +34,8 @@
 // is Options.Now. Every method is safe for concurrent use.
 //
 // Not modelled: sessions, openid, role-based permissions after 8.5.0 (the
-// admin group decides), the users, clients, channels and transactions
-// APIs, installing default channels, the router's channel matching and
-// client authentication, mongoose's casts, and Date.parse beyond ISO-8601
+// admin group decides), the users, clients and transactions APIs, channel
+// edits through the API, the router's client authentication and allow
+// lists, mongoose's casts, and Date.parse beyond ISO-8601
 // with a time zone.
 package openhimtest

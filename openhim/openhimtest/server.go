@@ -77,6 +77,8 @@ type Server struct {
 	mediators     []*mediator
 	registrations []Registration
 	heartbeats    []Heartbeat
+	channels      []map[string]any
+	transactions  []Transaction
 }
 
 // New starts a fake core on 127.0.0.1 over TLS. Call Close when done;
@@ -180,6 +182,8 @@ var routes = []struct {
 	{http.MethodGet, "/mediators/*", "getMediator", (*Server).getMediator},
 	{http.MethodPost, "/mediators/*/heartbeat", "removeMediator", (*Server).heartbeat},
 	{http.MethodPut, "/mediators/*/config", "removeMediator", (*Server).putConfig},
+	{http.MethodPost, "/mediators/*/channels", "addChannelsToMediator", (*Server).installChannels},
+	{http.MethodGet, "/channels", "getChannels", (*Server).getChannels},
 }
 
 // handle runs koa-bodyparser, the public route, authentication and the

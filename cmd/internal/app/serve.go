@@ -110,6 +110,8 @@ func Build(ctx context.Context, cfg config.Config, logOut io.Writer, waiting fun
 		Logger:           log,
 		Username:         cfg.MediatorUsername,
 		Password:         cfg.MediatorPassword.Value(),
+		RouteUsername:    cfg.OpenHIMRouteUsername,
+		RoutePassword:    cfg.OpenHIMRoutePassword.Value(),
 		CallbackEndpoint: cfg.CallbackEndpoint.String(),
 		PlaceID:          cfg.CHTPlaceID,
 		ClaimForm:        cfg.CHTClaimForm,
