@@ -355,7 +355,8 @@ func (m *Mediator) openHIMState() string {
 }
 
 // Start starts the job queue and the background work: the openIMIS login
-// (retried with backoff until it succeeds) and the OpenHIM link.
+// watch (it logs in at start and again, on the client's backoff, while
+// logins fail, so that /ready follows) and the OpenHIM link.
 func (m *Mediator) Start(ctx context.Context) error {
 	err := errors.New("mediator: already started")
 	m.startOnce.Do(func() {

@@ -18,11 +18,7 @@ func backup(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) != 1 || args[0] == "" {
 		return errors.New(backupUsage)
 	}
-	v, err := config.NewViper(".env")
-	if err != nil {
-		return err
-	}
-	dbURL, err := config.LoadDatabaseURL(v)
+	dbURL, err := databaseURL()
 	if err != nil {
 		return err
 	}
@@ -36,4 +32,14 @@ func backupTo(ctx context.Context, dbURL, dest string, stdout io.Writer) error {
 	}
 	fmt.Fprintln(stdout, "backup written to", printable(dest))
 	return nil
+}
+
+// databaseURL is DATABASE_URL from the environment and .env, for the
+// commands that need only the store.
+func databaseURL() (string, error) {
+	v, err := config.NewViper(".env")
+	if err != nil {
+		return "", err
+	}
+	return config.LoadDatabaseURL(v)
 }

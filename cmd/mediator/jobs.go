@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/cht-openimis/cht-openimis-mediator/config"
 	"github.com/cht-openimis/cht-openimis-mediator/mediator"
 	"github.com/cht-openimis/cht-openimis-mediator/mediator/store"
 )
@@ -28,11 +27,7 @@ func jobs(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return usage
 	}
-	v, err := config.NewViper(".env")
-	if err != nil {
-		return err
-	}
-	dbURL, err := config.LoadDatabaseURL(v)
+	dbURL, err := databaseURL()
 	if err != nil {
 		return err
 	}
