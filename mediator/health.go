@@ -41,6 +41,19 @@ type upstreamPause struct {
 	Reason string    `json:"reason,omitempty"`
 }
 
+// paused reports, for /ready and /metrics, until when each upstream's client
+// sends nothing (a zero time when it does not pause) and why.
+func (m *Mediator) paused() map[string]upstreamPause {
+	chtUntil, chtWhy := m.opts.CHT.Paused()
+	out := map[string]upstreamPause{"cht": {Until: chtUntil, Reason: chtWhy}}
+	if until := m.opts.OpenIMIS.Paused(); !until.IsZero() {
+		out["openimis"] = upstreamPause{Until: until, Reason: "after 429 Too Many Requests"}
+	} else {
+		out["openimis"] = upstreamPause{}
+	}
+	return out
+}
+
 // writeCheckTTL is how long /ready reuses the store's write check, so that
 // frequent probes stay cheap.
 const writeCheckTTL = 2 * time.Second

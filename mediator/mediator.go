@@ -333,19 +333,6 @@ func New(opts Options) (*Mediator, error) {
 // Handler returns the HTTP interface.
 func (m *Mediator) Handler() http.Handler { return m.handler }
 
-// paused reports, for /ready and /metrics, until when each upstream's client
-// sends nothing (a zero time when it does not pause) and why.
-func (m *Mediator) paused() map[string]upstreamPause {
-	chtUntil, chtWhy := m.opts.CHT.Paused()
-	out := map[string]upstreamPause{"cht": {Until: chtUntil, Reason: chtWhy}}
-	if until := m.opts.OpenIMIS.Paused(); !until.IsZero() {
-		out["openimis"] = upstreamPause{Until: until, Reason: "after 429 Too Many Requests"}
-	} else {
-		out["openimis"] = upstreamPause{}
-	}
-	return out
-}
-
 // openHIMState is the OpenHIM registration state /ready and /metrics report.
 func (m *Mediator) openHIMState() string {
 	if m.openhim == nil {
