@@ -178,7 +178,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return fmt.Errorf("cht %s %s: %w", method, path, err)
 	}
 	if resp.StatusCode() < 200 || resp.StatusCode() > 299 {
-		ae := newAPIError(method, path, resp)
+		ae := newAPIError(method, path, resp, c.now())
 		if ae.Status == http.StatusUnauthorized || ae.Status == http.StatusTooManyRequests {
 			c.pause(ae)
 		} else {
@@ -262,7 +262,7 @@ func (e *APIError) Error() string {
 	}
 	if e.Status >= 300 && e.Status < 400 {
 		msg = "redirected to " + cmp.Or(e.Location, "(no Location)") + ", not followed"
-		if e.Status == http.StatusMovedPermanently {
+		if !temporaryRedirect(e.Status) {
 			msg += "; a permanent redirect means CHT_URL is wrong (e.g. http:// where the CHT wants https://): set it to the address redirected to"
 		}
 	}
@@ -271,19 +271,21 @@ func (e *APIError) Error() string {
 
 // temporaryRedirect reports the redirects that are often transient (a proxy
 // sending traffic elsewhere during maintenance, a login page in front of an
-// expiring session): 302, 303, 307 and 308. The client never follows one, as
-// the credentials must not travel to another address.
+// expiring session): 302, 303 and 307. A 301 or 308 (the POST-keeping form
+// of 301, which Caddy and Traefik answer for http→https) is permanent: a
+// wrong CHT_URL. The client never follows one, as the credentials must not
+// travel to another address.
 func temporaryRedirect(status int) bool {
 	switch status {
-	case http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+	case http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect:
 		return true
 	}
 	return false
 }
 
 // Permanent reports whether retrying the same request cannot succeed: client
-// errors other than 401, 408, 409 and 429, redirects other than 302, 303, 307
-// and 308 (a 301 is a wrong CHT_URL), and the 500s the CHT answers for an
+// errors other than 401, 408, 409 and 429, redirects other than 302, 303 and
+// 307 (a 301 or 308 is a wrong CHT_URL), and the 500s the CHT answers for an
 // unknown form or a malformed record (docs/upstreams/cht.md trap 2).
 func (e *APIError) Permanent() bool {
 	switch {
@@ -302,9 +304,9 @@ func (e *APIError) Permanent() bool {
 			strings.Contains(e.Message, "Missing required field"))
 }
 
-func newAPIError(method, path string, resp *resty.Response) *APIError {
+func newAPIError(method, path string, resp *resty.Response, now time.Time) *APIError {
 	e := &APIError{Method: method, Path: path, Status: resp.StatusCode()}
-	e.RetryAfter = ParseRetryAfter(resp.Header().Get("Retry-After"), time.Now())
+	e.RetryAfter = ParseRetryAfter(resp.Header().Get("Retry-After"), now)
 	if e.Status >= 300 && e.Status < 400 {
 		e.Location = redactURL(resp.Header().Get("Location"))
 	}

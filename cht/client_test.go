@@ -318,7 +318,7 @@ func TestClient_RedirectsTemporaryOrNot(t *testing.T) {
 		{http.StatusFound, false},
 		{http.StatusSeeOther, false},
 		{http.StatusTemporaryRedirect, false},
-		{http.StatusPermanentRedirect, false},
+		{http.StatusPermanentRedirect, true},
 	} {
 		t.Run(http.StatusText(tt.status), func(t *testing.T) {
 			t.Parallel()

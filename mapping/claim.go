@@ -160,7 +160,6 @@ func insureeUUID(ref *openimis.Reference) string {
 	return ""
 }
 
-// claimDate reduces a FHIR date or dateTime to a YYYY-MM-DD date in Nepal.
 // ClaimDate reads a claim date as Claim.Created holds it (YYYY-MM-DD, a
 // dateTime reduced to its date in Nepal time): the date of a Claim's created,
 // which a polled claim takes instead of its ClaimResponse's
@@ -173,6 +172,7 @@ func ClaimDate(s string) (string, error) {
 	return d, nil
 }
 
+// claimDate reduces a FHIR date or dateTime to a YYYY-MM-DD date in Nepal.
 func claimDate(s string) (string, error) {
 	if s == "" {
 		return "", fmt.Errorf("is required (YYYY-MM-DD)")

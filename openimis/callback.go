@@ -44,7 +44,9 @@ func CheckCallbackEndpoint(endpoint string) error {
 		port := authority[i+1:]
 		host = authority[:i]
 		if port == "" || len(port) > 5 || strings.Trim(port, "0123456789") != "" {
-			return fmt.Errorf("port %q is not a number of at most five digits", port)
+			// Not quoted: with a "/" in the password, what stands here is
+			// part of the password.
+			return errors.New("the port is not a number of at most five digits")
 		}
 	}
 	host = strings.ToLower(host)

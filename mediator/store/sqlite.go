@@ -403,13 +403,6 @@ ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at`, now()); err !=
 	return nil
 }
 
-// Backup writes a consistent copy of the database, recent commits in the
-// WAL included, to the new file dest with VACUUM INTO, while the store is in
-// use. It refuses to overwrite an existing file.
-func (s *SQLite) Backup(ctx context.Context, dest string) error {
-	return sqliteBackup(ctx, s.db, dest)
-}
-
 // Close implements storetype.Store.
 func (s *SQLite) Close() error {
 	s.closeOnce.Do(func() { close(s.closed) })
