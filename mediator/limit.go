@@ -231,6 +231,7 @@ func (t *limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-min(permitMargin, time.Until(deadline)/2)))
 		defer cancel()
 	}
+	asked := t.l.now()
 	sent, err := t.l.acquire(ctx)
 	if err != nil {
 		if r.Context().Err() != nil {
@@ -240,7 +241,14 @@ func (t *limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	resp, err := t.base.RoundTrip(r)
 	rtt := t.l.now().Sub(sent)
-	t.l.release(sent, rtt, classifyAnswer(r, resp, err))
+	signal := classifyAnswer(r, resp, err)
+	if signal == signalOverload && err != nil && sent.Sub(asked) > time.Millisecond {
+		// It timed out after waiting for its permit: the deadline was spent
+		// partly here, so the timeout says nothing about the upstream (it
+		// would shrink the limit that made it wait, and so on).
+		signal = signalNone
+	}
+	t.l.release(sent, rtt, signal)
 	return resp, err
 }
 

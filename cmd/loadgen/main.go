@@ -52,6 +52,12 @@ func main() {
 		}
 	}
 	var rows []summaryRow
+	if o.database != "" && strings.Contains(*latencies, ",") {
+		// The runs send the same claim ids: on one store, the second run's
+		// would all be duplicates that never reach the fake CHT.
+		fmt.Fprintln(os.Stderr, "loadgen: -database takes one -latency (each run needs a fresh store)")
+		os.Exit(2)
+	}
 	for _, l := range strings.Split(*latencies, ",") {
 		d, err := time.ParseDuration(strings.TrimSpace(l))
 		if err != nil {

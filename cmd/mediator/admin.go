@@ -70,7 +70,9 @@ func subscription(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			if len(deleted) == 0 && err == nil {
 				fmt.Fprintln(stdout, "no Claim subscription to delete")
 			}
-			fmt.Fprintln(stdout, "the server will not recreate it; \"mediator subscription renew\" re-enables it")
+			if err == nil || len(deleted) > 0 { // else it may not even be disabled
+				fmt.Fprintln(stdout, "the server will not recreate it; \"mediator subscription renew\" re-enables it")
+			}
 			return err
 		case "renew":
 			id, err := a.Mediator.RenewSubscription(ctx)
