@@ -29,9 +29,9 @@ type delivery struct {
 	placeID          string
 	claimForm        string
 	feedbackResource string
-	// slotWait is how long a job waits for an upstream slot before it is
-	// snoozed: one upstream timeout.
-	slotWait time.Duration
+	// timeout is the upstream timeout in force (a time.Duration), which
+	// OpenHIM runtime configuration may change.
+	timeout atomic.Int64
 	// lateSaveWait is how long after a failed report POST a retry waits
 	// before it looks for the report (see lateSaveWait).
 	saveWait time.Duration
@@ -44,6 +44,11 @@ type delivery struct {
 	// QuestionnaireResponse endpoint.
 	noQuestionnaireResponse atomic.Bool
 }
+
+// upstreamTimeout is the upstream timeout in force: a job waits at most that
+// long for an upstream slot, and a report POST without an answer may still be
+// saving up to about that long after it failed.
+func (d *delivery) upstreamTimeout() time.Duration { return time.Duration(d.timeout.Load()) }
 
 // queueSlotsPerWorker is how many delivery jobs the queue runs per WORKERS
 // slot. Only WORKERS of them talk to openIMIS and the CHT at once (the
@@ -58,7 +63,7 @@ const queueSlotsPerWorker = 4
 // than failed: it has done nothing yet, and waiting must use up neither its
 // attempts nor its job timeout.
 func (d *delivery) withUpstream(ctx context.Context, f func() error) error {
-	wait := time.NewTimer(d.slotWait)
+	wait := time.NewTimer(d.upstreamTimeout())
 	defer wait.Stop()
 	select {
 	case d.slots <- struct{}{}:

@@ -243,7 +243,11 @@ func (d *delivery) lateSaveWait(job *rivertype.JobRow, now time.Time) time.Durat
 	if !strings.Contains(last.Error, errPostReportNoAnswer) {
 		return 0
 	}
-	return last.At.Add(d.saveWait).Sub(now)
+	wait := d.saveWait
+	if wait <= 0 {
+		wait = 2 * d.upstreamTimeout()
+	}
+	return last.At.Add(wait).Sub(now)
 }
 
 func isForbidden(err error) bool {

@@ -98,7 +98,7 @@ type Options struct {
 	// LateSaveWait is how long after a report POST that got no usable answer
 	// a retried claim job waits before it looks for that report in the CHT,
 	// which saves a report after its synchronous transitions, also when the
-	// client has given up. Defaults to twice UpstreamTimeout.
+	// client has given up. Defaults to twice the upstream timeout in force.
 	LateSaveWait time.Duration
 	// RetryBase and RetryMax shape the exponential backoff between attempts of
 	// a failing job: RetryBase doubled per attempt, at most RetryMax, with
@@ -203,7 +203,6 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	orDefault(&o.SubscriptionCheck, time.Hour)
 	orDefault(&o.UpstreamTimeout, 30*time.Second)
-	orDefault(&o.LateSaveWait, 2*o.UpstreamTimeout)
 	orDefault(&o.RetryBase, time.Second)
 	orDefault(&o.RetryMax, 5*time.Minute)
 	orDefault(&o.FetchInterval, 20*time.Millisecond)
@@ -274,9 +273,9 @@ func New(opts Options) (*Mediator, error) {
 	m.delivery = &delivery{
 		oi: opts.OpenIMIS, cht: opts.CHT, store: opts.Store, log: opts.Logger,
 		dates: dates, placeID: opts.PlaceID, claimForm: opts.ClaimForm, feedbackResource: opts.FeedbackResource,
-		slotWait: opts.UpstreamTimeout, slots: make(chan struct{}, opts.Workers),
-		saveWait: opts.LateSaveWait,
+		slots: make(chan struct{}, opts.Workers), saveWait: opts.LateSaveWait,
 	}
+	m.delivery.timeout.Store(int64(opts.UpstreamTimeout))
 	m.catchup = &catchup{
 		oi: opts.OpenIMIS, store: opts.Store, log: opts.Logger, now: opts.Now, dates: dates,
 		lookback: opts.CatchupLookback, overlap: opts.CatchupOverlap,
@@ -298,6 +297,7 @@ func New(opts Options) (*Mediator, error) {
 			setTimeout: func(d time.Duration) {
 				opts.OpenIMIS.SetTimeout(d)
 				opts.CHT.SetTimeout(d)
+				m.delivery.timeout.Store(int64(d))
 			},
 			setPollInterval: m.catchup.setInterval,
 		}
@@ -400,6 +400,10 @@ func (m *Mediator) riverConfig() *river.Config {
 		JobTimeout:        6 * m.opts.UpstreamTimeout,
 		FetchCooldown:     min(m.opts.FetchInterval, time.Millisecond),
 		FetchPollInterval: m.opts.FetchInterval,
+		// A job may run six start-up upstream timeouts, also when runtime
+		// configuration raised the timeout since (its requests are then cut
+		// with the job, and the retry looks before it creates): the rescue
+		// of jobs a dead replica left running stays safely after that.
 		// Jobs left running by a replica that died are picked up again
 		// after this (with SQLite, a restart picks them up at once).
 		RescueStuckJobsAfter: 6*m.opts.UpstreamTimeout + 15*time.Second,

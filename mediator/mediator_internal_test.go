@@ -103,3 +103,24 @@ func TestPeriodicOutcome(t *testing.T) {
 	require.ErrorAs(t, periodicOutcome(ctx, 1, 3, &openimis.APIError{Status: http.StatusForbidden}), &failure, "a permanent error ends it")
 	require.ErrorAs(t, periodicOutcome(ctx, 3, 3, river.JobSnooze(time.Minute)), &snooze, "a snooze stays a snooze")
 }
+
+// After a report POST without an answer, the retry waits two upstream
+// timeouts as they are now: runtime configuration may have raised them.
+func TestLateSaveWait_FollowsTheUpstreamTimeout(t *testing.T) {
+	t.Parallel()
+	failed := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	job := &rivertype.JobRow{Attempt: 2, Errors: []rivertype.AttemptError{
+		{At: failed, Attempt: 1, Error: errPostReportNoAnswer + "cht POST /api/v2/records: context deadline exceeded"},
+	}}
+	d := &delivery{}
+	d.timeout.Store(int64(5 * time.Second))
+	require.Equal(t, 9*time.Second, d.lateSaveWait(job, failed.Add(time.Second)))
+	d.timeout.Store(int64(30 * time.Second))
+	require.Equal(t, 59*time.Second, d.lateSaveWait(job, failed.Add(time.Second)))
+
+	answered := &rivertype.JobRow{Attempt: 2, Errors: []rivertype.AttemptError{
+		{At: failed, Attempt: 1, Error: "post claim report: cht POST /api/v2/records: 500: Server error"},
+	}}
+	require.Zero(t, d.lateSaveWait(answered, failed.Add(time.Second)), "an answered POST saved nothing later")
+	require.Zero(t, d.lateSaveWait(&rivertype.JobRow{Attempt: 1}, failed), "a first attempt posted nothing before")
+}

@@ -25,6 +25,10 @@ const (
 	openHIMRegistered  = "registered"
 )
 
+// maxUpstreamTimeout is the highest upstream timeout runtime configuration
+// may set: under OpenHIM's own 60 s.
+const maxUpstreamTimeout = 59 * time.Second
+
 // Runtime configuration keys (configDefs of openhim-mediator.json).
 const (
 	configLogLevel          = "logLevel"
@@ -357,7 +361,7 @@ func (l *openHIMLink) applyConfig(config map[string]any) {
 			l.setLogLevel(level)
 			continue
 		case configUpstreamTimeout:
-			d, ok := seconds(v, time.Second, 59*time.Second)
+			d, ok := seconds(v, time.Second, maxUpstreamTimeout)
 			if !ok {
 				log.Warn().Str("key", key).Msg("ignoring runtime setting: must be 1 to 59 seconds")
 				continue
