@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -255,8 +254,7 @@ func (m *Mediator) DeleteSubscription(ctx context.Context) ([]string, error) {
 	var errs []error
 	for _, sub := range own {
 		if err := s.oi.DeleteSubscription(ctx, sub.ID); err != nil {
-			var ae *openimis.APIError
-			if errors.As(err, &ae) && ae.Status == http.StatusForbidden {
+			if isForbidden(err) {
 				err = fmt.Errorf("%w (only the openIMIS user who created it may delete it)", err)
 			}
 			errs = append(errs, err)

@@ -87,7 +87,7 @@ func (m *Mediator) checks() []check {
 			switch {
 			case errors.Is(err, openimis.ErrRateLimited):
 				return checkResult{fix: "openIMIS limits requests per minute from one address; run the check again in a minute"}, err
-			case errors.As(err, &ae) && ae.Status == http.StatusForbidden:
+			case isForbidden(err):
 				return checkResult{fix: fmt.Sprintf("give the openIMIS user the right %d (%s)", code, what)},
 					fmt.Errorf("the openIMIS user may not %s", what)
 			case err != nil && !errors.As(err, &ae):
