@@ -49,6 +49,9 @@ type OutboundOptions struct {
 	// BaseURL replaces the config's destination.base_url (the reference
 	// config names the deployment's OpenHIM); empty keeps it.
 	BaseURL string
+	// Username replaces the config's destination.auth.username; empty keeps
+	// it.
+	Username string
 	// Password is the credential stored under destination.auth.password_key
 	// (PUT /api/v1/credentials/<key>). Empty means none is stored: every
 	// push then fails before sending anything (outbound.js:27-35).
@@ -196,6 +199,9 @@ func NewOutboundPusher(opts OutboundOptions) (*OutboundPusher, error) {
 			base = opts.BaseURL
 		}
 		p.name, p.form, p.username = name, m[1], c.Destination.Auth.Username
+		if opts.Username != "" {
+			p.username = opts.Username
+		}
 		p.url = strings.TrimSuffix(base, "/") + "/" + strings.TrimPrefix(c.Destination.Path, "/")
 		for dest, raw := range c.Mapping {
 			om := outboundMapping{dest: dest}
