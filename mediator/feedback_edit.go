@@ -12,9 +12,10 @@ import (
 // A CHT report is pushed again with the same doc._id after every edit that
 // changes its mapped values (docs/upstreams/cht.md §4, trap 11). openIMIS
 // keeps one feedback per claim and refuses a second ("Feedback exists for
-// this claim"), and the mediator delivers exactly one feedback per report
-// (spec §4): an edit is not delivered again, but logged and counted, so an
-// operator can correct the feedback in openIMIS by hand.
+// this claim", docs/upstreams/openimis.md §5), and the mediator delivers
+// exactly one feedback per report (README "What happens to a feedback"): an
+// edit is not delivered again, but logged and counted, so an operator sees
+// it and can take it up in openIMIS.
 //
 // To tell an edit from a repeat, the feedback's receipt keeps a digest of
 // what was received first: one fingerprint per field of the parsed feedback

@@ -90,7 +90,7 @@ func NewMetrics() *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mt.feedbackEdits = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "mediator_feedback_edits_total",
-		Help: "CHT feedback reports pushed again with changed answers after they were received (an edit in the CHT). The edit is not delivered: openIMIS keeps the first feedback of a claim; correct it there if needed.",
+		Help: "CHT feedback reports pushed again with changed answers after they were received (an edit in the CHT). The edit is not delivered: openIMIS keeps the first feedback of a claim.",
 	})
 	mt.registry.MustRegister(mt.feedbackEdits)
 	return mt
