@@ -58,6 +58,7 @@ func TestMetrics_AfterTraffic(t *testing.T) {
 		`mediator_upstream_request_duration_seconds_bucket{operation="POST /api/v2/records",status="200",system="cht"`,
 		`mediator_upstream_request_duration_seconds_bucket{operation="GET /api/api_fhir_r4/Patient/:id/",status="200",system="openimis"`,
 		`mediator_openimis_logins_total{outcome="ok"} 1`,
+		`mediator_catchup_interval_seconds 0.2`,
 		`mediator_openhim_registered 0`,
 		`go_goroutines `,
 		`process_resident_memory_bytes `,
@@ -104,13 +105,15 @@ func TestMetrics_OperatorSeries(t *testing.T) {
 		wrapStore:          func(st storetype.Store) storetype.Store { return unreachableStats{Store: st, down: down} },
 		edit:               func(o *mediator.Options) { o.ClaimPollInterval = time.Hour },
 	})
+	// Until OpenHIM's runtime configuration (polling off) applies, the
+	// configured period.
 	out := b.scrape(t)
+	require.Regexp(t, `\nmediator_catchup_interval_seconds (3600|0)\n`, out)
 	for _, series := range []string{
 		`mediator_failed_jobs{kind="claim"} 0`, // present before any job of the kind
 		`mediator_failed_jobs{kind="feedback"} 0`,
 		`mediator_queue_depth{kind="feedback"} 0`,
 		`mediator_store_up 1`,
-		`mediator_catchup_interval_seconds 3600`,
 		`mediator_openhim_heartbeat_failing 0`,
 		`mediator_upstream_concurrency_limit_min{system="cht"} 1`,
 		`mediator_upstream_concurrency_limit_min{system="openimis"} 1`,
@@ -129,6 +132,10 @@ func TestMetrics_OperatorSeries(t *testing.T) {
 			strings.Contains(out, `mediator_openhim_state{state="registered"} 1`+"\n")
 	}, 15*time.Second, 20*time.Millisecond, "%s", out)
 	require.Contains(t, out, `mediator_queue_depth{kind="claim"} 0`+"\n")
+	// Registered: OpenHIM's runtime configuration turned polling off.
+	require.Eventually(t, func() bool {
+		return strings.Contains(b.scrape(t), "mediator_catchup_interval_seconds 0\n")
+	}, 15*time.Second, 20*time.Millisecond)
 	// A state set: the other states are present, at 0.
 	require.Contains(t, out, `mediator_openimis_subscription_state{state="failing"} 0`+"\n")
 	require.Contains(t, out, `mediator_openhim_state{state="registering"} 0`+"\n")
