@@ -151,7 +151,7 @@ func (s *SQLite) Enqueue(ctx context.Context, kind, key string, args river.JobAr
 	if s.queue() == nil {
 		return false, errNoQueue
 	}
-	return s.write(ctx, writeRequest{kind: kind, key: key, args: args})
+	return s.write(ctx, writeRequest{op: opIntake, kind: kind, key: key, args: args})
 }
 
 // MarkDelivered implements storetype.Store. Once the queue runs, delivery
@@ -161,7 +161,7 @@ func (s *SQLite) MarkDelivered(ctx context.Context, kind, key, result string) er
 	if s.queue() == nil {
 		return markDelivered(ctx, s.db, kind, key, result)
 	}
-	_, err := s.write(ctx, writeRequest{kind: kind, key: key, result: result})
+	_, err := s.write(ctx, writeRequest{op: opDelivery, kind: kind, key: key, result: result})
 	return err
 }
 
@@ -188,14 +188,27 @@ func (s *SQLite) write(ctx context.Context, req writeRequest) (bool, error) {
 // maxWriteBatch bounds the requests one transaction takes.
 const maxWriteBatch = 256
 
-// writeRequest is an intake (a receipt and, when new, its job: args is set)
-// or a delivery record (args is nil).
+// writeOp is what a writeRequest records.
+type writeOp int
+
+const (
+	// opIntake records the receipt (kind, key) and, when new, inserts the
+	// job args.
+	opIntake writeOp = iota
+	// opDelivery records the delivery of (kind, key) with its result.
+	opDelivery
+	// opPerson records the person (result) of an insuree (key).
+	opPerson
+)
+
+// writeRequest is one write the batcher commits with others.
 type writeRequest struct {
 	args   river.JobArgs
 	done   chan writeResult
 	kind   string
 	key    string
 	result string
+	op     writeOp
 }
 
 type writeResult struct {
@@ -230,7 +243,7 @@ func (s *SQLite) batchWrites(client *river.Client[*sql.Tx]) {
 }
 
 // writeBatch records the receipts, inserts the jobs of the new ones and
-// records the deliveries in one transaction.
+// records the deliveries and persons in one transaction.
 func (s *SQLite) writeBatch(client *river.Client[*sql.Tx], batch []writeRequest) ([]bool, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -243,8 +256,14 @@ func (s *SQLite) writeBatch(client *river.Client[*sql.Tx], batch []writeRequest)
 	var params []river.InsertManyParams
 	at := now()
 	for i, req := range batch {
-		if req.args == nil {
+		switch req.op {
+		case opDelivery:
 			if err := markDelivered(ctx, tx, req.kind, req.key, req.result); err != nil {
+				return nil, err
+			}
+			continue
+		case opPerson:
+			if err := savePerson(ctx, tx, req.key, req.result); err != nil {
 				return nil, err
 			}
 			continue
@@ -344,9 +363,22 @@ func (s *SQLite) Person(ctx context.Context, insureeUUID string) (string, bool, 
 	return id, true, nil
 }
 
-// SavePerson implements storetype.Store.
+// SavePerson implements storetype.Store. Once the queue runs, person
+// records share the group commit of the intakes (see Enqueue), like the
+// delivery records: each new insuree's claim records one.
 func (s *SQLite) SavePerson(ctx context.Context, insureeUUID, personID string) error {
-	_, err := s.db.ExecContext(ctx, `
+	if s.queue() == nil {
+		return savePerson(ctx, s.db, insureeUUID, personID)
+	}
+	_, err := s.write(ctx, writeRequest{op: opPerson, key: insureeUUID, result: personID})
+	return err
+}
+
+// savePerson records the person of an insuree.
+func savePerson(ctx context.Context, db interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, insureeUUID, personID string) error {
+	_, err := db.ExecContext(ctx, `
 INSERT INTO mediator_person (insuree_uuid, person_id, created_at) VALUES (?, ?, ?)
 ON CONFLICT (insuree_uuid) DO UPDATE SET person_id = excluded.person_id`, insureeUUID, personID, now())
 	if err != nil {
