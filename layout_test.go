@@ -34,6 +34,7 @@ var layout = map[string]importRule{
 	"openimis":                 {project: []string{"internal/retryafter"}, thirdParty: []string{"github.com/go-resty/resty/v2"}},
 	"cht":                      {project: []string{"internal/retryafter"}, thirdParty: []string{"github.com/go-resty/resty/v2"}},
 	"openhim":                  {thirdParty: []string{"github.com/go-resty/resty/v2"}},
+	"fhir":                     {project: []string{"internal/retryafter"}, thirdParty: []string{"github.com/go-resty/resty/v2", "golang.org/x/oauth2"}},
 	"openimis/openimistest":    {project: []string{"openimis", "internal/upstreamtest"}, thirdParty: []string{"github.com/google/uuid"}},
 	"cht/chttest":              {project: []string{"cht", "internal/upstreamtest"}, thirdParty: []string{"github.com/google/uuid"}},
 	"openhim/openhimtest":      {project: []string{"openhim", "internal/upstreamtest"}},
