@@ -30,7 +30,7 @@ type importRule struct {
 var layout = map[string]importRule{
 	"":                         {},
 	"config":                   {thirdParty: []string{"github.com/spf13/viper"}},
-	"mapping":                  {project: []string{"openimis", "cht"}, thirdParty: []string{"github.com/goccy/go-json"}},
+	"mapping":                  {project: []string{"openimis", "cht", "fhir"}, thirdParty: []string{"github.com/goccy/go-json"}},
 	"openimis":                 {project: []string{"internal/retryafter"}, thirdParty: []string{"github.com/go-resty/resty/v2"}},
 	"cht":                      {project: []string{"internal/retryafter"}, thirdParty: []string{"github.com/go-resty/resty/v2"}},
 	"openhim":                  {thirdParty: []string{"github.com/go-resty/resty/v2"}},
