@@ -44,13 +44,13 @@ var layout = map[string]importRule{
 	"mediator/store":           {project: []string{"mediator/storetype"}, thirdParty: []string{"github.com/riverqueue/river", "github.com/jackc/pgx/v5", "modernc.org/"}},
 	"mediator/store/storetest": {thirdParty: []string{"github.com/jackc/pgx/v5"}},
 	"mediator": {
-		project:    []string{"openimis", "cht", "openhim", "mapping", "mediator/storetype"},
+		project:    []string{"openimis", "cht", "openhim", "fhir", "mapping", "mediator/storetype"},
 		thirdParty: []string{"github.com/gin-gonic/gin", "github.com/riverqueue/river", "github.com/rs/zerolog", "github.com/prometheus/client_golang"},
 	},
 	// cmd wires everything; only the sandbox and the load generator, which
 	// run the fakes, may import them.
 	"cmd/internal/app": {
-		project:    []string{"", "config", "openimis", "cht", "openhim", "mediator", "mediator/store", "mediator/storetype"},
+		project:    []string{"", "config", "openimis", "cht", "openhim", "fhir", "mediator", "mediator/store", "mediator/storetype"},
 		thirdParty: []string{"github.com/rs/zerolog"},
 	},
 	"cmd/mediator": {project: []string{"cmd/internal/app", "config", "mediator", "mediator/store"}},

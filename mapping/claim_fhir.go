@@ -32,8 +32,12 @@ type SourceClaim struct {
 // Key is the claim's receipt key: source, resource type and id, lower-cased
 // (HeyDonto's ids are case-insensitive, docs/upstreams/fhir-subscriptions.md
 // §6.3). The same id from two sources is two claims.
-func (c SourceClaim) Key() string {
-	return strings.ToLower(c.Source + "/" + c.Type + "/" + c.UUID)
+func (c SourceClaim) Key() string { return SourceClaimKey(c.Source, c.Type, c.UUID) }
+
+// SourceClaimKey is the receipt key of the claim outcome resourceType/id of
+// a source (see SourceClaim.Key).
+func SourceClaimKey(source, resourceType, id string) string {
+	return strings.ToLower(source + "/" + resourceType + "/" + id)
 }
 
 // PersonKey is the key of the claim's CHT person in the person mapping and

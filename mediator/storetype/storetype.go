@@ -34,6 +34,9 @@ type Store interface {
 	// transaction. It reports false, inserting nothing, when the receipt
 	// exists: the notification was received before.
 	Enqueue(ctx context.Context, kind, key string, args river.JobArgs) (bool, error)
+	// Insert inserts a job that has no receipt, such as an upkeep job run
+	// on demand; its args' InsertOpts make it unique where it must be.
+	Insert(ctx context.Context, args river.JobArgs) error
 	// Delivered returns the result recorded by MarkDelivered for (kind, key).
 	Delivered(ctx context.Context, kind, key string) (result string, ok bool, err error)
 	// MarkDelivered records that the work for (kind, key) is done, with its
