@@ -142,11 +142,13 @@ func (s *Server) validateSubscription(x *exchange, w wireSubscription, create bo
 			return refuse("Subscription.end must be an instant with a time zone")
 		}
 	}
-	// Headers are "Name: value" strings (C§1.1, C-trap 6); Kodjin refuses
-	// one without a colon, the others would send it nowhere.
-	for _, h := range w.Channel.Header {
-		if name, _, ok := strings.Cut(h, ":"); !ok || strings.TrimSpace(name) == "" {
-			return refuse(fmt.Sprintf("Subscription.channel.header %q is not in the form \"Name: value\"", h))
+	// Headers are "Name: value" strings that become HTTP headers, split at
+	// the first colon (C§1.1, C-trap 6); one that is not (openIMIS's JSON
+	// object string, a bare value) is refused rather than sent mangled.
+	// The diagnostics name the header by index: its value may be a secret.
+	for i, h := range w.Channel.Header {
+		if name, _, ok := strings.Cut(h, ":"); !ok || !isToken(strings.TrimSpace(name)) {
+			return refuse(fmt.Sprintf("Subscription.channel.header[%d] is not in the form Name: value", i))
 		}
 	}
 	// Criteria: HAPI wants "Type?params" and answers a bare type with this
@@ -316,4 +318,17 @@ func (s *Server) written(x *exchange, status int, r Resource) response {
 func parseInstant(v string) (time.Time, bool) {
 	t, err := time.Parse(time.RFC3339Nano, v)
 	return t, err == nil
+}
+
+// isToken reports whether name is an HTTP field name (RFC 9110 token).
+func isToken(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, c := range name {
+		if c > 0x7e || c <= 0x20 || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, c) {
+			return false
+		}
+	}
+	return true
 }
