@@ -310,11 +310,10 @@ func (s *Server) searchBySnapshot(x *exchange, q query) response {
 	return s.bundle(x, results[:min(q.count, len(results))], len(results), next)
 }
 
+// pagesQuery is the query of HAPI's paging links, in its order.
 func pagesQuery(id string, offset, count int) string {
-	return url.Values{
-		"_getpages": {id}, "_getpagesoffset": {strconv.Itoa(offset)},
-		"_count": {strconv.Itoa(count)}, "_bundletype": {"searchset"},
-	}.Encode()
+	return "_getpages=" + url.QueryEscape(id) + "&_getpagesoffset=" + strconv.Itoa(offset) +
+		"&_count=" + strconv.Itoa(count) + "&_bundletype=searchset"
 }
 
 // getPages is HAPI's GET [base]?_getpages=...: an unknown snapshot is 410
