@@ -229,7 +229,10 @@ func (s *Server) succeeded(d Delivery) bool {
 	return json.Unmarshal(d.Answer, &res) == nil && res.ResourceType != ""
 }
 
-// judge applies the vendor's retry rule to an attempt. The caller holds s.mu.
+// judge applies the vendor's retry rule to an attempt. Retries are due
+// RetryInterval after the previous one was due, on the fake's clock, so a
+// test that advances the clock by the interval makes exactly the next one
+// due. The caller holds s.mu.
 //   - Kodjin: a failure turns the subscription error with the reason in
 //     Subscription.error and retries it Options.Retries times; a success
 //     turns it active and clears error; the last failed retry turns it off
@@ -239,7 +242,6 @@ func (s *Server) succeeded(d Delivery) bool {
 //     C-trap 26).
 //   - HeyDonto: no retries are documented; none are made.
 func (s *Server) judge(n *notification, d Delivery) {
-	now := s.Clock.Now()
 	switch s.opts.Vendor {
 	case Kodjin:
 		stored, ok := s.get("Subscription", n.subID)
@@ -264,13 +266,13 @@ func (s *Server) judge(n *notification, d Delivery) {
 		if sub.Status != "error" || sub.Error != "delivery failed: "+reason {
 			s.setStatus(sub.ID, "error", "delivery failed: "+reason)
 		}
-		n.due = now.Add(s.opts.RetryInterval)
+		n.due = n.due.Add(s.opts.RetryInterval)
 		s.pending = append(s.pending, n)
 	case HAPI:
 		if d.Success {
 			return
 		}
-		if due := now.Add(s.opts.RetryInterval); due.After(n.first.Add(s.opts.RetryWindow)) {
+		if due := n.due.Add(s.opts.RetryInterval); due.After(n.first.Add(s.opts.RetryWindow)) {
 			s.dropped++
 		} else {
 			n.due = due
