@@ -71,7 +71,7 @@ func (s *Server) trigger(r Resource) []*notification {
 			continue
 		}
 		q, err := parseQueryString(m[3])
-		if err != nil || !matches(r.Type, res, q) {
+		if err != nil || !matches(r.Type, res, q, s.opts.Vendor == HeyDonto) {
 			continue
 		}
 		s.nextSeq++

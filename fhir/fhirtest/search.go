@@ -56,7 +56,7 @@ var controlParams = []string{"_count", "_sort", "_lastUpdated"}
 
 func matchID(res map[string]any, v string) bool {
 	id, _ := res["id"].(string)
-	return strings.EqualFold(id, v)
+	return id == v
 }
 
 func matchField(name string) matcher {
@@ -125,12 +125,19 @@ func matchTag(res map[string]any, v string) bool {
 
 // matches applies filter parameters (AND between parameters and repeats,
 // OR between comma-separated values) to res; unknown names are skipped (the
-// caller refused them).
-func matches(typ string, res map[string]any, q url.Values) bool {
+// caller refused them). foldIDs matches _id case-insensitively (HeyDonto,
+// C§6.3).
+func matches(typ string, res map[string]any, q url.Values, foldIDs bool) bool {
 	for name, values := range q {
 		m := searchParams[typ][name]
 		if m == nil {
 			continue
+		}
+		if name == "_id" && foldIDs {
+			m = func(res map[string]any, v string) bool {
+				id, _ := res["id"].(string)
+				return strings.EqualFold(id, v)
+			}
 		}
 		for _, v := range values {
 			if !slices.ContainsFunc(strings.Split(v, ","), func(alt string) bool { return m(res, alt) }) {
@@ -260,7 +267,7 @@ func (s *Server) run(q query) []Resource {
 	var out []Resource
 	for _, r := range s.all(q.typ) {
 		if !slices.ContainsFunc(q.bounds, func(b bound) bool { return !b.holds(r.LastUpdated) }) &&
-			matches(q.typ, decodeStored(r), q.filters) {
+			matches(q.typ, decodeStored(r), q.filters, s.opts.Vendor == HeyDonto) {
 			out = append(out, r)
 		}
 	}

@@ -62,6 +62,8 @@ func TestSearch_Filters(t *testing.T) {
 	require.Equal(t, []string{"q"}, get("outcome=queued"))
 	require.Equal(t, []string{"c0", "c1", "c2", "q"}, get("patient=Patient/p1"))
 	require.Equal(t, []string{"c2"}, get("identifier=CLM-c2"))
+	require.Equal(t, []string{"c0", "c2"}, get("_id=c0,c2"))
+	require.Empty(t, get("_id=C0"), "HAPI ids are case-sensitive")
 	tomorrow := times[0].AddDate(0, 0, 1).Format("2006-01-02")
 	require.Empty(t, get("_lastUpdated=ge"+tomorrow))
 	require.Len(t, get("_lastUpdated=lt"+tomorrow), 4)

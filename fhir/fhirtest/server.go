@@ -203,6 +203,7 @@ func NewHandler(opts Options) *Server {
 	default:
 		panic(fmt.Sprintf("fhirtest: vendor %q is not modelled (hapi, kodjin, heydonto)", opts.Vendor))
 	}
+	checkKnobs(opts)
 	if opts.BasePath == "/" || !strings.HasPrefix(opts.BasePath, "/") || strings.HasSuffix(opts.BasePath, "/") {
 		panic(fmt.Sprintf("fhirtest: BasePath %q must start with a slash, not end with one, and not be the root", opts.BasePath))
 	}
@@ -450,4 +451,31 @@ func newID() string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// checkKnobs panics when an option is set for a vendor it does not apply to,
+// so that a test never believes it configured a behaviour the fake ignores.
+func checkKnobs(opts Options) {
+	only := func(v Vendor, name string, set bool) {
+		if set && opts.Vendor != v {
+			panic(fmt.Sprintf("fhirtest: Options.%s applies to %s only, not %s", name, v, opts.Vendor))
+		}
+	}
+	only(HeyDonto, "Email", opts.Email != "")
+	only(HeyDonto, "Password", opts.Password != "")
+	only(HeyDonto, "LoginField", opts.LoginField != "")
+	only(HeyDonto, "Notify", opts.Notify != "")
+	only(HeyDonto, "Activate", opts.Activate)
+	only(HeyDonto, "FixedNextLinks", opts.FixedNextLinks)
+	only(Kodjin, "PutToEndpoint", opts.PutToEndpoint)
+	only(Kodjin, "Retries", opts.Retries != 0)
+	only(HAPI, "RetryWindow", opts.RetryWindow != 0)
+	only(HAPI, "EmptyPostContentType", opts.EmptyPostContentType != "")
+	only(HAPI, "NeverFire", opts.NeverFire)
+	if opts.Token != "" && opts.Vendor == HeyDonto {
+		panic("fhirtest: Options.Token does not apply to HeyDonto, whose tokens come from POST /auth/login")
+	}
+	if opts.Retries < 0 || opts.RetryInterval < 0 || opts.RetryWindow < 0 || opts.DeliveryTimeout < 0 {
+		panic("fhirtest: negative Retries, RetryInterval, RetryWindow or DeliveryTimeout")
+	}
 }

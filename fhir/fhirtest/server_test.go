@@ -76,6 +76,8 @@ func TestServer_Paths(t *testing.T) {
 		resp, b = call(t, s, http.MethodGet, "/site/1/fhir/claim-response/abc-1", "", "Authorization", auth)
 		require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
 		require.Equal(t, "Abc-1", decode(t, b)["id"], "ids are case-insensitive and kept as created")
+		_, b = call(t, s, http.MethodGet, "/site/1/fhir/claim-response?_id=ABC-1", "", "Authorization", auth)
+		require.Contains(t, string(b), `"id":"Abc-1"`, "ids are case-insensitive in searches too")
 		resp, _ = call(t, s, http.MethodGet, "/site/1/fhir/claim-response/ABC-1/history", "", "Authorization", auth)
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 		resp, _ = call(t, s, http.MethodGet, "/site/1/fhir/claim-response/ABC-1/_history", "", "Authorization", auth)
