@@ -6,10 +6,10 @@ import (
 	"slices"
 )
 
-// metadata is GET [base]/metadata: an R4 CapabilityStatement naming the
+// metadata is GET [base]/metadata: a CapabilityStatement naming the
 // software, which is how a client tells the vendor (C§5), with the three
-// modelled resource types and no backport markers (these are R4
-// criteria-based servers, C§1.1). Options.MetadataNotFound makes it 404, as
+// modelled resource types; R4 without backport markers for the
+// criteria-based servers (C§1.1), R4B with them and the topics on Aidbox. Options.MetadataNotFound makes it 404, as
 // on openIMIS and perhaps HeyDonto (C§5, C-trap 2).
 func (s *Server) metadata(x *exchange) response {
 	if s.opts.MetadataNotFound {
@@ -21,6 +21,8 @@ func (s *Server) metadata(x *exchange) response {
 		software = map[string]any{"name": "HAPI FHIR Server", "version": "7.4.0"}
 	case Kodjin:
 		software = map[string]any{"name": "Kodjin FHIR Server"}
+	case AidboxZen:
+		software = map[string]any{"name": "Aidbox"}
 	case HeyDonto:
 		// HeyDonto documents a searchable CapabilityStatement, not what
 		// /metadata answers (C§5); the fake names no software.
@@ -36,7 +38,21 @@ func (s *Server) metadata(x *exchange) response {
 			interactions = append(interactions, map[string]any{"code": "create"},
 				map[string]any{"code": "update"}, map[string]any{"code": "delete"})
 		}
-		resources = append(resources, map[string]any{"type": t, "interaction": interactions, "searchParam": params})
+		r := map[string]any{"type": t, "interaction": interactions, "searchParam": params}
+		if t == "Subscription" && s.opts.Vendor == AidboxZen {
+			// The backport markers and advertised topics (C§5).
+			r["supportedProfile"] = []string{backportProfile}
+			r["operation"] = []any{
+				map[string]any{"name": "status", "definition": backportIG + "OperationDefinition/backport-subscription-status"},
+				map[string]any{"name": "events", "definition": backportIG + "OperationDefinition/backport-subscription-events"},
+			}
+			var topics []any
+			for _, topic := range s.opts.Topics {
+				topics = append(topics, map[string]any{"url": extTopicCanonical, "valueCanonical": topic.URL})
+			}
+			r["extension"] = topics
+		}
+		resources = append(resources, r)
 	}
 	cs := map[string]any{
 		"resourceType": "CapabilityStatement",
@@ -49,6 +65,10 @@ func (s *Server) metadata(x *exchange) response {
 	}
 	if software != nil {
 		cs["software"] = software
+	}
+	if s.opts.Vendor == AidboxZen {
+		cs["fhirVersion"] = "4.3.0"
+		cs["instantiates"] = []string{backportServerR4B}
 	}
 	return x.json(http.StatusOK, cs)
 }

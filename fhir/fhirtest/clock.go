@@ -5,24 +5,36 @@ import (
 	"time"
 )
 
-// Clock is the fake's time: the real time shifted by what Advance added, so
-// that a fake used by a running mediator keeps moving while a test can jump
-// ahead to make retries and expiries due without sleeping. The zero value is
-// the real time; it is safe for concurrent use.
+// Clock is the fake's time. The zero value is the real time shifted by
+// what Advance added, so that a fake used by a running mediator keeps moving
+// while a test can still jump ahead; NewFixedClock stands still between
+// Advances, for tests that check what is not due yet. Either way retries,
+// batches, heartbeats and expiry run at Server.Tick, never by sleeping. It
+// is safe for concurrent use.
 type Clock struct {
 	mu     sync.Mutex
 	offset time.Duration
+	fixed  bool
+	at     time.Time
 }
 
-// Now is the real time plus every Advance so far, in UTC.
+// NewFixedClock returns a Clock that reads t until advanced.
+func NewFixedClock(t time.Time) *Clock {
+	return &Clock{fixed: true, at: t.UTC()}
+}
+
+// Now is the clock's time, in UTC.
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.fixed {
+		return c.at
+	}
 	return time.Now().Add(c.offset).UTC()
 }
 
-// Advance moves the clock forward by d. Nothing happens by itself: time-driven
-// behaviour (retries, expiry) runs at the next [Server.Tick].
+// Advance moves the clock forward by d. Nothing happens by itself: what
+// falls due runs at the next [Server.Tick].
 func (c *Clock) Advance(d time.Duration) {
 	if d < 0 {
 		panic("fhirtest: Clock.Advance with a negative duration")
@@ -30,4 +42,5 @@ func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.offset += d
+	c.at = c.at.Add(d)
 }

@@ -17,8 +17,12 @@ import (
 type Delivery struct {
 	// SubscriptionID is the subscription notified.
 	SubscriptionID string
-	// Resource is the "Type/id" whose change was notified.
+	// Resource is the "Type/id" whose change was notified (Aidbox: of a
+	// notification carrying one event).
 	Resource string
+	// Type is the notification type on Aidbox: handshake, heartbeat or
+	// event-notification; empty for the criteria-based vendors.
+	Type string
 	// Attempt is 1 for the first try, 2 for the first retry, ...
 	Attempt int
 	// Time is when the attempt was made, on the fake's clock.
@@ -50,8 +54,11 @@ type notification struct {
 // trigger queues a notification of r's change for every subscription whose
 // criteria match it and which the vendor notifies. The caller holds s.mu
 // and delivers the batch after unlocking.
-func (s *Server) trigger(r Resource) []*notification {
+func (s *Server) trigger(r Resource) []func() {
 	now := s.Clock.Now()
+	if s.opts.Vendor == AidboxZen {
+		return s.triggerTopics(r, now)
+	}
 	s.expire(now)
 	if s.opts.Vendor == HAPI && s.opts.NeverFire {
 		return nil // accepted, active, silent (C§3, C-trap 25)
@@ -60,7 +67,7 @@ func (s *Server) trigger(r Resource) []*notification {
 		return nil
 	}
 	res := decodeStored(r)
-	var batch []*notification
+	var batch []func()
 	for _, stored := range s.all("Subscription") {
 		sub := parseSubscription(stored)
 		if !s.notifies(sub) {
@@ -75,7 +82,8 @@ func (s *Server) trigger(r Resource) []*notification {
 			continue
 		}
 		s.nextSeq++
-		batch = append(batch, &notification{seq: s.nextSeq, subID: sub.ID, resource: r, first: now, due: now})
+		n := &notification{seq: s.nextSeq, subID: sub.ID, resource: r, first: now, due: now}
+		batch = append(batch, func() { s.attempt(n) })
 	}
 	return batch
 }
@@ -107,10 +115,10 @@ func (s *Server) expire(now time.Time) {
 	}
 }
 
-// deliverAll makes one attempt for each notification, in order.
-func (s *Server) deliverAll(batch []*notification) {
-	for _, n := range batch {
-		s.attempt(n)
+// deliverAll runs delivery jobs in order, without s.mu.
+func (s *Server) deliverAll(jobs []func()) {
+	for _, job := range jobs {
+		job()
 	}
 }
 
@@ -298,6 +306,7 @@ func (s *Server) Tick() {
 	now := s.Clock.Now()
 	s.mu.Lock()
 	s.expire(now)
+	topicJobs := s.tickTopics(now)
 	var due []*notification
 	s.pending = slices.DeleteFunc(s.pending, func(n *notification) bool {
 		if n.due.After(now) {
@@ -311,7 +320,10 @@ func (s *Server) Tick() {
 	if s.opts.Vendor == Kodjin {
 		slices.Reverse(due)
 	}
-	s.deliverAll(due)
+	for _, n := range due {
+		s.attempt(n)
+	}
+	s.deliverAll(topicJobs)
 }
 
 // Deliveries returns every delivery attempt so far, oldest first.

@@ -17,6 +17,7 @@ func TestDelivery_HAPI(t *testing.T) {
 	setup := func(t *testing.T, opts fhirtest.Options, payload string) (*fhirtest.Server, *subscriber, string) {
 		t.Helper()
 		opts.Vendor = fhirtest.HAPI
+		opts.Clock = fhirtest.NewFixedClock(time.Now())
 		s := fhirtest.NewServer(t, opts)
 		sub := newSubscriber(t)
 		id := subscribe(t, s, "/fhir/Subscription", subscriptionJSON("requested", "ClaimResponse?", sub.URL+"/mediator/fhir/hapi", payload, "Authorization: Basic bWU6cHc="))
@@ -151,6 +152,7 @@ func TestDelivery_Kodjin(t *testing.T) {
 	setup := func(t *testing.T, opts fhirtest.Options, payload string) (*fhirtest.Server, *subscriber, string) {
 		t.Helper()
 		opts.Vendor = fhirtest.Kodjin
+		opts.Clock = fhirtest.NewFixedClock(time.Now())
 		s := fhirtest.NewServer(t, opts)
 		sub := newSubscriber(t)
 		id := subscribe(t, s, "/fhir/Subscription", subscriptionJSON("requested", "ClaimResponse?", sub.URL+"/cb", payload))
@@ -231,7 +233,7 @@ func TestDelivery_Kodjin(t *testing.T) {
 
 	t.Run("EndTurnsItOff", func(t *testing.T) {
 		t.Parallel()
-		s := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.Kodjin})
+		s := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.Kodjin, Clock: fhirtest.NewFixedClock(time.Now())})
 		sub := newSubscriber(t)
 		end := s.Clock.Now().Add(time.Hour).Format(time.RFC3339)
 		body := `{"resourceType":"Subscription","status":"requested","criteria":"ClaimResponse?","end":"` + end +

@@ -1,6 +1,7 @@
 // Package fhirtest is a set of strict in-process fakes of the FHIR servers
-// the mediator may take claim outcomes from through R4 criteria-based
-// subscriptions: HAPI FHIR, Kodjin and HeyDonto. It is for tests and the
+// the mediator may take claim outcomes from: HAPI FHIR, Kodjin and HeyDonto
+// with R4 criteria-based subscriptions, and Aidbox with zen-configured R4B
+// backport topic-based subscriptions (seed 001). It is for tests and the
 // sandbox, and imports nothing of the module but internal/upstreamtest.
 //
 // It reads as a specification: every rule the fake enforces cites where the
@@ -37,6 +38,20 @@
 //     {"accessToken"} (Options.LoginField), Bearer required everywhere else,
 //     ExpireTokens (C§6.3, C§8, C-trap 22, C-trap 24). HAPI and Kodjin want
 //     Options.Token as a Bearer token when it is set.
+//   - Aidbox zen (AidboxZen): R4B metadata with the backport markers and
+//     the topics (Options.Topics) as capabilitystatement-subscriptiontopic-
+//     canonical extensions (C§5). A Subscription must name the backport
+//     profile, a known topic in criteria, filters in _criteria.extension on
+//     the topic's canFilterBy, channel.payload, content in
+//     channel._payload.extension not above the topic's maxContent (empty
+//     unless set); heartbeat, timeout and maxCount are read from
+//     channel.extension with zen's defaults 120 s, 30 s, 10 (C§1.2, C-trap 3,
+//     C-trap 5). It is stored requested whatever was posted, keeps the
+//     client's id, and cannot be modified (PUT is 422, C-trap 17); DELETE
+//     answers the resource, and its events go with it (C-trap 28).
+//     GET Subscription/<id>/$status and $events answer history Bundles;
+//     POST is 405 (C§4, C-trap 19, C-trap 20). Search pages are "page"
+//     links.
 //   - Bodies must be application/fhir+json or application/json (415);
 //     unknown paths are 404 and unmodelled methods 405, as OperationOutcomes.
 //
@@ -52,20 +67,41 @@
 // retry rule: Kodjin turns the subscription error, retries Options.Retries
 // times newest first, then turns it off (C§3, C-trap 18); HAPI retries for
 // Options.RetryWindow then drops (C-trap 26); Kodjin turns a subscription
-// off at its end (C-trap 27). Time is the Server's Clock: retries and
-// expiry run when a test advances it and calls Tick, never by sleeping.
+// off at its end (C-trap 27).
+//
+// Aidbox zen sends a handshake once it answered the create (Flush waits
+// for it); only HTTP 200 succeeds, and after 3 tries 10 s apart the
+// subscription is error for good (C§3, C-trap 8, C-trap 9). Events are
+// numbered per subscription from 1 and counted whatever happens to them;
+// they are sent in history Bundles whose SubscriptionStatus carries JSON
+// numbers, zen's "2023-09-04 10:38:43.020984+03" timestamps and absolute
+// references on Options.InternalOrigin, with entries as the content allows
+// (C§2, C-trap 10, C-trap 12 to 14). A batch goes when it reaches maxCount
+// or when the heartbeat period has passed, and a heartbeat after a period
+// of silence (C§3, C-trap 15); a notification not answered 200 turns the
+// subscription error. DropEvents, StopDelivering, StopHeartbeats and
+// SetStatus make the losses a client must notice.
+//
+// Time is the Server's Clock: retries, batches, heartbeats and expiry run
+// when a test advances it and calls Tick, never by sleeping. NewFixedClock
+// stands still between Advances; the zero Clock follows the real time.
 //
 // Test-side controls: Subscriptions, Subscription, SetStatus, ClaimResponses,
 // Patients, Deliveries, PendingRetries, Dropped, Logins, ExpireTokens,
-// ExpirePageTokens, Requests, and the faults of internal/upstreamtest
+// ExpirePageTokens, DropEvents, StopDelivering, StopHeartbeats, Flush, Tick,
+// Requests, and the faults of internal/upstreamtest
 // (FailNext, FailNextPath, DropNext, DropNextPath, SetDown, SetLatency),
 // answered with an OperationOutcome.
 //
 // Not modelled, and why:
 //
-//   - Aidbox (zen and new) and every topic-based (R4/R4B backport, R5)
-//     behaviour: handshakes, heartbeats, event numbers, $status and $events
-//     (C§1.2, C§3, C§4). New panics for those vendors.
+//   - The newer Aidbox ("aidbox": AidboxTopicDestination, string counters,
+//     POST $events, 2xx success, references without /fhir), R5 and HAPI's
+//     topic mode (C§1.2, C§2.3, C§6.1, C§6.4); New panics for "aidbox". Of
+//     zen: parallel deliverers (out-of-order arrival), the coercion of
+//     maxCount and heartbeat seen in its documentation, the retention of
+//     $events, the SubscriptionTopic resources, and its Basic and
+//     client-credentials logins (Options.Token stands for a token).
 //   - HeyDonto's notification format and whether its subscriptions ever turn
 //     active are undocumented (C§6.3): Options.Notify and Options.Activate
 //     let tests try each possibility. Its ClaimResponse path claim-response

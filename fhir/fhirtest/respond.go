@@ -13,6 +13,8 @@ type exchange struct {
 	r       *http.Request
 	body    []byte
 	bodyErr error
+	// after are jobs to run once the answer is written.
+	after []func()
 }
 
 // response is an answer decided but not yet written.

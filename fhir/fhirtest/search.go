@@ -157,6 +157,8 @@ func (s *Server) pagingParam() string {
 		return "_page_token"
 	case Kodjin:
 		return "_offset"
+	case AidboxZen:
+		return "page"
 	}
 	return ""
 }
@@ -294,6 +296,8 @@ func (s *Server) search(x *exchange, typ string) response {
 		return s.searchByToken(x, q, params)
 	case Kodjin:
 		return s.searchByOffset(x, q, params)
+	case AidboxZen:
+		return s.searchByPage(x, q, params)
 	}
 	return s.searchBySnapshot(x, q)
 }
@@ -465,3 +469,27 @@ func decodeStored(r Resource) map[string]any {
 
 // parseQueryString parses the query part of a criteria.
 func parseQueryString(q string) (url.Values, error) { return url.ParseQuery(q) }
+
+// searchByPage is Aidbox: 1-based "page" links repeating the query (C§7).
+func (s *Server) searchByPage(x *exchange, q query, params url.Values) response {
+	page := 1
+	if v := params.Get("page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return x.outcome(http.StatusBadRequest, "invalid", "page must be a positive integer")
+		}
+		page = n
+	}
+	s.mu.Lock()
+	results := s.run(q)
+	s.mu.Unlock()
+	offset := min((page-1)*q.count, len(results))
+	end := min(offset+q.count, len(results))
+	next := ""
+	if end < len(results) {
+		nq := cloneValues(params)
+		nq.Set("page", strconv.Itoa(page+1))
+		next = origin(x.r) + s.base + "/" + s.segment(q.typ) + "?" + nq.Encode()
+	}
+	return s.bundle(x, results[offset:end], len(results), next)
+}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -28,6 +29,9 @@ const (
 	// HeyDonto is HeyDonto's FHIR Exchange API, R4 criteria subscriptions
 	// under /site/<id>/fhir with kebab-case paths (C§6.3).
 	HeyDonto Vendor = "heydonto"
+	// AidboxZen is Aidbox with zen-configured R4B backport topic-based
+	// subscriptions, as seed 001 documents them (C§6.1).
+	AidboxZen Vendor = "aidbox-zen"
 )
 
 // Notify is how a HeyDonto fake notifies a subscriber. The real format is not
@@ -121,8 +125,16 @@ type Options struct {
 	// NeverFire makes HAPI accept and activate subscriptions and never
 	// notify, as a starter without subscription matching did (C§3, C-trap 25).
 	NeverFire bool
-	// DeliveryTimeout bounds each notification request. Defaults to 10 s.
+	// DeliveryTimeout bounds each notification request. Defaults to 10 s;
+	// Aidbox also applies the subscription's own timeout.
 	DeliveryTimeout time.Duration
+	// Topics are the SubscriptionTopics an Aidbox fake knows. nil means
+	// DefaultTopic alone.
+	Topics []Topic
+	// InternalOrigin is the origin Aidbox writes in the references of its
+	// notifications, its own host as it sees itself, not the URL clients
+	// use (C§2.3, C-trap 13). Defaults to "http://localhost:8765".
+	InternalOrigin string
 }
 
 // Request is one request the fake received, recorded before any fault or
@@ -164,7 +176,10 @@ type Server struct {
 	pending    []*notification
 	deliveries []Delivery
 	dropped    int
-	nextSeq    int // notification trigger order
+	nextSeq    int                  // notification trigger order
+	topicSubs  map[string]*topicSub // Aidbox's delivery state, by resource key
+	after      int                  // jobs running after their answer
+	afterDone  *sync.Cond           // signalled when after drops to 0, on mu
 }
 
 // New starts a fake on 127.0.0.1 with a random port. Call Close when done.
@@ -189,7 +204,7 @@ func NewServer(tb testing.TB, opts Options) *Server {
 // Options.
 func NewHandler(opts Options) *Server {
 	switch opts.Vendor {
-	case HAPI, Kodjin:
+	case HAPI, Kodjin, AidboxZen:
 		if opts.BasePath == "" {
 			opts.BasePath = "/fhir"
 		}
@@ -201,7 +216,7 @@ func NewHandler(opts Options) *Server {
 			panic(fmt.Sprintf("fhirtest: HeyDonto serves FHIR only under /site/<id>/fhir, not %q", opts.BasePath))
 		}
 	default:
-		panic(fmt.Sprintf("fhirtest: vendor %q is not modelled (hapi, kodjin, heydonto)", opts.Vendor))
+		panic(fmt.Sprintf("fhirtest: vendor %q is not modelled (hapi, kodjin, heydonto, aidbox-zen)", opts.Vendor))
 	}
 	checkKnobs(opts)
 	if opts.BasePath == "/" || !strings.HasPrefix(opts.BasePath, "/") || strings.HasSuffix(opts.BasePath, "/") {
@@ -242,7 +257,16 @@ func NewHandler(opts Options) *Server {
 	if opts.DeliveryTimeout == 0 {
 		opts.DeliveryTimeout = 10 * time.Second
 	}
-	return &Server{
+	if opts.Vendor == AidboxZen {
+		if opts.Topics == nil {
+			opts.Topics = []Topic{DefaultTopic}
+		}
+		checkTopics(opts.Topics)
+		if opts.InternalOrigin == "" {
+			opts.InternalOrigin = "http://localhost:8765"
+		}
+	}
+	s := &Server{
 		Faults:     upstreamtest.NewFaults(0),
 		Clock:      opts.Clock,
 		opts:       opts,
@@ -252,7 +276,10 @@ func NewHandler(opts Options) *Server {
 		tokens:     map[string]bool{},
 		pageTokens: map[string]pageToken{},
 		snapshots:  map[string][]Resource{},
+		topicSubs:  map[string]*topicSub{},
 	}
+	s.afterDone = sync.NewCond(&s.mu)
+	return s
 }
 
 // Close stops the fake and waits for requests in flight. It can be called
@@ -280,9 +307,42 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.Delay(r.Context(), arrived)
 	if drop {
 		upstreamtest.DropConnection(w)
-		return
+	} else {
+		resp.write(w)
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
 	}
-	resp.write(w)
+	for _, job := range x.after {
+		job()
+	}
+	if len(x.after) > 0 {
+		s.mu.Lock()
+		s.after--
+		if s.after == 0 {
+			s.afterDone.Broadcast()
+		}
+		s.mu.Unlock()
+	}
+}
+
+// runAfter makes job run once the answer to x is written, as Aidbox sends a
+// handshake after answering the create (C§3). The caller holds s.mu.
+func (s *Server) runAfter(x *exchange, job func()) {
+	if len(x.after) == 0 {
+		s.after++
+	}
+	x.after = append(x.after, job)
+}
+
+// Flush waits until the work the fake does after answering a request (an
+// Aidbox handshake) is done.
+func (s *Server) Flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.after > 0 {
+		s.afterDone.Wait()
+	}
 }
 
 // handle answers x; authorized says whether it passed the faults and the
@@ -368,6 +428,9 @@ func (s *Server) route(x *exchange) response {
 			return s.deleteSubscription(x, segs[1])
 		}
 	case 3:
+		if s.opts.Vendor == AidboxZen && typ == "Subscription" && (segs[2] == "$status" || segs[2] == "$events") {
+			return s.topicOperation(x, segs[1], segs[2])
+		}
 		if segs[2] != s.historySegment() {
 			return x.notFound()
 		}
@@ -472,10 +535,30 @@ func checkKnobs(opts Options) {
 	only(HAPI, "RetryWindow", opts.RetryWindow != 0)
 	only(HAPI, "EmptyPostContentType", opts.EmptyPostContentType != "")
 	only(HAPI, "NeverFire", opts.NeverFire)
+	only(AidboxZen, "Topics", opts.Topics != nil)
+	only(AidboxZen, "InternalOrigin", opts.InternalOrigin != "")
 	if opts.Token != "" && opts.Vendor == HeyDonto {
 		panic("fhirtest: Options.Token does not apply to HeyDonto, whose tokens come from POST /auth/login")
 	}
 	if opts.Retries < 0 || opts.RetryInterval < 0 || opts.RetryWindow < 0 || opts.DeliveryTimeout < 0 {
 		panic("fhirtest: negative Retries, RetryInterval, RetryWindow or DeliveryTimeout")
+	}
+}
+
+// checkTopics panics on a topic the fake could not serve.
+func checkTopics(topics []Topic) {
+	for _, t := range topics {
+		params, ok := searchParams[t.Resource]
+		if t.URL == "" || !ok {
+			panic(fmt.Sprintf("fhirtest: topic %q needs a URL and a resource the fake stores", t.URL))
+		}
+		for _, p := range t.CanFilterBy {
+			if params[p] == nil {
+				panic(fmt.Sprintf("fhirtest: topic %q: the fake cannot filter %s by %s", t.URL, t.Resource, p))
+			}
+		}
+		if t.MaxContent != "" && !slices.Contains(contentLevels, t.MaxContent) {
+			panic(fmt.Sprintf("fhirtest: topic %q: maxContent %q", t.URL, t.MaxContent))
+		}
 	}
 }

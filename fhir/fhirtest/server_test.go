@@ -143,11 +143,11 @@ func TestServer_Faults(t *testing.T) {
 func TestNew_RefusesBadOptions(t *testing.T) {
 	t.Parallel()
 	for name, opts := range map[string]fhirtest.Options{
-		"NoVendor":          {},
-		"AidboxNotModelled": {Vendor: "aidbox-zen"},
-		"RootBase":          {Vendor: fhirtest.HAPI, BasePath: "/"},
-		"HeyDontoNoSite":    {Vendor: fhirtest.HeyDonto, BasePath: "/fhir"},
-		"BadLoginField":     {Vendor: fhirtest.HeyDonto, LoginField: "jwt"},
+		"NoVendor":             {},
+		"AidboxNewNotModelled": {Vendor: "aidbox"},
+		"RootBase":             {Vendor: fhirtest.HAPI, BasePath: "/"},
+		"HeyDontoNoSite":       {Vendor: fhirtest.HeyDonto, BasePath: "/fhir"},
+		"BadLoginField":        {Vendor: fhirtest.HeyDonto, LoginField: "jwt"},
 	} {
 		require.Panics(t, func() { fhirtest.NewHandler(opts) }, name)
 	}

@@ -151,6 +151,15 @@ func (s *Server) validateSubscription(x *exchange, w wireSubscription, create bo
 			return refuse(fmt.Sprintf("Subscription.channel.header[%d] is not in the form Name: value", i))
 		}
 	}
+	// Aidbox zen stores requested whatever was posted (its table says
+	// requested, its example posts active and gets requested back, C§1.2);
+	// the rest of its rules are validateBackport's.
+	if s.opts.Vendor == AidboxZen {
+		if w.Status != "requested" && w.Status != "active" {
+			return refuse("Subscription.status must be requested")
+		}
+		return "requested", response{}, true
+	}
 	// Criteria: HAPI wants "Type?params" and answers a bare type with this
 	// message (C§1.1, C-trap 5); Kodjin and HeyDonto take any search string
 	// (C§1.1: "any valid search string"). Every server parses the
@@ -245,10 +254,37 @@ func (s *Server) createSubscription(x *exchange) response {
 	}
 	res["status"] = status
 	delete(res, "error")
+	if s.opts.Vendor == AidboxZen {
+		return s.createTopicSubscription(x, res)
+	}
 	s.mu.Lock()
 	res["id"] = s.assignID()
 	r := s.put("Subscription", res)
 	s.mu.Unlock()
+	return s.written(x, http.StatusCreated, r)
+}
+
+// createTopicSubscription stores an Aidbox backport Subscription (the
+// client's id kept, as in seed 001) and sends the handshake once the 201 is
+// written (C§3, C-trap 9).
+func (s *Server) createTopicSubscription(x *exchange, res map[string]any) response {
+	ts, resp, ok := s.validateBackport(x, res)
+	if !ok {
+		return resp
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id, _ := res["id"].(string)
+	if id == "" {
+		id = s.assignID()
+		res["id"] = id
+	} else if _, exists := s.get("Subscription", id); exists {
+		return x.outcome(http.StatusConflict, "duplicate", "Subscription/"+id+" exists")
+	}
+	r := s.put("Subscription", res)
+	ts.lastSent = r.LastUpdated
+	s.topicSubs[s.key("Subscription", id)] = ts
+	s.runAfter(x, func() { s.handshake(id) })
 	return s.written(x, http.StatusCreated, r)
 }
 
@@ -257,6 +293,11 @@ func (s *Server) createSubscription(x *exchange) response {
 // a subscription requested again re-activates it (C§3: the client resets
 // error/off to requested).
 func (s *Server) updateSubscription(x *exchange, id string) response {
+	// Aidbox subscriptions cannot be modified: delete and recreate (C§3,
+	// C-trap 17).
+	if s.opts.Vendor == AidboxZen {
+		return x.outcome(http.StatusUnprocessableEntity, "processing", "Subscription cannot be modified: delete and recreate it")
+	}
 	w, res, resp, ok := x.decodeSubscription()
 	if !ok {
 		return resp
@@ -283,14 +324,19 @@ func (s *Server) updateSubscription(x *exchange, id string) response {
 
 // deleteSubscription is DELETE Subscription/<id>: HeyDonto answers 200
 // {"statusText":"OK","status":200} (C§1.1, C-trap 23), HAPI 200 with an
-// OperationOutcome, Kodjin 204. Pending retries are dropped.
+// OperationOutcome, Kodjin 204, Aidbox 200 with the resource. Pending
+// retries are dropped.
 func (s *Server) deleteSubscription(x *exchange, id string) response {
 	s.mu.Lock()
 	e := s.resources[s.key("Subscription", id)]
 	found := e != nil && !e.deleted
+	var last Resource
 	if found {
 		e.deleted = true
+		last = e.latest()
 		s.dropPending(e.versions[0].ID)
+		// Its events go with it (C§4, C-trap 28).
+		delete(s.topicSubs, s.key("Subscription", id))
 	}
 	s.mu.Unlock()
 	if !found {
@@ -301,6 +347,9 @@ func (s *Server) deleteSubscription(x *exchange, id string) response {
 		return x.json(http.StatusOK, map[string]any{"statusText": "OK", "status": 200})
 	case Kodjin:
 		return response{status: http.StatusNoContent}
+	case AidboxZen:
+		// Aidbox answers with the deleted resource (seed 001, C-trap 23).
+		return response{status: http.StatusOK, header: http.Header{"Content-Type": {s.contentType()}}, body: last.JSON}
 	}
 	return x.outcome(http.StatusOK, "informational", "Successfully deleted 1 resource(s)")
 }
