@@ -2,6 +2,7 @@ package fhirtest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -137,7 +138,7 @@ func (s *Server) validateBackport(x *exchange, res map[string]any) (*topicSub, r
 	if level < 0 {
 		return refuse("payload content must be empty, id-only or full-resource")
 	}
-	if level > slices.Index(contentLevels, cmpOr(ts.topic.MaxContent, "empty")) {
+	if level > slices.Index(contentLevels, cmp.Or(ts.topic.MaxContent, "empty")) {
 		return refuse("payload content " + ts.content + " exceeds the topic's maxContent")
 	}
 	for _, e := range extensions(ch, extHeartbeatPeriod) {
@@ -162,13 +163,6 @@ func (s *Server) validateBackport(x *exchange, res map[string]any) (*topicSub, r
 		}
 	}
 	return ts, response{}, true
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // extensions returns the extensions of el with url.

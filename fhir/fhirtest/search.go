@@ -342,9 +342,6 @@ func (s *Server) getPages(x *exchange) response {
 	if !ok {
 		return x.outcome(http.StatusGone, "not-found", "Search ID "+strconv.Quote(q.Get("_getpages"))+" does not exist and may have expired")
 	}
-	if len(results) == 0 {
-		return s.bundle(x, nil, 0, "")
-	}
 	end := min(offset+count, len(results))
 	next := ""
 	if end < len(results) {
