@@ -38,6 +38,7 @@ var layout = map[string]importRule{
 	"openimis/openimistest":    {project: []string{"openimis", "internal/upstreamtest"}, thirdParty: []string{"github.com/google/uuid"}},
 	"cht/chttest":              {project: []string{"cht", "internal/upstreamtest"}, thirdParty: []string{"github.com/google/uuid"}},
 	"openhim/openhimtest":      {project: []string{"openhim", "internal/upstreamtest"}},
+	"fhir/fhirtest":            {project: []string{"internal/upstreamtest"}},
 	"internal/upstreamtest":    {},
 	"internal/retryafter":      {},
 	"mediator/storetype":       {thirdParty: []string{"github.com/riverqueue/river"}},
