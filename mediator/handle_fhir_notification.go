@@ -98,7 +98,7 @@ func (a *api) takeNotification(ctx context.Context, src *source, n fhir.Notifica
 		return 0, nil
 	case fhir.KindPing:
 		if len(n.Events) == 0 {
-			return 0, a.store.Insert(ctx, sourceCatchupArgs{Source: src.Name})
+			return 0, a.store.Insert(ctx, sourceCatchupArgs{Source: src.Name, Ping: time.Now().Unix()})
 		}
 	}
 	received := 0

@@ -19,16 +19,25 @@ import (
 // since no subscription model delivers every event (§4).
 type sourceCatchupArgs struct {
 	Source string `json:"source"`
+	// Ping is the Unix second of the ping that asked for this search; 0
+	// for the periodic one. Pings within one second are one job (unique by
+	// args), and a job whose ping a later search already covered searches
+	// no more: a burst of pings is one search.
+	Ping int64 `json:"ping,omitempty"`
 }
 
 // Kind implements river.JobArgs.
 func (sourceCatchupArgs) Kind() string { return "fhir_catchup" }
 
 // InsertOpts implements river.JobArgsWithInsertOpts: one search per source
-// at a time, so that a burst of pings is one search.
+// queued at a time (and one per second of pings).
 func (sourceCatchupArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: queueMaintenance, UniqueOpts: uniqueWhileQueued}
+	return river.InsertOpts{Queue: queueMaintenance, UniqueOpts: uniquePerSource}
 }
+
+// uniquePerSource is uniqueWhileQueued for a job per source: unique by its
+// args (the source's name).
+var uniquePerSource = river.UniqueOpts{ByArgs: true, ByState: uniqueWhileQueued.ByState}
 
 // sourceCatchup searches the FHIR sources for the claim outcomes their
 // subscriptions did not bring.
@@ -58,6 +67,11 @@ func (w *sourceCatchupWorker) Work(ctx context.Context, job *river.Job[sourceCat
 		return nil // a source since removed from FHIR_SOURCES
 	}
 	ctx = jobLog(src.log, job.JobRow).Logger().WithContext(ctx)
+	// A search that started after the ping's second saw what it announced.
+	if p := job.Args.Ping; p > 0 && src.lastPoll.Load() >= time.Unix(p+1, 0).UnixNano() {
+		zerolog.Ctx(ctx).Debug().Msg("catch-up search for a ping: a later search already ran")
+		return nil
+	}
 	return periodicOutcome(ctx, job.Attempt, job.MaxAttempts, w.c.poll(ctx, src))
 }
 

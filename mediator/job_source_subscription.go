@@ -25,7 +25,7 @@ func (sourceSubscriptionArgs) Kind() string { return "fhir_subscription_upkeep" 
 // InsertOpts implements river.JobArgsWithInsertOpts: one upkeep per source
 // at a time.
 func (sourceSubscriptionArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: queueMaintenance, UniqueOpts: uniqueWhileQueued}
+	return river.InsertOpts{Queue: queueMaintenance, UniqueOpts: uniquePerSource}
 }
 
 // sourceTagSystem marks the subscriptions this mediator made (meta.tag,

@@ -460,8 +460,8 @@ func (m *Mediator) riverConfig() *river.Config {
 		// duplicates, so the claim or feedback would be lost.
 		CancelledJobRetentionPeriod: -1,
 		DiscardedJobRetentionPeriod: -1,
-		PeriodicJobs: periodic,
-		Logger: slog.New(zerolog.NewSlogHandler(m.log.With().Str("component", "river").Logger().Level(max(m.log.GetLevel(), zerolog.WarnLevel)))),
+		PeriodicJobs:                periodic,
+		Logger:                      slog.New(zerolog.NewSlogHandler(m.log.With().Str("component", "river").Logger().Level(max(m.log.GetLevel(), zerolog.WarnLevel)))),
 	}
 }
 
