@@ -32,6 +32,8 @@ type Metrics struct {
 	requests    *prometheus.CounterVec
 	state       *stateCollector
 	upstream    *prometheus.HistogramVec
+
+	feedbackEdits prometheus.Counter
 }
 
 // NewMetrics creates the series and registers the Go and process collectors.
@@ -92,6 +94,11 @@ func NewMetrics() *Metrics {
 	}
 	mt.registry.MustRegister(mt.requests, mt.jobs, mt.jobDuration, mt.upstream, mt.logins, mt.authFails, mt.state,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mt.feedbackEdits = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mediator_feedback_edits_total",
+		Help: "CHT feedback reports pushed again with changed answers after they were received (an edit in the CHT). The edit is not delivered: openIMIS keeps the first feedback of a claim.",
+	})
+	mt.registry.MustRegister(mt.feedbackEdits)
 	return mt
 }
 
@@ -156,6 +163,12 @@ func operationPath(p string) string {
 // authFailure counts one request refused for its credentials.
 func (mt *Metrics) authFailure(reason string) {
 	mt.authFails.WithLabelValues(reason).Inc()
+}
+
+// feedbackEdit counts one feedback report received again with changed
+// answers.
+func (mt *Metrics) feedbackEdit() {
+	mt.feedbackEdits.Inc()
 }
 
 // request counts one answered request.

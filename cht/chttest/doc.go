@@ -28,6 +28,11 @@
 //   - Unknown paths, and paths with a trailing slash, are proxied to CouchDB
 //     by the real API; here they answer CouchDB's 404 after authentication.
 //
+// OutboundPusher is the other direction: the CHT's outbound push of a
+// claims_feedback report to the mediator, with its 10 s abort, its queue
+// retried by a 5-minute schedule (driven by the test with RunSchedule), and
+// the same doc._id pushed again after an edit (§4, traps 11 and 12).
+//
 // Not modelled: transitions (reports get no doc.contact, people no
 // shortcode), permissions (the one user may do everything), phone
 // normalisation, the form-encoded (SMS) records variant, inline place

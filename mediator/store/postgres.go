@@ -24,8 +24,12 @@ CREATE TABLE IF NOT EXISTS mediator_receipt (
 	received_at  timestamptz NOT NULL DEFAULT now(),
 	delivered_at timestamptz,
 	result       text,
+	digest       text,
 	PRIMARY KEY (kind, key)
 );
+-- Stores created before receipts kept a digest: old receipts keep NULL
+-- (unknown).
+ALTER TABLE mediator_receipt ADD COLUMN IF NOT EXISTS digest text;
 CREATE TABLE IF NOT EXISTS mediator_person (
 	insuree_uuid text PRIMARY KEY,
 	person_id    text NOT NULL,
@@ -128,29 +132,46 @@ func (p *Postgres) StartQueue(ctx context.Context, cfg *river.Config) error {
 
 // Enqueue implements storetype.Store.
 func (p *Postgres) Enqueue(ctx context.Context, kind, key string, args river.JobArgs) (bool, error) {
+	inserted, _, err := p.EnqueueDigest(ctx, kind, key, "", args)
+	return inserted, err
+}
+
+// EnqueueDigest implements storetype.Store. When another transaction is
+// inserting the same receipt, the insert waits for it; the digest read
+// after it is then the one that transaction committed.
+func (p *Postgres) EnqueueDigest(ctx context.Context, kind, key, digest string, args river.JobArgs) (bool, string, error) {
 	client := p.queue()
 	if client == nil {
-		return false, errNoQueue
+		return false, "", errNoQueue
 	}
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
-		return false, fmt.Errorf("store: begin: %w", err)
+		return false, "", fmt.Errorf("store: begin: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
-	tag, err := tx.Exec(ctx, `INSERT INTO mediator_receipt (kind, key) VALUES ($1, $2) ON CONFLICT DO NOTHING`, kind, key)
+	tag, err := tx.Exec(ctx, `INSERT INTO mediator_receipt (kind, key, digest) VALUES ($1, $2, NULLIF($3, '')) ON CONFLICT DO NOTHING`,
+		kind, key, digest)
 	if err != nil {
-		return false, fmt.Errorf("store: record receipt: %w", err)
+		return false, "", fmt.Errorf("store: record receipt: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
-		return false, nil
+		if digest == "" {
+			return false, "", nil // an intake without a digest compares nothing
+		}
+		var previous string
+		if err := tx.QueryRow(ctx, `SELECT coalesce(digest, '') FROM mediator_receipt WHERE kind = $1 AND key = $2`,
+			kind, key).Scan(&previous); err != nil {
+			return false, "", fmt.Errorf("store: read receipt: %w", err)
+		}
+		return false, previous, nil
 	}
 	if _, err := client.InsertTx(ctx, tx, args, nil); err != nil {
-		return false, fmt.Errorf("store: insert job: %w", err)
+		return false, "", fmt.Errorf("store: insert job: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return false, fmt.Errorf("store: commit: %w", err)
+		return false, "", fmt.Errorf("store: commit: %w", err)
 	}
-	return true, nil
+	return true, "", nil
 }
 
 // Delivered implements storetype.Store.

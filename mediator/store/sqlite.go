@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS mediator_receipt (
 	received_at  TEXT NOT NULL,
 	delivered_at TEXT,
 	result       TEXT,
+	digest       TEXT,
 	PRIMARY KEY (kind, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS mediator_person (
@@ -106,7 +107,35 @@ func (s *SQLite) migrate(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, sqliteSchema); err != nil {
 		return fmt.Errorf("mediator tables: %w", err)
 	}
+	if err := s.addReceiptDigest(ctx); err != nil {
+		return fmt.Errorf("mediator tables: %w", err)
+	}
 	return nil
+}
+
+// addReceiptDigest upgrades a store created before receipts kept a digest:
+// it adds the column, which old receipts leave NULL (unknown). The check and
+// the change share one write transaction, so two processes opening the file
+// at once (a server and an operator command) cannot both add it, and a
+// crash leaves the table either as it was or upgraded.
+func (s *SQLite) addReceiptDigest(ctx context.Context) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	var n int
+	if err := tx.QueryRowContext(ctx,
+		`SELECT count(*) FROM pragma_table_info('mediator_receipt') WHERE name = 'digest'`).Scan(&n); err != nil {
+		return fmt.Errorf("read the receipt columns: %w", err)
+	}
+	if n == 1 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `ALTER TABLE mediator_receipt ADD COLUMN digest TEXT`); err != nil {
+		return fmt.Errorf("add the receipt digest: %w", err)
+	}
+	return tx.Commit()
 }
 
 // StartQueue implements storetype.Store. A client that works jobs first locks
@@ -148,10 +177,17 @@ func (s *SQLite) StartQueue(ctx context.Context, cfg *river.Config) error {
 // concurrent senders be acknowledged quickly. Each request is still
 // answered only after the commit that holds it.
 func (s *SQLite) Enqueue(ctx context.Context, kind, key string, args river.JobArgs) (bool, error) {
+	inserted, _, err := s.EnqueueDigest(ctx, kind, key, "", args)
+	return inserted, err
+}
+
+// EnqueueDigest implements storetype.Store, in the group commit of Enqueue.
+func (s *SQLite) EnqueueDigest(ctx context.Context, kind, key, digest string, args river.JobArgs) (bool, string, error) {
 	if s.queue() == nil {
-		return false, errNoQueue
+		return false, "", errNoQueue
 	}
-	return s.write(ctx, writeRequest{kind: kind, key: key, args: args})
+	res, err := s.write(ctx, writeRequest{kind: kind, key: key, digest: digest, args: args})
+	return res.inserted, res.previous, err
 }
 
 // MarkDelivered implements storetype.Store. Once the queue runs, delivery
@@ -166,22 +202,22 @@ func (s *SQLite) MarkDelivered(ctx context.Context, kind, key, result string) er
 }
 
 // write hands a request to the batcher and waits for its commit.
-func (s *SQLite) write(ctx context.Context, req writeRequest) (bool, error) {
+func (s *SQLite) write(ctx context.Context, req writeRequest) (writeResult, error) {
 	req.done = make(chan writeResult, 1)
 	select {
 	case s.writes <- req:
 	case <-ctx.Done():
-		return false, ctx.Err()
+		return writeResult{}, ctx.Err()
 	case <-s.closed:
-		return false, errClosed
+		return writeResult{}, errClosed
 	}
 	select {
 	case res := <-req.done:
-		return res.inserted, res.err
+		return res, res.err
 	case <-ctx.Done():
 		// The batch may still commit: a repeated intake is then a
 		// duplicate, a repeated delivery record the same record.
-		return false, ctx.Err()
+		return writeResult{}, ctx.Err()
 	}
 }
 
@@ -192,15 +228,19 @@ const maxWriteBatch = 256
 // or a delivery record (args is nil).
 type writeRequest struct {
 	args   river.JobArgs
+	digest string
 	done   chan writeResult
 	kind   string
 	key    string
 	result string
 }
 
+// writeResult is the outcome of one request: for an intake whose receipt
+// existed, previous is the digest recorded in it.
 type writeResult struct {
 	err      error
 	inserted bool
+	previous string
 }
 
 // batchWrites commits the waiting requests together until the store closes.
@@ -222,16 +262,22 @@ func (s *SQLite) batchWrites(client *river.Client[*sql.Tx]) {
 				break collect
 			}
 		}
-		inserted, err := s.writeBatch(client, batch)
+		results, err := s.writeBatch(client, batch)
 		for i, req := range batch {
-			req.done <- writeResult{inserted: err == nil && inserted[i], err: err}
+			if err != nil {
+				req.done <- writeResult{err: err}
+				continue
+			}
+			req.done <- results[i]
 		}
 	}
 }
 
 // writeBatch records the receipts, inserts the jobs of the new ones and
-// records the deliveries in one transaction.
-func (s *SQLite) writeBatch(client *river.Client[*sql.Tx], batch []writeRequest) ([]bool, error) {
+// records the deliveries in one transaction. An intake whose receipt exists
+// reads the digest recorded in it; a receipt inserted earlier in the same
+// batch is read too, so a repeat within one batch is a repeat like any other.
+func (s *SQLite) writeBatch(client *river.Client[*sql.Tx], batch []writeRequest) ([]writeResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -239,7 +285,7 @@ func (s *SQLite) writeBatch(client *river.Client[*sql.Tx], batch []writeRequest)
 		return nil, fmt.Errorf("store: begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	inserted := make([]bool, len(batch))
+	results := make([]writeResult, len(batch))
 	var params []river.InsertManyParams
 	at := now()
 	for i, req := range batch {
@@ -250,16 +296,27 @@ func (s *SQLite) writeBatch(client *river.Client[*sql.Tx], batch []writeRequest)
 			continue
 		}
 		res, err := tx.ExecContext(ctx,
-			`INSERT INTO mediator_receipt (kind, key, received_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
-			req.kind, req.key, at)
+			`INSERT INTO mediator_receipt (kind, key, received_at, digest) VALUES (?, ?, ?, NULLIF(?, '')) ON CONFLICT DO NOTHING`,
+			req.kind, req.key, at, req.digest)
 		if err != nil {
 			return nil, fmt.Errorf("store: record receipt: %w", err)
 		}
-		if n, err := res.RowsAffected(); err != nil {
+		n, err := res.RowsAffected()
+		if err != nil {
 			return nil, fmt.Errorf("store: record receipt: %w", err)
-		} else if n == 1 {
-			inserted[i] = true
+		}
+		if n == 1 {
+			results[i].inserted = true
 			params = append(params, river.InsertManyParams{Args: req.args})
+			continue
+		}
+		if req.digest == "" {
+			continue // an intake without a digest compares nothing
+		}
+		if err := tx.QueryRowContext(ctx,
+			`SELECT coalesce(digest, '') FROM mediator_receipt WHERE kind = ? AND key = ?`,
+			req.kind, req.key).Scan(&results[i].previous); err != nil {
+			return nil, fmt.Errorf("store: read receipt: %w", err)
 		}
 	}
 	if len(params) > 0 {
@@ -270,7 +327,7 @@ func (s *SQLite) writeBatch(client *river.Client[*sql.Tx], batch []writeRequest)
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("store: commit: %w", err)
 	}
-	return inserted, nil
+	return results, nil
 }
 
 // QueueStats implements storetype.Store.

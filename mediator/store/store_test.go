@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
@@ -294,4 +296,143 @@ func TestBackup_WhileTheStoreIsInUse(t *testing.T) {
 	require.Len(t, jobs, 20, "the jobs are in the backup")
 
 	require.ErrorIs(t, store.Backup(ctx, "postgres://u@127.0.0.1/db", filepath.Join(t.TempDir(), "x")), store.ErrBackupPostgres)
+}
+
+func TestStore_EnqueueDigest(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		s := openStore(t, url)
+		defer s.Close()
+
+		inserted, previous, err := s.EnqueueDigest(ctx, "feedback", "doc-1", "digest-a", testArgs{N: 1})
+		require.NoError(t, err)
+		require.True(t, inserted)
+		require.Empty(t, previous)
+
+		inserted, previous, err = s.EnqueueDigest(ctx, "feedback", "doc-1", "digest-b", testArgs{N: 2})
+		require.NoError(t, err)
+		require.False(t, inserted, "a repeat is not queued again")
+		require.Equal(t, "digest-a", previous, "the digest of what was received first")
+
+		inserted, previous, err = s.EnqueueDigest(ctx, "feedback", "doc-1", "digest-a", testArgs{N: 3})
+		require.NoError(t, err)
+		require.False(t, inserted)
+		require.Equal(t, "digest-a", previous, "a repeat does not replace the digest")
+
+		inserted, err = s.Enqueue(ctx, "claim", "c-1", testArgs{})
+		require.NoError(t, err)
+		require.True(t, inserted)
+		inserted, previous, err = s.EnqueueDigest(ctx, "claim", "c-1", "digest-c", testArgs{})
+		require.NoError(t, err)
+		require.False(t, inserted)
+		require.Empty(t, previous, "a receipt recorded without a digest says nothing")
+
+		require.NoError(t, s.MarkDelivered(ctx, "feedback", "doc-1", "Communication/1"))
+		_, previous, err = s.EnqueueDigest(ctx, "feedback", "doc-1", "digest-b", testArgs{})
+		require.NoError(t, err)
+		require.Equal(t, "digest-a", previous, "the delivery record keeps the digest")
+
+		jobs, err := s.ListJobs(ctx, storetype.JobFilter{Limit: 10})
+		require.NoError(t, err)
+		require.Len(t, jobs, 2, "one job per receipt")
+	})
+}
+
+// Concurrent repeats of one key share SQLite's group commit or race on
+// PostgreSQL's unique key: one is inserted, every other reads its digest.
+func TestStore_EnqueueDigestConcurrentRepeats(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		s := openStore(t, url)
+		defer s.Close()
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var inserted []string
+		previous := map[string]int{}
+		for i := range 10 {
+			digest := fmt.Sprintf("digest-%d", i)
+			wg.Go(func() {
+				ok, prev, err := s.EnqueueDigest(ctx, "feedback", "same", digest, testArgs{})
+				require.NoError(t, err)
+				mu.Lock()
+				defer mu.Unlock()
+				if ok {
+					inserted = append(inserted, digest)
+				} else {
+					previous[prev]++
+				}
+			})
+		}
+		wg.Wait()
+		require.Len(t, inserted, 1)
+		require.Equal(t, map[string]int{inserted[0]: 9}, previous, "every repeat read the digest of the one inserted")
+	})
+}
+
+// oldSQLiteReceipt and oldPostgresReceipt are mediator_receipt, with one
+// delivered receipt, as stores created before receipts kept a digest have it.
+const (
+	oldSQLiteReceipt = `CREATE TABLE mediator_receipt (
+	kind TEXT NOT NULL, key TEXT NOT NULL, received_at TEXT NOT NULL, delivered_at TEXT, result TEXT,
+	PRIMARY KEY (kind, key)) WITHOUT ROWID;
+INSERT INTO mediator_receipt (kind, key, received_at, delivered_at, result)
+VALUES ('feedback', 'old-doc', '2025-01-01T00:00:00Z', '2025-01-01T00:00:01Z', 'Communication/7');`
+	oldPostgresReceipt = `CREATE TABLE mediator_receipt (
+	kind text NOT NULL, key text NOT NULL, received_at timestamptz NOT NULL DEFAULT now(),
+	delivered_at timestamptz, result text, PRIMARY KEY (kind, key));
+INSERT INTO mediator_receipt (kind, key, delivered_at, result) VALUES ('feedback', 'old-doc', now(), 'Communication/7');`
+)
+
+// A store created before receipts kept a digest is upgraded in place when
+// it opens: its receipts are kept, with an unknown digest, and new ones get
+// theirs.
+func TestStore_UpgradesReceiptsWithoutDigest(t *testing.T) {
+	t.Parallel()
+	t.Run("SQLite", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "old.db")
+		db, err := sql.Open("sqlite", "file:"+path)
+		require.NoError(t, err)
+		_, err = db.Exec(oldSQLiteReceipt)
+		require.NoError(t, err)
+		require.NoError(t, db.Close())
+		testUpgradesReceipts(t, "sqlite://"+path)
+	})
+	t.Run("PostgreSQL", func(t *testing.T) {
+		t.Parallel()
+		url := storetest.PostgresURL(t)
+		conn, err := pgx.Connect(context.Background(), url)
+		require.NoError(t, err)
+		_, err = conn.Exec(context.Background(), oldPostgresReceipt)
+		require.NoError(t, err)
+		require.NoError(t, conn.Close(context.Background()))
+		testUpgradesReceipts(t, url)
+	})
+}
+
+func testUpgradesReceipts(t *testing.T, url string) {
+	ctx := context.Background()
+	for start := range 2 { // the second start finds the store upgraded
+		s := openStore(t, url)
+		result, ok, err := s.Delivered(ctx, "feedback", "old-doc")
+		require.NoError(t, err)
+		require.True(t, ok, "start %d: the old receipt is kept", start)
+		require.Equal(t, "Communication/7", result)
+
+		inserted, previous, err := s.EnqueueDigest(ctx, "feedback", "old-doc", "digest-new", testArgs{})
+		require.NoError(t, err)
+		require.False(t, inserted, "start %d: the old receipt still answers a repeat", start)
+		require.Empty(t, previous, "start %d: an old receipt's digest is unknown", start)
+
+		inserted, previous, err = s.EnqueueDigest(ctx, "feedback", fmt.Sprint("new-doc-", start), "digest-1", testArgs{})
+		require.NoError(t, err)
+		require.True(t, inserted)
+		require.Empty(t, previous)
+		_, previous, err = s.EnqueueDigest(ctx, "feedback", fmt.Sprint("new-doc-", start), "digest-2", testArgs{})
+		require.NoError(t, err)
+		require.Equal(t, "digest-1", previous, "start %d: new receipts keep their digest", start)
+		require.NoError(t, s.Close())
+	}
 }

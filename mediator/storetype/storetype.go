@@ -34,6 +34,12 @@ type Store interface {
 	// transaction. It reports false, inserting nothing, when the receipt
 	// exists: the notification was received before.
 	Enqueue(ctx context.Context, kind, key string, args river.JobArgs) (bool, error)
+	// EnqueueDigest is Enqueue that also records digest, a fingerprint of
+	// what was received, in the receipt. When the receipt exists it reports
+	// false, inserting nothing, with the digest recorded in it: "" when it
+	// was recorded without one (by Enqueue, or before receipts kept
+	// digests), which says nothing about what was received then.
+	EnqueueDigest(ctx context.Context, kind, key, digest string, args river.JobArgs) (inserted bool, previous string, err error)
 	// Insert inserts a job that has no receipt, such as an upkeep job run
 	// on demand; its args' InsertOpts make it unique where it must be.
 	Insert(ctx context.Context, args river.JobArgs) error
