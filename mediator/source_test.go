@@ -287,9 +287,11 @@ func TestSource_CallbackAnswers(t *testing.T) {
 		}
 	}
 	b.waitReports(t, "cr-put", 1)
-	_, ok, err := b.store.Delivered(context.Background(), "fhir_claim", "kodjin/claimresponse/cr-put")
-	require.NoError(t, err)
-	require.True(t, ok)
+	require.Eventually(t, func() bool {
+		_, ok, err := b.store.Delivered(context.Background(), "fhir_claim", "kodjin/claimresponse/cr-put")
+		require.NoError(t, err)
+		return ok
+	}, 15*time.Second, 10*time.Millisecond, "the delivery is recorded under the source's key")
 }
 
 // do sends a request to the mediator under test.
