@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -317,4 +318,29 @@ func (b *testBundle) do(t testing.TB, method, path, contentType string, body []b
 func (b *testBundle) get(t testing.TB, path string) response {
 	t.Helper()
 	return b.do(t, http.MethodGet, path, "", nil, false)
+}
+
+// Kodjin (K7): a subscription that ends within 30 days is renewed, by PUT,
+// before it ends.
+func TestSource_RenewsBeforeTheEnd(t *testing.T) {
+	t.Parallel()
+	kodjin := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.Kodjin})
+	var offset atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	b := setup(t, setupOpts{edit: func(o *mediator.Options) {
+		withSources(t, sourceSetup{name: "kodjin", fake: kodjin, vendor: fhir.VendorKodjin,
+			edit: func(s *mediator.Source) { s.PollInterval = 200 * time.Millisecond }})(o)
+		o.Now = now
+		o.SubscriptionEnd = func(t time.Time) time.Time { return t.Add(40 * 24 * time.Hour) }
+	}})
+	sub := waitSubscription(t, kodjin, "active")
+	require.WithinDuration(t, time.Now().Add(40*24*time.Hour), sub.End, time.Minute)
+
+	offset.Store(int64(11 * 24 * time.Hour)) // 29 days left
+	require.Eventually(t, func() bool {
+		s, ok := kodjin.Subscription(sub.ID)
+		return ok && s.End.After(sub.End.Add(10*24*time.Hour))
+	}, 15*time.Second, 10*time.Millisecond, "renewed in place with a later end")
+	require.Len(t, kodjin.Subscriptions(), 1)
+	b.waitLog(t, "source subscription repaired", "it ends")
 }
