@@ -60,6 +60,9 @@ var layout = map[string]importRule{
 		thirdParty: []string{"github.com/spf13/viper"},
 	},
 	"cmd/loadgen": {project: []string{"openimis/openimistest", "cht/chttest"}},
+	// deploy holds the Prometheus rules and the Grafana dashboard; its
+	// package is only their tests.
+	"deploy": {},
 }
 
 // TestLayout_ImportsFollowTheArrows checks every package's imports (test

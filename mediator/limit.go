@@ -71,11 +71,14 @@ const (
 	// concurrency an upstream refused at; after it, the limit probes above
 	// again, in case the upstream got more capacity.
 	holdAfterRefusal = 30 * time.Second
+	// minLimit is the lowest a limit goes: one request at a time (not to be
+	// confused with the latency floor).
+	minLimit = 1
 )
 
 // NewUpstreamLimit returns a limit that adapts between 1 and ceiling.
 func NewUpstreamLimit(ceiling int) *UpstreamLimit {
-	ceiling = max(ceiling, 1)
+	ceiling = max(ceiling, minLimit)
 	return &UpstreamLimit{
 		ceiling: float64(ceiling),
 		limit:   float64(min(ceiling, initialLimit)),
@@ -89,6 +92,10 @@ func (l *UpstreamLimit) Limit() int {
 	defer l.mu.Unlock()
 	return int(l.limit)
 }
+
+// Min returns the lowest the limit goes: a limit pinned at its minimum means the
+// upstream keeps signalling overload.
+func (l *UpstreamLimit) Min() int { return minLimit }
 
 // Inflight returns how many requests hold a permit.
 func (l *UpstreamLimit) Inflight() int {
@@ -148,7 +155,7 @@ func (l *UpstreamLimit) release(sent time.Time, rtt time.Duration, o loadSignal)
 	case signalOverload:
 		if !sent.Before(l.lastDecrease) {
 			// Those still in flight were all the upstream took.
-			l.refusedAt, l.holdUntil = max(1, float64(l.inflight)), now.Add(holdAfterRefusal)
+			l.refusedAt, l.holdUntil = max(minLimit, float64(l.inflight)), now.Add(holdAfterRefusal)
 		}
 		l.decrease(sent, backoffOverload)
 	case signalOK:
@@ -174,7 +181,7 @@ func (l *UpstreamLimit) decrease(sent time.Time, factor float64) {
 	if sent.Before(l.lastDecrease) {
 		return
 	}
-	l.limit = max(1, l.limit*factor)
+	l.limit = max(minLimit, l.limit*factor)
 	l.lastDecrease = l.now()
 }
 

@@ -326,6 +326,14 @@ func New(opts Options) (*Mediator, error) {
 		paused:       m.paused,
 		loginFailing: func() bool { return opts.OpenIMIS.LoginFailure() != nil },
 		sources:      m.sources,
+		// The jobs that wait for an operator when they fail: their series
+		// exist from the start, so that an alert sees the first failure.
+		kinds:           []string{kindClaim, kindFeedback},
+		subscriptionEnd: m.subscriptions.endTime,
+		pollInterval:    m.catchup.interval,
+		heartbeatFailing: func() bool {
+			return m.openhim != nil && m.openhim.heartbeatFailing.Load()
+		},
 	})
 	apiUser, apiPass := opts.acceptedCredentials()
 	m.handler = (&api{

@@ -91,6 +91,22 @@ func NewMetrics() *Metrics {
 			"Start of a FHIR source's last complete catch-up search (0: none yet in this process).", []string{"source"}, nil),
 		sourceHeard: prometheus.NewDesc("mediator_source_last_heard_timestamp_seconds",
 			"When a FHIR source last called the callback, with anything (0: not yet in this process).", []string{"source"}, nil),
+		operator: operatorDescs{
+			failed: prometheus.NewDesc("mediator_failed_jobs",
+				"Jobs kept as failed (permanent error, or out of attempts) until an operator retries them, by kind.", []string{"kind"}, nil),
+			storeUp: prometheus.NewDesc("mediator_store_up",
+				"1 when the store answered this scrape's queue query, 0 when it did not.", nil, nil),
+			subscriptionEnd: prometheus.NewDesc("mediator_openimis_subscription_end_timestamp_seconds",
+				"End of the openIMIS Claim subscription in use (0: none known to this process).", nil, nil),
+			pollInterval: prometheus.NewDesc("mediator_catchup_interval_seconds",
+				"Period of the catch-up poll (0: polling off).", nil, nil),
+			openhimState: prometheus.NewDesc("mediator_openhim_state",
+				"1 for the current OpenHIM registration state: disabled, registering or registered.", []string{"state"}, nil),
+			heartbeatFailing: prometheus.NewDesc("mediator_openhim_heartbeat_failing",
+				"1 while the latest OpenHIM heartbeat failed.", nil, nil),
+			limitMin: prometheus.NewDesc("mediator_upstream_concurrency_limit_min",
+				"Lowest the adaptive concurrency limit of an upstream goes: a limit pinned there means the upstream keeps signalling overload.", []string{"system"}, nil),
+		},
 	}
 	mt.registry.MustRegister(mt.requests, mt.jobs, mt.jobDuration, mt.upstream, mt.logins, mt.authFails, mt.state,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -218,6 +234,13 @@ type stateReaders struct {
 	paused       func() map[string]upstreamPause
 	loginFailing func() bool
 	sources      *sources
+
+	// kinds are the job kinds whose depth and failed count are reported even
+	// while the store holds none of them.
+	kinds            []string
+	subscriptionEnd  func() time.Time
+	pollInterval     func() time.Duration
+	heartbeatFailing func() bool
 }
 
 // observe makes the state gauges (queue depth and oldest job age,
@@ -232,10 +255,23 @@ type stateCollector struct {
 	depth, oldest, subscription, lastPoll, openhim *prometheus.Desc
 	limit, inflight, paused, loginFailing          *prometheus.Desc
 	sourceState, sourcePoll, sourceHeard           *prometheus.Desc
+	operator                                       operatorDescs
+}
+
+// operatorDescs are the series the alerting rules in deploy/prometheus need
+// beyond the others: what waits for an operator, and the state of the
+// store, the subscription, the catch-up poll and the OpenHIM link.
+type operatorDescs struct {
+	failed, storeUp, subscriptionEnd, pollInterval *prometheus.Desc
+	openhimState, heartbeatFailing, limitMin       *prometheus.Desc
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.depth, c.oldest, c.subscription, c.lastPoll, c.openhim, c.limit, c.inflight, c.paused, c.loginFailing, c.sourceState, c.sourcePoll, c.sourceHeard} {
+		ch <- d
+	}
+	o := c.operator
+	for _, d := range []*prometheus.Desc{o.failed, o.storeUp, o.subscriptionEnd, o.pollInterval, o.openhimState, o.heartbeatFailing, o.limitMin} {
 		ch <- d
 	}
 }
@@ -247,17 +283,34 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if stats, err := r.queue(ctx); err == nil {
+	stats, err := r.queue(ctx)
+	if err == nil {
 		oldest := 0.0
+		for _, kind := range r.kinds {
+			if _, ok := stats[kind]; !ok {
+				stats[kind] = storetype.QueueStat{}
+			}
+		}
 		for kind, s := range stats {
 			ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(s.Depth), kind)
+			ch <- prometheus.MustNewConstMetric(c.operator.failed, prometheus.GaugeValue, float64(s.Failed), kind)
 			if !s.Oldest.IsZero() {
 				oldest = max(oldest, time.Since(s.Oldest).Seconds())
 			}
 		}
 		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, oldest)
 	}
-	ch <- prometheus.MustNewConstMetric(c.subscription, prometheus.GaugeValue, 1, r.subscription())
+	c.collectOperator(ch, r, err == nil)
+	// A state set: every state is present, 1 for the current one, so that a
+	// rule can tell a missing state from a missing series.
+	current := r.subscription()
+	for _, state := range []string{subscriptionActive, subscriptionRefused, subscriptionFailing, subscriptionDisabled, subscriptionUnknown} {
+		v := 0.0
+		if state == current {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.subscription, prometheus.GaugeValue, v, state)
+	}
 	last := 0.0
 	if t := r.lastPoll(); !t.IsZero() {
 		last = float64(t.UnixNano()) / 1e9
@@ -309,4 +362,40 @@ func unixSeconds(ns int64) float64 {
 		return 0
 	}
 	return float64(ns) / 1e9
+}
+
+// collectOperator sends the operatorDescs series; storeAnswered says whether
+// the store answered this scrape's queue query.
+func (c *stateCollector) collectOperator(ch chan<- prometheus.Metric, r *stateReaders, storeAnswered bool) {
+	o := c.operator
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	flag := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	gauge(o.storeUp, flag(storeAnswered))
+	if r.subscriptionEnd != nil {
+		end := 0.0
+		if t := r.subscriptionEnd(); !t.IsZero() {
+			end = float64(t.UnixNano()) / 1e9
+		}
+		gauge(o.subscriptionEnd, end)
+	}
+	if r.pollInterval != nil {
+		gauge(o.pollInterval, r.pollInterval().Seconds())
+	}
+	state := r.openhim()
+	for _, s := range []string{openHIMDisabled, openHIMRegistering, openHIMRegistered} {
+		gauge(o.openhimState, flag(s == state), s)
+	}
+	if r.heartbeatFailing != nil {
+		gauge(o.heartbeatFailing, flag(r.heartbeatFailing()))
+	}
+	for system, l := range r.limits {
+		gauge(o.limitMin, float64(l.Min()), system)
+	}
 }

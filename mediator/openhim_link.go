@@ -65,6 +65,9 @@ type openHIMLink struct {
 	setPollInterval func(time.Duration)
 
 	current atomic.Value // string: the registration state, for /ready
+	// heartbeatFailing is true while the latest heartbeat failed, for
+	// /metrics.
+	heartbeatFailing atomic.Bool
 	// applied is the runtime config last applied, by key (run's goroutine
 	// only).
 	applied map[string]any
@@ -199,11 +202,13 @@ func (l *openHIMLink) heartbeat(ctx context.Context) bool {
 				log.Warn().Err(err).Msg("OpenHIM heartbeat failed")
 			}
 			failing = true
+			l.heartbeatFailing.Store(true)
 		default:
 			if failing {
 				log.Info().Msg("OpenHIM heartbeat recovered")
 			}
 			failing = false
+			l.heartbeatFailing.Store(false)
 			if force {
 				lastForced = now
 			}

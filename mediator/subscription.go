@@ -58,6 +58,18 @@ type subscriptions struct {
 	pollInterval func() time.Duration
 
 	current atomic.Value // string: the state, for /metrics
+	// endAt is the end of the subscription in use (Unix ns; 0: none known),
+	// for /metrics.
+	endAt atomic.Int64
+}
+
+// endTime returns the end of the subscription in use; zero when none is
+// known (not checked yet in this process, refused, or disabled).
+func (s *subscriptions) endTime() time.Time {
+	if ns := s.endAt.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 // state returns the subscription's state.
@@ -102,6 +114,7 @@ func (w *subscriptionWorker) Work(ctx context.Context, job *river.Job[subscripti
 		return periodicOutcome(ctx, job.Attempt, job.MaxAttempts, err)
 	} else if disabled {
 		s.current.Store(subscriptionDisabled)
+		s.endAt.Store(0)
 		log.Debug().Msg("subscription disabled by an operator; leaving openIMIS alone")
 		return nil
 	}
@@ -117,6 +130,7 @@ func (w *subscriptionWorker) Work(ctx context.Context, job *river.Job[subscripti
 		// (docs/upstreams/openimis.md trap 1). The next periodic run tries
 		// again; until then only catch-up polling brings claims.
 		ev, msg := log.Warn(), "openIMIS refused the Claim subscription; claims arrive only through catch-up polling"
+		s.endAt.Store(0)
 		if s.current.Swap(subscriptionRefused) == subscriptionRefused {
 			ev = log.Debug() // said once is enough
 		}
@@ -207,6 +221,9 @@ func (s *subscriptions) ensure(ctx context.Context, force bool) error {
 	}
 	if err := s.store.SetSetting(ctx, settingSubscriptionID, keep.ID); err != nil {
 		return err
+	}
+	if end, err := time.Parse(time.RFC3339Nano, keep.End); err == nil {
+		s.endAt.Store(end.UnixNano())
 	}
 	for _, sub := range stale {
 		if err := s.oi.DeleteSubscription(ctx, sub.ID); err != nil {

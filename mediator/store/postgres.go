@@ -255,9 +255,12 @@ ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value)
 // QueueStats implements storetype.Store.
 func (p *Postgres) QueueStats(ctx context.Context) (map[string]storetype.QueueStat, error) {
 	rows, err := p.pool.Query(ctx, `
-SELECT kind, count(*), min(created_at)
+SELECT kind,
+       count(*) FILTER (WHERE state NOT IN ('cancelled', 'discarded')),
+       min(created_at) FILTER (WHERE state NOT IN ('cancelled', 'discarded')),
+       count(*) FILTER (WHERE state IN ('cancelled', 'discarded'))
 FROM river_job
-WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
+WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled', 'cancelled', 'discarded')
 GROUP BY kind`)
 	if err != nil {
 		return nil, fmt.Errorf("store: queue stats: %w", err)
@@ -267,8 +270,12 @@ GROUP BY kind`)
 	for rows.Next() {
 		var kind string
 		var st storetype.QueueStat
-		if err := rows.Scan(&kind, &st.Depth, &st.Oldest); err != nil {
+		var oldest *time.Time
+		if err := rows.Scan(&kind, &st.Depth, &oldest, &st.Failed); err != nil {
 			return nil, fmt.Errorf("store: queue stats: %w", err)
+		}
+		if oldest != nil {
+			st.Oldest = *oldest
 		}
 		stats[kind] = st
 	}

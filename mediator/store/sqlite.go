@@ -333,9 +333,12 @@ func (s *SQLite) writeBatch(client *river.Client[*sql.Tx], batch []writeRequest)
 // QueueStats implements storetype.Store.
 func (s *SQLite) QueueStats(ctx context.Context) (map[string]storetype.QueueStat, error) {
 	rows, err := s.db.QueryContext(ctx, `
-SELECT kind, count(*), CAST(strftime('%s', min(created_at)) AS INTEGER)
+SELECT kind,
+       count(*) FILTER (WHERE state NOT IN ('cancelled', 'discarded')),
+       CAST(strftime('%s', min(created_at) FILTER (WHERE state NOT IN ('cancelled', 'discarded'))) AS INTEGER),
+       count(*) FILTER (WHERE state IN ('cancelled', 'discarded'))
 FROM river_job
-WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled')
+WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled', 'cancelled', 'discarded')
 GROUP BY kind`)
 	if err != nil {
 		return nil, fmt.Errorf("store: queue stats: %w", err)
@@ -344,12 +347,12 @@ GROUP BY kind`)
 	stats := map[string]storetype.QueueStat{}
 	for rows.Next() {
 		var kind string
-		var n int
+		var n, failed int
 		var oldest sql.NullInt64
-		if err := rows.Scan(&kind, &n, &oldest); err != nil {
+		if err := rows.Scan(&kind, &n, &oldest, &failed); err != nil {
 			return nil, fmt.Errorf("store: queue stats: %w", err)
 		}
-		st := storetype.QueueStat{Depth: n}
+		st := storetype.QueueStat{Depth: n, Failed: failed}
 		if oldest.Valid {
 			st.Oldest = time.Unix(oldest.Int64, 0)
 		}

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -222,6 +223,34 @@ func TestStore_QueueStatsAndJobs(t *testing.T) {
 		j, err := s.GetJob(ctx, jobs[0].ID)
 		require.NoError(t, err)
 		require.Equal(t, "test", j.Kind)
+	})
+}
+
+// A job kept as failed (cancelled after a permanent error) leaves the depth
+// and the oldest age, and is counted apart for the operator.
+func TestStore_QueueStatsCountsFailedJobs(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		s := openStore(t, url)
+		defer s.Close()
+		_, err := s.Enqueue(ctx, "claim", "permanent", testArgs{N: 1})
+		require.NoError(t, err)
+		stats, err := s.QueueStats(ctx)
+		require.NoError(t, err)
+		require.Equal(t, storetype.QueueStat{Depth: 1, Oldest: stats["test"].Oldest}, stats["test"])
+
+		cfg := &river.Config{Queues: map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}}, Workers: river.NewWorkers()}
+		river.AddWorker(cfg.Workers, river.WorkFunc(func(context.Context, *river.Job[testArgs]) error {
+			return river.JobCancel(errors.New("permanent"))
+		}))
+		require.NoError(t, s.StartQueue(ctx, cfg))
+		require.Eventually(t, func() bool {
+			stats, err = s.QueueStats(ctx)
+			return err == nil && stats["test"].Failed == 1
+		}, 10*time.Second, 10*time.Millisecond)
+		require.Equal(t, storetype.QueueStat{Failed: 1}, stats["test"], "no depth, no oldest age")
+		require.NoError(t, s.StopQueue(ctx))
 	})
 }
 

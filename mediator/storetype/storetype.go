@@ -12,10 +12,16 @@ import (
 	"github.com/riverqueue/river/rivertype"
 )
 
-// QueueStat describes the jobs of one kind that wait or run.
+// QueueStat describes the jobs of one kind that wait or run, and those kept
+// as failed for an operator.
 type QueueStat struct {
+	// Depth counts the jobs waiting or running; Oldest is the creation of
+	// the oldest of them (zero when none).
 	Depth  int
 	Oldest time.Time
+	// Failed counts the jobs kept as failed (cancelled after a permanent
+	// error, or discarded out of attempts) until an operator retries them.
+	Failed int
 }
 
 // Store is the mediator's durable state: the job queue, the receipts that make
