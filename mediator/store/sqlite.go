@@ -186,7 +186,7 @@ func (s *SQLite) EnqueueDigest(ctx context.Context, kind, key, digest string, ar
 	if s.queue() == nil {
 		return false, "", errNoQueue
 	}
-	res, err := s.write(ctx, writeRequest{kind: kind, key: key, digest: digest, args: args})
+	res, err := s.write(ctx, writeRequest{op: opIntake, kind: kind, key: key, digest: digest, args: args})
 	return res.inserted, res.previous, err
 }
 
@@ -197,7 +197,7 @@ func (s *SQLite) MarkDelivered(ctx context.Context, kind, key, result string) er
 	if s.queue() == nil {
 		return markDelivered(ctx, s.db, kind, key, result)
 	}
-	_, err := s.write(ctx, writeRequest{kind: kind, key: key, result: result})
+	_, err := s.write(ctx, writeRequest{op: opDelivery, kind: kind, key: key, result: result})
 	return err
 }
 
@@ -224,8 +224,20 @@ func (s *SQLite) write(ctx context.Context, req writeRequest) (writeResult, erro
 // maxWriteBatch bounds the requests one transaction takes.
 const maxWriteBatch = 256
 
-// writeRequest is an intake (a receipt and, when new, its job: args is set)
-// or a delivery record (args is nil).
+// writeOp is what a writeRequest records.
+type writeOp int
+
+const (
+	// opIntake records the receipt (kind, key) and, when new, inserts the
+	// job args.
+	opIntake writeOp = iota
+	// opDelivery records the delivery of (kind, key) with its result.
+	opDelivery
+	// opPerson records the person (result) of an insuree (key).
+	opPerson
+)
+
+// writeRequest is one write the batcher commits with others.
 type writeRequest struct {
 	args   river.JobArgs
 	digest string
@@ -233,6 +245,7 @@ type writeRequest struct {
 	kind   string
 	key    string
 	result string
+	op     writeOp
 }
 
 // writeResult is the outcome of one request: for an intake whose receipt
@@ -274,9 +287,10 @@ func (s *SQLite) batchWrites(client *river.Client[*sql.Tx]) {
 }
 
 // writeBatch records the receipts, inserts the jobs of the new ones and
-// records the deliveries in one transaction. An intake whose receipt exists
-// reads the digest recorded in it; a receipt inserted earlier in the same
-// batch is read too, so a repeat within one batch is a repeat like any other.
+// records the deliveries and persons in one transaction. An intake whose
+// receipt exists reads the digest recorded in it; a receipt inserted earlier
+// in the same batch is read too, so a repeat within one batch is a repeat
+// like any other.
 func (s *SQLite) writeBatch(client *river.Client[*sql.Tx], batch []writeRequest) ([]writeResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -289,8 +303,14 @@ func (s *SQLite) writeBatch(client *river.Client[*sql.Tx], batch []writeRequest)
 	var params []river.InsertManyParams
 	at := now()
 	for i, req := range batch {
-		if req.args == nil {
+		switch req.op {
+		case opDelivery:
 			if err := markDelivered(ctx, tx, req.kind, req.key, req.result); err != nil {
+				return nil, err
+			}
+			continue
+		case opPerson:
+			if err := savePerson(ctx, tx, req.key, req.result); err != nil {
 				return nil, err
 			}
 			continue
@@ -404,9 +424,22 @@ func (s *SQLite) Person(ctx context.Context, insureeUUID string) (string, bool, 
 	return id, true, nil
 }
 
-// SavePerson implements storetype.Store.
+// SavePerson implements storetype.Store. Once the queue runs, person
+// records share the group commit of the intakes (see Enqueue), like the
+// delivery records: each new insuree's claim records one.
 func (s *SQLite) SavePerson(ctx context.Context, insureeUUID, personID string) error {
-	_, err := s.db.ExecContext(ctx, `
+	if s.queue() == nil {
+		return savePerson(ctx, s.db, insureeUUID, personID)
+	}
+	_, err := s.write(ctx, writeRequest{op: opPerson, key: insureeUUID, result: personID})
+	return err
+}
+
+// savePerson records the person of an insuree.
+func savePerson(ctx context.Context, db interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, insureeUUID, personID string) error {
+	_, err := db.ExecContext(ctx, `
 INSERT INTO mediator_person (insuree_uuid, person_id, created_at) VALUES (?, ?, ?)
 ON CONFLICT (insuree_uuid) DO UPDATE SET person_id = excluded.person_id`, insureeUUID, personID, now())
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cht-openimis/cht-openimis-mediator/mediator/store"
@@ -464,4 +465,61 @@ func testUpgradesReceipts(t *testing.T, url string) {
 		require.Equal(t, "digest-1", previous, "start %d: new receipts keep their digest", start)
 		require.NoError(t, s.Close())
 	}
+}
+
+// Intakes, person records and delivery records made at once share commits
+// on SQLite; each is committed before its call returns, so all of them are
+// there after a restart.
+func TestStore_ConcurrentWritesAllCommitted(t *testing.T) {
+	t.Parallel()
+	backends(t, testConcurrentWritesAllCommitted)
+}
+
+func testConcurrentWritesAllCommitted(t *testing.T, url string) {
+	ctx := context.Background()
+	s := openStore(t, url)
+	const n = 40
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			key, insuree := fmt.Sprintf("claim-%d", i), fmt.Sprintf("insuree-%d", i)
+			ok, err := s.Enqueue(ctx, "claim", key, testArgs{N: i})
+			assert.NoError(t, err)
+			assert.True(t, ok)
+			assert.NoError(t, s.SavePerson(ctx, insuree, "first-"+insuree))
+			assert.NoError(t, s.SavePerson(ctx, insuree, "person-"+insuree), "a later record replaces the person")
+			assert.NoError(t, s.MarkDelivered(ctx, "claim", key, "report-"+key))
+		})
+	}
+	wg.Wait()
+	require.NoError(t, s.Close())
+
+	s = openStore(t, url)
+	defer s.Close()
+	for i := range n {
+		key, insuree := fmt.Sprintf("claim-%d", i), fmt.Sprintf("insuree-%d", i)
+		person, ok, err := s.Person(ctx, insuree)
+		require.NoError(t, err)
+		require.True(t, ok, insuree)
+		require.Equal(t, "person-"+insuree, person)
+		result, ok, err := s.Delivered(ctx, "claim", key)
+		require.NoError(t, err)
+		require.True(t, ok, key)
+		require.Equal(t, "report-"+key, result)
+	}
+}
+
+// Before its queue starts (an operator command), the SQLite store records a
+// person directly.
+func TestSQLite_SavePersonWithoutQueue(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "mediator.db"))
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.SavePerson(ctx, "insuree-1", "person-1"))
+	person, ok, err := s.Person(ctx, "insuree-1")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, "person-1", person)
 }
