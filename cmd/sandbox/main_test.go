@@ -16,7 +16,7 @@ func TestRun_CompletesTheStory(t *testing.T) {
 	var out bytes.Buffer
 	require.NoError(t, run(context.Background(), nil, &out))
 	for _, want := range []string{
-		"subscription ", "registered with OpenHIM", "default channels installed with the console's \"+\": 2",
+		"subscription ", "registered with OpenHIM", "default channels installed with the console's \"+\": 3",
 		"-> 200 {\"claim\":\"" + claimUUID + "\",\"status\":\"accepted\"}",
 		"form OP, claim " + claimCode,
 		"-> 202 ", "(Successful)",
