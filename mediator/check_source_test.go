@@ -22,6 +22,7 @@ func (b *testBundle) checkSource(t *testing.T, name string, edit func(*mediator.
 	opts := b.opts
 	opts.Store = b.store
 	opts.Sources = append([]mediator.Source(nil), b.opts.Sources...)
+	opts.Metrics = mediator.NewMetrics() // the running mediator keeps serving its own
 	if edit != nil {
 		edit(&opts)
 	}
