@@ -40,20 +40,20 @@ const (
 
 // sandbox holds the running fakes and mediator.
 type sandbox struct {
-	out      io.Writer
-	oi       *openimistest.Server
-	cht      *chttest.Server
-	him      *openhimtest.Server
-	dir      string
+	out io.Writer
+	oi  *openimistest.Server
+	cht *chttest.Server
+	him *openhimtest.Server
+	dir string
 	// sourceName and source are the FHIR source of --source and its fake
 	// (nil without); sourceReport is the CHT report its claim became.
 	sourceName   string
 	source       *fhirtest.Server
 	sourceReport string
-	logPath  string
-	mediator string // base URL
-	stop     context.CancelFunc
-	done     chan error
+	logPath      string
+	mediator     string // base URL
+	stop         context.CancelFunc
+	done         chan error
 }
 
 func start(ctx context.Context, out io.Writer, source string) (*sandbox, error) {
