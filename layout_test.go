@@ -56,7 +56,7 @@ var layout = map[string]importRule{
 	},
 	"cmd/mediator": {project: []string{"cmd/internal/app", "config", "mediator", "mediator/store"}},
 	"cmd/sandbox": {
-		project:    []string{"cmd/internal/app", "config", "openimis/openimistest", "cht/chttest", "openhim/openhimtest"},
+		project:    []string{"cmd/internal/app", "config", "openimis/openimistest", "cht/chttest", "openhim/openhimtest", "fhir/fhirtest"},
 		thirdParty: []string{"github.com/spf13/viper"},
 	},
 	"cmd/loadgen": {project: []string{"openimis/openimistest", "cht/chttest"}},

@@ -54,6 +54,15 @@ func (w *sourceSubscriptionWorker) Work(ctx context.Context, job *river.Job[sour
 		return nil
 	}
 	ctx = jobLog(src.log, job.JobRow).Logger().WithContext(ctx)
+	// An operator's "mediator subscription delete --source" stands until
+	// "renew": the server's subscriptions are left alone meanwhile.
+	if disabled, err := w.s.sources.disabled(ctx, src.Name); err != nil {
+		return periodicOutcome(ctx, job.Attempt, job.MaxAttempts, err)
+	} else if disabled {
+		src.setState(sourceStateDisabled, "subscription disabled by an operator (mediator subscription renew --source "+src.Name+" re-enables it); claims arrive by the catch-up search")
+		zerolog.Ctx(ctx).Debug().Msg("source subscription disabled by an operator; leaving the server alone")
+		return nil
+	}
 	err := w.s.ensure(ctx, src)
 	if err != nil {
 		state, _, _ := src.status()

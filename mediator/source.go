@@ -46,6 +46,13 @@ type Source struct {
 	Content string
 	// Endpoint is the absolute callback URL the server calls.
 	Endpoint string
+	// Topic is the topic canonical of topic-based dialects
+	// (FHIR_<N>_TOPIC); empty: the one the server advertises.
+	Topic string
+	// Auth names how the client authenticates (FHIR_<N>_AUTH: none, basic,
+	// bearer, login, client-credentials), for the preflight check's fixes.
+	// Defaults to none.
+	Auth string
 
 	// PollInterval is the catch-up search period; 0 disables it.
 	PollInterval time.Duration
@@ -66,11 +73,12 @@ const (
 	sourceStateOff         = "off"
 	sourceStateFailing     = "failing"
 	sourceStatePollingOnly = "polling-only"
+	sourceStateDisabled    = "disabled"
 )
 
 // sourceStates lists every state, for the metric.
 var sourceStates = []string{sourceStateStarting, sourceStateRequested, sourceStateActive, sourceStateError,
-	sourceStateOff, sourceStateFailing, sourceStatePollingOnly}
+	sourceStateOff, sourceStateFailing, sourceStatePollingOnly, sourceStateDisabled}
 
 // source is a Source at run time: its options and what the mediator knows
 // of it.

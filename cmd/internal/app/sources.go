@@ -44,6 +44,8 @@ func buildSources(cfg config.Config, metrics *mediator.Metrics) ([]mediator.Sour
 			ManageSubscription: s.Subscription == "manage",
 			Criteria:           s.Criteria,
 			Content:            s.Content,
+			Topic:              s.Topic,
+			Auth:               s.Auth,
 			PollInterval:       s.PollInterval,
 			Search:             s.Search,
 		}
