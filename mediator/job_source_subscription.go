@@ -66,23 +66,16 @@ func (w *sourceSubscriptionWorker) Work(ctx context.Context, job *river.Job[sour
 }
 
 // ensure finds, creates or repairs the source's subscription
-// (docs/upstreams/fhir-subscriptions.md §1.1, §3, traps 4, 5, 6, 16, 17).
-// Topic-based dialects are detected and left to the catch-up search: this
-// version does not manage their subscriptions.
+// (docs/upstreams/fhir-subscriptions.md §1.1, §3, traps 4, 5, 6, 16, 17):
+// R4 criteria here, the topic dialects in ensureTopic.
 func (s *sourceSubscriptions) ensure(ctx context.Context, src *source) error {
 	log := zerolog.Ctx(ctx)
 	dialect, err := src.detect(ctx)
 	if err != nil {
 		return err
 	}
-	if dialect != fhir.DialectR4Criteria {
-		problem := fmt.Sprintf("%s subscriptions are not managed by this version; claims arrive by the catch-up search every %s",
-			dialect, src.PollInterval)
-		if _, old, _ := src.status(); old != problem {
-			log.Warn().Str("dialect", string(dialect)).Msg(problem)
-		}
-		src.setState(sourceStatePollingOnly, problem)
-		return nil
+	if dialect.Topic() {
+		return s.ensureTopic(ctx, src, dialect)
 	}
 	now := s.sources.now()
 	want, err := s.spec(src, now).Build()
