@@ -54,7 +54,12 @@ func (w *sourceSubscriptionWorker) Work(ctx context.Context, job *river.Job[sour
 		return nil
 	}
 	ctx = jobLog(src.log, job.JobRow).Logger().WithContext(ctx)
-	err := w.s.ensure(ctx, src)
+	return periodicOutcome(ctx, job.Attempt, job.MaxAttempts, w.s.upkeep(ctx, src))
+}
+
+// upkeep is one upkeep of src's subscription; a failure is shown by /ready.
+func (s *sourceSubscriptions) upkeep(ctx context.Context, src *source) error {
+	err := s.ensure(ctx, src)
 	if err != nil {
 		state, _, _ := src.status()
 		if state == sourceStateStarting {
@@ -62,7 +67,7 @@ func (w *sourceSubscriptionWorker) Work(ctx context.Context, job *river.Job[sour
 		}
 		src.setState(state, "subscription upkeep failing: "+err.Error())
 	}
-	return periodicOutcome(ctx, job.Attempt, job.MaxAttempts, err)
+	return err
 }
 
 // ensure finds, creates or repairs the source's subscription

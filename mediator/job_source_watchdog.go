@@ -35,6 +35,9 @@ const minGapGrace = 30 * time.Second
 type sourceWatchdogWorker struct {
 	river.WorkerDefaults[sourceWatchdogArgs]
 	sources *sources
+	// subs repairs the subscription at once when the server reports it
+	// broken (the upkeep, run in the watchdog's job).
+	subs *sourceSubscriptions
 }
 
 // Work implements river.Worker.
@@ -47,12 +50,12 @@ func (w *sourceWatchdogWorker) Work(ctx context.Context, job *river.Job[sourceWa
 		return nil // criteria dialects have no numbers and no heartbeat; undetected ones nothing yet
 	}
 	ctx = jobLog(src.log, job.JobRow).Logger().WithContext(ctx)
-	return periodicOutcome(ctx, job.Attempt, job.MaxAttempts, w.sources.watch(ctx, src))
+	return periodicOutcome(ctx, job.Attempt, job.MaxAttempts, w.watch(ctx, src))
 }
 
 // watch is one watchdog round of a topic source.
-func (s *sources) watch(ctx context.Context, src *source) error {
-	log := zerolog.Ctx(ctx)
+func (w *sourceWatchdogWorker) watch(ctx context.Context, src *source) error {
+	log, s := zerolog.Ctx(ctx), w.sources
 	t, found, err := s.loadTrack(ctx, src)
 	if err != nil || !found || t.SubscriptionID == "" {
 		return err
@@ -84,7 +87,7 @@ func (s *sources) watch(ctx context.Context, src *source) error {
 	switch {
 	case fhir.HasStatus(err, http.StatusNotFound, http.StatusGone):
 		log.Warn().Str("subscription_id", t.SubscriptionID).Msg("silent subscription is gone from the source: upkeep now")
-		return s.store.Insert(ctx, sourceSubscriptionArgs{Source: src.Name})
+		return w.subs.upkeep(ctx, src)
 	case fhir.HasStatus(err, http.StatusMethodNotAllowed, http.StatusNotImplemented):
 		log.Warn().Msg("silent subscription and no $status on the source: searching")
 		return s.store.Insert(ctx, sourceCatchupArgs{Source: src.Name, Ping: now.Unix()})
@@ -97,7 +100,7 @@ func (s *sources) watch(ctx context.Context, src *source) error {
 	switch st.Status {
 	case "error", "off", "requested":
 		log.Warn().Str("status", st.Status).Str("error", st.Error).Msg("silent subscription: the server reports it " + st.Status + "; upkeep now")
-		return s.store.Insert(ctx, sourceSubscriptionArgs{Source: src.Name})
+		return w.subs.upkeep(ctx, src)
 	case "active":
 		if st.HasEventsSinceStart && st.EventsSinceStart > t.Contiguous && t.Contiguous >= 0 {
 			log.Warn().Int64("events_since_start", st.EventsSinceStart).Int64("contiguous", t.Contiguous).

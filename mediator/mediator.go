@@ -411,7 +411,7 @@ func (m *Mediator) riverConfig() *river.Config {
 	river.AddWorker(workers, &sourceClaimWorker{d: m.delivery, sources: m.sources})
 	river.AddWorker(workers, &sourceCatchupWorker{c: m.sourceCatchup})
 	river.AddWorker(workers, &sourceSubscriptionWorker{s: m.sourceSubscriptions})
-	river.AddWorker(workers, &sourceWatchdogWorker{sources: m.sources})
+	river.AddWorker(workers, &sourceWatchdogWorker{sources: m.sources, subs: m.sourceSubscriptions})
 	periodic := []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(m.opts.SubscriptionCheck),
 			func() (river.JobArgs, *river.InsertOpts) { return subscriptionArgs{}, nil },
