@@ -357,3 +357,25 @@ func waitSubscriptionStatus(t *testing.T, box *fhirtest.Server, id, status strin
 	}, 15*time.Second, 10*time.Millisecond, "subscription %s %s", id, status)
 	return sub
 }
+
+// A counter that goes down (HAPI keeps it in memory, finding 4): the
+// mediator cannot tell which events it missed, so it searches, and the
+// claim whose notification never came is reported.
+func TestSourceTopic_CounterResetSearches(t *testing.T) {
+	t.Parallel()
+	b, box := topicSetup(t, fhirtest.Options{}, nil)
+	sub := waitActive(t, box)
+	box.CreateClaimResponse(sourceClaim("cr-1", "pat-1", "CLM-1", "2025-06-30"))
+	box.CreateClaimResponse(sourceClaim("cr-2", "pat-1", "CLM-2", "2025-06-30"))
+	b.waitReports(t, "cr-2", 1)
+	box.StopDelivering(sub.ID)
+	box.CreateClaimResponse(sourceClaim("cr-hidden", "pat-1", "CLM-H", "2025-06-30"))
+
+	heartbeat := fmt.Sprintf(`{"resourceType":"Bundle","type":"history","entry":[{"resource":{"resourceType":"SubscriptionStatus",
+		"status":"active","type":"heartbeat","eventsSinceSubscriptionStart":0,"subscription":{"reference":"Subscription/%s"}}}]}`, sub.ID)
+	r := b.do(t, http.MethodPost, "/mediator/fhir/box", "application/fhir+json", []byte(heartbeat), true)
+	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+	b.waitReports(t, "cr-hidden", 1)
+	b.waitLog(t, "event counter went down")
+	require.Empty(t, requests(box, http.MethodGet, "/$events"), "after a reset the numbers mean nothing: a search, not $events")
+}
