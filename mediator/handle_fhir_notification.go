@@ -88,8 +88,8 @@ func (a *api) handleFHIRNotification() gin.HandlerFunc {
 // event about the source's claim resource (mapped now when the event
 // carries the resource, read by the job when it names it only), the
 // source's catch-up search for a ping that names nothing (trap 12), and,
-// for a topic notification, its numbers in the event tracking (design
-// §5.4). It returns how many claims were new.
+// for a topic notification, its numbers in the event tracking (traps 10,
+// 11). It returns how many claims were new.
 func (a *api) takeNotification(ctx context.Context, src *source, n fhir.Notification) (int, error) {
 	switch n.Kind {
 	case fhir.KindHandshake, fhir.KindHeartbeat, fhir.KindStatus:

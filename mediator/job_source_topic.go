@@ -27,7 +27,7 @@ const (
 // topicUpkeep is what the upkeep remembers of the topic subscription it
 // made or found (source/<n>/upkeep): the settings the server stored, which
 // are the ones the mediator relies on (trap 16), and how many were made in
-// a row without one turning active (design §10 A7).
+// a row without one turning active.
 type topicUpkeep struct {
 	SubscriptionID string    `json:"subscription_id"`
 	Created        time.Time `json:"created"`
@@ -72,8 +72,8 @@ func (s *sources) saveUpkeep(ctx context.Context, src *source, u topicUpkeep) er
 	return s.store.SetSetting(ctx, sourceSetting(src.Name, "upkeep"), string(b))
 }
 
-// ensureTopic keeps one topic subscription of ours on src (design §5.2;
-// docs/upstreams/fhir-subscriptions.md §1.2, §1.3, §3, traps 3, 9, 16, 17,
+// ensureTopic keeps one topic subscription of ours on src
+// (docs/upstreams/fhir-subscriptions.md §1.2, §1.3, §3, traps 3, 9, 16, 17,
 // 27, 28): created with the best content the server accepts, its stored
 // settings kept; replaced when it is error or off, when it stays requested
 // past the handshake window (the handshake never reached the callback),
@@ -210,7 +210,7 @@ func fixedContent(content string) bool {
 
 // createTopic creates the topic subscription, asking for the configured
 // content or, with auto, full-resource, then id-only, then empty while the
-// server refuses the content with a 4xx (design §5.1). It keeps the
+// server refuses the content with a 4xx (§1.2, §2.2). It keeps the
 // settings the server stored (trap 16) and starts the event tracking
 // afresh (trap 28) before it records the new id.
 func (s *sourceSubscriptions) createTopic(ctx context.Context, src *source, dialect fhir.Dialect, topic string, up topicUpkeep, now time.Time) (fhir.Subscription, error) {

@@ -11,7 +11,7 @@ import (
 	"github.com/cht-openimis/cht-openimis-mediator/fhir"
 )
 
-// sourceWatchdogArgs is a topic source's watchdog (design §5.5): every
+// sourceWatchdogArgs is a topic source's watchdog: every
 // minute it fetches the event numbers missing past their grace, and asks
 // $status when the subscription has been silent past its heartbeat.
 type sourceWatchdogArgs struct {

@@ -144,7 +144,7 @@ type Options struct {
 	// (spec §8). Optional.
 	Sources []Source
 	// SourceWatchdog is how often the watchdog of each topic source looks
-	// for missed events and silence (design §5.5). Defaults to a minute.
+	// for missed events and silence. Defaults to a minute.
 	SourceWatchdog time.Duration
 
 	// Now is the clock. Defaults to time.Now.

@@ -276,7 +276,7 @@ func (src *source) capabilities(ctx context.Context) (fhir.Capabilities, error) 
 }
 
 // topic returns the topic canonical to subscribe to: the configured one,
-// else the single one the CapabilityStatement advertises (design §2.1).
+// else the single one the CapabilityStatement advertises (docs/upstreams/fhir-subscriptions.md §5).
 // None or several is an error naming FHIR_<N>_TOPIC and the candidates: a
 // topic is never guessed.
 func (src *source) topic(ctx context.Context) (string, error) {

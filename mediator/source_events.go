@@ -75,7 +75,7 @@ func (t *eventTrack) missing() [][2]int64 {
 }
 
 // observe takes the numbers of one notification of the tracked
-// subscription (design §5.4): n == Contiguous+1 advances, a higher number
+// subscription (§2.1): n == Contiguous+1 advances, a higher number
 // opens a gap, a lower one is a late or repeated event. A counter below
 // Contiguous is a counter reset (HAPI's in-memory count, finding 4; trap
 // 10): tracking restarts from what this notification says, and reset is
@@ -300,7 +300,7 @@ func appendNumber(list []int64, n int64) []int64 {
 const eventsChunk = 100
 
 // fetchMissing asks $events for the numbers the tracking misses, stores
-// their claims and marks them received (design §5.6). When $events fails,
+// their claims and marks them received (docs/upstreams/fhir-subscriptions.md §4). When $events fails,
 // or its answer lacks a number asked, or an event names nothing, the
 // source's search replaces it (trap 19) and the numbers count as dealt
 // with.

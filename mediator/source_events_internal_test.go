@@ -18,7 +18,7 @@ func eventsNote(counter int64, numbers ...int64) fhir.Notification {
 	return n
 }
 
-// The event tracking of design §5.4: numbers in order advance, a skipped
+// The event tracking: numbers in order advance, a skipped
 // one opens a gap that a late arrival closes, a heartbeat's counter above
 // what arrived is a gap too, and a counter that goes down is a reset.
 func TestEventTrack(t *testing.T) {

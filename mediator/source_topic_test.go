@@ -16,7 +16,7 @@ import (
 	"github.com/cht-openimis/cht-openimis-mediator/mediator"
 )
 
-// The topic tests (design §10, A1-A7) run the real mediator against the
+// The topic tests (A1-A7) run the real mediator against the
 // aidbox-zen fake, with the mediator on the fake's clock: a test moves time
 // forward with Clock.Advance and makes the fake send what is due with Tick,
 // never by sleeping. The watchdog looks every 50 ms of real time.
