@@ -39,7 +39,7 @@ func TestBuildSources_TopicSettings(t *testing.T) {
 	cfg := config.Config{Sources: []config.Source{{
 		Name: "box", URL: u, Dialect: "r4b-backport", Vendor: "aidbox-zen", Auth: "none", Subscription: "manage",
 		Resource: "ClaimResponse", Content: "auto", Topic: "http://aidbox.app/SubscriptionTopic/claim-response",
-		Filter: "ClaimResponse?outcome=complete; ;ClaimResponse?status=active",
+		Filter:    "ClaimResponse?outcome=complete; ;ClaimResponse?status=active",
 		Heartbeat: 90 * time.Second, NotifyTimeout: 20 * time.Second, MaxCount: 3,
 	}}}
 	got, err := buildSources(cfg, mediator.NewMetrics())
