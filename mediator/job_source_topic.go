@@ -138,7 +138,7 @@ func (s *sourceSubscriptions) ensureTopic(ctx context.Context, src *source, dial
 	st := sub.Settings()
 	end := fhir.ParseTime(sub.End)
 	callback := fmt.Sprintf("the handshake never reached %s: the server could not deliver to the callback; check that %s is reachable from the server",
-		src.Endpoint, sourceVar(src.Name, "CALLBACK_ENDPOINT"))
+		src.endpointForLogs(), sourceVar(src.Name, "CALLBACK_ENDPOINT"))
 	repair, stuck := "", false
 	switch {
 	case st.Topic != topic:
@@ -163,7 +163,7 @@ func (s *sourceSubscriptions) ensureTopic(ctx context.Context, src *source, dial
 		return nil
 	}
 	if stuck {
-		log.Error().Str("subscription_id", sub.ID).Str("status", sub.Status).Str("callback", src.Endpoint).Msg(callback)
+		log.Error().Str("subscription_id", sub.ID).Str("status", sub.Status).Str("callback", src.endpointForLogs()).Msg(callback)
 		if wait := up.recreateWait(); now.Sub(up.Created) < wait {
 			src.setState(stateOf(sub.Status), callback+"; a new subscription is tried at "+up.Created.Add(wait).Format(time.RFC3339)+
 				"; claims arrive by the catch-up search meanwhile")

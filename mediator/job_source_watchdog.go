@@ -94,7 +94,7 @@ func (w *sourceWatchdogWorker) watch(ctx context.Context, src *source) error {
 	case err != nil:
 		return err
 	}
-	silentProblem := "the server says the subscription is " + st.Status + " but nothing reached " + src.Endpoint +
+	silentProblem := "the server says the subscription is " + st.Status + " but nothing reached " + src.endpointForLogs() +
 		" since " + t.LastHeard.Format(time.RFC3339) + "; check that " + sourceVar(src.Name, "CALLBACK_ENDPOINT") +
 		" is reachable from the server; claims arrive by the catch-up search meanwhile"
 	switch st.Status {
@@ -109,7 +109,7 @@ func (w *sourceWatchdogWorker) watch(ctx context.Context, src *source) error {
 			return s.fetchMissing(ctx, src, t)
 		}
 	}
-	log.Error().Str("status", st.Status).Str("callback", src.Endpoint).Msg(silentProblem)
+	log.Error().Str("status", st.Status).Str("callback", src.endpointForLogs()).Msg(silentProblem)
 	src.silent.Store(true)
 	state, _, _ := src.status()
 	src.setState(state, silentProblem)

@@ -298,6 +298,16 @@ func (src *source) topic(ctx context.Context) (string, error) {
 		strings.Join(caps.Topics, ", "), sourceVar(src.Name, "TOPIC"), src.Resource)
 }
 
+// endpointForLogs is the callback URL without a password it might carry:
+// for logs and /ready.
+func (src *source) endpointForLogs() string {
+	u, err := url.Parse(src.Endpoint)
+	if err != nil {
+		return "the callback (an unreadable URL)"
+	}
+	return u.Redacted()
+}
+
 // sourceVar is the name of a source's variable, for messages.
 func sourceVar(name, suffix string) string {
 	b := []byte(name)

@@ -299,6 +299,10 @@ func appendNumber(list []int64, n int64) []int64 {
 // answers at most 100 (§4).
 const eventsChunk = 100
 
+// maxEventsFetched is the most missed events fetched with $events; more are
+// left to the search.
+const maxEventsFetched = 10 * eventsChunk
+
 // fetchMissing asks $events for the numbers the tracking misses, stores
 // their claims and marks them received (docs/upstreams/fhir-subscriptions.md §4). When $events fails,
 // or its answer lacks a number asked, or an event names nothing, the
@@ -312,6 +316,15 @@ func (s *sources) fetchMissing(ctx context.Context, src *source, t eventTrack) e
 	}
 	var got []int64
 	search := ""
+	var total int64
+	for _, r := range ranges {
+		total += r[1] - r[0] + 1
+	}
+	if total > maxEventsFetched {
+		// A counter far ahead (or nonsense, trap 10): one search is
+		// cheaper than thousands of $events pages.
+		search = fmt.Sprintf("%d events missed, more than %d", total, maxEventsFetched)
+	}
 	for _, r := range ranges {
 		for from := r[0]; from <= r[1] && search == ""; from += eventsChunk {
 			to := min(from+eventsChunk-1, r[1])
