@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
@@ -65,7 +64,7 @@ func (a *api) handleFHIRNotification() gin.HandlerFunc {
 			a.fail(c, http.StatusBadRequest, err.Error())
 			return
 		}
-		src.heard(time.Now())
+		src.heard(a.sources.now())
 		received, err := a.takeNotification(ctx, src, n)
 		if err != nil {
 			log.Error().Err(err).Msg("store FHIR notification")
@@ -78,7 +77,6 @@ func (a *api) handleFHIRNotification() gin.HandlerFunc {
 		}
 		ev.Str("kind", string(n.Kind)).Int("events", len(n.Events)).Int("claims_received", received).Msg("FHIR notification received")
 		if n.Type != "" { // a topic notification: HAPI parses the answer as a Bundle
-
 			a.respondFHIR(c, http.StatusOK, json.RawMessage(`{"resourceType":"Bundle","type":"transaction-response","entry":[]}`))
 			return
 		}
@@ -88,49 +86,24 @@ func (a *api) handleFHIRNotification() gin.HandlerFunc {
 
 // takeNotification stores what a notification brings: a claim job per
 // event about the source's claim resource (mapped now when the event
-// carries the resource, read by the job when it names it only), and the
-// source's catch-up search for a ping that names nothing (trap 12). It
-// returns how many claims were new.
+// carries the resource, read by the job when it names it only), the
+// source's catch-up search for a ping that names nothing (trap 12), and,
+// for a topic notification, its numbers in the event tracking (traps 10,
+// 11). It returns how many claims were new.
 func (a *api) takeNotification(ctx context.Context, src *source, n fhir.Notification) (int, error) {
-	log := zerolog.Ctx(ctx)
 	switch n.Kind {
 	case fhir.KindHandshake, fhir.KindHeartbeat, fhir.KindStatus:
-		return 0, nil
+		return 0, a.sources.track(ctx, src, n)
 	case fhir.KindPing:
 		if len(n.Events) == 0 {
-			return 0, a.store.Insert(ctx, sourceCatchupArgs{Source: src.Name, Ping: time.Now().Unix()})
+			return 0, a.store.Insert(ctx, sourceCatchupArgs{Source: src.Name, Ping: a.sources.now().Unix()})
 		}
 	}
-	received := 0
-	for _, e := range n.Events {
-		if e.Focus.Type != src.Resource && (e.Resource == nil || resourceType(e.Resource) != src.Resource) {
-			log.Debug().Str("focus", e.Focus.String()).Msg("FHIR notification: an event about another resource type, ignored")
-			continue
-		}
-		args := sourceClaimArgs{Source: src.Name, Type: src.Resource, ID: e.Focus.ID}
-		if e.Resource != nil {
-			claim, err := sourceClaimOf(src, e.Resource)
-			if err != nil {
-				// As for openIMIS's catch-up: logged, not stored; the
-				// catch-up search sees it again until it is corrected.
-				log.Warn().Str("focus", e.Focus.String()).Str("problems", err.Error()).
-					Msg("FHIR notification: skipping an unusable claim outcome")
-				continue
-			}
-			args.ID, args.Claim = claim.UUID, &claim
-		}
-		if args.ID == "" {
-			continue
-		}
-		inserted, err := a.store.Enqueue(ctx, kindSourceClaim, mapping.SourceClaimKey(src.Name, src.Resource, args.ID), args)
-		if err != nil {
-			return received, err
-		}
-		if inserted {
-			received++
-		}
+	received, _, err := a.sources.enqueueEvents(ctx, src, n.Events)
+	if err != nil {
+		return received, err
 	}
-	return received, nil
+	return received, a.sources.track(ctx, src, n)
 }
 
 // sourceClaimOf maps a claim outcome resource of src.

@@ -54,16 +54,22 @@ func (w *sourceSubscriptionWorker) Work(ctx context.Context, job *river.Job[sour
 		return nil
 	}
 	ctx = jobLog(src.log, job.JobRow).Logger().WithContext(ctx)
-	// An operator's "mediator subscription delete --source" stands until
-	// "renew": the server's subscriptions are left alone meanwhile.
-	if disabled, err := w.s.sources.disabled(ctx, src.Name); err != nil {
-		return periodicOutcome(ctx, job.Attempt, job.MaxAttempts, err)
+	return periodicOutcome(ctx, job.Attempt, job.MaxAttempts, w.s.upkeep(ctx, src))
+}
+
+// upkeep is one upkeep of src's subscription; a failure is shown by /ready.
+// An operator's "mediator subscription delete --source" stands until
+// "renew": the server's subscriptions are left alone meanwhile, by the
+// periodic upkeep and by the watchdog's repairs.
+func (s *sourceSubscriptions) upkeep(ctx context.Context, src *source) error {
+	if disabled, err := s.sources.disabled(ctx, src.Name); err != nil {
+		return err
 	} else if disabled {
 		src.setState(sourceStateDisabled, "subscription disabled by an operator (mediator subscription renew --source "+src.Name+" re-enables it); claims arrive by the catch-up search")
 		zerolog.Ctx(ctx).Debug().Msg("source subscription disabled by an operator; leaving the server alone")
 		return nil
 	}
-	err := w.s.ensure(ctx, src)
+	err := s.ensure(ctx, src)
 	if err != nil {
 		state, _, _ := src.status()
 		if state == sourceStateStarting {
@@ -71,27 +77,20 @@ func (w *sourceSubscriptionWorker) Work(ctx context.Context, job *river.Job[sour
 		}
 		src.setState(state, "subscription upkeep failing: "+err.Error())
 	}
-	return periodicOutcome(ctx, job.Attempt, job.MaxAttempts, err)
+	return err
 }
 
 // ensure finds, creates or repairs the source's subscription
-// (docs/upstreams/fhir-subscriptions.md §1.1, §3, traps 4, 5, 6, 16, 17).
-// Topic-based dialects are detected and left to the catch-up search: this
-// version does not manage their subscriptions.
+// (docs/upstreams/fhir-subscriptions.md §1.1, §3, traps 4, 5, 6, 16, 17):
+// R4 criteria here, the topic dialects in ensureTopic.
 func (s *sourceSubscriptions) ensure(ctx context.Context, src *source) error {
 	log := zerolog.Ctx(ctx)
 	dialect, err := src.detect(ctx)
 	if err != nil {
 		return err
 	}
-	if dialect != fhir.DialectR4Criteria {
-		problem := fmt.Sprintf("%s subscriptions are not managed by this version; claims arrive by the catch-up search every %s",
-			dialect, src.PollInterval)
-		if _, old, _ := src.status(); old != problem {
-			log.Warn().Str("dialect", string(dialect)).Msg(problem)
-		}
-		src.setState(sourceStatePollingOnly, problem)
-		return nil
+	if dialect.Topic() {
+		return s.ensureTopic(ctx, src, dialect)
 	}
 	now := s.sources.now()
 	want, err := s.spec(src, now).Build()

@@ -143,6 +143,9 @@ type Options struct {
 	// Sources are the FHIR servers besides openIMIS that claims come from
 	// (spec §8). Optional.
 	Sources []Source
+	// SourceWatchdog is how often the watchdog of each topic source looks
+	// for missed events and silence. Defaults to a minute.
+	SourceWatchdog time.Duration
 
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
@@ -214,6 +217,7 @@ func (o Options) withDefaults() (Options, error) {
 	orDefault(&o.CatchupOverlap, 10*time.Minute)
 	orDefault(&o.HeartbeatInterval, 10*time.Second)
 	orDefault(&o.ConfigRefresh, 5*time.Minute)
+	orDefault(&o.SourceWatchdog, time.Minute)
 	if o.ClaimForm == "" {
 		o.ClaimForm = "OP"
 	}
@@ -415,6 +419,7 @@ func (m *Mediator) riverConfig() *river.Config {
 	river.AddWorker(workers, &sourceClaimWorker{d: m.delivery, sources: m.sources})
 	river.AddWorker(workers, &sourceCatchupWorker{c: m.sourceCatchup})
 	river.AddWorker(workers, &sourceSubscriptionWorker{s: m.sourceSubscriptions})
+	river.AddWorker(workers, &sourceWatchdogWorker{sources: m.sources, subs: m.sourceSubscriptions})
 	periodic := []*river.PeriodicJob{
 		river.NewPeriodicJob(river.PeriodicInterval(m.opts.SubscriptionCheck),
 			func() (river.JobArgs, *river.InsertOpts) { return subscriptionArgs{}, nil },
@@ -439,7 +444,11 @@ func (m *Mediator) riverConfig() *river.Config {
 			}
 			periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(every),
 				func() (river.JobArgs, *river.InsertOpts) { return sourceSubscriptionArgs{Source: name}, nil },
-				&river.PeriodicJobOpts{RunOnStart: true}))
+				&river.PeriodicJobOpts{RunOnStart: true}),
+				// Topic dialects: missed events and silence (the job
+				// does nothing for the others).
+				river.NewPeriodicJob(river.PeriodicInterval(m.opts.SourceWatchdog),
+					func() (river.JobArgs, *river.InsertOpts) { return sourceWatchdogArgs{Source: name}, nil }, nil))
 		}
 	}
 	return &river.Config{

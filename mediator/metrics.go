@@ -91,6 +91,8 @@ func NewMetrics() *Metrics {
 			"Start of a FHIR source's last complete catch-up search (0: none yet in this process).", []string{"source"}, nil),
 		sourceHeard: prometheus.NewDesc("mediator_source_last_heard_timestamp_seconds",
 			"When a FHIR source last called the callback, with anything (0: not yet in this process).", []string{"source"}, nil),
+		sourceSilent: prometheus.NewDesc("mediator_source_silent",
+			"1 while a topic source's server says its subscription is active but nothing reaches the callback.", []string{"source"}, nil),
 		operator: operatorDescs{
 			failed: prometheus.NewDesc("mediator_failed_jobs",
 				"Jobs kept as failed (permanent error, or out of attempts) until an operator retries them, by kind.", []string{"kind"}, nil),
@@ -255,6 +257,7 @@ type stateCollector struct {
 	depth, oldest, subscription, lastPoll, openhim *prometheus.Desc
 	limit, inflight, paused, loginFailing          *prometheus.Desc
 	sourceState, sourcePoll, sourceHeard           *prometheus.Desc
+	sourceSilent                                   *prometheus.Desc
 	operator                                       operatorDescs
 }
 
@@ -267,7 +270,7 @@ type operatorDescs struct {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.depth, c.oldest, c.subscription, c.lastPoll, c.openhim, c.limit, c.inflight, c.paused, c.loginFailing, c.sourceState, c.sourcePoll, c.sourceHeard} {
+	for _, d := range []*prometheus.Desc{c.depth, c.oldest, c.subscription, c.lastPoll, c.openhim, c.limit, c.inflight, c.paused, c.loginFailing, c.sourceState, c.sourcePoll, c.sourceHeard, c.sourceSilent} {
 		ch <- d
 	}
 	o := c.operator
@@ -344,6 +347,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.sourcePoll, prometheus.GaugeValue, unixSeconds(src.lastPoll.Load()), name)
 		ch <- prometheus.MustNewConstMetric(c.sourceHeard, prometheus.GaugeValue, unixSeconds(src.lastHeard.Load()), name)
+		silent := 0.0
+		if src.silent.Load() {
+			silent = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.sourceSilent, prometheus.GaugeValue, silent, name)
 	}
 	if r.paused != nil {
 		for system, p := range r.paused() {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,13 +47,25 @@ type Source struct {
 	Content string
 	// Endpoint is the absolute callback URL the server calls.
 	Endpoint string
-	// Topic is the topic canonical of topic-based dialects
-	// (FHIR_<N>_TOPIC); empty: the one the server advertises.
-	Topic string
 	// Auth names how the client authenticates (FHIR_<N>_AUTH: none, basic,
 	// bearer, login, client-credentials), for the preflight check's fixes.
 	// Defaults to none.
 	Auth string
+
+	// Topic is the SubscriptionTopic canonical of a topic dialect
+	// (FHIR_<N>_TOPIC); empty: the one topic the server's
+	// CapabilityStatement advertises.
+	Topic string
+	// Filters are the topic's filter criteria, sent verbatim
+	// (FHIR_<N>_FILTER).
+	Filters []string
+	// Heartbeat, NotifyTimeout and MaxCount are asked of a topic
+	// subscription (FHIR_<N>_HEARTBEAT, _NOTIFY_TIMEOUT, _MAX_COUNT); the
+	// server's stored values are the ones the mediator then relies on
+	// (docs/upstreams/fhir-subscriptions.md trap 16). Zero leaves them to
+	// the server.
+	Heartbeat, NotifyTimeout time.Duration
+	MaxCount                 int
 
 	// PollInterval is the catch-up search period; 0 disables it.
 	PollInterval time.Duration
@@ -93,6 +106,19 @@ type source struct {
 
 	lastPoll  atomic.Int64 // start of the last complete catch-up search (Unix ns)
 	lastHeard atomic.Int64 // last notification of any kind (Unix ns)
+	// silent is set while the server says the subscription is active but
+	// nothing reaches the callback (the watchdog), cleared by the next
+	// notification.
+	silent atomic.Bool
+	// probed is when the watchdog last asked $status (Unix ns, mediator
+	// clock): one probe per silence window.
+	probed atomic.Int64
+
+	// trackMu serialises this process's updates of the event tracking
+	// setting (source/<n>/events).
+	trackMu sync.Mutex
+	// caps are the server's capabilities once read (detection, topics).
+	caps *fhir.Capabilities
 }
 
 // sources are the FHIR sources by name.
@@ -222,7 +248,7 @@ func (src *source) detect(ctx context.Context) (fhir.Dialect, error) {
 	if _, _, d := src.status(); d != "" {
 		return d, nil
 	}
-	caps, err := src.Client.Metadata(ctx)
+	caps, err := src.capabilities(ctx)
 	if err != nil {
 		return "", fmt.Errorf("read the server's CapabilityStatement to detect its dialect (set %s to skip): %w", sourceVar(src.Name, "DIALECT"), err)
 	}
@@ -234,6 +260,57 @@ func (src *source) detect(ctx context.Context) (fhir.Dialect, error) {
 	src.log.Info().Str("dialect", string(d)).Str("vendor", string(vendor)).Str("software", caps.SoftwareName).
 		Msg("source dialect detected")
 	return d, nil
+}
+
+// capabilities reads the server's CapabilityStatement once.
+func (src *source) capabilities(ctx context.Context) (fhir.Capabilities, error) {
+	src.mu.Lock()
+	caps := src.caps
+	src.mu.Unlock()
+	if caps != nil {
+		return *caps, nil
+	}
+	read, err := src.Client.Metadata(ctx)
+	if err != nil {
+		return fhir.Capabilities{}, err
+	}
+	src.mu.Lock()
+	src.caps = &read
+	src.mu.Unlock()
+	return read, nil
+}
+
+// topic returns the topic canonical to subscribe to: the configured one,
+// else the single one the CapabilityStatement advertises (docs/upstreams/fhir-subscriptions.md §5).
+// None or several is an error naming FHIR_<N>_TOPIC and the candidates: a
+// topic is never guessed.
+func (src *source) topic(ctx context.Context) (string, error) {
+	if src.Topic != "" {
+		return src.Topic, nil
+	}
+	caps, err := src.capabilities(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read the server's CapabilityStatement for its topics (set %s to skip): %w", sourceVar(src.Name, "TOPIC"), err)
+	}
+	switch len(caps.Topics) {
+	case 1:
+		return caps.Topics[0], nil
+	case 0:
+		return "", fmt.Errorf("the server advertises no SubscriptionTopic; set %s to the topic canonical that triggers on %s",
+			sourceVar(src.Name, "TOPIC"), src.Resource)
+	}
+	return "", fmt.Errorf("the server advertises several SubscriptionTopics (%s); set %s to the one that triggers on %s",
+		strings.Join(caps.Topics, ", "), sourceVar(src.Name, "TOPIC"), src.Resource)
+}
+
+// endpointForLogs is the callback URL without a password it might carry:
+// for logs and /ready.
+func (src *source) endpointForLogs() string {
+	u, err := url.Parse(src.Endpoint)
+	if err != nil {
+		return "the callback (an unreadable URL)"
+	}
+	return u.Redacted()
 }
 
 // sourceVar is the name of a source's variable, for messages.

@@ -223,12 +223,14 @@ func TestSource_HeyDontoPolling(t *testing.T) {
 }
 
 // A server without a usable CapabilityStatement (G2) and a topic-based
-// server this version does not subscribe to: neither is guessed at, /ready
-// names what to set, and the search still brings their claims.
+// server that advertises two topics: neither dialect nor topic is guessed
+// at, /ready names what to set (and the candidate topics), and the search
+// still brings their claims.
 func TestSource_UndetectedAndTopicServersPoll(t *testing.T) {
 	t.Parallel()
 	hapi := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.HAPI, MetadataNotFound: true})
-	box := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.AidboxZen})
+	other := fhirtest.Topic{URL: "http://aidbox.app/SubscriptionTopic/claim-response-2", Resource: "ClaimResponse", MaxContent: "full-resource"}
+	box := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.AidboxZen, Topics: []fhirtest.Topic{fhirtest.DefaultTopic, other}})
 	hapi.CreateClaimResponse(sourceClaim("same-id", "p1", "A-1", "2025-06-30"))
 	box.CreateClaimResponse(sourceClaim("same-id", "p1", "B-1", "2025-06-30"))
 	b := setup(t, setupOpts{edit: withSources(t,
@@ -240,12 +242,12 @@ func TestSource_UndetectedAndTopicServersPoll(t *testing.T) {
 	require.ElementsMatch(t, []any{"A-1", "B-1"}, codes, "the same id from two sources is two claims")
 	require.Len(t, b.cht.People(), 2, "the same patient id on two servers is two people")
 	require.Empty(t, hapi.Subscriptions())
-	require.Empty(t, box.Subscriptions(), "no topic subscription is guessed or made")
-
 	require.Eventually(t, func() bool {
-		r := b.get(t, "/ready")
-		return strings.Contains(string(r.body), "FHIR_HAPI_DIALECT") && strings.Contains(string(r.body), "r4b-backport subscriptions are not managed")
+		r := string(b.get(t, "/ready").body)
+		return strings.Contains(r, "FHIR_HAPI_DIALECT") && strings.Contains(r, "FHIR_BOX_TOPIC") &&
+			strings.Contains(r, fhirtest.DefaultTopic.URL) && strings.Contains(r, other.URL)
 	}, 15*time.Second, 10*time.Millisecond)
+	require.Empty(t, box.Subscriptions(), "no topic is guessed: no subscription made")
 	metrics := string(b.get(t, "/metrics").body)
 	require.Contains(t, metrics, `mediator_source_subscription_state{source="box",state="polling-only"} 1`)
 	require.Contains(t, metrics, `mediator_source_subscription_state{source="hapi",state="failing"} 1`)
@@ -288,6 +290,7 @@ func TestSource_CallbackAnswers(t *testing.T) {
 		}
 	}
 	b.waitReports(t, "cr-put", 1)
+	// The report is saved before the delivery is recorded.
 	require.Eventually(t, func() bool {
 		_, ok, err := b.store.Delivered(context.Background(), "fhir_claim", "kodjin/claimresponse/cr-put")
 		require.NoError(t, err)

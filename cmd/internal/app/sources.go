@@ -46,6 +46,10 @@ func buildSources(cfg config.Config, metrics *mediator.Metrics) ([]mediator.Sour
 			Content:            s.Content,
 			Topic:              s.Topic,
 			Auth:               s.Auth,
+			Filters:            splitFilters(s.Filter),
+			Heartbeat:          s.Heartbeat,
+			NotifyTimeout:      s.NotifyTimeout,
+			MaxCount:           s.MaxCount,
 			PollInterval:       s.PollInterval,
 			Search:             s.Search,
 		}
@@ -58,6 +62,18 @@ func buildSources(cfg config.Config, metrics *mediator.Metrics) ([]mediator.Sour
 		out = append(out, src)
 	}
 	return out, nil
+}
+
+// splitFilters reads FHIR_<N>_FILTER: filter criteria separated by ";",
+// each sent as given.
+func splitFilters(raw string) []string {
+	var out []string
+	for _, f := range strings.Split(raw, ";") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // sourceAuth is the authenticator FHIR_<N>_AUTH names.
