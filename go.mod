@@ -16,6 +16,7 @@ require (
 	github.com/rs/zerolog v1.35.1
 	github.com/spf13/viper v1.21.0
 	github.com/stretchr/testify v1.12.1
+	golang.org/x/oauth2 v0.37.0
 	modernc.org/libc v1.79.0 // exactly the version modernc.org/sqlite requires: upgrade the two together
 	modernc.org/sqlite v1.61.1
 )

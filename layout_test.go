@@ -30,31 +30,33 @@ type importRule struct {
 var layout = map[string]importRule{
 	"":                         {},
 	"config":                   {thirdParty: []string{"github.com/spf13/viper"}},
-	"mapping":                  {project: []string{"openimis", "cht"}, thirdParty: []string{"github.com/goccy/go-json"}},
+	"mapping":                  {project: []string{"openimis", "cht", "fhir"}, thirdParty: []string{"github.com/goccy/go-json"}},
 	"openimis":                 {project: []string{"internal/retryafter"}, thirdParty: []string{"github.com/go-resty/resty/v2"}},
 	"cht":                      {project: []string{"internal/retryafter"}, thirdParty: []string{"github.com/go-resty/resty/v2"}},
 	"openhim":                  {thirdParty: []string{"github.com/go-resty/resty/v2"}},
+	"fhir":                     {project: []string{"internal/retryafter"}, thirdParty: []string{"github.com/go-resty/resty/v2", "golang.org/x/oauth2"}},
 	"openimis/openimistest":    {project: []string{"openimis", "internal/upstreamtest"}, thirdParty: []string{"github.com/google/uuid"}},
 	"cht/chttest":              {project: []string{"cht", "internal/upstreamtest"}, thirdParty: []string{"github.com/google/uuid"}},
 	"openhim/openhimtest":      {project: []string{"openhim", "internal/upstreamtest"}},
+	"fhir/fhirtest":            {project: []string{"internal/upstreamtest"}},
 	"internal/upstreamtest":    {},
 	"internal/retryafter":      {},
 	"mediator/storetype":       {thirdParty: []string{"github.com/riverqueue/river"}},
 	"mediator/store":           {project: []string{"mediator/storetype"}, thirdParty: []string{"github.com/riverqueue/river", "github.com/jackc/pgx/v5", "modernc.org/"}},
 	"mediator/store/storetest": {thirdParty: []string{"github.com/jackc/pgx/v5"}},
 	"mediator": {
-		project:    []string{"openimis", "cht", "openhim", "mapping", "mediator/storetype"},
+		project:    []string{"openimis", "cht", "openhim", "fhir", "mapping", "mediator/storetype"},
 		thirdParty: []string{"github.com/gin-gonic/gin", "github.com/riverqueue/river", "github.com/rs/zerolog", "github.com/prometheus/client_golang"},
 	},
 	// cmd wires everything; only the sandbox and the load generator, which
 	// run the fakes, may import them.
 	"cmd/internal/app": {
-		project:    []string{"", "config", "openimis", "cht", "openhim", "mediator", "mediator/store", "mediator/storetype"},
+		project:    []string{"", "config", "openimis", "cht", "openhim", "fhir", "mediator", "mediator/store", "mediator/storetype"},
 		thirdParty: []string{"github.com/rs/zerolog"},
 	},
 	"cmd/mediator": {project: []string{"cmd/internal/app", "config", "mediator", "mediator/store"}},
 	"cmd/sandbox": {
-		project:    []string{"cmd/internal/app", "config", "openimis/openimistest", "cht/chttest", "openhim/openhimtest"},
+		project:    []string{"cmd/internal/app", "config", "openimis/openimistest", "cht/chttest", "openhim/openhimtest", "fhir/fhirtest"},
 		thirdParty: []string{"github.com/spf13/viper"},
 	},
 	"cmd/loadgen": {project: []string{"openimis/openimistest", "cht/chttest"}},

@@ -16,9 +16,14 @@ type Person struct {
 	ID   string `json:"_id,omitempty"`
 	Name string `json:"name"`
 	// OpenIMISID is the insuree UUID; the claims_feedback task reads it from
-	// the person (docs/upstreams/cht.md trap 7).
-	OpenIMISID string `json:"openimis_id"`
-	Phone      string `json:"phone,omitempty"`
+	// the person (docs/upstreams/cht.md trap 7). Empty for the patient of
+	// another FHIR source.
+	OpenIMISID string `json:"openimis_id,omitempty"`
+	// SourcePatientID is "<source>/<patient>" for the patient of a FHIR
+	// source other than openIMIS (spec §8), the key the mediator finds the
+	// person again by.
+	SourcePatientID string `json:"source_patient_id,omitempty"`
+	Phone           string `json:"phone,omitempty"`
 	// Place is the parent place's UUID; without it no CHW receives the person
 	// (docs/upstreams/cht.md trap 8).
 	Place string `json:"place"`

@@ -62,6 +62,9 @@ type Config struct {
 
 	LogLevel  string
 	LogFormat string
+
+	// Sources are the FHIR servers besides openIMIS (FHIR_SOURCES, spec §8).
+	Sources []Source
 }
 
 // Variable describes one environment variable.
@@ -107,6 +110,7 @@ var Variables = []Variable{
 	{Name: "WORKERS", Default: "64", Help: "the most concurrent upstream jobs; below it the concurrency adapts per upstream"},
 	{Name: "LOG_LEVEL", Default: "info", Help: "a zerolog level: trace, debug, info, warn, error, fatal, panic or disabled"},
 	{Name: "LOG_FORMAT", Default: "json", Help: "json or console"},
+	{Name: "FHIR_SOURCES", Help: "comma-separated names of FHIR servers besides openIMIS to take claims from (a-z, 0-9, -; up to 20 characters each); each reads the FHIR_<N>_* variables"},
 }
 
 // Secret is a configuration value that never prints: fmt, logs and JSON see
@@ -213,6 +217,7 @@ func Load(v *viper.Viper) (Config, error) {
 		}
 	}
 	p.routeCredentials(c)
+	c.Sources = p.sources(c.CallbackEndpoint, c.ClaimPollInterval)
 	if len(p.errs) > 0 {
 		return Config{}, errors.New("config: " + strings.Join(p.errs, "; "))
 	}
@@ -504,7 +509,7 @@ func (c Config) Summary() map[string]string {
 		}
 		return Redacted
 	}
-	return map[string]string{
+	m := map[string]string{
 		"PORT":                           strconv.Itoa(c.Port),
 		"CLAIM_BACKFILL":                 c.ClaimBackfill.String(),
 		"LISTEN_ADDRESS":                 c.ListenAddress,
@@ -537,6 +542,13 @@ func (c Config) Summary() map[string]string {
 		"LOG_LEVEL":                      c.LogLevel,
 		"LOG_FORMAT":                     c.LogFormat,
 	}
+	names := make([]string, len(c.Sources))
+	for i, s := range c.Sources {
+		names[i] = s.Name
+		s.summary(m)
+	}
+	m["FHIR_SOURCES"] = strings.Join(names, ",")
+	return m
 }
 
 func (c Config) subscriptionEndString() string {

@@ -61,6 +61,8 @@ type api struct {
 	throttle *authThrottle
 	// writeCheck caches whether the store can commit, for /ready.
 	writeCheck *writeCheck
+	// sources are the FHIR sources besides openIMIS (spec §8).
+	sources *sources
 }
 
 // ctxAuthRefused marks a request refused by basicAuth (401, 429): its
@@ -96,6 +98,13 @@ func (a *api) routes() http.Handler {
 	} {
 		g.POST(path, h)
 		g.POST(path+"/", h)
+	}
+	// A FHIR source calls /mediator/fhir/<name>, and HAPI and Kodjin PUT
+	// the resource at <callback>/<Type>/<id> (docs/upstreams/fhir-subscriptions.md §1.1).
+	fh := a.handleFHIRNotification()
+	for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
+		g.Handle(method, "/fhir/:source", fh)
+		g.Handle(method, "/fhir/:source/*rest", fh)
 	}
 
 	r.NoRoute(func(c *gin.Context) { a.fail(c, http.StatusNotFound, "no such route") })

@@ -40,6 +40,7 @@ type checkResult struct {
 	detail string // what was found
 	fix    string // what to do, when it failed
 	warn   bool   // a problem that does not stop the mediator
+	omit   bool   // nothing to say here (e.g. a topic check of a criteria dialect): no line
 }
 
 // check is one preflight check. A check that depends on an earlier one
@@ -51,12 +52,23 @@ type check struct {
 }
 
 // Check verifies the configured systems, creating and renewing nothing in
-// them, and returns one result per check. The mediator's own store is opened
+// them, and returns one result per check: openIMIS, the CHT, OpenHIM, then
+// each FHIR source (sorted by name). The mediator's own store is opened
 // (created and migrated when new) to read the operator's settings.
 func (m *Mediator) Check(ctx context.Context) []CheckResult {
+	list := m.checks()
+	for _, name := range m.sources.names() {
+		list = append(list, m.sourceChecks(m.sources.get(name))...)
+	}
+	return m.runChecks(ctx, list)
+}
+
+// runChecks runs the checks in order, each bounded by two upstream
+// timeouts, skipping those whose needs did not pass.
+func (m *Mediator) runChecks(ctx context.Context, list []check) []CheckResult {
 	passed := map[string]bool{}
 	var results []CheckResult
-	for _, c := range m.checks() {
+	for _, c := range list {
 		if c.needs != "" && !passed[c.needs] {
 			results = append(results, CheckResult{Name: c.name, Status: "skip", Detail: "needs: " + c.needs})
 			continue
@@ -65,6 +77,8 @@ func (m *Mediator) Check(ctx context.Context) []CheckResult {
 		res, err := c.run(cctx)
 		cancel()
 		switch {
+		case err == nil && res.omit:
+			passed[c.name] = true
 		case err != nil:
 			results = append(results, CheckResult{Name: c.name, Status: "fail", Detail: err.Error(), Fix: res.fix})
 		case res.warn:

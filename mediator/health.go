@@ -33,6 +33,11 @@ type readyBody struct {
 	// (after a 429, a refused login), until when and why. A pause does not
 	// make the mediator unready: it ends by itself.
 	Paused map[string]upstreamPause `json:"paused,omitempty"`
+	// Sources are the FHIR sources besides openIMIS: their dialect,
+	// subscription state and what is wrong, if anything. A source never
+	// makes the mediator unready: the openIMIS path and the other sources
+	// keep working, and a source's claims still arrive by its search.
+	Sources map[string]sourceStatus `json:"sources,omitempty"`
 }
 
 // upstreamPause is an upstream's client pausing: no request before Until.
@@ -105,7 +110,7 @@ func (a *api) handleReady() gin.HandlerFunc {
 		if problem := a.loginProblem(); problem != "" {
 			reasons = append(reasons, problem)
 		}
-		body := readyBody{Status: "ready", OpenHIM: a.openhim(), Reasons: reasons}
+		body := readyBody{Status: "ready", OpenHIM: a.openhim(), Reasons: reasons, Sources: a.sources.report()}
 		for system, l := range a.limits {
 			if body.Limits == nil {
 				body.Limits = map[string]int{}

@@ -140,6 +140,13 @@ type Options struct {
 	// ones; pass the ones the clients' transports were instrumented with.
 	Metrics *Metrics
 
+	// Sources are the FHIR servers besides openIMIS that claims come from
+	// (spec §8). Optional.
+	Sources []Source
+	// SourceWatchdog is how often the watchdog of each topic source looks
+	// for missed events and silence. Defaults to a minute.
+	SourceWatchdog time.Duration
+
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
 }
@@ -210,6 +217,7 @@ func (o Options) withDefaults() (Options, error) {
 	orDefault(&o.CatchupOverlap, 10*time.Minute)
 	orDefault(&o.HeartbeatInterval, 10*time.Second)
 	orDefault(&o.ConfigRefresh, 5*time.Minute)
+	orDefault(&o.SourceWatchdog, time.Minute)
 	if o.ClaimForm == "" {
 		o.ClaimForm = "OP"
 	}
@@ -254,6 +262,10 @@ type Mediator struct {
 	catchup       *catchup
 	openhim       *openHIMLink // nil without OpenHIM
 
+	sources             *sources
+	sourceCatchup       *sourceCatchup
+	sourceSubscriptions *sourceSubscriptions
+
 	startOnce sync.Once
 	stopOnce  sync.Once
 	cancel    context.CancelFunc
@@ -281,6 +293,13 @@ func New(opts Options) (*Mediator, error) {
 		lookback: opts.CatchupLookback, overlap: opts.CatchupOverlap,
 	}
 	m.catchup.setInterval(opts.ClaimPollInterval)
+	if m.sources, err = newSources(opts.Sources, opts.Store, opts.Logger, opts.Now); err != nil {
+		return nil, err
+	}
+	m.sourceCatchup = &sourceCatchup{sources: m.sources, lookback: opts.CatchupLookback, overlap: opts.CatchupOverlap}
+	m.sourceSubscriptions = &sourceSubscriptions{
+		sources: m.sources, username: opts.Username, password: opts.Password, end: opts.SubscriptionEnd,
+	}
 	m.subscriptions = &subscriptions{
 		oi: opts.OpenIMIS, store: opts.Store, log: opts.Logger, now: opts.Now,
 		username: opts.Username, password: opts.Password,
@@ -310,6 +329,7 @@ func New(opts Options) (*Mediator, error) {
 		limits:       opts.UpstreamLimits,
 		paused:       m.paused,
 		loginFailing: func() bool { return opts.OpenIMIS.LoginFailure() != nil },
+		sources:      m.sources,
 		// The jobs that wait for an operator when they fail: their series
 		// exist from the start, so that an alert sees the first failure.
 		kinds:           []string{kindClaim, kindFeedback},
@@ -334,6 +354,7 @@ func New(opts Options) (*Mediator, error) {
 		paused:       m.paused,
 		throttle:     newAuthThrottle(opts.Now),
 		writeCheck:   &writeCheck{log: opts.Logger, now: opts.Now},
+		sources:      m.sources,
 	}).routes()
 	return m, nil
 }
@@ -395,6 +416,41 @@ func (m *Mediator) riverConfig() *river.Config {
 	river.AddWorker(workers, &feedbackWorker{d: m.delivery})
 	river.AddWorker(workers, &subscriptionWorker{s: m.subscriptions})
 	river.AddWorker(workers, &catchupWorker{c: m.catchup})
+	river.AddWorker(workers, &sourceClaimWorker{d: m.delivery, sources: m.sources})
+	river.AddWorker(workers, &sourceCatchupWorker{c: m.sourceCatchup})
+	river.AddWorker(workers, &sourceSubscriptionWorker{s: m.sourceSubscriptions})
+	river.AddWorker(workers, &sourceWatchdogWorker{sources: m.sources, subs: m.sourceSubscriptions})
+	periodic := []*river.PeriodicJob{
+		river.NewPeriodicJob(river.PeriodicInterval(m.opts.SubscriptionCheck),
+			func() (river.JobArgs, *river.InsertOpts) { return subscriptionArgs{}, nil },
+			&river.PeriodicJobOpts{RunOnStart: true}),
+		river.NewPeriodicJob(pollSchedule{c: m.catchup},
+			func() (river.JobArgs, *river.InsertOpts) { return catchupArgs{}, nil },
+			&river.PeriodicJobOpts{RunOnStart: true}),
+	}
+	for _, name := range m.sources.names() {
+		src := m.sources.get(name)
+		if src.PollInterval > 0 {
+			periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(src.PollInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return sourceCatchupArgs{Source: name}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true}))
+		}
+		if src.ManageSubscription {
+			// Repaired within a few poll intervals (spec §8): an R4
+			// criteria subscription has no heartbeat to miss.
+			every := m.opts.SubscriptionCheck
+			if src.PollInterval > 0 {
+				every = min(every, src.PollInterval)
+			}
+			periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(every),
+				func() (river.JobArgs, *river.InsertOpts) { return sourceSubscriptionArgs{Source: name}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true}),
+				// Topic dialects: missed events and silence (the job
+				// does nothing for the others).
+				river.NewPeriodicJob(river.PeriodicInterval(m.opts.SourceWatchdog),
+					func() (river.JobArgs, *river.InsertOpts) { return sourceWatchdogArgs{Source: name}, nil }, nil))
+		}
+	}
 	return &river.Config{
 		Queues: map[string]river.QueueConfig{
 			river.QueueDefault: {MaxWorkers: queueSlotsPerWorker * m.opts.Workers},
@@ -421,15 +477,8 @@ func (m *Mediator) riverConfig() *river.Config {
 		// duplicates, so the claim or feedback would be lost.
 		CancelledJobRetentionPeriod: -1,
 		DiscardedJobRetentionPeriod: -1,
-		PeriodicJobs: []*river.PeriodicJob{
-			river.NewPeriodicJob(river.PeriodicInterval(m.opts.SubscriptionCheck),
-				func() (river.JobArgs, *river.InsertOpts) { return subscriptionArgs{}, nil },
-				&river.PeriodicJobOpts{RunOnStart: true}),
-			river.NewPeriodicJob(pollSchedule{c: m.catchup},
-				func() (river.JobArgs, *river.InsertOpts) { return catchupArgs{}, nil },
-				&river.PeriodicJobOpts{RunOnStart: true}),
-		},
-		Logger: slog.New(zerolog.NewSlogHandler(m.log.With().Str("component", "river").Logger().Level(max(m.log.GetLevel(), zerolog.WarnLevel)))),
+		PeriodicJobs:                periodic,
+		Logger:                      slog.New(zerolog.NewSlogHandler(m.log.With().Str("component", "river").Logger().Level(max(m.log.GetLevel(), zerolog.WarnLevel)))),
 	}
 }
 

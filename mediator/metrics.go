@@ -85,6 +85,14 @@ func NewMetrics() *Metrics {
 			"Seconds an upstream's client still sends nothing, after a 429 or a refused login (0: not paused).", []string{"system"}, nil),
 		loginFailing: prometheus.NewDesc("mediator_openimis_login_failing",
 			"1 while the latest openIMIS login failed (refused, expired password, or no answer): every job that needs openIMIS waits.", nil, nil),
+		sourceState: prometheus.NewDesc("mediator_source_subscription_state",
+			"1 for the current state of a FHIR source's subscription (starting, requested, active, error, off, failing, polling-only).", []string{"source", "state"}, nil),
+		sourcePoll: prometheus.NewDesc("mediator_source_catchup_last_success_timestamp_seconds",
+			"Start of a FHIR source's last complete catch-up search (0: none yet in this process).", []string{"source"}, nil),
+		sourceHeard: prometheus.NewDesc("mediator_source_last_heard_timestamp_seconds",
+			"When a FHIR source last called the callback, with anything (0: not yet in this process).", []string{"source"}, nil),
+		sourceSilent: prometheus.NewDesc("mediator_source_silent",
+			"1 while a topic source's server says its subscription is active but nothing reaches the callback.", []string{"source"}, nil),
 		operator: operatorDescs{
 			failed: prometheus.NewDesc("mediator_failed_jobs",
 				"Jobs kept as failed (permanent error, or out of attempts) until an operator retries them, by kind.", []string{"kind"}, nil),
@@ -227,6 +235,7 @@ type stateReaders struct {
 	limits       map[string]*UpstreamLimit
 	paused       func() map[string]upstreamPause
 	loginFailing func() bool
+	sources      *sources
 
 	// kinds are the job kinds whose depth and failed count are reported even
 	// while the store holds none of them.
@@ -247,6 +256,8 @@ type stateCollector struct {
 	readers                                        atomic.Pointer[stateReaders]
 	depth, oldest, subscription, lastPoll, openhim *prometheus.Desc
 	limit, inflight, paused, loginFailing          *prometheus.Desc
+	sourceState, sourcePoll, sourceHeard           *prometheus.Desc
+	sourceSilent                                   *prometheus.Desc
 	operator                                       operatorDescs
 }
 
@@ -259,7 +270,7 @@ type operatorDescs struct {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.depth, c.oldest, c.subscription, c.lastPoll, c.openhim, c.limit, c.inflight, c.paused, c.loginFailing} {
+	for _, d := range []*prometheus.Desc{c.depth, c.oldest, c.subscription, c.lastPoll, c.openhim, c.limit, c.inflight, c.paused, c.loginFailing, c.sourceState, c.sourcePoll, c.sourceHeard, c.sourceSilent} {
 		ch <- d
 	}
 	o := c.operator
@@ -324,6 +335,24 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(l.Limit()), system)
 		ch <- prometheus.MustNewConstMetric(c.inflight, prometheus.GaugeValue, float64(l.Inflight()), system)
 	}
+	for _, name := range r.sources.names() {
+		src := r.sources.get(name)
+		state, _, _ := src.status()
+		for _, st := range sourceStates {
+			v := 0.0
+			if st == state {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.sourceState, prometheus.GaugeValue, v, name, st)
+		}
+		ch <- prometheus.MustNewConstMetric(c.sourcePoll, prometheus.GaugeValue, unixSeconds(src.lastPoll.Load()), name)
+		ch <- prometheus.MustNewConstMetric(c.sourceHeard, prometheus.GaugeValue, unixSeconds(src.lastHeard.Load()), name)
+		silent := 0.0
+		if src.silent.Load() {
+			silent = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.sourceSilent, prometheus.GaugeValue, silent, name)
+	}
 	if r.paused != nil {
 		for system, p := range r.paused() {
 			left := 0.0
@@ -333,6 +362,14 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.paused, prometheus.GaugeValue, left, system)
 		}
 	}
+}
+
+// unixSeconds is a Unix nanosecond count in seconds; 0 stays 0.
+func unixSeconds(ns int64) float64 {
+	if ns <= 0 {
+		return 0
+	}
+	return float64(ns) / 1e9
 }
 
 // collectOperator sends the operatorDescs series; storeAnswered says whether

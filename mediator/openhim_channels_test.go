@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/cht-openimis/cht-openimis-mediator/fhir"
+	"github.com/cht-openimis/cht-openimis-mediator/fhir/fhirtest"
 	"github.com/cht-openimis/cht-openimis-mediator/mediator"
 	"github.com/cht-openimis/cht-openimis-mediator/openhim/openhimtest"
 )
@@ -96,7 +98,7 @@ func TestCheck_OpenHIMChannels(t *testing.T) {
 	require.NoError(t, b.him.InstallChannels(b.opts.Registration.URN))
 	ok, out = b.checkWith(t, nil)
 	require.True(t, ok, out)
-	require.Contains(t, out, "ok    OpenHIM channels: 2 route(s) present the credentials the mediator accepts")
+	require.Contains(t, out, "ok    OpenHIM channels: 3 route(s) present the credentials the mediator accepts")
 
 	// Channels installed from a registration without route credentials.
 	for _, ch := range []string{"openIMIS claim notifications", "CHT claims feedback"} {
@@ -116,4 +118,39 @@ func TestCheck_OpenHIMChannels(t *testing.T) {
 	require.Contains(t, out, "WARN  OpenHIM credentials: openIMIS presents MEDIATOR_USERNAME and MEDIATOR_PASSWORD to OpenHIM")
 	require.Contains(t, out, "fix: set OPENHIM_ROUTE_USERNAME and OPENHIM_ROUTE_PASSWORD")
 	_ = ok
+}
+
+// The third default channel carries the FHIR sources' callbacks: its route
+// has no path, so OpenHIM forwards the request's own path (source, and the
+// Type/id of a Kodjin or HAPI PUT; docs/upstreams/openhim.md §4.1), with the
+// route's credentials like the other channels.
+func TestSource_ThroughTheOpenHIMChannel(t *testing.T) {
+	t.Parallel()
+	kodjin := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.Kodjin})
+	b := setup(t, setupOpts{openhim: &openhimtest.Options{}, edit: func(o *mediator.Options) {
+		o.RouteUsername, o.RoutePassword = "openhim-routes", "route-secret"
+		withSources(t, sourceSetup{name: "kodjin", fake: kodjin, vendor: fhir.VendorKodjin,
+			edit: func(s *mediator.Source) { s.ManageSubscription = false }})(o)
+	}})
+	b.waitRegistered(t)
+	require.NoError(t, b.him.InstallChannels(b.opts.Registration.URN))
+
+	kodjin.AddPatient(sourcePatient("pat-h", "Gita", "Thapa"))
+	res, err := b.him.Send(context.Background(), openhimtest.ForwardRequest{
+		Method: http.MethodPut, Path: "/mediator/fhir/kodjin/ClaimResponse/cr-him", ClientID: "kodjin",
+		Header: http.Header{"Content-Type": {"application/fhir+json"}, "Authorization": {"Basic a29kamluOmNsaWVudC1zZWNyZXQ="}},
+		Body:   sourceClaim("cr-him", "pat-h", "CLM-HIM", "2025-06-30"),
+	})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
+	require.Equal(t, "FHIR source notifications", b.him.Transactions()[0].Channel)
+	reports := b.waitReports(t, "cr-him", 1)
+	require.Equal(t, "CLM-HIM", reports[0].Fields["op_claim_id"])
+
+	// An empty ping through the channel (Kodjin without payload).
+	res, err = b.him.Send(context.Background(), openhimtest.ForwardRequest{
+		Method: http.MethodPost, Path: "/mediator/fhir/kodjin", ClientID: "kodjin",
+	})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
 }

@@ -26,12 +26,17 @@ func (a *api) respond(c *gin.Context, status int, body any) {
 // OpenHIM forwarded (X-OpenHIM-TransactionID) gets the same status and body
 // inside the mediator envelope of urn.
 func writeAnswer(w http.ResponseWriter, r *http.Request, urn string, status int, body any) {
+	writeAnswerAs(w, r, urn, status, "application/json", body)
+}
+
+// writeAnswerAs is writeAnswer with the body's content type (a FHIR source
+// is answered in application/fhir+json).
+func writeAnswerAs(w http.ResponseWriter, r *http.Request, urn string, status int, contentType string, body any) {
 	b, err := json.Marshal(body)
 	if err != nil {
 		zerolog.Ctx(r.Context()).Error().Err(err).Msg("encode answer")
 		status, b = http.StatusInternalServerError, []byte(`{"error":"internal error"}`)
 	}
-	contentType := "application/json"
 	if r.Header.Get(headerTransactionID) != "" {
 		contentType = openhim.ContentTypeEnvelope
 		if b, err = json.Marshal(openhim.NewEnvelope(urn, status, b, w.Header())); err != nil {
@@ -55,8 +60,12 @@ type errorBody struct {
 // fail answers an error: an OperationOutcome on the openIMIS route, a JSON
 // errorBody elsewhere. msg is shown to the caller; it must hold no secret.
 func (a *api) fail(c *gin.Context, status int, msg string, fields ...mapping.FieldError) {
-	if strings.TrimSuffix(c.Request.URL.Path, "/") == routeClaimResponse { // also a 405 there
+	switch {
+	case strings.TrimSuffix(c.Request.URL.Path, "/") == routeClaimResponse: // also a 405 there
 		a.respond(c, status, operationOutcome(status, msg, fields))
+		return
+	case strings.HasPrefix(c.Request.URL.Path, routeFHIRSource):
+		a.respondFHIR(c, status, operationOutcome(status, msg, fields))
 		return
 	}
 	a.respond(c, status, errorBody{Error: msg, Fields: fields})

@@ -57,20 +57,31 @@ func TestPrepareRegistration_ShippedDocument(t *testing.T) {
 	require.Equal(t, "mediator.example.org", got.Endpoints[0].Host)
 	require.Equal(t, 7443, got.Endpoints[0].Port)
 	require.True(t, got.Endpoints[0].Secured)
-	paths := map[string]bool{}
+	// Each channel's pattern, methods and route path ("" forwards the
+	// request's own path, docs/upstreams/openhim.md §4.1: the FHIR sources'
+	// callbacks are /mediator/fhir/<source>[/<Type>/<id>]).
+	type channel struct {
+		methods []string
+		path    string
+	}
+	channels := map[string]channel{}
 	for _, ch := range got.DefaultChannelConfig {
 		require.True(t, strings.HasPrefix(ch.URLPattern, "^") && strings.HasSuffix(ch.URLPattern, "$"), "anchored: %s", ch.URLPattern)
-		require.Equal(t, []string{"POST"}, ch.Methods)
 		require.Equal(t, "private", ch.AuthType)
-		require.NotEmpty(t, ch.Allow)
+		require.Equal(t, []string{"cht-openimis"}, ch.Allow)
+		require.Len(t, ch.Routes, 1, ch.URLPattern)
 		for _, r := range ch.Routes {
 			require.Equal(t, "mediator.example.org", r.Host)
 			require.Equal(t, 7443, r.Port)
 			require.True(t, r.Secured)
-			paths[r.Path] = true
+			channels[ch.URLPattern] = channel{methods: ch.Methods, path: r.Path}
 		}
 	}
-	require.Equal(t, map[string]bool{"/mediator/claim-response": true, "/mediator/claims-feedback": true}, paths)
+	require.Equal(t, map[string]channel{
+		"^/mediator/claim-response/?$":  {methods: []string{"POST"}, path: "/mediator/claim-response"},
+		"^/mediator/claims-feedback/?$": {methods: []string{"POST"}, path: "/mediator/claims-feedback"},
+		"^/mediator/fhir/.*$":           {methods: []string{"POST", "PUT", "DELETE"}, path: ""},
+	}, channels)
 	require.Equal(t, map[string]any{"logLevel": "debug"}, got.Config)
 	defs := map[string]string{}
 	for _, d := range got.ConfigDefs {

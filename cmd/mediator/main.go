@@ -1,9 +1,9 @@
 // Command mediator runs the CHT–openIMIS mediator.
 //
 //	mediator            serve (the default)
-//	mediator check      preflight check of the configured systems
+//	mediator check [--source NAME]  preflight check of the configured systems
 //	mediator jobs …     list, show and retry jobs (mediator jobs for help)
-//	mediator subscription show|delete|renew
+//	mediator subscription show|delete|renew [--source NAME]
 //	mediator backup FILE  copy the SQLite store to FILE while the server runs
 //	mediator version    print the version
 //
@@ -30,9 +30,10 @@ import (
 
 const usage = `usage: mediator [serve|check|jobs|subscription|backup|healthcheck|version]
   serve          run the mediator (the default)
-  check          verify the configured openIMIS, CHT and OpenHIM, changing nothing in them
+  check          verify the configured openIMIS, CHT, OpenHIM and FHIR sources, changing nothing in them
+                 (--source NAME: that FHIR source alone)
   jobs           list, show and retry jobs; "mediator jobs" for details
-  subscription   show, delete or renew the openIMIS subscription
+  subscription   show, delete or renew the openIMIS subscription (--source NAME: a FHIR source's)
   backup FILE    write a copy of the SQLite store to the new FILE, also while the server runs
   healthcheck    exit 0 when the local server answers /health (for container health checks)
   version        print the version`
@@ -69,7 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "jobs":
 		return jobs(ctx, args[1:], stdout)
 	case "check":
-		return check(ctx, stdout, stderr)
+		return check(ctx, args[1:], stdout, stderr)
 	case "subscription":
 		return subscription(ctx, args[1:], stdout, stderr)
 	case "backup":

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -155,4 +156,32 @@ func oneLine(s string, max int) string {
 		s = s[:max] + "…"
 	}
 	return printable(s)
+}
+
+// printSourceSubscription prints the subscriptions to a FHIR source's
+// callback.
+func printSourceSubscription(w io.Writer, r mediator.SourceSubscriptionReport) {
+	if r.Disabled {
+		fmt.Fprintf(w, "disabled by an operator: the server does not create or renew it (mediator subscription renew --source %s re-enables it)\n", printable(r.Source))
+	}
+	if len(r.Subscriptions) == 0 {
+		fmt.Fprintln(w, "no subscription on", printable(r.Source), "for", printable(r.Endpoint))
+		return
+	}
+	for _, s := range r.Subscriptions {
+		kept := ""
+		if s.ID == r.StoredID {
+			kept = " (the one the mediator keeps)"
+		}
+		fmt.Fprintf(w, "id:        %s%s\nstatus:    %s\ncriteria:  %s\nend:       %s\nendpoint:  %s\npayload:   %s\nheader:    %s\n",
+			printable(s.ID), kept, printable(s.Status), printable(s.Criteria), printable(s.End),
+			printable(s.Endpoint), printable(cmp.Or(s.Payload, "(none)")), printable(cmp.Or(strings.Join(s.Headers, ", "), "(none)")))
+		if s.Content != "" {
+			fmt.Fprintf(w, "content:   %s\n", printable(s.Content))
+		}
+		if s.Error != "" {
+			fmt.Fprintf(w, "error:     %s\n", printable(s.Error))
+		}
+		fmt.Fprintln(w)
+	}
 }

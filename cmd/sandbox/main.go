@@ -3,8 +3,10 @@
 // use) and the real mediator wired to them on 127.0.0.1, then a claim goes
 // from openIMIS to the CHT and a health worker's feedback comes back.
 //
-//	go run ./cmd/sandbox          play the story and exit
-//	go run ./cmd/sandbox --keep   then leave everything running for curl
+//	go run ./cmd/sandbox                  play the story and exit
+//	go run ./cmd/sandbox --keep           then leave everything running for curl
+//	go run ./cmd/sandbox --source kodjin  also a FHIR server besides openIMIS (aidbox,
+//	                                      kodjin, heydonto or hapi): its claim reaches the CHT too
 package main
 
 import (
@@ -14,6 +16,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -30,10 +33,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
 	fs.SetOutput(out)
 	keep := fs.Bool("keep", false, "leave everything running after the story, until Ctrl-C")
+	source := fs.String("source", "", "also run a fake FHIR server besides openIMIS: "+strings.Join(sourceNames(), ", "))
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	s, err := start(ctx, out)
+	if _, ok := sourceFakes[*source]; *source != "" && !ok {
+		return fmt.Errorf("--source %q: use one of %s", *source, strings.Join(sourceNames(), ", "))
+	}
+	s, err := start(ctx, out, *source)
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,7 @@ func TestRun_CompletesTheStory(t *testing.T) {
 	var out bytes.Buffer
 	require.NoError(t, run(context.Background(), nil, &out))
 	for _, want := range []string{
-		"subscription ", "registered with OpenHIM", "default channels installed with the console's \"+\": 2",
+		"subscription ", "registered with OpenHIM", "default channels installed with the console's \"+\": 3",
 		"-> 200 {\"claim\":\"" + claimUUID + "\",\"status\":\"accepted\"}",
 		"form OP, claim " + claimCode,
 		"-> 202 ", "(Successful)",
@@ -25,6 +25,39 @@ func TestRun_CompletesTheStory(t *testing.T) {
 	} {
 		require.Contains(t, out.String(), want)
 	}
+}
+
+// --source plays the story with a FHIR server besides openIMIS too: its
+// claim outcome reaches the CHT, by the server's notification or by the
+// catch-up search, as each server allows.
+func TestRun_SourceStories(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		source string
+		want   []string
+	}{
+		{"kodjin", []string{"dialect r4-criteria, subscription state active", "criteria ClaimResponse?", "the server notified: PUT "}},
+		{"hapi", []string{"dialect r4-criteria, subscription state active", "the server notified: PUT "}},
+		{"heydonto", []string{"dialect r4-criteria, subscription state requested", "the catch-up search found it"}},
+		{"aidbox", []string{"dialect r4b-backport, subscription state polling-only", "the catch-up search found it"}},
+	} {
+		t.Run(tc.source, func(t *testing.T) {
+			t.Parallel()
+			var out bytes.Buffer
+			require.NoError(t, run(context.Background(), []string{"--source", tc.source}, &out), out.String())
+			for _, want := range append(tc.want,
+				"6. A FHIR server besides openIMIS: ",
+				"person ", "source_patient_id "+tc.source+"/Patient/"+sourcePatientID,
+				"form OP, claim "+sourceClaimCode+" ("+sourceClaimID+")",
+				tc.source+" claim "+sourceClaimCode+" ("+sourceClaimID+") -> CHT report ",
+				"the story completed",
+			) {
+				require.Contains(t, out.String(), want)
+			}
+		})
+	}
+	err := run(context.Background(), []string{"--source", "nope"}, &bytes.Buffer{})
+	require.EqualError(t, err, `--source "nope": use one of aidbox, hapi, heydonto, kodjin`)
 }
 
 func TestRun_KeepWaitsForInterrupt(t *testing.T) {

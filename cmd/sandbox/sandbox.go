@@ -20,6 +20,7 @@ import (
 	"github.com/cht-openimis/cht-openimis-mediator/cht/chttest"
 	"github.com/cht-openimis/cht-openimis-mediator/cmd/internal/app"
 	"github.com/cht-openimis/cht-openimis-mediator/config"
+	"github.com/cht-openimis/cht-openimis-mediator/fhir/fhirtest"
 	"github.com/cht-openimis/cht-openimis-mediator/openhim/openhimtest"
 	"github.com/cht-openimis/cht-openimis-mediator/openimis/openimistest"
 )
@@ -39,18 +40,23 @@ const (
 
 // sandbox holds the running fakes and mediator.
 type sandbox struct {
-	out      io.Writer
-	oi       *openimistest.Server
-	cht      *chttest.Server
-	him      *openhimtest.Server
-	dir      string
-	logPath  string
-	mediator string // base URL
-	stop     context.CancelFunc
-	done     chan error
+	out io.Writer
+	oi  *openimistest.Server
+	cht *chttest.Server
+	him *openhimtest.Server
+	dir string
+	// sourceName and source are the FHIR source of --source and its fake
+	// (nil without); sourceReport is the CHT report its claim became.
+	sourceName   string
+	source       *fhirtest.Server
+	sourceReport string
+	logPath      string
+	mediator     string // base URL
+	stop         context.CancelFunc
+	done         chan error
 }
 
-func start(ctx context.Context, out io.Writer) (*sandbox, error) {
+func start(ctx context.Context, out io.Writer, source string) (*sandbox, error) {
 	dir, err := os.MkdirTemp("", "cht-openimis-sandbox-")
 	if err != nil {
 		return nil, err
@@ -61,6 +67,9 @@ func start(ctx context.Context, out io.Writer) (*sandbox, error) {
 		oi:  openimistest.New(openimistest.Options{Username: imisUser, Password: imisPass, ClaimSubscriptions: true}),
 		cht: chttest.New(chttest.Options{Password: chtPass}),
 		him: openhimtest.New(openhimtest.Options{}),
+	}
+	if source != "" {
+		s.sourceName, s.source = source, fhirtest.New(sourceFakes[source].options)
 	}
 	port, err := freePort()
 	if err != nil {
@@ -96,6 +105,11 @@ func start(ctx context.Context, out io.Writer) (*sandbox, error) {
 	} {
 		v.Set(k, val)
 	}
+	if s.source != nil {
+		for k, val := range sourceEnv(s.sourceName, s.source) {
+			v.Set(k, val)
+		}
+	}
 	cfg, err := config.Load(v)
 	if err != nil {
 		s.close()
@@ -116,7 +130,11 @@ func start(ctx context.Context, out io.Writer) (*sandbox, error) {
 		s.done <- err
 	}()
 
-	s.say("Starting fake openIMIS, CHT and OpenHIM, and the real mediator on 127.0.0.1")
+	if s.source != nil {
+		s.say("Starting fake openIMIS, CHT, OpenHIM and " + s.sourceName + ", and the real mediator on 127.0.0.1")
+	} else {
+		s.say("Starting fake openIMIS, CHT and OpenHIM, and the real mediator on 127.0.0.1")
+	}
 	select {
 	case <-ready:
 	case err := <-s.done:
@@ -130,6 +148,9 @@ func start(ctx context.Context, out io.Writer) (*sandbox, error) {
 	s.detail("openIMIS  %s", s.oi.FHIRURL())
 	s.detail("CHT       %s", s.cht.URL)
 	s.detail("OpenHIM   %s", s.him.URL)
+	if s.source != nil {
+		s.detail("%-9s %s", s.sourceName, s.source.BaseURL)
+	}
 	s.detail("mediator  %s  (log: %s)", s.mediator, s.logPath)
 	return s, nil
 }
@@ -143,6 +164,9 @@ func (s *sandbox) close() {
 	s.oi.Close()
 	s.cht.Close()
 	s.him.Close()
+	if s.source != nil {
+		s.source.Close()
+	}
 	os.RemoveAll(s.dir)
 }
 
@@ -190,16 +214,8 @@ func (s *sandbox) play(ctx context.Context) error {
 
 	// The CHT gets the person and the OP report.
 	s.say("3. The mediator creates the insuree in the CHT and posts the OP report")
-	var report chttest.Report
-	if err := s.wait(ctx, "the OP report", func() bool {
-		for _, r := range s.cht.Reports() {
-			if r.Fields["op_claim_uuid"] == claimUUID {
-				report = r
-				return true
-			}
-		}
-		return false
-	}); err != nil {
+	report, err := s.waitReport(ctx, claimUUID)
+	if err != nil {
 		return err
 	}
 	person, _ := s.cht.Person(fmt.Sprint(report.Fields["patient_id"]))
@@ -245,9 +261,18 @@ func (s *sandbox) play(ctx context.Context) error {
 	s.detail("feedback %s for claim %s: care rendered %t, payment asked %t, drug prescribed %t, drug received %t, rating %d",
 		comm.FeedbackID, comm.ClaimID, comm.CareRendered, comm.PaymentAsked, comm.DrugPrescribed, comm.DrugReceived, comm.Asessment)
 
+	if s.source != nil {
+		if err := s.playSource(ctx, 6); err != nil {
+			return err
+		}
+	}
+
 	s.say("Summary")
 	s.detail("claim %s (%s) -> CHT report %s for person %s", claimCode, claimUUID, report.ID, person.ID)
 	s.detail("CHT report %s -> openIMIS feedback %s", reportID, comm.FeedbackID)
+	if s.source != nil {
+		s.detail("%s claim %s (%s) -> CHT report %s", s.sourceName, sourceClaimCode, sourceClaimID, s.sourceReport)
+	}
 	s.detail("the story completed")
 	return nil
 }
@@ -262,7 +287,25 @@ func (s *sandbox) printAccess() {
 	s.detail("curl -u %s:%s %sPatient/%s/", imisUser, imisPass, s.oi.FHIRURL(), openimistest.SeedPatientID)
 	s.detail("curl -u %s:%s %s/api/v1/contact/uuid?freetext=openimis_id:%s", chttest.DefaultUsername, chtPass, s.cht.URL, openimistest.SeedPatientID)
 	s.detail("DATABASE_URL=sqlite://%s go run ./cmd/mediator jobs list --state all", filepath.Join(s.dir, "mediator.db"))
+	if s.source != nil {
+		s.detail("curl %s/metadata   (the %s fake)", s.source.BaseURL, s.sourceName)
+	}
 	s.detail("the mediator's log: %s", s.logPath)
+}
+
+// waitReport waits for the OP report of the claim id.
+func (s *sandbox) waitReport(ctx context.Context, id string) (chttest.Report, error) {
+	var report chttest.Report
+	err := s.wait(ctx, "the OP report of claim "+id, func() bool {
+		for _, r := range s.cht.Reports() {
+			if r.Fields["op_claim_uuid"] == id {
+				report = r
+				return true
+			}
+		}
+		return false
+	})
+	return report, err
 }
 
 // wait polls cond until it holds, for at most 30 seconds.

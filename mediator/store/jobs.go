@@ -52,6 +52,18 @@ func (q *riverQueue[TTx]) StopQueue(ctx context.Context) error {
 	return nil
 }
 
+// Insert implements storetype.Store.
+func (q *riverQueue[TTx]) Insert(ctx context.Context, args river.JobArgs) error {
+	client := q.queue()
+	if client == nil {
+		return errNoQueue
+	}
+	if _, err := client.Insert(ctx, args, nil); err != nil {
+		return fmt.Errorf("store: insert %s job: %w", args.Kind(), err)
+	}
+	return nil
+}
+
 // ListJobs implements storetype.Store.
 func (q *riverQueue[TTx]) ListJobs(ctx context.Context, f storetype.JobFilter) ([]*rivertype.JobRow, error) {
 	client := q.queue()

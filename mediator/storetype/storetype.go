@@ -46,6 +46,9 @@ type Store interface {
 	// was recorded without one (by Enqueue, or before receipts kept
 	// digests), which says nothing about what was received then.
 	EnqueueDigest(ctx context.Context, kind, key, digest string, args river.JobArgs) (inserted bool, previous string, err error)
+	// Insert inserts a job that has no receipt, such as an upkeep job run
+	// on demand; its args' InsertOpts make it unique where it must be.
+	Insert(ctx context.Context, args river.JobArgs) error
 	// Delivered returns the result recorded by MarkDelivered for (kind, key).
 	Delivered(ctx context.Context, kind, key string) (result string, ok bool, err error)
 	// MarkDelivered records that the work for (kind, key) is done, with its

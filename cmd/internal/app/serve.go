@@ -91,6 +91,10 @@ func Build(ctx context.Context, cfg config.Config, logOut io.Writer, waiting fun
 	if err != nil {
 		return nil, err
 	}
+	sources, err := buildSources(cfg, metrics)
+	if err != nil {
+		return nil, err
+	}
 	var st storetype.Store
 	if waiting == nil {
 		st, err = store.Open(ctx, cfg.DatabaseURL)
@@ -128,6 +132,7 @@ func Build(ctx context.Context, cfg config.Config, logOut io.Writer, waiting fun
 		Registration:      registration,
 		Metrics:           metrics,
 		UpstreamLimits:    limits,
+		Sources:           sources,
 	})
 	if err != nil {
 		return nil, errors.Join(err, st.Close())

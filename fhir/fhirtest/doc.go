@@ -1,0 +1,115 @@
+// Package fhirtest is a set of strict in-process fakes of the FHIR servers
+// the mediator may take claim outcomes from: HAPI FHIR, Kodjin and HeyDonto
+// with R4 criteria-based subscriptions, and Aidbox with zen-configured R4B
+// backport topic-based subscriptions (seed 001). It is for tests and the
+// sandbox, and imports nothing of the module but internal/upstreamtest.
+//
+// It reads as a specification: every rule the fake enforces cites where the
+// real server's behaviour is written down, as C§n (a section) or C-trap n
+// (a trap) of docs/upstreams/fhir-subscriptions.md. Where the servers' own
+// documentation is silent, the fake says so and offers a knob in Options
+// rather than guessing quietly.
+//
+// One Server, configured by Options.Vendor, serves the FHIR API under
+// Options.BasePath (never the root, so a client that drops it fails):
+//
+//   - GET metadata: an R4 CapabilityStatement whose software.name tells the
+//     vendor ("HAPI FHIR Server", "Kodjin FHIR Server"; none on HeyDonto),
+//     or 404 with Options.MetadataNotFound (C§5, C-trap 2).
+//   - GET <Type>/<id>, GET <Type>/<id>/_history and searches of
+//     ClaimResponse, Patient and Subscription with _lastUpdated
+//     (eq|ge|gt|le|lt, date or dateTime), _count, _sort=[-]_lastUpdated and
+//     a few filters per type; a parameter the fake does not model is 400.
+//     Paging is HAPI's snapshot (GET [base]?_getpages=…), Kodjin's _offset
+//     links, or HeyDonto's opaque _page_token, bound to its query (400 with
+//     another) and served in next links without /site/<id> as documented
+//     (C§6.3, C§7, C-trap 21).
+//   - POST, PUT and DELETE Subscription with each vendor's rules: criteria
+//     "Type?params" on HAPI (a bare type is 422 "must be in the form",
+//     C§1.1, C-trap 5); status requested only on Kodjin, requested or active
+//     on HAPI, both activated at once; HeyDonto's staying requested unless
+//     Options.Activate (C§1.1, C-trap 4); channel headers "Name: value"
+//     (C-trap 6); Kodjin's payload only application/fhir+json (C§1.1);
+//     HeyDonto's DELETE answering 200 {"statusText":"OK","status":200}
+//     (C-trap 23).
+//   - HeyDonto: paths /site/<id>/fhir/<kebab-lower type> (claim-response,
+//     history instead of _history; PascalCase is 404), case-insensitive ids,
+//     POST /auth/login {email,password} answering {"token"} or
+//     {"accessToken"} (Options.LoginField), Bearer required everywhere else,
+//     ExpireTokens (C§6.3, C§8, C-trap 22, C-trap 24). HAPI and Kodjin want
+//     Options.Token as a Bearer token when it is set.
+//   - Aidbox zen (AidboxZen): R4B metadata with the backport markers and
+//     the topics (Options.Topics) as capabilitystatement-subscriptiontopic-
+//     canonical extensions (C§5). A Subscription must name the backport
+//     profile, a known topic in criteria, filters in _criteria.extension on
+//     the topic's canFilterBy, channel.payload, content in
+//     channel._payload.extension not above the topic's maxContent (empty
+//     unless set); heartbeat, timeout and maxCount are read from
+//     channel.extension with zen's defaults 120 s, 30 s, 10 (C§1.2, C-trap 3,
+//     C-trap 5). It is stored requested whatever was posted, keeps the
+//     client's id, and cannot be modified (PUT is 422, C-trap 17); DELETE
+//     answers the resource, and its events go with it (C-trap 28).
+//     GET Subscription/<id>/$status and $events answer history Bundles;
+//     POST is 405 (C§4, C-trap 19, C-trap 20). Search pages are "page"
+//     links.
+//   - Bodies must be application/fhir+json or application/json (415);
+//     unknown paths are 404 and unmodelled methods 405, as OperationOutcomes.
+//
+// Tests change the data with CreateClaimResponse, UpdateClaimResponse and
+// AddPatient; each change is notified at once to the subscriptions whose
+// criteria match, in the vendor's form (C§2.1, C-trap 7): HAPI PUTs the
+// resource to <endpoint>/<Type>/<id> with a payload and POSTs an empty body
+// without; Kodjin the same, or PUT <endpoint> with Options.PutToEndpoint;
+// HeyDonto as Options.Notify says (put-resource, post-resource, post-empty,
+// or none, the default). Every attempt is recorded (Deliveries) with the
+// request and the answer, judged by the vendor's success rule (HAPI parses
+// a non-empty answer as FHIR, C-trap 8), and failures follow the vendor's
+// retry rule: Kodjin turns the subscription error, retries Options.Retries
+// times newest first, then turns it off (C§3, C-trap 18); HAPI retries for
+// Options.RetryWindow then drops (C-trap 26); Kodjin turns a subscription
+// off at its end (C-trap 27).
+//
+// Aidbox zen sends a handshake once it answered the create (Flush waits
+// for it); only HTTP 200 succeeds, and after 3 tries 10 s apart the
+// subscription is error for good (C§3, C-trap 8, C-trap 9). Events are
+// numbered per subscription from 1 and counted whatever happens to them;
+// they are sent in history Bundles whose SubscriptionStatus carries JSON
+// numbers, zen's "2023-09-04 10:38:43.020984+03" timestamps and absolute
+// references on Options.InternalOrigin, with entries as the content allows
+// (C§2, C-trap 10, C-trap 12 to 14). A batch goes when it reaches maxCount
+// or when the heartbeat period has passed, and a heartbeat after a period
+// of silence (C§3, C-trap 15); a notification not answered 200 turns the
+// subscription error. DropEvents, StopDelivering, StopHeartbeats and
+// SetStatus make the losses a client must notice.
+//
+// Time is the Server's Clock: retries, batches, heartbeats and expiry run
+// when a test advances it and calls Tick, never by sleeping. NewFixedClock
+// stands still between Advances; the zero Clock follows the real time.
+//
+// Test-side controls: Subscriptions, Subscription, SetStatus, ClaimResponses,
+// Patients, Deliveries, PendingRetries, Dropped, Logins, ExpireTokens,
+// ExpirePageTokens, DropEvents, StopDelivering, StopHeartbeats, Flush, Tick,
+// Requests, and the faults of internal/upstreamtest
+// (FailNext, FailNextPath, DropNext, DropNextPath, SetDown, SetLatency),
+// answered with an OperationOutcome.
+//
+// Not modelled, and why:
+//
+//   - The newer Aidbox ("aidbox": AidboxTopicDestination, string counters,
+//     POST $events, 2xx success, references without /fhir), R5 and HAPI's
+//     topic mode (C§1.2, C§2.3, C§6.1, C§6.4); New panics for "aidbox". Of
+//     zen: parallel deliverers (out-of-order arrival), the coercion of
+//     maxCount and heartbeat seen in its documentation, the retention of
+//     $events, the SubscriptionTopic resources, and its Basic and
+//     client-credentials logins (Options.Token stands for a token).
+//   - HeyDonto's notification format and whether its subscriptions ever turn
+//     active are undocumented (C§6.3): Options.Notify and Options.Activate
+//     let tests try each possibility. Its ClaimResponse path claim-response
+//     is presumed (C§6.3). It makes no retries: none are documented.
+//   - Whether Kodjin's PUT appends /<Type>/<id> to the endpoint is
+//     unverified (C§1.1): Options.PutToEndpoint.
+//   - Kodjin's SMART token endpoint (C§6.2; Options.Token stands for a token
+//     from it), its websocket, email and sms channels, and HAPI's XML
+//     payloads. Writes of ClaimResponse and Patient over HTTP (405), update
+//     of an unknown Subscription (404), conditional requests.
+package fhirtest

@@ -1,0 +1,251 @@
+package mediator
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/rs/zerolog"
+
+	"github.com/cht-openimis/cht-openimis-mediator/fhir"
+)
+
+// sourceSubscriptionArgs is a FHIR source's periodic subscription upkeep.
+type sourceSubscriptionArgs struct {
+	Source string `json:"source"`
+}
+
+// Kind implements river.JobArgs.
+func (sourceSubscriptionArgs) Kind() string { return "fhir_subscription_upkeep" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts: one upkeep per source
+// at a time.
+func (sourceSubscriptionArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: queueMaintenance, UniqueOpts: uniquePerSource}
+}
+
+// sourceTagSystem marks the subscriptions this mediator made (meta.tag,
+// code: the source name), so that it finds its own again.
+const sourceTagSystem = "https://github.com/cht-openimis/mediator/source"
+
+// sourceSubscriptions keeps exactly one subscription of ours on each
+// managed FHIR source, and repairs it.
+type sourceSubscriptions struct {
+	sources *sources
+	// username and password are the Basic credentials the subscription's
+	// channel header carries to the callback.
+	username, password string
+	end                func(now time.Time) time.Time
+}
+
+type sourceSubscriptionWorker struct {
+	river.WorkerDefaults[sourceSubscriptionArgs]
+	s *sourceSubscriptions
+}
+
+// Work implements river.Worker.
+func (w *sourceSubscriptionWorker) Work(ctx context.Context, job *river.Job[sourceSubscriptionArgs]) error {
+	src := w.s.sources.get(job.Args.Source)
+	if src == nil || !src.ManageSubscription {
+		return nil
+	}
+	ctx = jobLog(src.log, job.JobRow).Logger().WithContext(ctx)
+	return periodicOutcome(ctx, job.Attempt, job.MaxAttempts, w.s.upkeep(ctx, src))
+}
+
+// upkeep is one upkeep of src's subscription; a failure is shown by /ready.
+// An operator's "mediator subscription delete --source" stands until
+// "renew": the server's subscriptions are left alone meanwhile, by the
+// periodic upkeep and by the watchdog's repairs.
+func (s *sourceSubscriptions) upkeep(ctx context.Context, src *source) error {
+	if disabled, err := s.sources.disabled(ctx, src.Name); err != nil {
+		return err
+	} else if disabled {
+		src.setState(sourceStateDisabled, "subscription disabled by an operator (mediator subscription renew --source "+src.Name+" re-enables it); claims arrive by the catch-up search")
+		zerolog.Ctx(ctx).Debug().Msg("source subscription disabled by an operator; leaving the server alone")
+		return nil
+	}
+	err := s.ensure(ctx, src)
+	if err != nil {
+		state, _, _ := src.status()
+		if state == sourceStateStarting {
+			state = sourceStateFailing
+		}
+		src.setState(state, "subscription upkeep failing: "+err.Error())
+	}
+	return err
+}
+
+// ensure finds, creates or repairs the source's subscription
+// (docs/upstreams/fhir-subscriptions.md §1.1, §3, traps 4, 5, 6, 16, 17):
+// R4 criteria here, the topic dialects in ensureTopic.
+func (s *sourceSubscriptions) ensure(ctx context.Context, src *source) error {
+	log := zerolog.Ctx(ctx)
+	dialect, err := src.detect(ctx)
+	if err != nil {
+		return err
+	}
+	if dialect.Topic() {
+		return s.ensureTopic(ctx, src, dialect)
+	}
+	now := s.sources.now()
+	want, err := s.spec(src, now).Build()
+	if err != nil {
+		return fmt.Errorf("build subscription: %w", err)
+	}
+	sub, found, err := s.find(ctx, src)
+	if err != nil {
+		return err
+	}
+	if !found {
+		created, err := src.Client.CreateSubscription(ctx, want)
+		if err != nil {
+			return fmt.Errorf("create subscription: %w", err)
+		}
+		if err := s.sources.store.SetSetting(ctx, sourceSetting(src.Name, "subscription_id"), created.ID); err != nil {
+			return err
+		}
+		log.Info().Str("subscription_id", created.ID).Str("status", created.Status).Msg("source subscription created")
+		s.record(src, created)
+		return nil
+	}
+	end := fhir.ParseTime(sub.End)
+	repair := ""
+	switch {
+	case sub.Status == "error" || sub.Status == "off":
+		repair = "its status is " + sub.Status
+		if sub.Error != "" {
+			repair += " (" + sub.Error + ")"
+		}
+	case !end.IsZero() && end.Sub(now) < renewWithin:
+		repair = "it ends " + end.Format(time.RFC3339)
+	case !sameHeaders(sub.Settings().Headers, want.Settings().Headers):
+		repair = "its channel header is not ours any more"
+	case sub.Settings().Payload != want.Settings().Payload:
+		repair = "its payload is not the configured one"
+	}
+	if repair == "" {
+		s.record(src, sub)
+		return nil
+	}
+	// Re-activate by PUT with status requested (Kodjin, HAPI); a server
+	// that refuses updates gets a new one, made before the old is deleted
+	// (trap 17).
+	want.ID = sub.ID
+	updated, err := src.Client.UpdateSubscription(ctx, want)
+	var apiErr *fhir.APIError
+	if errors.As(err, &apiErr) && apiErr.Status >= 400 && apiErr.Status < 500 && apiErr.Status != http.StatusUnauthorized {
+		want.ID = ""
+		created, cerr := src.Client.CreateSubscription(ctx, want)
+		if cerr != nil {
+			return fmt.Errorf("replace subscription %s (%s; update refused: %v): %w", sub.ID, repair, err, cerr)
+		}
+		if err := s.sources.store.SetSetting(ctx, sourceSetting(src.Name, "subscription_id"), created.ID); err != nil {
+			return err
+		}
+		if derr := src.Client.DeleteSubscription(ctx, sub.ID); derr != nil {
+			log.Warn().Err(derr).Str("subscription_id", sub.ID).Msg("the replaced subscription could not be deleted; the next upkeep tries again")
+		}
+		log.Warn().Str("reason", repair).Str("subscription_id", created.ID).Msg("source subscription replaced")
+		s.record(src, created)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("repair subscription %s (%s): %w", sub.ID, repair, err)
+	}
+	log.Warn().Str("reason", repair).Str("subscription_id", sub.ID).Msg("source subscription repaired (status requested)")
+	s.record(src, updated)
+	return nil
+}
+
+// find returns our subscription: the stored id's, else the ones whose
+// endpoint is our callback, keeping the first and deleting the others.
+func (s *sourceSubscriptions) find(ctx context.Context, src *source) (fhir.Subscription, bool, error) {
+	log := zerolog.Ctx(ctx)
+	setting := sourceSetting(src.Name, "subscription_id")
+	id, _, err := s.sources.store.Setting(ctx, setting)
+	if err != nil {
+		return fhir.Subscription{}, false, err
+	}
+	if id != "" {
+		sub, err := src.Client.GetSubscription(ctx, id)
+		switch {
+		case fhir.IsGone(err):
+			log.Warn().Str("subscription_id", id).Msg("our subscription is gone from the source; looking for another")
+		case err != nil:
+			return fhir.Subscription{}, false, fmt.Errorf("read subscription %s: %w", id, err)
+		default:
+			return sub, true, nil
+		}
+	}
+	subs, err := src.Client.FindSubscriptions(ctx, src.Endpoint)
+	if err != nil {
+		return fhir.Subscription{}, false, err
+	}
+	if len(subs) == 0 {
+		return fhir.Subscription{}, false, nil
+	}
+	for _, dup := range subs[1:] {
+		if err := src.Client.DeleteSubscription(ctx, dup.ID); err != nil {
+			log.Warn().Err(err).Str("subscription_id", dup.ID).Msg("a duplicate subscription could not be deleted; the next upkeep tries again")
+			continue
+		}
+		log.Info().Str("subscription_id", dup.ID).Msg("duplicate subscription to our callback deleted")
+	}
+	if err := s.sources.store.SetSetting(ctx, setting, subs[0].ID); err != nil {
+		return fhir.Subscription{}, false, err
+	}
+	return subs[0], true, nil
+}
+
+// spec is the subscription the mediator wants on src.
+func (s *sourceSubscriptions) spec(src *source, now time.Time) fhir.SubscriptionSpec {
+	payload := fhir.ContentType
+	if src.Content == fhir.ContentEmpty {
+		payload = ""
+	}
+	return fhir.SubscriptionSpec{
+		Dialect:  fhir.DialectR4Criteria,
+		Endpoint: src.Endpoint,
+		Headers: []fhir.Header{{Name: "Authorization", Value: "Basic " +
+			base64.StdEncoding.EncodeToString([]byte(s.username+":"+s.password))}},
+		Reason:   "cht-openimis-mediator " + src.Name,
+		End:      s.end(now),
+		Tag:      &fhir.Coding{System: sourceTagSystem, Code: src.Name},
+		Criteria: src.Criteria,
+		Payload:  payload,
+	}
+}
+
+// record notes the subscription's state for /ready and /metrics.
+func (s *sourceSubscriptions) record(src *source, sub fhir.Subscription) {
+	switch sub.Status {
+	case "requested":
+		src.setState(sourceStateRequested, "")
+	case "active":
+		src.setState(sourceStateActive, "")
+	case "error":
+		src.setState(sourceStateError, "the server reports an error delivering to the callback: "+sub.Error)
+	case "off":
+		src.setState(sourceStateOff, "the server turned the subscription off")
+	default:
+		src.setState(sourceStateActive, "")
+	}
+}
+
+// sameHeaders compares channel headers by name and value.
+func sameHeaders(a, b []fhir.Header) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

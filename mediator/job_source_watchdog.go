@@ -1,0 +1,117 @@
+package mediator
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/rs/zerolog"
+
+	"github.com/cht-openimis/cht-openimis-mediator/fhir"
+)
+
+// sourceWatchdogArgs is a topic source's watchdog: every
+// minute it fetches the event numbers missing past their grace, and asks
+// $status when the subscription has been silent past its heartbeat.
+type sourceWatchdogArgs struct {
+	Source string `json:"source"`
+}
+
+// Kind implements river.JobArgs.
+func (sourceWatchdogArgs) Kind() string { return "fhir_watchdog" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts: one per source at a
+// time.
+func (sourceWatchdogArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: queueMaintenance, UniqueOpts: uniquePerSource}
+}
+
+// minGapGrace is the shortest wait before a missing number is fetched:
+// deliverers work in parallel, so a later number may arrive first
+// (docs/upstreams/fhir-subscriptions.md trap 11).
+const minGapGrace = 30 * time.Second
+
+type sourceWatchdogWorker struct {
+	river.WorkerDefaults[sourceWatchdogArgs]
+	sources *sources
+	// subs repairs the subscription at once when the server reports it
+	// broken (the upkeep, run in the watchdog's job).
+	subs *sourceSubscriptions
+}
+
+// Work implements river.Worker.
+func (w *sourceWatchdogWorker) Work(ctx context.Context, job *river.Job[sourceWatchdogArgs]) error {
+	src := w.sources.get(job.Args.Source)
+	if src == nil || !src.ManageSubscription {
+		return nil
+	}
+	if _, _, d := src.status(); !d.Topic() {
+		return nil // criteria dialects have no numbers and no heartbeat; undetected ones nothing yet
+	}
+	ctx = jobLog(src.log, job.JobRow).Logger().WithContext(ctx)
+	return periodicOutcome(ctx, job.Attempt, job.MaxAttempts, w.watch(ctx, src))
+}
+
+// watch is one watchdog round of a topic source.
+func (w *sourceWatchdogWorker) watch(ctx context.Context, src *source) error {
+	log, s := zerolog.Ctx(ctx), w.sources
+	t, found, err := s.loadTrack(ctx, src)
+	if err != nil || !found || t.SubscriptionID == "" {
+		return err
+	}
+	up, err := s.loadUpkeep(ctx, src)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	// A gap past its grace: the numbers did not merely arrive late.
+	if grace := max(2*up.timeout(), minGapGrace); t.gapOpen() && !t.GapSince.IsZero() && now.Sub(t.GapSince) >= grace {
+		log.Warn().Int64("contiguous", t.Contiguous).Int64("counter", t.Counter).Msg("events missed: fetching them with $events")
+		return s.fetchMissing(ctx, src, t)
+	}
+	hb := up.heartbeat()
+	if hb <= 0 || up.SubscriptionID != t.SubscriptionID {
+		return nil
+	}
+	last := t.LastHeard
+	if p := unixTime(src.probed.Load()); p.After(last) {
+		last = p
+	}
+	if !now.After(last.Add(2*hb + up.timeout())) {
+		return nil
+	}
+	// Silent past 2 heartbeats and the timeout: ask the server.
+	src.probed.Store(now.UnixNano())
+	st, err := src.Client.Status(ctx, t.SubscriptionID)
+	switch {
+	case fhir.HasStatus(err, http.StatusNotFound, http.StatusGone):
+		log.Warn().Str("subscription_id", t.SubscriptionID).Msg("silent subscription is gone from the source: upkeep now")
+		return w.subs.upkeep(ctx, src)
+	case fhir.HasStatus(err, http.StatusMethodNotAllowed, http.StatusNotImplemented):
+		log.Warn().Msg("silent subscription and no $status on the source: searching")
+		return s.store.Insert(ctx, sourceCatchupArgs{Source: src.Name, Ping: now.Unix()})
+	case err != nil:
+		return err
+	}
+	silentProblem := "the server says the subscription is " + st.Status + " but nothing reached " + src.endpointForLogs() +
+		" since " + t.LastHeard.Format(time.RFC3339) + "; check that " + sourceVar(src.Name, "CALLBACK_ENDPOINT") +
+		" is reachable from the server; claims arrive by the catch-up search meanwhile"
+	switch st.Status {
+	case "error", "off", "requested":
+		log.Warn().Str("status", st.Status).Str("error", st.Error).Msg("silent subscription: the server reports it " + st.Status + "; upkeep now")
+		return w.subs.upkeep(ctx, src)
+	case "active":
+		if st.HasEventsSinceStart && st.EventsSinceStart > t.Contiguous && t.Contiguous >= 0 {
+			log.Warn().Int64("events_since_start", st.EventsSinceStart).Int64("contiguous", t.Contiguous).
+				Msg("silent subscription with events the callback never got: fetching them with $events")
+			t.Counter = max(t.Counter, st.EventsSinceStart)
+			return s.fetchMissing(ctx, src, t)
+		}
+	}
+	log.Error().Str("status", st.Status).Str("callback", src.endpointForLogs()).Msg(silentProblem)
+	src.silent.Store(true)
+	state, _, _ := src.status()
+	src.setState(state, silentProblem)
+	return nil
+}

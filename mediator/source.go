@@ -1,0 +1,328 @@
+package mediator
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/cht-openimis/cht-openimis-mediator/fhir"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
+)
+
+// Source is a FHIR server besides openIMIS that the mediator takes claim
+// outcomes from (spec §8; docs/upstreams/fhir-subscriptions.md). cmd builds
+// one per FHIR_SOURCES name.
+type Source struct {
+	// Name is the source's name: its callback is /mediator/fhir/<Name>, its
+	// claims are keyed by it.
+	Name string
+	// Client talks to the server.
+	Client *fhir.Client
+	// Dialect is the subscription model, "" to read it from the server's
+	// CapabilityStatement (FHIR_<N>_DIALECT=auto).
+	Dialect fhir.Dialect
+	// Resource is the resource type that carries a claim outcome. Defaults
+	// to ClaimResponse.
+	Resource string
+	// ClaimCodeSystem is the identifier system of the human claim code;
+	// empty: the first identifier that is not a UUID.
+	ClaimCodeSystem string
+
+	// ManageSubscription makes the mediator create, renew and repair its
+	// subscription on the server (FHIR_<N>_SUBSCRIPTION=manage).
+	ManageSubscription bool
+	// Criteria is the R4 criteria (FHIR_<N>_CRITERIA). Defaults to
+	// "<Resource>?".
+	Criteria string
+	// Content is the notification content asked for: auto, full-resource,
+	// id-only or empty (FHIR_<N>_CONTENT). On R4 criteria, empty means no
+	// payload (pings) and anything else a payload of application/fhir+json.
+	Content string
+	// Endpoint is the absolute callback URL the server calls.
+	Endpoint string
+	// Auth names how the client authenticates (FHIR_<N>_AUTH: none, basic,
+	// bearer, login, client-credentials), for the preflight check's fixes.
+	// Defaults to none.
+	Auth string
+
+	// Topic is the SubscriptionTopic canonical of a topic dialect
+	// (FHIR_<N>_TOPIC); empty: the one topic the server's
+	// CapabilityStatement advertises.
+	Topic string
+	// Filters are the topic's filter criteria, sent verbatim
+	// (FHIR_<N>_FILTER).
+	Filters []string
+	// Heartbeat, NotifyTimeout and MaxCount are asked of a topic
+	// subscription (FHIR_<N>_HEARTBEAT, _NOTIFY_TIMEOUT, _MAX_COUNT); the
+	// server's stored values are the ones the mediator then relies on
+	// (docs/upstreams/fhir-subscriptions.md trap 16). Zero leaves them to
+	// the server.
+	Heartbeat, NotifyTimeout time.Duration
+	MaxCount                 int
+
+	// PollInterval is the catch-up search period; 0 disables it.
+	PollInterval time.Duration
+	// Search holds extra parameters of the catch-up search.
+	Search url.Values
+}
+
+// sourceSettingPrefix namespaces a source's store settings:
+// source/<name>/<setting>.
+func sourceSetting(name, setting string) string { return "source/" + name + "/" + setting }
+
+// Source subscription states, as /ready and /metrics report them.
+const (
+	sourceStateStarting    = "starting"
+	sourceStateRequested   = "requested"
+	sourceStateActive      = "active"
+	sourceStateError       = "error"
+	sourceStateOff         = "off"
+	sourceStateFailing     = "failing"
+	sourceStatePollingOnly = "polling-only"
+	sourceStateDisabled    = "disabled"
+)
+
+// sourceStates lists every state, for the metric.
+var sourceStates = []string{sourceStateStarting, sourceStateRequested, sourceStateActive, sourceStateError,
+	sourceStateOff, sourceStateFailing, sourceStatePollingOnly, sourceStateDisabled}
+
+// source is a Source at run time: its options and what the mediator knows
+// of it.
+type source struct {
+	Source
+	log zerolog.Logger
+
+	mu      sync.Mutex
+	state   string
+	problem string
+	dialect fhir.Dialect // detected or configured; "" before detection
+
+	lastPoll  atomic.Int64 // start of the last complete catch-up search (Unix ns)
+	lastHeard atomic.Int64 // last notification of any kind (Unix ns)
+	// silent is set while the server says the subscription is active but
+	// nothing reaches the callback (the watchdog), cleared by the next
+	// notification.
+	silent atomic.Bool
+	// probed is when the watchdog last asked $status (Unix ns, mediator
+	// clock): one probe per silence window.
+	probed atomic.Int64
+
+	// trackMu serialises this process's updates of the event tracking
+	// setting (source/<n>/events).
+	trackMu sync.Mutex
+	// caps are the server's capabilities once read (detection, topics).
+	caps *fhir.Capabilities
+}
+
+// sources are the FHIR sources by name.
+type sources struct {
+	byName map[string]*source
+	store  storetype.Store
+	log    zerolog.Logger
+	now    func() time.Time
+}
+
+func newSources(list []Source, store storetype.Store, log zerolog.Logger, now func() time.Time) (*sources, error) {
+	s := &sources{byName: map[string]*source{}, store: store, log: log, now: now}
+	for _, src := range list {
+		switch {
+		case src.Name == "" || src.Name == "openimis":
+			return nil, fmt.Errorf("mediator: source name %q is not usable", src.Name)
+		case s.byName[src.Name] != nil:
+			return nil, fmt.Errorf("mediator: source %q twice", src.Name)
+		case src.Client == nil:
+			return nil, fmt.Errorf("mediator: source %q has no client", src.Name)
+		case src.Dialect != "" && !src.Dialect.Valid():
+			return nil, fmt.Errorf("mediator: source %q: unknown dialect %q", src.Name, src.Dialect)
+		}
+		if src.Resource == "" {
+			src.Resource = "ClaimResponse"
+		}
+		if src.Criteria == "" {
+			src.Criteria = src.Resource + "?"
+		}
+		state := sourceStateStarting
+		if !src.ManageSubscription {
+			state = sourceStatePollingOnly
+		}
+		s.byName[src.Name] = &source{
+			Source: src, state: state, dialect: src.Dialect,
+			log: log.With().Str("source", src.Name).Logger(),
+		}
+	}
+	return s, nil
+}
+
+// get returns the named source, or nil.
+func (s *sources) get(name string) *source {
+	if s == nil {
+		return nil
+	}
+	return s.byName[name]
+}
+
+// names returns the source names, sorted.
+func (s *sources) names() []string {
+	if s == nil {
+		return nil
+	}
+	out := make([]string, 0, len(s.byName))
+	for n := range s.byName {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// setState records the subscription state and, when not "", what is wrong.
+func (src *source) setState(state, problem string) {
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	src.state, src.problem = state, problem
+}
+
+// status returns the subscription state and the problem, if any.
+func (src *source) status() (state, problem string, dialect fhir.Dialect) {
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	return src.state, src.problem, src.dialect
+}
+
+func (src *source) setDialect(d fhir.Dialect) {
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	src.dialect = d
+}
+
+// heard records a notification from the source.
+func (src *source) heard(now time.Time) { src.lastHeard.Store(now.UnixNano()) }
+
+func unixTime(ns int64) time.Time {
+	if ns <= 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+// sourceStatus is one source's line in /ready.
+type sourceStatus struct {
+	Dialect      string     `json:"dialect,omitempty"`
+	Subscription string     `json:"subscription"`
+	Problem      string     `json:"problem,omitempty"`
+	LastPoll     *time.Time `json:"last_poll,omitempty"`
+	LastHeard    *time.Time `json:"last_heard,omitempty"`
+}
+
+// report returns every source's status, for /ready.
+func (s *sources) report() map[string]sourceStatus {
+	if s == nil || len(s.byName) == 0 {
+		return nil
+	}
+	out := map[string]sourceStatus{}
+	for name, src := range s.byName {
+		state, problem, dialect := src.status()
+		st := sourceStatus{Dialect: string(dialect), Subscription: state, Problem: problem}
+		if t := unixTime(src.lastPoll.Load()); !t.IsZero() {
+			st.LastPoll = &t
+		}
+		if t := unixTime(src.lastHeard.Load()); !t.IsZero() {
+			st.LastHeard = &t
+		}
+		out[name] = st
+	}
+	return out
+}
+
+// detect returns the source's dialect, reading the server's
+// CapabilityStatement when none was configured. It never guesses a topic
+// the server does not advertise (docs/upstreams/fhir-subscriptions.md trap
+// 2); what it cannot tell is an error naming FHIR_<N>_DIALECT.
+func (src *source) detect(ctx context.Context) (fhir.Dialect, error) {
+	if _, _, d := src.status(); d != "" {
+		return d, nil
+	}
+	caps, err := src.capabilities(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read the server's CapabilityStatement to detect its dialect (set %s to skip): %w", sourceVar(src.Name, "DIALECT"), err)
+	}
+	d, vendor, err := fhir.Detect(caps)
+	if err != nil {
+		return "", fmt.Errorf("detect the dialect (set %s): %w", sourceVar(src.Name, "DIALECT"), err)
+	}
+	src.setDialect(d)
+	src.log.Info().Str("dialect", string(d)).Str("vendor", string(vendor)).Str("software", caps.SoftwareName).
+		Msg("source dialect detected")
+	return d, nil
+}
+
+// capabilities reads the server's CapabilityStatement once.
+func (src *source) capabilities(ctx context.Context) (fhir.Capabilities, error) {
+	src.mu.Lock()
+	caps := src.caps
+	src.mu.Unlock()
+	if caps != nil {
+		return *caps, nil
+	}
+	read, err := src.Client.Metadata(ctx)
+	if err != nil {
+		return fhir.Capabilities{}, err
+	}
+	src.mu.Lock()
+	src.caps = &read
+	src.mu.Unlock()
+	return read, nil
+}
+
+// topic returns the topic canonical to subscribe to: the configured one,
+// else the single one the CapabilityStatement advertises (docs/upstreams/fhir-subscriptions.md §5).
+// None or several is an error naming FHIR_<N>_TOPIC and the candidates: a
+// topic is never guessed.
+func (src *source) topic(ctx context.Context) (string, error) {
+	if src.Topic != "" {
+		return src.Topic, nil
+	}
+	caps, err := src.capabilities(ctx)
+	if err != nil {
+		return "", fmt.Errorf("read the server's CapabilityStatement for its topics (set %s to skip): %w", sourceVar(src.Name, "TOPIC"), err)
+	}
+	switch len(caps.Topics) {
+	case 1:
+		return caps.Topics[0], nil
+	case 0:
+		return "", fmt.Errorf("the server advertises no SubscriptionTopic; set %s to the topic canonical that triggers on %s",
+			sourceVar(src.Name, "TOPIC"), src.Resource)
+	}
+	return "", fmt.Errorf("the server advertises several SubscriptionTopics (%s); set %s to the one that triggers on %s",
+		strings.Join(caps.Topics, ", "), sourceVar(src.Name, "TOPIC"), src.Resource)
+}
+
+// endpointForLogs is the callback URL without a password it might carry:
+// for logs and /ready.
+func (src *source) endpointForLogs() string {
+	u, err := url.Parse(src.Endpoint)
+	if err != nil {
+		return "the callback (an unreadable URL)"
+	}
+	return u.Redacted()
+}
+
+// sourceVar is the name of a source's variable, for messages.
+func sourceVar(name, suffix string) string {
+	b := []byte(name)
+	for i, c := range b {
+		switch {
+		case c >= 'a' && c <= 'z':
+			b[i] = c - 'a' + 'A'
+		case c == '-':
+			b[i] = '_'
+		}
+	}
+	return "FHIR_" + string(b) + "_" + suffix
+}

@@ -1,0 +1,381 @@
+package mediator_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cht-openimis/cht-openimis-mediator/fhir"
+	"github.com/cht-openimis/cht-openimis-mediator/fhir/fhirtest"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator"
+)
+
+// The topic tests (A1-A7) run the real mediator against the
+// aidbox-zen fake, with the mediator on the fake's clock: a test moves time
+// forward with Clock.Advance and makes the fake send what is due with Tick,
+// never by sleeping. The watchdog looks every 50 ms of real time.
+const (
+	topicHeartbeat = time.Minute
+	topicTimeout   = 10 * time.Second
+	// silence is past the watchdog's deadline: 2 heartbeats and the
+	// timeout.
+	silence = 2*topicHeartbeat + topicTimeout + time.Second
+)
+
+// topicSetup is a mediator with one Aidbox zen source "box", dialect and
+// topic detected.
+func topicSetup(t *testing.T, opts fhirtest.Options, edit func(*mediator.Source)) (*testBundle, *fhirtest.Server) {
+	t.Helper()
+	opts.Vendor = fhirtest.AidboxZen
+	box := fhirtest.NewServer(t, opts)
+	t.Cleanup(func() { requireAidboxRules(t, box) })
+	b := setup(t, setupOpts{edit: func(o *mediator.Options) {
+		withSources(t, sourceSetup{name: "box", fake: box, vendor: fhir.VendorAidboxZen, edit: func(s *mediator.Source) {
+			s.Heartbeat, s.NotifyTimeout, s.MaxCount = topicHeartbeat, topicTimeout, 1
+			if edit != nil {
+				edit(s)
+			}
+		}})(o)
+		o.Now = box.Clock.Now
+		o.SourceWatchdog = 50 * time.Millisecond
+	}})
+	return b, box
+}
+
+// requireAidboxRules fails a test whose mediator broke Aidbox's rules: a
+// handshake that reached the mediator must be answered 200 with FHIR JSON
+// (only 200 activates, docs/upstreams/fhir-subscriptions.md trap 9), and a
+// Subscription is never PUT (Aidbox refuses updates, trap 17).
+func requireAidboxRules(t *testing.T, box *fhirtest.Server) {
+	t.Helper()
+	for _, r := range box.Requests() {
+		if r.Method == http.MethodPut {
+			t.Errorf("the mediator sent PUT %s to Aidbox, which refuses updates", r.Path)
+		}
+	}
+	for _, d := range box.Deliveries() {
+		if d.Type == "handshake" && d.Err == "" && (d.Status != http.StatusOK || !strings.Contains(d.AnswerContentType, "application/fhir+json")) {
+			t.Errorf("a handshake was answered %d %q, not 200 FHIR JSON", d.Status, d.AnswerContentType)
+		}
+	}
+}
+
+// waitActive waits until the fake's only subscription is active (the
+// handshake answered) and returns it.
+func waitActive(t *testing.T, box *fhirtest.Server) fhirtest.Subscription {
+	t.Helper()
+	box.Flush()
+	return waitSubscription(t, box, "active")
+}
+
+// requests returns the fake's requests with method whose path ends with
+// suffix.
+func requests(box *fhirtest.Server, method, suffix string) []fhirtest.Request {
+	var out []fhirtest.Request
+	for _, r := range box.Requests() {
+		if r.Method == method && strings.HasSuffix(r.Path, suffix) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// sourceState waits until /metrics shows the box source in state.
+func (b *testBundle) waitSourceState(t *testing.T, state string) {
+	t.Helper()
+	want := fmt.Sprintf(`mediator_source_subscription_state{source="box",state=%q} 1`, state)
+	require.Eventually(t, func() bool { return strings.Contains(string(b.get(t, "/metrics").body), want) },
+		15*time.Second, 10*time.Millisecond, "metric %s", want)
+}
+
+// A1 and A2: with the dialect left to detection the mediator reads the
+// metadata, picks r4b-backport and the one advertised ClaimResponse topic,
+// creates one Subscription as the backport profile wants it, answers the
+// handshake 200 with FHIR JSON, and reports the subscription active once
+// the server says so; a restart creates none.
+func TestSourceTopic_SubscribeAndHandshake(t *testing.T) {
+	t.Parallel()
+	b, box := topicSetup(t, fhirtest.Options{}, nil)
+	sub := waitActive(t, box)
+
+	posts := requests(box, http.MethodPost, "/fhir/Subscription")
+	require.Len(t, posts, 1)
+	var sent fhir.Subscription
+	require.NoError(t, json.Unmarshal(posts[0].Body, &sent))
+	require.Equal(t, "requested", sent.Status, "created requested (trap 4)")
+	require.Equal(t, []string{fhir.ProfileBackport}, sent.Meta.Profile)
+	require.Equal(t, fhirtest.DefaultTopic.URL, sent.Criteria, "the one advertised topic")
+	st := sent.Settings()
+	require.Equal(t, fhir.ContentFullResource, st.Content)
+	require.Equal(t, topicHeartbeat, st.Heartbeat)
+	require.Equal(t, topicTimeout, st.Timeout)
+	require.Equal(t, 1, st.MaxCount)
+	require.Equal(t, "application/fhir+json", sent.Channel.Payload)
+	require.Equal(t, b.srv.URL+"/mediator/fhir/box", sub.Endpoint)
+
+	var handshakes int
+	for _, d := range box.Deliveries() {
+		if d.Type == "handshake" {
+			handshakes++
+			require.True(t, d.Success, "%+v", d)
+			require.Equal(t, http.StatusOK, d.Status)
+			require.Contains(t, d.AnswerContentType, "application/fhir+json")
+			require.True(t, json.Valid(d.Answer), "%s", d.Answer)
+		}
+	}
+	require.Equal(t, 1, handshakes)
+
+	// A heartbeat says active: the mediator reports it.
+	box.Clock.Advance(topicHeartbeat)
+	box.Tick()
+	b.waitSourceState(t, "active")
+	require.Contains(t, string(b.get(t, "/ready").body), `"dialect":"r4b-backport"`)
+
+	b.restart(t)
+	b.waitSourceState(t, "active") // the restarted upkeep read the subscription back
+	require.Len(t, box.Subscriptions(), 1)
+	require.Len(t, requests(box, http.MethodPost, "/fhir/Subscription"), 1, "a restart creates none")
+}
+
+// A3: each new claim's event brings one report; every bundle delivered
+// twice more still gives one report per claim, and nothing is missing, so
+// $events is never called.
+func TestSourceTopic_EventsBecomeReports(t *testing.T) {
+	t.Parallel()
+	b, box := topicSetup(t, fhirtest.Options{}, nil)
+	waitActive(t, box)
+	for i := 1; i <= 3; i++ {
+		box.CreateClaimResponse(sourceClaim(fmt.Sprintf("cr-%d", i), "pat-1", fmt.Sprintf("CLM-%d", i), "2025-06-30"))
+	}
+	for i := 1; i <= 3; i++ {
+		b.waitReports(t, fmt.Sprintf("cr-%d", i), 1)
+	}
+	var events int
+	for _, d := range box.Deliveries() {
+		if d.Type != "event-notification" {
+			continue
+		}
+		events++
+		require.True(t, d.Success, "%+v", d)
+		for range 2 {
+			r := b.do(t, http.MethodPost, "/mediator/fhir/box", "application/fhir+json", d.Body, true)
+			require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+		}
+	}
+	require.Equal(t, 3, events, "maxCount 1: one notification per event")
+	for i := 1; i <= 3; i++ {
+		b.waitLog(t, fmt.Sprintf(`"claim_id":"cr-%d"`, i), "claim delivered to the CHT")
+		require.Len(t, b.reportsFor(fmt.Sprintf("cr-%d", i)), 1)
+	}
+	require.Len(t, b.cht.Reports(), 3)
+	require.Empty(t, requests(box, http.MethodGet, "/$events"))
+}
+
+// A4: an event that arrives late, after a later one, fills its gap and is
+// never fetched; an event lost for good is fetched with $events (GET on
+// zen) once the grace has passed, and its claim, named only, is read and
+// reported.
+func TestSourceTopic_GapFetchedWithEvents(t *testing.T) {
+	t.Parallel()
+	b, box := topicSetup(t, fhirtest.Options{}, nil)
+	sub := waitActive(t, box)
+
+	// Event 1 is held back and sent after event 2: late, not lost.
+	box.DropEvents(sub.ID, 1)
+	late := box.CreateClaimResponse(sourceClaim("cr-late", "pat-1", "CLM-L", "2025-06-30"))
+	box.CreateClaimResponse(sourceClaim("cr-2", "pat-1", "CLM-2", "2025-06-30"))
+	b.waitReports(t, "cr-2", 1)
+	body := fmt.Sprintf(`{"resourceType":"Bundle","type":"history","entry":[
+		{"resource":{"resourceType":"SubscriptionStatus","status":"active","type":"event-notification",
+			"eventsSinceSubscriptionStart":1,"subscription":{"reference":"Subscription/%s"},"topic":%q,
+			"notificationEvent":[{"eventNumber":1,"focus":{"reference":"ClaimResponse/cr-late"}}]}},
+		{"fullUrl":"http://localhost:8765/fhir/ClaimResponse/cr-late","resource":%s}]}`,
+		sub.ID, fhirtest.DefaultTopic.URL, late.JSON)
+	r := b.do(t, http.MethodPost, "/mediator/fhir/box", "application/fhir+json", []byte(body), true)
+	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+	b.waitReports(t, "cr-late", 1)
+
+	// Event 3 is lost; event 4 arrives.
+	box.DropEvents(sub.ID, 1)
+	box.CreateClaimResponse(sourceClaim("cr-lost", "pat-1", "CLM-X", "2025-06-30"))
+	box.CreateClaimResponse(sourceClaim("cr-4", "pat-1", "CLM-4", "2025-06-30"))
+	b.waitReports(t, "cr-4", 1)
+	require.Empty(t, b.reportsFor("cr-lost"))
+
+	box.Clock.Advance(31 * time.Second) // past the grace, max(2×timeout, 30 s)
+	b.waitReports(t, "cr-lost", 1)
+	calls := requests(box, http.MethodGet, "/$events")
+	require.NotEmpty(t, calls)
+	for _, c := range calls {
+		q, err := url.ParseQuery(c.RawQuery)
+		require.NoError(t, err)
+		require.Equal(t, "3", q.Get("eventsSinceNumber"), "only the lost event is asked for, not the late one")
+		require.Equal(t, "3", q.Get("eventsUntilNumber"))
+	}
+	require.NotEmpty(t, requests(box, http.MethodGet, "/fhir/ClaimResponse/cr-lost"), "the id-only $events answer is read on the configured base")
+	require.Len(t, b.reportsFor("cr-late"), 1)
+	require.Len(t, b.cht.Reports(), 4)
+}
+
+// A5: a subscription that turns error and goes silent is noticed past two
+// heartbeats and the timeout: $status, then a new subscription made before
+// the old is deleted (no PUT: Aidbox refuses updates), a new handshake, and
+// the claims whose events died with the old one arrive by the search.
+func TestSourceTopic_SilenceRepaired(t *testing.T) {
+	t.Parallel()
+	b, box := topicSetup(t, fhirtest.Options{}, nil)
+	old := waitActive(t, box)
+	box.CreateClaimResponse(sourceClaim("cr-before", "pat-1", "CLM-B", "2025-06-30"))
+	b.waitReports(t, "cr-before", 1)
+
+	box.StopDelivering(old.ID)
+	box.SetStatus(old.ID, "error", "delivery failed")
+	box.CreateClaimResponse(sourceClaim("cr-s1", "pat-1", "CLM-S1", "2025-06-30"))
+	box.CreateClaimResponse(sourceClaim("cr-s2", "pat-2", "CLM-S2", "2025-06-30"))
+	require.Empty(t, requests(box, http.MethodGet, "/$status"), "not before the deadline")
+
+	box.Clock.Advance(silence)
+	b.waitReports(t, "cr-s1", 1)
+	b.waitReports(t, "cr-s2", 1)
+	require.NotEmpty(t, requests(box, http.MethodGet, "/fhir/Subscription/"+old.ID+"/$status"))
+	box.Flush()
+	repl := waitSubscription(t, box, "active")
+	require.NotEqual(t, old.ID, repl.ID)
+	_, exists := box.Subscription(old.ID)
+	require.False(t, exists, "the old subscription is deleted")
+	posts := requests(box, http.MethodPost, "/fhir/Subscription")
+	deletes := requests(box, http.MethodDelete, "/fhir/Subscription/"+old.ID)
+	require.Len(t, posts, 2)
+	require.Len(t, deletes, 1)
+	require.True(t, posts[1].Time.Before(deletes[0].Time) || posts[1].Time.Equal(deletes[0].Time), "created before the old one is deleted")
+	b.waitLog(t, "source subscription replaced")
+	require.Len(t, b.cht.Reports(), 3)
+}
+
+// A5, the server alive but nothing reaching the callback: $status says
+// active with no event missed, so the mediator names
+// FHIR_BOX_CALLBACK_ENDPOINT, sets mediator_source_silent, and clears it
+// when a notification arrives again.
+func TestSourceTopic_SilentButActive(t *testing.T) {
+	t.Parallel()
+	b, box := topicSetup(t, fhirtest.Options{}, nil)
+	sub := waitActive(t, box)
+	box.StopHeartbeats(sub.ID)
+	box.Clock.Advance(silence)
+	require.Eventually(t, func() bool {
+		return strings.Contains(string(b.get(t, "/metrics").body), `mediator_source_silent{source="box"} 1`)
+	}, 15*time.Second, 10*time.Millisecond)
+	require.Contains(t, string(b.get(t, "/ready").body), "FHIR_BOX_CALLBACK_ENDPOINT")
+	b.waitLog(t, "nothing reached")
+	require.Len(t, box.Subscriptions(), 1, "an active subscription is not replaced")
+
+	box.CreateClaimResponse(sourceClaim("cr-after", "pat-1", "CLM-A", "2025-06-30"))
+	b.waitReports(t, "cr-after", 1)
+	require.Eventually(t, func() bool {
+		return strings.Contains(string(b.get(t, "/metrics").body), `mediator_source_silent{source="box"} 0`)
+	}, 15*time.Second, 10*time.Millisecond)
+}
+
+// A6: a topic whose maxContent is id-only refuses full-resource; the
+// mediator asks again with id-only, and each notification leads to a read
+// of the claim on the configured base (never the notification's internal
+// origin) and one report.
+func TestSourceTopic_ContentDowngrade(t *testing.T) {
+	t.Parallel()
+	topic := fhirtest.DefaultTopic
+	topic.MaxContent = fhir.ContentIDOnly
+	b, box := topicSetup(t, fhirtest.Options{Topics: []fhirtest.Topic{topic}}, nil)
+	waitActive(t, box)
+	posts := requests(box, http.MethodPost, "/fhir/Subscription")
+	require.Len(t, posts, 2)
+	var first, second fhir.Subscription
+	require.NoError(t, json.Unmarshal(posts[0].Body, &first))
+	require.NoError(t, json.Unmarshal(posts[1].Body, &second))
+	require.Equal(t, fhir.ContentFullResource, first.Settings().Content)
+	require.Equal(t, fhir.ContentIDOnly, second.Settings().Content)
+
+	box.AddPatient(sourcePatient("pat-6", "Maya", "Gurung"))
+	box.CreateClaimResponse(sourceClaim("cr-6", "pat-6", "CLM-6", "2025-06-30"))
+	reports := b.waitReports(t, "cr-6", 1)
+	require.Equal(t, "CLM-6", reports[0].Fields["op_claim_id"])
+	require.NotEmpty(t, requests(box, http.MethodGet, "/fhir/ClaimResponse/cr-6"))
+	b.waitLog(t, `"claim_id":"cr-6"`, "claim delivered to the CHT")
+	require.Len(t, b.reportsFor("cr-6"), 1)
+}
+
+// A7: the server cannot reach the callback: after its 3 handshake tries
+// the subscription is error; the mediator logs that the handshake never
+// reached the callback, names FHIR_BOX_CALLBACK_ENDPOINT in /ready, makes a
+// new subscription (made before the old is deleted, never PUT), and the
+// claims still arrive by the search.
+func TestSourceTopic_HandshakeNeverArrives(t *testing.T) {
+	t.Parallel()
+	b, box := topicSetup(t, fhirtest.Options{}, func(s *mediator.Source) {
+		s.Endpoint = "http://127.0.0.1:1/mediator/fhir/box" // nothing listens there
+	})
+	box.Flush()
+	var first fhirtest.Subscription
+	require.Eventually(t, func() bool {
+		subs := box.Subscriptions()
+		if len(subs) == 1 {
+			first = subs[0]
+		}
+		return len(subs) == 1
+	}, 15*time.Second, 10*time.Millisecond)
+	for range 2 {
+		box.Clock.Advance(10 * time.Second)
+		box.Tick()
+	}
+	require.Equal(t, "error", waitSubscriptionStatus(t, box, first.ID, "error").Status, "3 tries, then error for good")
+
+	box.CreateClaimResponse(sourceClaim("cr-7", "pat-1", "CLM-7", "2025-06-30"))
+	box.Clock.Advance(silence)
+	b.waitReports(t, "cr-7", 1)
+	b.waitLog(t, "the handshake never reached http://127.0.0.1:1/mediator/fhir/box")
+	require.Eventually(t, func() bool {
+		_, exists := box.Subscription(first.ID)
+		return !exists
+	}, 15*time.Second, 10*time.Millisecond, "the errored subscription is replaced")
+	require.Len(t, box.Subscriptions(), 1)
+	require.Contains(t, string(b.get(t, "/ready").body), "FHIR_BOX_CALLBACK_ENDPOINT")
+}
+
+// waitSubscriptionStatus waits for subscription id to reach status.
+func waitSubscriptionStatus(t *testing.T, box *fhirtest.Server, id, status string) fhirtest.Subscription {
+	t.Helper()
+	var sub fhirtest.Subscription
+	require.Eventually(t, func() bool {
+		var ok bool
+		sub, ok = box.Subscription(id)
+		return ok && sub.Status == status
+	}, 15*time.Second, 10*time.Millisecond, "subscription %s %s", id, status)
+	return sub
+}
+
+// A counter that goes down (HAPI keeps it in memory, finding 4): the
+// mediator cannot tell which events it missed, so it searches, and the
+// claim whose notification never came is reported.
+func TestSourceTopic_CounterResetSearches(t *testing.T) {
+	t.Parallel()
+	b, box := topicSetup(t, fhirtest.Options{}, nil)
+	sub := waitActive(t, box)
+	box.CreateClaimResponse(sourceClaim("cr-1", "pat-1", "CLM-1", "2025-06-30"))
+	box.CreateClaimResponse(sourceClaim("cr-2", "pat-1", "CLM-2", "2025-06-30"))
+	b.waitReports(t, "cr-2", 1)
+	box.StopDelivering(sub.ID)
+	box.CreateClaimResponse(sourceClaim("cr-hidden", "pat-1", "CLM-H", "2025-06-30"))
+
+	heartbeat := fmt.Sprintf(`{"resourceType":"Bundle","type":"history","entry":[{"resource":{"resourceType":"SubscriptionStatus",
+		"status":"active","type":"heartbeat","eventsSinceSubscriptionStart":0,"subscription":{"reference":"Subscription/%s"}}}]}`, sub.ID)
+	r := b.do(t, http.MethodPost, "/mediator/fhir/box", "application/fhir+json", []byte(heartbeat), true)
+	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+	b.waitReports(t, "cr-hidden", 1)
+	b.waitLog(t, "event counter went down")
+	require.Empty(t, requests(box, http.MethodGet, "/$events"), "after a reset the numbers mean nothing: a search, not $events")
+}
