@@ -230,7 +230,10 @@ func (s *sources) track(ctx context.Context, src *source, n fhir.Notification) e
 		state, _, _ := src.status()
 		src.setState(state, "")
 	}
-	if n.Status == "active" {
+	// The handshake this callback answers 200 is what activates the
+	// subscription (docs/upstreams/fhir-subscriptions.md trap 9): its status
+	// still says requested; later notifications say active.
+	if n.Status == "active" || n.Kind == fhir.KindHandshake {
 		if state, _, _ := src.status(); state == sourceStateRequested || state == sourceStateStarting {
 			src.setState(sourceStateActive, "")
 		}

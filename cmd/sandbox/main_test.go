@@ -39,7 +39,7 @@ func TestRun_SourceStories(t *testing.T) {
 		{"kodjin", []string{"dialect r4-criteria, subscription state active", "criteria ClaimResponse?", "the server notified: PUT "}},
 		{"hapi", []string{"dialect r4-criteria, subscription state active", "the server notified: PUT "}},
 		{"heydonto", []string{"dialect r4-criteria, subscription state requested", "the catch-up search found it"}},
-		{"aidbox", []string{"dialect r4b-backport, subscription state polling-only", "the catch-up search found it"}},
+		{"aidbox", []string{"dialect r4b-backport, subscription state active", "the server notified: POST"}},
 	} {
 		t.Run(tc.source, func(t *testing.T) {
 			t.Parallel()

@@ -61,12 +61,10 @@ var sourceFakes = map[string]sourceFake{
 		how: "search",
 	},
 	"aidbox": {
-		// This version does not subscribe to topics: the search brings
-		// the claims.
-		title:   "Aidbox (R4B topic-based; this version does not subscribe to topics, so the catch-up search brings the claim)",
+		title:   "Aidbox (R4B topic-based subscription; a handshake activates it, then each event comes in a history Bundle)",
 		options: fhirtest.Options{Vendor: fhirtest.AidboxZen},
-		env:     map[string]string{"VENDOR": "aidbox-zen", "POLL_INTERVAL": "1s"},
-		how:     "search",
+		env:     map[string]string{"VENDOR": "aidbox-zen"},
+		how:     "notification",
 	},
 }
 
@@ -101,11 +99,13 @@ func (s *sandbox) playSource(ctx context.Context, step int) error {
 			return false
 		}
 		subs := fake.Subscriptions()
-		switch status.Subscription {
-		case "starting":
+		switch {
+		case status.Subscription == "starting":
 			return false
-		case "active":
-			return len(subs) == 1 && subs[0].Status == "active"
+		case sf.how == "notification", status.Subscription == "active":
+			// A server that notifies does once its subscription is active
+			// (Aidbox's after the handshake).
+			return status.Subscription == "active" && len(subs) == 1 && subs[0].Status == "active"
 		}
 		return true
 	}); err != nil {
