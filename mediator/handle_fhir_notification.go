@@ -96,7 +96,7 @@ func (a *api) takeNotification(ctx context.Context, src *source, n fhir.Notifica
 		return 0, a.sources.track(ctx, src, n)
 	case fhir.KindPing:
 		if len(n.Events) == 0 {
-			return 0, a.store.Insert(ctx, sourceCatchupArgs{Source: src.Name, Ping: a.sources.now().Unix()})
+			return 0, a.sources.searchSoon(ctx, src)
 		}
 	}
 	received, _, err := a.sources.enqueueEvents(ctx, src, n.Events)

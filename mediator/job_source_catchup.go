@@ -19,10 +19,12 @@ import (
 // since no subscription model delivers every event (§4).
 type sourceCatchupArgs struct {
 	Source string `json:"source"`
-	// Ping is the Unix second of the ping that asked for this search; 0
-	// for the periodic one. Pings within one second are one job (unique by
-	// args), and a job whose ping a later search already covered searches
-	// no more: a burst of pings is one search.
+	// Ping is the Unix second (real time) in which a ping, or another
+	// reason to search, came; 0 for the periodic search. The job waits for
+	// that second to end (InsertOpts), so that every ping of the second is
+	// in one job (unique by args) that starts after the last of them, and
+	// it searches no more when a search that started after that second
+	// has completed: a burst of pings is one search per second it spans.
 	Ping int64 `json:"ping,omitempty"`
 }
 
@@ -30,9 +32,19 @@ type sourceCatchupArgs struct {
 func (sourceCatchupArgs) Kind() string { return "fhir_catchup" }
 
 // InsertOpts implements river.JobArgsWithInsertOpts: one search per source
-// queued at a time (and one per second of pings).
-func (sourceCatchupArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: queueMaintenance, UniqueOpts: uniquePerSource}
+// queued at a time, and one per second of pings, run when that second ends.
+func (a sourceCatchupArgs) InsertOpts() river.InsertOpts {
+	opts := river.InsertOpts{Queue: queueMaintenance, UniqueOpts: uniquePerSource}
+	if a.Ping > 0 {
+		opts.ScheduledAt = time.Unix(a.Ping+1, 0)
+	}
+	return opts
+}
+
+// searchSoon queues a catch-up search of src for now: after a ping, a
+// counter reset, a replaced subscription or events $events could not give.
+func (s *sources) searchSoon(ctx context.Context, src *source) error {
+	return s.store.Insert(ctx, sourceCatchupArgs{Source: src.Name, Ping: time.Now().Unix()})
 }
 
 // uniquePerSource is uniqueWhileQueued for a job per source: unique by its
@@ -68,7 +80,7 @@ func (w *sourceCatchupWorker) Work(ctx context.Context, job *river.Job[sourceCat
 	}
 	ctx = jobLog(src.log, job.JobRow).Logger().WithContext(ctx)
 	// A search that started after the ping's second saw what it announced.
-	if p := job.Args.Ping; p > 0 && src.lastPoll.Load() >= time.Unix(p+1, 0).UnixNano() {
+	if p := job.Args.Ping; p > 0 && src.searchedFrom.Load() >= time.Unix(p+1, 0).UnixNano() {
 		zerolog.Ctx(ctx).Debug().Msg("catch-up search for a ping: a later search already ran")
 		return nil
 	}
@@ -86,7 +98,7 @@ const sourceMaxPages = 10_000
 func (c *sourceCatchup) poll(ctx context.Context, src *source) error {
 	log := zerolog.Ctx(ctx)
 	store := c.sources.store
-	started := c.sources.now().UTC()
+	started, startedReal := c.sources.now().UTC(), time.Now()
 	since := started.Add(-c.lookback)
 	setting := sourceSetting(src.Name, "watermark")
 	if v, ok, err := store.Setting(ctx, setting); err != nil {
@@ -143,6 +155,7 @@ func (c *sourceCatchup) poll(ctx context.Context, src *source) error {
 		return err
 	}
 	src.lastPoll.Store(started.UnixNano())
+	src.searchedFrom.Store(startedReal.UnixNano())
 	ev := log.Info()
 	if enqueued == 0 && invalid == 0 {
 		ev = log.Debug()

@@ -225,6 +225,10 @@ func (s *sourceSubscriptions) spec(src *source, now time.Time) fhir.Subscription
 func (s *sourceSubscriptions) record(src *source, sub fhir.Subscription) {
 	switch sub.Status {
 	case "requested":
+		if id, _ := src.handshaken.Load().(string); id != "" && id == sub.ID {
+			src.setState(sourceStateActive, "") // the handshake came before the create's answer was read
+			return
+		}
 		src.setState(sourceStateRequested, "")
 	case "active":
 		src.setState(sourceStateActive, "")

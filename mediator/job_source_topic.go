@@ -180,7 +180,7 @@ func (s *sourceSubscriptions) ensureTopic(ctx context.Context, src *source, dial
 		case err == nil:
 			log.Warn().Str("reason", repair).Str("subscription_id", sub.ID).Msg("source subscription repaired (status requested)")
 			s.record(src, updated)
-			return s.sources.store.Insert(ctx, sourceCatchupArgs{Source: src.Name, Ping: now.Unix()})
+			return s.sources.searchSoon(ctx, src)
 		case !errors.As(err, &apiErr) || apiErr.Status < 400 || apiErr.Status >= 500 || apiErr.Status == http.StatusUnauthorized:
 			return fmt.Errorf("repair subscription %s (%s): %w", sub.ID, repair, err)
 		}
@@ -200,7 +200,7 @@ func (s *sourceSubscriptions) ensureTopic(ctx context.Context, src *source, dial
 	if stuck {
 		src.setState(sourceStateRequested, callback+"; a new subscription was made; claims arrive by the catch-up search meanwhile")
 	}
-	return s.sources.store.Insert(ctx, sourceCatchupArgs{Source: src.Name, Ping: now.Unix()})
+	return s.sources.searchSoon(ctx, src)
 }
 
 // fixedContent reports whether content was configured (not auto).

@@ -90,7 +90,7 @@ func (w *sourceWatchdogWorker) watch(ctx context.Context, src *source) error {
 		return w.subs.upkeep(ctx, src)
 	case fhir.HasStatus(err, http.StatusMethodNotAllowed, http.StatusNotImplemented):
 		log.Warn().Msg("silent subscription and no $status on the source: searching")
-		return s.store.Insert(ctx, sourceCatchupArgs{Source: src.Name, Ping: now.Unix()})
+		return s.searchSoon(ctx, src)
 	case err != nil:
 		return err
 	}

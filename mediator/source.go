@@ -104,8 +104,14 @@ type source struct {
 	problem string
 	dialect fhir.Dialect // detected or configured; "" before detection
 
-	lastPoll  atomic.Int64 // start of the last complete catch-up search (Unix ns)
-	lastHeard atomic.Int64 // last notification of any kind (Unix ns)
+	lastPoll atomic.Int64 // start of the last complete catch-up search (Unix ns)
+	// handshaken is the id of the last subscription whose handshake the
+	// callback answered: its server activates it (trap 9).
+	handshaken atomic.Value
+	// searchedFrom is lastPoll on the real clock, which River's schedule
+	// of the ping searches follows (Unix ns).
+	searchedFrom atomic.Int64
+	lastHeard    atomic.Int64 // last notification of any kind (Unix ns)
 	// silent is set while the server says the subscription is active but
 	// nothing reaches the callback (the watchdog), cleared by the next
 	// notification.

@@ -208,6 +208,11 @@ func (s *sources) track(ctx context.Context, src *source, n fhir.Notification) e
 	if n.Type == "" || n.SubscriptionRef.IsZero() {
 		return nil
 	}
+	if n.Kind == fhir.KindHandshake {
+		// Noted before the tracking, which the upkeep may not have
+		// written yet: its record of the new subscription then says active.
+		src.handshaken.Store(n.SubscriptionRef.ID)
+	}
 	now := s.now()
 	var reset, ours bool
 	err := s.updateTrack(ctx, src, func(t *eventTrack, found bool) bool {
@@ -241,7 +246,7 @@ func (s *sources) track(ctx context.Context, src *source, n fhir.Notification) e
 	if reset {
 		log.Warn().Int64("events_since_start", n.EventsSinceStart).
 			Msg("the source's event counter went down (the server restarted?): searching for what it may have missed")
-		return s.store.Insert(ctx, sourceCatchupArgs{Source: src.Name, Ping: now.Unix()})
+		return s.searchSoon(ctx, src)
 	}
 	return nil
 }
@@ -361,7 +366,7 @@ func (s *sources) fetchMissing(ctx context.Context, src *source, t eventTrack) e
 	last := ranges[len(ranges)-1][1]
 	if search != "" {
 		log.Warn().Str("reason", search).Msg("missed events: searching instead")
-		if err := s.store.Insert(ctx, sourceCatchupArgs{Source: src.Name, Ping: s.now().Unix()}); err != nil {
+		if err := s.searchSoon(ctx, src); err != nil {
 			return err
 		}
 	}

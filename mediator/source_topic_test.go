@@ -319,7 +319,6 @@ func TestSourceTopic_HandshakeNeverArrives(t *testing.T) {
 	b, box := topicSetup(t, fhirtest.Options{}, func(s *mediator.Source) {
 		s.Endpoint = "http://127.0.0.1:1/mediator/fhir/box" // nothing listens there
 	})
-	box.Flush()
 	var first fhirtest.Subscription
 	require.Eventually(t, func() bool {
 		subs := box.Subscriptions()
@@ -328,6 +327,7 @@ func TestSourceTopic_HandshakeNeverArrives(t *testing.T) {
 		}
 		return len(subs) == 1
 	}, 15*time.Second, 10*time.Millisecond)
+	box.Flush() // the first handshake try, made after the create's answer
 	for range 2 {
 		box.Clock.Advance(10 * time.Second)
 		box.Tick()
