@@ -23,6 +23,7 @@ import (
 
 	"github.com/go-resty/resty/v2"
 
+	"github.com/cht-openimis/cht-openimis-mediator/internal/errtext"
 	"github.com/cht-openimis/cht-openimis-mediator/internal/retryafter"
 )
 
@@ -330,11 +331,7 @@ func newAPIError(method, path string, resp *resty.Response, now time.Time) *APIE
 		e.Message = strings.Join(parts, ": ")
 		return e
 	}
-	text := strings.Join(strings.Fields(string(resp.Body())), " ")
-	if len(text) > 200 {
-		text = text[:200] + "…"
-	}
-	e.Message = text
+	e.Message = errtext.Body(resp.Body(), 200)
 	return e
 }
 
@@ -359,11 +356,7 @@ func redactURL(loc string) string {
 		u.RawQuery = q.Encode()
 	}
 	u.Fragment, u.RawFragment = "", ""
-	s := u.String()
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
+	return errtext.Cut(u.String(), 200)
 }
 
 // ParseRetryAfter reads a Retry-After header (seconds or an HTTP date) as a

@@ -27,10 +27,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/go-resty/resty/v2"
 
+	"github.com/cht-openimis/cht-openimis-mediator/internal/errtext"
 	"github.com/cht-openimis/cht-openimis-mediator/internal/retryafter"
 )
 
@@ -401,19 +401,11 @@ func errorMessage(body []byte) string {
 			return cut(strings.Join(parts, ": "), 300)
 		}
 	}
-	return cut(strings.Join(strings.Fields(string(body)), " "), 200)
+	return errtext.Body(body, 200)
 }
 
-// cut shortens s to at most n bytes, at a rune boundary, marking the cut.
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
-}
+// cut is errtext.Cut.
+func cut(s string, n int) string { return errtext.Cut(s, n) }
 
 // redactURL makes a URL safe to show: no user information, no query.
 func redactURL(s string) string {

@@ -70,22 +70,31 @@ func (w *claimWorker) Work(ctx context.Context, job *river.Job[claimArgs]) error
 	if err != nil {
 		return jobOutcome(ctx, err)
 	}
+	return d.deliverReport(ctx, kindClaim, key, claim.UUID, report, job.Attempt,
+		func() (string, error) { return d.person(ctx, claim.InsureeUUID) })
+}
+
+// deliverReport finds or creates the claim's person (person), posts its
+// report and records the delivery of (kind, key): the last steps of every
+// claim job, an openIMIS claim or another source's, in one upstream slot.
+func (d *delivery) deliverReport(ctx context.Context, kind, key, claimID string, report cht.Report, attempt int,
+	person func() (string, error)) error {
 	var personID, reportID string
-	err = d.withUpstream(ctx, func() (err error) {
-		if personID, err = d.person(ctx, claim.InsureeUUID); err != nil {
+	err := d.withUpstream(ctx, func() (err error) {
+		if personID, err = person(); err != nil {
 			return err
 		}
 		report.Fields[mapping.FieldPatientID] = personID
-		reportID, err = d.claimReport(ctx, claim.UUID, report, job.Attempt > 1)
+		reportID, err = d.claimReport(ctx, claimID, report, attempt > 1)
 		return err
 	})
 	if err != nil {
 		return jobOutcome(ctx, err)
 	}
-	if err := d.store.MarkDelivered(ctx, kindClaim, key, reportID); err != nil {
+	if err := d.store.MarkDelivered(ctx, kind, key, reportID); err != nil {
 		return err
 	}
-	log.Info().Str("person_id", personID).Str("report_id", reportID).Msg("claim delivered to the CHT")
+	zerolog.Ctx(ctx).Info().Str("person_id", personID).Str("report_id", reportID).Msg("claim delivered to the CHT")
 	return nil
 }
 

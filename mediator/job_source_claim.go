@@ -79,23 +79,8 @@ func (w *sourceClaimWorker) Work(ctx context.Context, job *river.Job[sourceClaim
 	if err != nil {
 		return jobOutcome(ctx, err)
 	}
-	var personID, reportID string
-	err = d.withUpstream(ctx, func() (err error) {
-		if personID, err = d.sourcePerson(ctx, src, *claim); err != nil {
-			return err
-		}
-		report.Fields[mapping.FieldPatientID] = personID
-		reportID, err = d.claimReport(ctx, claim.UUID, report, job.Attempt > 1)
-		return err
-	})
-	if err != nil {
-		return jobOutcome(ctx, err)
-	}
-	if err := d.store.MarkDelivered(ctx, kindSourceClaim, key, reportID); err != nil {
-		return err
-	}
-	log.Info().Str("person_id", personID).Str("report_id", reportID).Msg("claim delivered to the CHT")
-	return nil
+	return d.deliverReport(ctx, kindSourceClaim, key, claim.UUID, report, job.Attempt,
+		func() (string, error) { return d.sourcePerson(ctx, src, *claim) })
 }
 
 // readSourceClaim reads a claim outcome from its source, by the configured

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/go-resty/resty/v2"
+
+	"github.com/cht-openimis/cht-openimis-mediator/internal/errtext"
 )
 
 // Options configures a Client.
@@ -152,10 +154,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any) (*resty.
 			}
 		}
 		if resp.StatusCode() < 200 || resp.StatusCode() > 299 {
-			msg := strings.Join(strings.Fields(string(resp.Body())), " ")
-			if len(msg) > 200 {
-				msg = msg[:200] + "…"
-			}
+			msg := errtext.Body(resp.Body(), 200)
 			return resp, &APIError{Method: method, Path: path, Status: resp.StatusCode(), Message: msg}
 		}
 		return resp, nil

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/go-resty/resty/v2"
+
+	"github.com/cht-openimis/cht-openimis-mediator/internal/errtext"
 )
 
 // maxResponseBody bounds what the client reads of any answer.
@@ -276,11 +278,7 @@ func errorMessage(body []byte) string {
 	if json.Unmarshal(body, &detail) == nil && detail.Detail != "" {
 		return detail.Detail
 	}
-	text := strings.Join(strings.Fields(string(body)), " ")
-	if len(text) > 200 {
-		text = text[:200] + "…"
-	}
-	return text
+	return errtext.Body(body, 200)
 }
 
 // OperationOutcome is the FHIR error resource openIMIS answers with
