@@ -55,9 +55,6 @@ type api struct {
 	openhim      func() string
 	// limits are the upstreams' concurrency limits, for /ready.
 	limits map[string]*UpstreamLimit
-	// pacer paces delivery by the intake's acknowledgement latency; /ready
-	// reports its slots.
-	pacer *deliveryPacer
 	// paused reports the upstreams' client pauses, by system.
 	paused func() map[string]upstreamPause
 	// throttle counts failed Basic auth per client address.
@@ -138,9 +135,6 @@ func (a *api) requestContext() gin.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		if status >= 200 && status < 300 && isIntake(route) {
-			a.pacer.acknowledged(time.Since(start))
-		}
 		a.metrics.request(route, status)
 		ev := log.Info()
 		if status >= 500 {
@@ -157,12 +151,6 @@ func (a *api) requestContext() gin.HandlerFunc {
 			Str("remote", c.ClientIP()).
 			Msg("request")
 	}
-}
-
-// isIntake tells the intake routes, which store a job and answer: their
-// acknowledgement latency paces delivery (pace.go).
-func isIntake(route string) bool {
-	return route == "/mediator/claim-response" || route == "/mediator/claims-feedback" || strings.HasPrefix(route, "/mediator/fhir/")
 }
 
 // routeOf is the route a request matched, "" for none; a route's trailing

@@ -35,9 +35,9 @@ type delivery struct {
 	// lateSaveWait is how long after a failed report POST a retry waits
 	// before it looks for the report (see lateSaveWait).
 	saveWait time.Duration
-	// slots are the upstream slots: at most Workers jobs talk to an
-	// upstream at once, fewer while acknowledgements are slow (pace.go).
-	slots *deliveryPacer
+	// slots holds a token for each job talking to an upstream: at most
+	// Workers at once.
+	slots chan struct{}
 
 	persons personCache
 	// noQuestionnaireResponse is set once openIMIS answered that it has no
@@ -57,23 +57,22 @@ func (d *delivery) upstreamTimeout() time.Duration { return time.Duration(d.time
 // idle.
 const queueSlotsPerWorker = 4
 
-// withUpstream runs f in one of the upstream slots (at most WORKERS, fewer
-// while the pacer puts acknowledgements first). A job that finds no slot
-// free within an upstream timeout (the upstreams are slow or down and the
-// slots busy), or is stopped while waiting, is snoozed rather than failed:
-// it has done nothing yet, and waiting must use up neither its attempts nor
-// its job timeout.
+// withUpstream runs f in one of the WORKERS upstream slots. A job that
+// finds no slot free within an upstream timeout (the upstreams are slow or
+// down and the slots busy), or is stopped while waiting, is snoozed rather
+// than failed: it has done nothing yet, and waiting must use up neither its
+// attempts nor its job timeout.
 func (d *delivery) withUpstream(ctx context.Context, f func() error) error {
-	wctx, cancel := context.WithTimeout(ctx, d.upstreamTimeout())
-	err := d.slots.acquire(wctx)
-	cancel()
-	switch {
-	case err != nil && ctx.Err() != nil:
-		return river.JobSnooze(0)
-	case err != nil:
+	wait := time.NewTimer(d.upstreamTimeout())
+	defer wait.Stop()
+	select {
+	case d.slots <- struct{}{}:
+	case <-wait.C:
 		return river.JobSnooze(time.Second)
+	case <-ctx.Done():
+		return river.JobSnooze(0)
 	}
-	defer d.slots.release()
+	defer func() { <-d.slots }()
 	return f()
 }
 

@@ -94,12 +94,7 @@ func TestFault_BothUpstreamsFlapping(t *testing.T) {
 func TestWorkers_BoundRequestsToUpstreams(t *testing.T) {
 	t.Parallel()
 	counter := &concurrencyCounter{base: http.DefaultTransport}
-	b := setup(t, setupOpts{chtTransport: counter, edit: func(o *mediator.Options) {
-		o.Workers = 3
-		// Slow acknowledgements (a loaded test machine) must not take slots
-		// away here: this is about the WORKERS bound (pacing: pace_test.go).
-		o.AckTarget = time.Hour
-	}})
+	b := setup(t, setupOpts{chtTransport: counter, edit: func(o *mediator.Options) { o.Workers = 3 }})
 	b.cht.SetLatency(30 * time.Millisecond)
 	claims := b.postClaims(t, "3f0e7a11", 24)
 	b.requireExactlyOnce(t, claims)

@@ -29,9 +29,6 @@ type readyBody struct {
 	Status  string   `json:"status"`
 	// Limits are the upstreams' current concurrency limits, by system.
 	Limits map[string]int `json:"limits,omitempty"`
-	// DeliverySlots is how many delivery jobs may talk to the upstreams at
-	// once now: WORKERS, fewer while acknowledgements are slow (pace.go).
-	DeliverySlots int `json:"delivery_slots"`
 	// Paused names the upstreams the mediator sends nothing to for now
 	// (after a 429, a refused login), until when and why. A pause does not
 	// make the mediator unready: it ends by itself.
@@ -113,10 +110,7 @@ func (a *api) handleReady() gin.HandlerFunc {
 		if problem := a.loginProblem(); problem != "" {
 			reasons = append(reasons, problem)
 		}
-		body := readyBody{
-			Status: "ready", OpenHIM: a.openhim(), Reasons: reasons, Sources: a.sources.report(),
-			DeliverySlots: a.pacer.Slots(),
-		}
+		body := readyBody{Status: "ready", OpenHIM: a.openhim(), Reasons: reasons, Sources: a.sources.report()}
 		for system, l := range a.limits {
 			if body.Limits == nil {
 				body.Limits = map[string]int{}

@@ -95,12 +95,6 @@ type Options struct {
 	// queueSlotsPerWorker), so that their store reads and writes overlap
 	// other jobs' requests.
 	Workers int
-	// AckTarget is the acknowledgement latency the intake keeps while jobs
-	// deliver: while more than 1 % of the intake's answers take longer,
-	// fewer jobs may talk to the upstreams at once (at least one), so that
-	// they take less of the CPU from the intake (pace.go). Defaults to
-	// 20 milliseconds.
-	AckTarget time.Duration
 	// LateSaveWait is how long after a report POST that got no usable answer
 	// a retried claim job waits before it looks for that report in the CHT,
 	// which saves a report after its synchronous transitions, also when the
@@ -224,7 +218,6 @@ func (o Options) withDefaults() (Options, error) {
 	orDefault(&o.HeartbeatInterval, 10*time.Second)
 	orDefault(&o.ConfigRefresh, 5*time.Minute)
 	orDefault(&o.SourceWatchdog, time.Minute)
-	orDefault(&o.AckTarget, defaultAckTarget)
 	if o.ClaimForm == "" {
 		o.ClaimForm = "OP"
 	}
@@ -292,7 +285,7 @@ func New(opts Options) (*Mediator, error) {
 	m.delivery = &delivery{
 		oi: opts.OpenIMIS, cht: opts.CHT, store: opts.Store, log: opts.Logger,
 		dates: dates, placeID: opts.PlaceID, claimForm: opts.ClaimForm, feedbackResource: opts.FeedbackResource,
-		slots: newDeliveryPacer(opts.Workers, opts.AckTarget, time.Now), saveWait: opts.LateSaveWait,
+		slots: make(chan struct{}, opts.Workers), saveWait: opts.LateSaveWait,
 	}
 	m.delivery.timeout.Store(int64(opts.UpstreamTimeout))
 	m.catchup = &catchup{
@@ -334,7 +327,6 @@ func New(opts Options) (*Mediator, error) {
 		lastPoll:     m.catchup.lastSuccess,
 		openhim:      m.openHIMState,
 		limits:       opts.UpstreamLimits,
-		pacer:        m.delivery.slots,
 		paused:       m.paused,
 		loginFailing: func() bool { return opts.OpenIMIS.LoginFailure() != nil },
 		sources:      m.sources,
@@ -359,7 +351,6 @@ func New(opts Options) (*Mediator, error) {
 		loginProblem: func() string { return loginProblem(opts.OpenIMIS) },
 		openhim:      m.openHIMState,
 		limits:       opts.UpstreamLimits,
-		pacer:        m.delivery.slots,
 		paused:       m.paused,
 		throttle:     newAuthThrottle(opts.Now),
 		writeCheck:   &writeCheck{log: opts.Logger, now: opts.Now},

@@ -79,8 +79,6 @@ func NewMetrics() *Metrics {
 			"1 when registered with OpenHIM.", nil, nil),
 		limit: prometheus.NewDesc("mediator_upstream_concurrency_limit",
 			"Requests the mediator lets be in flight to an upstream at once (adaptive, up to WORKERS).", []string{"system"}, nil),
-		deliverySlots: prometheus.NewDesc("mediator_delivery_slots",
-			"Delivery jobs that may talk to the upstreams at once now: WORKERS, fewer while the intake's acknowledgements are slow (at least 1).", nil, nil),
 		inflight: prometheus.NewDesc("mediator_upstream_inflight_requests",
 			"Requests in flight to an upstream.", []string{"system"}, nil),
 		paused: prometheus.NewDesc("mediator_upstream_paused_seconds",
@@ -235,7 +233,6 @@ type stateReaders struct {
 	lastPoll     func() time.Time
 	openhim      func() string
 	limits       map[string]*UpstreamLimit
-	pacer        *deliveryPacer
 	paused       func() map[string]upstreamPause
 	loginFailing func() bool
 	sources      *sources
@@ -260,7 +257,7 @@ type stateCollector struct {
 	depth, oldest, subscription, lastPoll, openhim *prometheus.Desc
 	limit, inflight, paused, loginFailing          *prometheus.Desc
 	sourceState, sourcePoll, sourceHeard           *prometheus.Desc
-	sourceSilent, deliverySlots                    *prometheus.Desc
+	sourceSilent                                   *prometheus.Desc
 	operator                                       operatorDescs
 }
 
@@ -273,7 +270,7 @@ type operatorDescs struct {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.depth, c.oldest, c.subscription, c.lastPoll, c.openhim, c.limit, c.inflight, c.paused, c.loginFailing, c.sourceState, c.sourcePoll, c.sourceHeard, c.sourceSilent, c.deliverySlots} {
+	for _, d := range []*prometheus.Desc{c.depth, c.oldest, c.subscription, c.lastPoll, c.openhim, c.limit, c.inflight, c.paused, c.loginFailing, c.sourceState, c.sourcePoll, c.sourceHeard, c.sourceSilent} {
 		ch <- d
 	}
 	o := c.operator
@@ -333,9 +330,6 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			failing = 1
 		}
 		ch <- prometheus.MustNewConstMetric(c.loginFailing, prometheus.GaugeValue, failing)
-	}
-	if r.pacer != nil {
-		ch <- prometheus.MustNewConstMetric(c.deliverySlots, prometheus.GaugeValue, float64(r.pacer.Slots()))
 	}
 	for system, l := range r.limits {
 		ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(l.Limit()), system)
