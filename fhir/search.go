@@ -3,6 +3,7 @@ package fhir
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -38,12 +39,17 @@ func (c *Client) Search(ctx context.Context, resourceType string, params url.Val
 	return c.searchPage(ctx, c.urlOf(c.resourcePath(resourceType)), params)
 }
 
+// ErrOutsideBase is NextPage's refusal of a URL outside the client's base
+// (a next link saved before the base was changed, say).
+var ErrOutsideBase = errors.New("not under the base")
+
 // NextPage fetches the page a Page.Next names. A URL outside the client's
-// base is refused, so that credentials never travel elsewhere.
+// base is refused (ErrOutsideBase), so that credentials never travel
+// elsewhere.
 func (c *Client) NextPage(ctx context.Context, next string) (Page, error) {
 	u, err := url.Parse(next)
 	if err != nil || !c.underBase(u) {
-		return Page{}, fmt.Errorf("fhir: next page %q is not under the base %s", redactURL(next), c.BaseURL())
+		return Page{}, fmt.Errorf("fhir: next page %q is %w %s", redactURL(next), ErrOutsideBase, c.BaseURL())
 	}
 	q := u.Query()
 	u.RawQuery = ""

@@ -83,5 +83,6 @@ func TestClient_Search(t *testing.T) {
 		c := newClient(t, fhir.Options{BaseURL: "http://127.0.0.1:1/fhir", Auth: fhir.Bearer{Token: "t"}})
 		_, err := c.NextPage(context.Background(), "http://evil.example.org/fhir/ClaimResponse?page=2")
 		require.ErrorContains(t, err, "not under the base")
+		require.ErrorIs(t, err, fhir.ErrOutsideBase)
 	})
 }

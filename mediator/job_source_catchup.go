@@ -2,7 +2,10 @@ package mediator
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"time"
@@ -80,11 +83,19 @@ func (w *sourceCatchupWorker) Work(ctx context.Context, job *river.Job[sourceCat
 	}
 	ctx = jobLog(src.log, job.JobRow).Logger().WithContext(ctx)
 	// A search that started after the ping's second saw what it announced.
-	if p := job.Args.Ping; p > 0 && src.searchedFrom.Load() >= time.Unix(p+1, 0).UnixNano() {
+	p := job.Args.Ping
+	if p > 0 && src.searchedFrom.Load() >= time.Unix(p+1, 0).UnixNano() {
 		zerolog.Ctx(ctx).Debug().Msg("catch-up search for a ping: a later search already ran")
 		return nil
 	}
-	return periodicOutcome(ctx, job.Attempt, job.MaxAttempts, w.c.poll(ctx, src))
+	startedReal, err := w.c.poll(ctx, src)
+	if err == nil && p > 0 && startedReal.Before(time.Unix(p+1, 0)) {
+		// The search resumed was started before the ping's second ended:
+		// its query may not see what the ping announced (a HAPI
+		// snapshot), so one more.
+		_, err = w.c.poll(ctx, src)
+	}
+	return periodicOutcome(ctx, job.Attempt, job.MaxAttempts, err)
 }
 
 // sourcePageSize is the _count of each catch-up search page.
@@ -94,33 +105,67 @@ const sourcePageSize = 100
 // keep it busy for ever.
 const sourceMaxPages = 10_000
 
-// poll is one catch-up search of src.
-func (c *sourceCatchup) poll(ctx context.Context, src *source) error {
+// sourceCatchupProgress is a search under way, saved after each page as
+// catchupProgress is for openIMIS (docs/upstreams/fhir-subscriptions.md
+// §7): a search cut short (a timeout, a crash, an outage) resumes at its
+// next page instead of starting over and never finishing.
+type sourceCatchupProgress struct {
+	// Next is the next page's URL: the server's next link under the base,
+	// or its page token on the original query (fhir.Page.Next).
+	Next string `json:"next"`
+	// Page is the number of the next page, for messages.
+	Page int `json:"page"`
+	// Since is the search's _lastUpdated bound; Started when it started,
+	// the watermark once its last page is read; StartedReal the same on
+	// the real clock, which River's schedule of ping searches follows.
+	Since       time.Time `json:"since"`
+	Started     time.Time `json:"started"`
+	StartedReal time.Time `json:"started_real"`
+}
+
+// poll is one catch-up search of src, resumed from its saved progress if a
+// search was cut short. It returns when the search started, on the real
+// clock.
+func (c *sourceCatchup) poll(ctx context.Context, src *source) (time.Time, error) {
 	log := zerolog.Ctx(ctx)
 	store := c.sources.store
-	started, startedReal := c.sources.now().UTC(), time.Now()
-	since := started.Add(-c.lookback)
-	setting := sourceSetting(src.Name, "watermark")
-	if v, ok, err := store.Setting(ctx, setting); err != nil {
-		return err
-	} else if ok && v != "" {
-		if since, err = time.Parse(time.RFC3339Nano, v); err != nil {
-			return fmt.Errorf("read the catch-up watermark %q: %w", v, err)
+	setting := sourceSetting(src.Name, "catchup_progress")
+	pr, err := c.resume(ctx, src, setting)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if pr.Next == "" {
+		if pr, err = c.fresh(ctx, src); err != nil {
+			return time.Time{}, err
 		}
-		since = since.Add(-c.overlap)
 	}
-	params := url.Values{}
-	for k, vs := range src.Search {
-		params[k] = append([]string(nil), vs...)
+	var page fhir.Page
+	if pr.Next != "" {
+		page, err = src.Client.NextPage(ctx, pr.Next)
+	} else {
+		page, err = src.Client.Search(ctx, src.Resource, c.params(src, pr.Since))
 	}
-	params.Set("_lastUpdated", fhir.LastUpdatedSince(since))
-	params.Set("_count", strconv.Itoa(sourcePageSize))
-
-	page, err := src.Client.Search(ctx, src.Resource, params)
+	restarted := false
 	var seen, enqueued, invalid int
-	for n := 1; ; n++ {
+	for {
+		if err != nil && pr.Next != "" && !restarted && pageRejected(err) {
+			// The server no longer knows the page: its token expired
+			// (HeyDonto's _page_token, HAPI's search snapshot; trap 21),
+			// or the base changed since it was saved. Once per search, it
+			// starts again from the watermark.
+			restarted = true
+			log.Warn().Err(err).Int("page", pr.Page).
+				Msg("catch-up: the server refused the next page (an expired page token?); searching again from the watermark")
+			if err := store.SetSetting(ctx, setting, ""); err != nil {
+				return time.Time{}, err
+			}
+			if pr, err = c.fresh(ctx, src); err != nil {
+				return time.Time{}, err
+			}
+			page, err = src.Client.Search(ctx, src.Resource, c.params(src, pr.Since))
+		}
 		if err != nil {
-			return fmt.Errorf("search %s updated since %s, page %d: %w", src.Resource, since.Format(time.RFC3339), n, err)
+			return time.Time{}, fmt.Errorf("search %s updated since %s, page %d: %w", src.Resource, pr.Since.Format(time.RFC3339), pr.Page, err)
 		}
 		for _, raw := range page.Resources {
 			if resourceType(raw) != src.Resource {
@@ -136,7 +181,7 @@ func (c *sourceCatchup) poll(ctx context.Context, src *source) error {
 			inserted, err := store.Enqueue(ctx, kindSourceClaim, claim.Key(),
 				sourceClaimArgs{Source: src.Name, Type: src.Resource, ID: claim.UUID, Claim: &claim})
 			if err != nil {
-				return err
+				return time.Time{}, err
 			}
 			if inserted {
 				enqueued++
@@ -146,20 +191,86 @@ func (c *sourceCatchup) poll(ctx context.Context, src *source) error {
 		if page.Next == "" {
 			break
 		}
-		if n >= sourceMaxPages {
-			return fmt.Errorf("search %s: more than %d pages", src.Resource, sourceMaxPages)
+		if pr.Page >= sourceMaxPages {
+			return time.Time{}, fmt.Errorf("search %s: more than %d pages", src.Resource, sourceMaxPages)
 		}
-		page, err = src.Client.NextPage(ctx, page.Next)
+		pr.Next, pr.Page = page.Next, pr.Page+1
+		if err := c.save(ctx, setting, pr); err != nil {
+			return time.Time{}, err
+		}
+		page, err = src.Client.NextPage(ctx, pr.Next)
 	}
-	if err := store.SetSetting(ctx, setting, started.Format(time.RFC3339Nano)); err != nil {
-		return err
+	if err := store.SetSetting(ctx, sourceSetting(src.Name, "watermark"), pr.Started.Format(time.RFC3339Nano)); err != nil {
+		return time.Time{}, err
 	}
-	src.lastPoll.Store(started.UnixNano())
-	src.searchedFrom.Store(startedReal.UnixNano())
+	if err := store.SetSetting(ctx, setting, ""); err != nil {
+		return time.Time{}, err
+	}
+	src.lastPoll.Store(pr.Started.UnixNano())
+	src.searchedFrom.Store(pr.StartedReal.UnixNano())
 	ev := log.Info()
 	if enqueued == 0 && invalid == 0 {
 		ev = log.Debug()
 	}
-	ev.Time("since", since).Int("seen", seen).Int("enqueued", enqueued).Int("invalid", invalid).Msg("catch-up search done")
-	return nil
+	ev.Time("since", pr.Since).Int("seen", seen).Int("enqueued", enqueued).Int("invalid", invalid).Msg("catch-up search done")
+	return pr.StartedReal, nil
+}
+
+// pageRejected reports whether a next page failed for good: refused by the
+// server (400, or 404/410 for a vanished snapshot) or outside the base.
+func pageRejected(err error) bool {
+	return fhir.HasStatus(err, http.StatusBadRequest, http.StatusNotFound, http.StatusGone) ||
+		errors.Is(err, fhir.ErrOutsideBase)
+}
+
+// resume returns the saved progress of a search cut short; a zero one when
+// there is none (or it cannot be read: the search then starts again).
+func (c *sourceCatchup) resume(ctx context.Context, src *source, setting string) (sourceCatchupProgress, error) {
+	v, ok, err := c.sources.store.Setting(ctx, setting)
+	if err != nil || !ok || v == "" {
+		return sourceCatchupProgress{}, err
+	}
+	var pr sourceCatchupProgress
+	if err := json.Unmarshal([]byte(v), &pr); err != nil || pr.Next == "" || pr.Page < 2 || pr.Started.IsZero() || pr.StartedReal.IsZero() {
+		zerolog.Ctx(ctx).Warn().Msg("catch-up: unreadable saved progress; searching again from the watermark")
+		return sourceCatchupProgress{}, nil
+	}
+	zerolog.Ctx(ctx).Info().Int("page", pr.Page).Time("since", pr.Since).Msg("catch-up: resuming a search cut short")
+	return pr, nil
+}
+
+// fresh returns a new search from the watermark, less the overlap (the
+// look-back for the very first search).
+func (c *sourceCatchup) fresh(ctx context.Context, src *source) (sourceCatchupProgress, error) {
+	started, startedReal := c.sources.now().UTC(), time.Now()
+	since := started.Add(-c.lookback)
+	if v, ok, err := c.sources.store.Setting(ctx, sourceSetting(src.Name, "watermark")); err != nil {
+		return sourceCatchupProgress{}, err
+	} else if ok && v != "" {
+		if since, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return sourceCatchupProgress{}, fmt.Errorf("read the catch-up watermark %q: %w", v, err)
+		}
+		since = since.Add(-c.overlap)
+	}
+	return sourceCatchupProgress{Page: 1, Since: since, Started: started, StartedReal: startedReal}, nil
+}
+
+// params is the first page's query: the source's extra parameters, the
+// _lastUpdated bound and the page size.
+func (c *sourceCatchup) params(src *source, since time.Time) url.Values {
+	params := url.Values{}
+	for k, vs := range src.Search {
+		params[k] = append([]string(nil), vs...)
+	}
+	params.Set("_lastUpdated", fhir.LastUpdatedSince(since))
+	params.Set("_count", strconv.Itoa(sourcePageSize))
+	return params
+}
+
+func (c *sourceCatchup) save(ctx context.Context, setting string, pr sourceCatchupProgress) error {
+	b, err := json.Marshal(pr)
+	if err != nil {
+		return err
+	}
+	return c.sources.store.SetSetting(ctx, setting, string(b))
 }

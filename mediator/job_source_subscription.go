@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -113,21 +114,28 @@ func (s *sourceSubscriptions) ensure(ctx context.Context, src *source) error {
 		s.record(src, created)
 		return nil
 	}
+	// Every reason is named: an error status often follows from an edited
+	// header (the callback answered 401), and the operator should learn
+	// both.
 	end := fhir.ParseTime(sub.End)
-	repair := ""
-	switch {
-	case sub.Status == "error" || sub.Status == "off":
-		repair = "its status is " + sub.Status
+	var reasons []string
+	if sub.Status == "error" || sub.Status == "off" {
+		r := "its status is " + sub.Status
 		if sub.Error != "" {
-			repair += " (" + sub.Error + ")"
+			r += " (" + sub.Error + ")"
 		}
-	case !end.IsZero() && end.Sub(now) < renewWithin:
-		repair = "it ends " + end.Format(time.RFC3339)
-	case !sameHeaders(sub.Settings().Headers, want.Settings().Headers):
-		repair = "its channel header is not ours any more"
-	case sub.Settings().Payload != want.Settings().Payload:
-		repair = "its payload is not the configured one"
+		reasons = append(reasons, r)
 	}
+	if !end.IsZero() && end.Sub(now) < renewWithin {
+		reasons = append(reasons, "it ends "+end.Format(time.RFC3339))
+	}
+	if !sameHeaders(sub.Settings().Headers, want.Settings().Headers) {
+		reasons = append(reasons, "its channel header is not ours any more")
+	}
+	if sub.Settings().Payload != want.Settings().Payload {
+		reasons = append(reasons, "its payload is not the configured one")
+	}
+	repair := strings.Join(reasons, "; ")
 	if repair == "" {
 		s.record(src, sub)
 		return nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cht-openimis/cht-openimis-mediator/fhir"
 	"github.com/cht-openimis/cht-openimis-mediator/fhir/fhirtest"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator"
 	"github.com/cht-openimis/cht-openimis-mediator/mediator/store/storetest"
 )
 
@@ -87,4 +88,43 @@ func TestSource_HeyDontoFindsItsSubscriptionThroughPages(t *testing.T) {
 	}, 15*time.Second, 10*time.Millisecond, "the restarted mediator recorded the subscription it found")
 	require.Len(t, ours(), 1, "found through the pages, not made again")
 	require.Len(t, hd.Subscriptions(), 251)
+}
+
+// HeyDonto (H1): its login names no expiry, so a token is used until the
+// server refuses it. One 401 (ExpireTokens) costs one new login and no
+// failed job, whether the notification's claim job or the catch-up search
+// meets it first; claims keep arriving.
+func TestSource_HeyDontoTokenExpiryIsOneLogin(t *testing.T) {
+	t.Parallel()
+	hd := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.HeyDonto, Notify: fhirtest.NotifyPutResource})
+	b := setup(t, setupOpts{edit: withSources(t, sourceSetup{name: "heydonto", fake: hd, vendor: fhir.VendorHeyDonto, auth: heyDontoLogin(t, hd),
+		edit: func(s *mediator.Source) { s.PollInterval = 200 * time.Millisecond }})})
+	waitSubscription(t, hd, "requested")
+	hd.AddPatient(sourcePatient("p1", "Asha", "Rai"))
+	hd.CreateClaimResponse(sourceClaim("HD-1", "p1", "H-1", "2025-06-30"))
+	b.waitReports(t, "HD-1", 1)
+	require.Equal(t, 1, hd.Logins(), "one login serves every request")
+
+	hd.ExpireTokens()
+	// A claim for a new patient: its job reads the Patient with the expired
+	// token, as the next search does.
+	hd.AddPatient(sourcePatient("p2", "Bina", "KC"))
+	hd.CreateClaimResponse(sourceClaim("HD-2", "p2", "H-2", "2025-06-30"))
+	b.waitReports(t, "HD-2", 1)
+	require.Eventually(t, func() bool { return hd.Logins() == 2 }, 15*time.Second, 10*time.Millisecond)
+	people := b.cht.People()
+	require.Len(t, people, 2)
+
+	// Claims keep arriving, on the new token.
+	hd.CreateClaimResponse(sourceClaim("HD-3", "p2", "H-3", "2025-07-01"))
+	b.waitReports(t, "HD-3", 1)
+	time.Sleep(500 * time.Millisecond) // a few more searches
+	require.Equal(t, 2, hd.Logins(), "one 401, one new login")
+	for _, id := range []string{"HD-1", "HD-2", "HD-3"} {
+		require.Len(t, b.reportsFor(id), 1, id)
+	}
+	require.NotRegexp(t, `mediator_jobs_total\{kind="fhir_[a-z_]+",outcome="(failed|retry)"\}`, b.scrape(t), "no job failed")
+	for _, line := range b.logLines(t, "job attempt failed; will retry") {
+		require.NotContains(t, line["job_kind"], "fhir_", "%v", line)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cht-openimis/cht-openimis-mediator/cht/chttest"
@@ -349,4 +350,59 @@ func TestSource_RenewsBeforeTheEnd(t *testing.T) {
 	}, 15*time.Second, 10*time.Millisecond, "renewed in place with a later end")
 	require.Len(t, kodjin.Subscriptions(), 1)
 	b.waitLog(t, "source subscription repaired", "it ends")
+}
+
+// Kodjin (K6): an operator edits our subscription's header on the server;
+// the next delivery reaches the callback without our credentials and is
+// answered 401, which the server counts as a failure. The next upkeep
+// (here the one a restart runs) sees the header is not ours and PUTs ours
+// back; the claim of the refused delivery arrives by the search, later
+// ones by notification, each once. The repair names both reasons: the
+// error status and the header.
+func TestSource_RestoresAnEditedCallbackHeader(t *testing.T) {
+	t.Parallel()
+	kodjin := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.Kodjin})
+	b := setup(t, setupOpts{edit: withSources(t, sourceSetup{name: "kodjin", fake: kodjin, vendor: fhir.VendorKodjin})})
+	sub := waitSubscription(t, kodjin, "active")
+	ours := sub.Header
+	require.Len(t, ours, 1)
+
+	// The operator's edit, through the server's API.
+	client, err := fhir.New(fhir.Options{BaseURL: kodjin.BaseURL, Vendor: fhir.VendorKodjin, Timeout: 5 * time.Second})
+	require.NoError(t, err)
+	edited, err := client.GetSubscription(context.Background(), sub.ID)
+	require.NoError(t, err)
+	edited.Status = "requested" // Kodjin takes no other status on a PUT
+	edited.Channel.Header = []string{"Authorization: Basic b3BlcmF0b3I6Z3Vlc3M="}
+	_, err = client.UpdateSubscription(context.Background(), edited)
+	require.NoError(t, err)
+	waitSubscription(t, kodjin, "active")
+
+	kodjin.CreateClaimResponse(sourceClaim("cr-k6", "pat-1", "CLM-K6", "2025-06-30"))
+	deliveries := kodjin.Deliveries()
+	require.Len(t, deliveries, 1)
+	require.Equal(t, http.StatusUnauthorized, deliveries[0].Status, "the callback refuses the operator's credentials")
+	require.False(t, deliveries[0].Success)
+	failed, ok := kodjin.Subscription(sub.ID)
+	require.True(t, ok)
+	require.Equal(t, "error", failed.Status, "the server counted the failure")
+	require.Empty(t, b.reportsFor("cr-k6"))
+
+	b.restart(t)
+	require.Eventually(t, func() bool {
+		s, ok := kodjin.Subscription(sub.ID)
+		return ok && s.Status == "active" && assert.ObjectsAreEqual(ours, s.Header)
+	}, 15*time.Second, 10*time.Millisecond, "our header is back, on the same subscription")
+	b.waitLog(t, "source subscription repaired", "its status is error", "its channel header is not ours any more")
+	b.waitReports(t, "cr-k6", 1) // by the search
+
+	kodjin.CreateClaimResponse(sourceClaim("cr-k6b", "pat-1", "CLM-K6B", "2025-07-01"))
+	b.waitReports(t, "cr-k6b", 1)
+	last := kodjin.Deliveries()[len(kodjin.Deliveries())-1]
+	require.Equal(t, "ClaimResponse/cr-k6b", last.Resource)
+	require.True(t, last.Success, "%+v", last)
+	time.Sleep(200 * time.Millisecond) // any duplicate would be under way by now
+	require.Len(t, b.reportsFor("cr-k6"), 1)
+	require.Len(t, b.reportsFor("cr-k6b"), 1)
+	require.Len(t, kodjin.Subscriptions(), 1)
 }

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/cht-openimis/cht-openimis-mediator/cht/chttest"
+	"github.com/cht-openimis/cht-openimis-mediator/fhir/fhirtest"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/store/storetest"
+	"github.com/cht-openimis/cht-openimis-mediator/openimis/openimistest"
+)
+
+// TestReplicas_OneFHIRSourceOnPostgres (design G5) runs two mediator
+// processes on one PostgreSQL database with one Kodjin source whose
+// callback is a round-robin proxy in front of both, as a load balancer
+// would be: the fake holds exactly one subscription, and the notifications,
+// spread over both replicas while the catch-up search also runs, give one
+// report per claim.
+func TestReplicas_OneFHIRSourceOnPostgres(t *testing.T) {
+	t.Parallel()
+	const claims = 30
+	dbURL := storetest.PostgresURL(t)
+	bin := buildBinary(t)
+
+	oi := openimistest.NewServer(t, openimistest.Options{Username: "api", Password: imisPass})
+	ch := chttest.NewServer(t, chttest.Options{Password: chtPass})
+	kodjin := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.Kodjin, DeliveryTimeout: 5 * time.Second})
+	for i := range 5 {
+		kodjin.AddPatient(fmt.Appendf(nil, `{"resourceType":"Patient","id":"p%d","name":[{"family":"Rai","given":["P%d"]}]}`, i, i))
+	}
+
+	ports := []int{freePort(t), freePort(t)}
+	bases := []string{"http://127.0.0.1:" + strconv.Itoa(ports[0]), "http://127.0.0.1:" + strconv.Itoa(ports[1])}
+	var (
+		turn atomic.Int64
+		hits [2]atomic.Int64
+	)
+	proxies := make([]*httputil.ReverseProxy, 2)
+	for i, base := range bases {
+		u, err := url.Parse(base)
+		require.NoError(t, err)
+		proxies[i] = httputil.NewSingleHostReverseProxy(u)
+	}
+	lb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i := int(turn.Add(1) % 2)
+		hits[i].Add(1)
+		proxies[i].ServeHTTP(w, r)
+	}))
+	t.Cleanup(lb.Close)
+
+	env := func(port int) []string {
+		return append(os.Environ(),
+			"PORT="+strconv.Itoa(port),
+			"OPENIMIS_API_URL="+oi.URL,
+			"OPENIMIS_USERNAME=api",
+			"OPENIMIS_PASSWORD="+imisPass,
+			"CHT_OPENIMIS_CALLBACK_ENDPOINT="+bases[0]+"/mediator/claim-response",
+			"CHT_URL="+ch.URL,
+			"CHT_USERNAME="+chttest.DefaultUsername,
+			"CHT_PASSWORD="+chtPass,
+			"CHT_PLACE_ID="+chttest.DefaultPlaceID,
+			"MEDIATOR_USERNAME=openimis",
+			"MEDIATOR_PASSWORD="+mediatorPass,
+			"DATABASE_URL="+dbURL,
+			"CLAIM_POLL_INTERVAL=0",
+			"UPSTREAM_TIMEOUT=5s",
+			"WORKERS=4",
+			"FHIR_SOURCES=kodjin",
+			"FHIR_KODJIN_URL="+kodjin.BaseURL,
+			"FHIR_KODJIN_VENDOR=kodjin",
+			"FHIR_KODJIN_CALLBACK_ENDPOINT="+lb.URL+"/mediator/fhir/kodjin",
+			"FHIR_KODJIN_POLL_INTERVAL=1s",
+		)
+	}
+	a := startBinary(t, bin, env(ports[0]), bases[0])
+	b := startBinary(t, bin, env(ports[1]), bases[1])
+	require.Eventually(t, func() bool {
+		subs := kodjin.Subscriptions()
+		return len(subs) == 1 && subs[0].Status == "active"
+	}, 20*time.Second, 10*time.Millisecond, "the replicas subscribe")
+	require.Equal(t, lb.URL+"/mediator/fhir/kodjin", kodjin.Subscriptions()[0].Endpoint)
+
+	var ids []string
+	for i := range claims {
+		id := fmt.Sprintf("r-%03d", i)
+		ids = append(ids, id)
+		kodjin.CreateClaimResponse(fmt.Appendf(nil, `{"resourceType":"ClaimResponse","id":%q,"status":"active",
+			"identifier":[{"value":"R-%d"}],"patient":{"reference":"Patient/p%d"},"created":"2025-06-30"}`, id, i, i%5))
+	}
+	requireDeliveredOnce(t, ch, ids, 60*time.Second)
+	require.GreaterOrEqual(t, hits[0].Load(), int64(claims/2-1), "replica a answered its share")
+	require.GreaterOrEqual(t, hits[1].Load(), int64(claims/2-1), "replica b answered its share")
+	for _, d := range kodjin.Deliveries() {
+		require.True(t, d.Success, "%+v", d)
+	}
+	people := map[any]int{}
+	for _, p := range ch.People() {
+		people[p.Doc["source_patient_id"]]++
+	}
+	require.Len(t, people, 5, "one person per patient: %v", people)
+
+	time.Sleep(2 * time.Second) // two more upkeeps and searches on the leader
+	require.Len(t, kodjin.Subscriptions(), 1, "one subscription for both replicas")
+	requireDeliveredOnce(t, ch, ids, time.Second)
+
+	for _, p := range []interface {
+		Signal(os.Signal) error
+	}{a.Process, b.Process} {
+		require.NoError(t, p.Signal(syscall.SIGTERM))
+	}
+	require.NoError(t, a.Wait())
+	require.NoError(t, b.Wait())
+}
