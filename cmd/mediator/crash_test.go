@@ -41,23 +41,7 @@ func TestCrash_KilledMidDeliveryLosesAndDuplicatesNothing(t *testing.T) {
 	ch.SetLatency(20 * time.Millisecond)
 
 	port := freePort(t)
-	env := append(os.Environ(),
-		"PORT="+strconv.Itoa(port),
-		"OPENIMIS_API_URL="+oi.URL,
-		"OPENIMIS_USERNAME=api",
-		"OPENIMIS_PASSWORD="+imisPass,
-		"CHT_OPENIMIS_CALLBACK_ENDPOINT=http://127.0.0.1:"+strconv.Itoa(port)+"/mediator/claim-response",
-		"CHT_URL="+ch.URL,
-		"CHT_USERNAME="+chttest.DefaultUsername,
-		"CHT_PASSWORD="+chtPass,
-		"CHT_PLACE_ID="+chttest.DefaultPlaceID,
-		"MEDIATOR_USERNAME=openimis",
-		"MEDIATOR_PASSWORD="+mediatorPass,
-		"DATABASE_URL=sqlite://"+filepath.Join(t.TempDir(), "mediator.db"),
-		"CLAIM_POLL_INTERVAL=0",
-		"UPSTREAM_TIMEOUT=5s",
-		"WORKERS=8",
-	)
+	env := binaryEnv(t, port, "http://127.0.0.1:"+strconv.Itoa(port), oi.URL, ch.URL)
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 
 	first := startBinary(t, bin, env, base)
@@ -95,6 +79,34 @@ func TestCrash_KilledMidDeliveryLosesAndDuplicatesNothing(t *testing.T) {
 	// SIGTERM is a graceful shutdown: exit status 0.
 	require.NoError(t, second.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, second.Wait())
+}
+
+// binaryEnv is the environment of a mediator binary listening on port,
+// against the fake openIMIS at oiURL and CHT at chURL (their test
+// credentials), with a SQLite store in a temporary directory, catch-up
+// polling off, a 5 s upstream timeout and 8 workers; callbacks go to
+// callbackBase. extra adds or replaces variables (NAME=value; for a
+// repeated name the last one counts).
+func binaryEnv(t *testing.T, port int, callbackBase, oiURL, chURL string, extra ...string) []string {
+	t.Helper()
+	env := append(os.Environ(),
+		"PORT="+strconv.Itoa(port),
+		"OPENIMIS_API_URL="+oiURL,
+		"OPENIMIS_USERNAME=api",
+		"OPENIMIS_PASSWORD="+imisPass,
+		"CHT_OPENIMIS_CALLBACK_ENDPOINT="+callbackBase+"/mediator/claim-response",
+		"CHT_URL="+chURL,
+		"CHT_USERNAME="+chttest.DefaultUsername,
+		"CHT_PASSWORD="+chtPass,
+		"CHT_PLACE_ID="+chttest.DefaultPlaceID,
+		"MEDIATOR_USERNAME=openimis",
+		"MEDIATOR_PASSWORD="+mediatorPass,
+		"DATABASE_URL=sqlite://"+filepath.Join(t.TempDir(), "mediator.db"),
+		"CLAIM_POLL_INTERVAL=0",
+		"UPSTREAM_TIMEOUT=5s",
+		"WORKERS=8",
+	)
+	return append(env, extra...)
 }
 
 // requireDeliveredOnce waits until every acknowledged claim has its report

@@ -50,22 +50,9 @@ func TestPrometheus_RulesAgainstTheRealMediator(t *testing.T) {
 	ch := chttest.NewServer(t, chttest.Options{Password: chtPass})
 	port := freePort(t)
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	startBinary(t, bin, append(os.Environ(),
-		"PORT="+strconv.Itoa(port),
+	startBinary(t, bin, binaryEnv(t, port, base, oi.URL, ch.URL,
 		"LISTEN_ADDRESS=127.0.0.1",
-		"OPENIMIS_API_URL="+oi.URL,
-		"OPENIMIS_USERNAME=api",
-		"OPENIMIS_PASSWORD="+imisPass,
-		"CHT_OPENIMIS_CALLBACK_ENDPOINT="+base+"/mediator/claim-response",
-		"CHT_URL="+ch.URL,
-		"CHT_USERNAME="+chttest.DefaultUsername,
-		"CHT_PASSWORD="+chtPass,
-		"CHT_PLACE_ID="+chttest.DefaultPlaceID,
-		"MEDIATOR_USERNAME=openimis",
-		"MEDIATOR_PASSWORD="+mediatorPass,
-		"DATABASE_URL=sqlite://"+filepath.Join(t.TempDir(), "mediator.db"),
-		"UPSTREAM_TIMEOUT=5s",
-		"WORKERS=8",
+		"CLAIM_POLL_INTERVAL=5m",
 	), base)
 	prom := startPrometheus(t, promBin, "127.0.0.1:"+strconv.Itoa(port))
 

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 	"syscall"
@@ -38,24 +37,10 @@ func TestReplicas_TwoOnPostgresOneKilled(t *testing.T) {
 
 	ports := []int{freePort(t), freePort(t)}
 	env := func(port int) []string {
-		return append(os.Environ(),
-			"PORT="+strconv.Itoa(port),
-			"OPENIMIS_API_URL="+oi.URL,
-			"OPENIMIS_USERNAME=api",
-			"OPENIMIS_PASSWORD="+imisPass,
-			// One endpoint for both, as behind OpenHIM.
-			"CHT_OPENIMIS_CALLBACK_ENDPOINT=http://127.0.0.1:"+strconv.Itoa(ports[0])+"/mediator/claim-response",
-			"CHT_URL="+ch.URL,
-			"CHT_USERNAME="+chttest.DefaultUsername,
-			"CHT_PASSWORD="+chtPass,
-			"CHT_PLACE_ID="+chttest.DefaultPlaceID,
-			"MEDIATOR_USERNAME=openimis",
-			"MEDIATOR_PASSWORD="+mediatorPass,
-			"DATABASE_URL="+dbURL,
-			"CLAIM_POLL_INTERVAL=0",
-			"UPSTREAM_TIMEOUT=1s",
-			"WORKERS=4",
-		)
+		// One callback endpoint for both, as behind OpenHIM.
+		return binaryEnv(t, port, "http://127.0.0.1:"+strconv.Itoa(ports[0]), oi.URL, ch.URL,
+			"DATABASE_URL="+dbURL, "UPSTREAM_TIMEOUT=1s", "WORKERS=4")
+
 	}
 	bases := []string{"http://127.0.0.1:" + strconv.Itoa(ports[0]), "http://127.0.0.1:" + strconv.Itoa(ports[1])}
 	a := startBinary(t, bin, env(ports[0]), bases[0])

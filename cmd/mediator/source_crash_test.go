@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
@@ -37,22 +35,7 @@ func TestCrash_FHIRSourceKilledMidDelivery(t *testing.T) {
 
 	port := freePort(t)
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	env := append(os.Environ(),
-		"PORT="+strconv.Itoa(port),
-		"OPENIMIS_API_URL="+oi.URL,
-		"OPENIMIS_USERNAME=api",
-		"OPENIMIS_PASSWORD="+imisPass,
-		"CHT_OPENIMIS_CALLBACK_ENDPOINT="+base+"/mediator/claim-response",
-		"CHT_URL="+ch.URL,
-		"CHT_USERNAME="+chttest.DefaultUsername,
-		"CHT_PASSWORD="+chtPass,
-		"CHT_PLACE_ID="+chttest.DefaultPlaceID,
-		"MEDIATOR_USERNAME=openimis",
-		"MEDIATOR_PASSWORD="+mediatorPass,
-		"DATABASE_URL=sqlite://"+filepath.Join(t.TempDir(), "mediator.db"),
-		"CLAIM_POLL_INTERVAL=0",
-		"UPSTREAM_TIMEOUT=5s",
-		"WORKERS=8",
+	env := binaryEnv(t, port, base, oi.URL, ch.URL,
 		"FHIR_SOURCES=kodjin",
 		"FHIR_KODJIN_URL="+kodjin.BaseURL,
 		"FHIR_KODJIN_VENDOR=kodjin",

@@ -60,21 +60,8 @@ func TestReplicas_OneFHIRSourceOnPostgres(t *testing.T) {
 	t.Cleanup(lb.Close)
 
 	env := func(port int) []string {
-		return append(os.Environ(),
-			"PORT="+strconv.Itoa(port),
-			"OPENIMIS_API_URL="+oi.URL,
-			"OPENIMIS_USERNAME=api",
-			"OPENIMIS_PASSWORD="+imisPass,
-			"CHT_OPENIMIS_CALLBACK_ENDPOINT="+bases[0]+"/mediator/claim-response",
-			"CHT_URL="+ch.URL,
-			"CHT_USERNAME="+chttest.DefaultUsername,
-			"CHT_PASSWORD="+chtPass,
-			"CHT_PLACE_ID="+chttest.DefaultPlaceID,
-			"MEDIATOR_USERNAME=openimis",
-			"MEDIATOR_PASSWORD="+mediatorPass,
+		return binaryEnv(t, port, bases[0], oi.URL, ch.URL,
 			"DATABASE_URL="+dbURL,
-			"CLAIM_POLL_INTERVAL=0",
-			"UPSTREAM_TIMEOUT=5s",
 			"WORKERS=4",
 			"FHIR_SOURCES=kodjin",
 			"FHIR_KODJIN_URL="+kodjin.BaseURL,
@@ -82,6 +69,7 @@ func TestReplicas_OneFHIRSourceOnPostgres(t *testing.T) {
 			"FHIR_KODJIN_CALLBACK_ENDPOINT="+lb.URL+"/mediator/fhir/kodjin",
 			"FHIR_KODJIN_POLL_INTERVAL=1s",
 		)
+
 	}
 	a := startBinary(t, bin, env(ports[0]), bases[0])
 	b := startBinary(t, bin, env(ports[1]), bases[1])
