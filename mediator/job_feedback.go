@@ -33,7 +33,8 @@ func (feedbackArgs) Kind() string { return kindFeedback }
 // report id.
 type feedbackWorker struct {
 	river.WorkerDefaults[feedbackArgs]
-	d *delivery
+	d       *delivery
+	sources *sources
 }
 
 // Work implements river.Worker. openIMIS keeps one feedback per claim and
@@ -46,6 +47,14 @@ func (w *feedbackWorker) Work(ctx context.Context, job *river.Job[feedbackArgs])
 
 	if done, err := d.delivered(ctx, job.Attempt, kindFeedback, fb.DocID); err != nil || done {
 		return err
+	}
+	if source, err := w.sources.claimSource(ctx, fb.ClaimUUID); err != nil {
+		return err
+	} else if source != "" {
+		// Kept for an operator with its reason, not sent to an openIMIS
+		// that does not know the claim (design of FHIR sources §8.3).
+		return jobOutcome(ctx, permanentError{fmt.Errorf(
+			"the claim came from the FHIR source %q, which has no feedback destination: claims feedback goes to openIMIS only; the answers stay in the CHT report %s", source, fb.DocID)})
 	}
 	var result string
 	err := d.withUpstream(ctx, func() (err error) {

@@ -72,6 +72,15 @@ type periodicFailure struct{ err error }
 func (e *periodicFailure) Error() string { return e.err.Error() }
 func (e *periodicFailure) Unwrap() error { return e.err }
 
+// permanentError is a job's problem that no retry can solve: classify
+// cancels the job, kept for an operator with it.
+type permanentError struct{ error }
+
+// Permanent marks the error for classify.
+func (permanentError) Permanent() bool { return true }
+
+func (e permanentError) Unwrap() error { return e.error }
+
 func classify(err error) error {
 	var perm interface{ Permanent() bool }
 	var fe mapping.FieldErrors

@@ -413,7 +413,7 @@ func (m *Mediator) Stop(ctx context.Context) error {
 func (m *Mediator) riverConfig() *river.Config {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &claimWorker{d: m.delivery})
-	river.AddWorker(workers, &feedbackWorker{d: m.delivery})
+	river.AddWorker(workers, &feedbackWorker{d: m.delivery, sources: m.sources})
 	river.AddWorker(workers, &subscriptionWorker{s: m.subscriptions})
 	river.AddWorker(workers, &catchupWorker{c: m.catchup})
 	river.AddWorker(workers, &sourceClaimWorker{d: m.delivery, sources: m.sources})

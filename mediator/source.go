@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cht-openimis/cht-openimis-mediator/fhir"
+	"github.com/cht-openimis/cht-openimis-mediator/mapping"
 	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
 )
 
@@ -331,4 +332,26 @@ func sourceVar(name, suffix string) string {
 		}
 	}
 	return "FHIR_" + string(b) + "_" + suffix
+}
+
+// claimSource names the FHIR source whose claim claimID is, when the
+// mediator reported it for a source and not for openIMIS; "" otherwise
+// (and always without sources).
+func (s *sources) claimSource(ctx context.Context, claimID string) (string, error) {
+	if s == nil || len(s.byName) == 0 {
+		return "", nil
+	}
+	if _, ok, err := s.store.Delivered(ctx, kindClaim, claimKey(claimID)); err != nil || ok {
+		return "", err
+	}
+	for _, name := range s.names() {
+		src := s.byName[name]
+		if _, ok, err := s.store.Delivered(ctx, kindSourceClaim, mapping.SourceClaimKey(name, src.Resource, claimID)); err != nil || ok {
+			if ok {
+				return name, nil
+			}
+			return "", err
+		}
+	}
+	return "", nil
 }

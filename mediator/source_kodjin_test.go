@@ -1,11 +1,13 @@
 package mediator_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cht-openimis/cht-openimis-mediator/fhir"
@@ -74,4 +76,37 @@ func TestSource_KodjinOlderVersionAfterNewer(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	require.Len(t, b.reportsFor("cr-v"), 1, "one report per claim, whatever the order of its versions")
 	require.Equal(t, "CLM-V1", reports[0].Fields["op_claim_id"], "the version received first")
+}
+
+// A health worker's feedback about a claim that came from another FHIR
+// source is kept for an operator with its reason, not sent to openIMIS,
+// which does not know the claim.
+func TestSource_FeedbackOnASourceClaimIsKeptWithItsReason(t *testing.T) {
+	t.Parallel()
+	const claimID = "0b8f4c1e-5d2a-4f6b-9c3e-7a1d2e3f4a5b" // a UUID, as CHT's feedback form wants
+	kodjin := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.Kodjin})
+	b := setup(t, setupOpts{edit: withSources(t, sourceSetup{name: "kodjin", fake: kodjin, vendor: fhir.VendorKodjin})})
+	waitSubscription(t, kodjin, "active")
+	kodjin.CreateClaimResponse(sourceClaim(claimID, "pat-1", "CLM-F", "2025-06-30"))
+	b.waitReports(t, claimID, 1)
+	require.Eventually(t, func() bool {
+		_, ok, err := b.store.Delivered(t.Context(), "fhir_claim", "kodjin/claimresponse/"+claimID)
+		require.NoError(t, err)
+		return ok
+	}, 15*time.Second, 10*time.Millisecond)
+
+	body, err := json.Marshal(map[string]any{
+		"doc": map[string]any{"_id": "cht-report-src-1"}, "care_rendered": "yes", "payment_asked": "no",
+		"drug_prescribed": "yes", "drug_received": "no", "assessment_rating": "4", "claimUUID": claimID,
+	})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusAccepted, b.postFeedback(t, body).status)
+	b.waitLog(t, `the claim came from the FHIR source \"kodjin\", which has no feedback destination`)
+	require.Eventually(t, func() bool {
+		jobs, err := b.store.ListJobs(t.Context(), storetype.JobFilter{Kinds: []string{"feedback"}, Limit: 10})
+		require.NoError(t, err)
+		require.Len(t, jobs, 1)
+		return jobs[0].State == rivertype.JobStateCancelled
+	}, 15*time.Second, 10*time.Millisecond, "kept for an operator")
+	require.Empty(t, b.oi.Communications(), "nothing sent to openIMIS")
 }
