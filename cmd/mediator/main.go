@@ -76,7 +76,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "backup":
 		return backup(ctx, args[1:], stdout)
 	case "healthcheck":
-		return healthcheck(ctx, os.Getenv("LISTEN_ADDRESS"), os.Getenv("PORT"))
+		// The same sources as serve: the environment, then .env.
+		v, err := config.NewViper(".env")
+		if err != nil {
+			return err
+		}
+		return healthcheck(ctx, v.GetString("LISTEN_ADDRESS"), v.GetString("PORT"))
 	case "version", "--version":
 		fmt.Fprintln(stdout, version)
 		return nil

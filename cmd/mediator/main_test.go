@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -210,4 +212,22 @@ func TestServe_ListenAddress(t *testing.T) {
 	host, _, err = net.SplitHostPort(addr)
 	require.NoError(t, err)
 	require.True(t, net.ParseIP(host).IsUnspecified(), "every interface: %s", addr)
+}
+
+// healthcheck reads PORT and LISTEN_ADDRESS as serve does: from the
+// environment, then from .env in the working directory.
+func TestHealthcheck_ReadsTheEnvFile(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/health" {
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	u, err := url.Parse(srv.URL)
+	require.NoError(t, err)
+	t.Setenv("PORT", "")
+	t.Setenv("LISTEN_ADDRESS", "")
+	t.Chdir(t.TempDir())
+	require.NoError(t, os.WriteFile(".env", []byte("PORT="+u.Port()+"\nLISTEN_ADDRESS="+u.Hostname()+"\n"), 0o600))
+	require.NoError(t, run(t.Context(), []string{"healthcheck"}, io.Discard, io.Discard))
 }
