@@ -135,7 +135,7 @@ func (a *api) requestContext() gin.HandlerFunc {
 		if route == "" {
 			route = "unmatched"
 		}
-		a.metrics.request(route, status)
+		a.metrics.request(route, status, time.Since(start))
 		ev := log.Info()
 		if status >= 500 {
 			ev = log.Error()

@@ -88,6 +88,8 @@ func TestClaimResponse_TrailingSlash(t *testing.T) {
 	require.Contains(t, out, `mediator_http_requests_total{route="/mediator/claim-response",status="200"} 1`)
 	require.Contains(t, out, `mediator_http_requests_total{route="/mediator/claim-response",status="400"} 1`)
 	require.NotContains(t, out, `route="/mediator/claim-response/"`)
+	// Every answer is timed by route, whatever its status: 200, 400 and 401.
+	require.Contains(t, out, `mediator_http_request_duration_seconds_count{route="/mediator/claim-response"} 3`)
 }
 
 // HEAD answers like GET, without a body (probes that use HEAD).

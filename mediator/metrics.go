@@ -30,6 +30,7 @@ type Metrics struct {
 	logins      *prometheus.CounterVec
 	authFails   *prometheus.CounterVec
 	requests    *prometheus.CounterVec
+	requestDur  *prometheus.HistogramVec
 	state       *stateCollector
 	upstream    *prometheus.HistogramVec
 
@@ -44,6 +45,11 @@ func NewMetrics() *Metrics {
 			Name: "mediator_http_requests_total",
 			Help: "HTTP requests answered, by route and status.",
 		}, []string{"route", "status"}),
+		requestDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mediator_http_request_duration_seconds",
+			Help:    "Time from a request's arrival to its answer, by route: the mediator's own share of an acknowledgement's latency.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}, []string{"route"}),
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mediator_jobs_total",
 			Help: "Job attempts by kind and outcome (done, retry, failed, snoozed).",
@@ -110,7 +116,7 @@ func NewMetrics() *Metrics {
 				"Lowest the adaptive concurrency limit of an upstream goes: a limit pinned there means the upstream keeps signalling overload.", []string{"system"}, nil),
 		},
 	}
-	mt.registry.MustRegister(mt.requests, mt.jobs, mt.jobDuration, mt.upstream, mt.logins, mt.authFails, mt.state,
+	mt.registry.MustRegister(mt.requests, mt.requestDur, mt.jobs, mt.jobDuration, mt.upstream, mt.logins, mt.authFails, mt.state,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mt.feedbackEdits = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "mediator_feedback_edits_total",
@@ -189,9 +195,10 @@ func (mt *Metrics) feedbackEdit() {
 	mt.feedbackEdits.Inc()
 }
 
-// request counts one answered request.
-func (mt *Metrics) request(route string, status int) {
+// request counts one answered request and times it.
+func (mt *Metrics) request(route string, status int, took time.Duration) {
 	mt.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	mt.requestDur.WithLabelValues(route).Observe(took.Seconds())
 }
 
 // jobMiddleware counts and times every job attempt, and completes the
