@@ -261,7 +261,7 @@ func parseBundle(body []byte) (Notification, error) {
 	statusAt := -1
 	var st status
 	for i, e := range b.Entry {
-		rt := resourceTypeOf(e.Resource)
+		rt := ResourceType(e.Resource)
 		if rt != "SubscriptionStatus" && rt != "Parameters" {
 			continue
 		}
@@ -317,7 +317,8 @@ func entryRef(e entryJSON) (Reference, bool) {
 	return Reference{}, false
 }
 
-func resourceTypeOf(raw json.RawMessage) string {
+// ResourceType reads a resource's resourceType; "" when unreadable.
+func ResourceType(raw json.RawMessage) string {
 	var head struct {
 		ResourceType string `json:"resourceType"`
 	}

@@ -115,15 +115,6 @@ func sourceClaimOf(src *source, raw json.RawMessage) (mapping.SourceClaim, error
 	return mapping.ClaimFromFHIR(src.Name, src.Resource, cr, src.ClaimCodeSystem)
 }
 
-// resourceType reads a resource's resourceType, "" when unreadable.
-func resourceType(raw json.RawMessage) string {
-	var head struct {
-		ResourceType string `json:"resourceType"`
-	}
-	_ = json.Unmarshal(raw, &head)
-	return head.ResourceType
-}
-
 // fhirOutcome is an OperationOutcome of one issue.
 func fhirOutcome(severity, text string) outcome {
 	i := outcomeIssue{Severity: severity, Code: "informational"}

@@ -168,7 +168,7 @@ func (c *sourceCatchup) poll(ctx context.Context, src *source) (time.Time, error
 			return time.Time{}, fmt.Errorf("search %s updated since %s, page %d: %w", src.Resource, pr.Since.Format(time.RFC3339), pr.Page, err)
 		}
 		for _, raw := range page.Resources {
-			if resourceType(raw) != src.Resource {
+			if fhir.ResourceType(raw) != src.Resource {
 				continue // an included resource
 			}
 			seen++

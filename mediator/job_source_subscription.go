@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -129,7 +130,7 @@ func (s *sourceSubscriptions) ensure(ctx context.Context, src *source) error {
 	if !end.IsZero() && end.Sub(now) < renewWithin {
 		reasons = append(reasons, "it ends "+end.Format(time.RFC3339))
 	}
-	if !sameHeaders(sub.Settings().Headers, want.Settings().Headers) {
+	if !slices.Equal(sub.Settings().Headers, want.Settings().Headers) {
 		reasons = append(reasons, "its channel header is not ours any more")
 	}
 	if sub.Settings().Payload != want.Settings().Payload {
@@ -247,17 +248,4 @@ func (s *sourceSubscriptions) record(src *source, sub fhir.Subscription) {
 	default:
 		src.setState(sourceStateActive, "")
 	}
-}
-
-// sameHeaders compares channel headers by name and value.
-func sameHeaders(a, b []fhir.Header) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

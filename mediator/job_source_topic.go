@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -143,7 +144,7 @@ func (s *sourceSubscriptions) ensureTopic(ctx context.Context, src *source, dial
 	switch {
 	case st.Topic != topic:
 		repair = "its topic is not " + topic
-	case !sameHeaders(st.Headers, want.Settings().Headers):
+	case !slices.Equal(st.Headers, want.Settings().Headers):
 		repair = "its channel header is not ours any more"
 	case fixedContent(src.Content) && st.Content != src.Content:
 		repair = "its content is not the configured " + src.Content

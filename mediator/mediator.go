@@ -428,29 +428,7 @@ func (m *Mediator) riverConfig() *river.Config {
 			func() (river.JobArgs, *river.InsertOpts) { return catchupArgs{}, nil },
 			&river.PeriodicJobOpts{RunOnStart: true}),
 	}
-	for _, name := range m.sources.names() {
-		src := m.sources.get(name)
-		if src.PollInterval > 0 {
-			periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(src.PollInterval),
-				func() (river.JobArgs, *river.InsertOpts) { return sourceCatchupArgs{Source: name}, nil },
-				&river.PeriodicJobOpts{RunOnStart: true}))
-		}
-		if src.ManageSubscription {
-			// Repaired within a few poll intervals (spec §8): an R4
-			// criteria subscription has no heartbeat to miss.
-			every := m.opts.SubscriptionCheck
-			if src.PollInterval > 0 {
-				every = min(every, src.PollInterval)
-			}
-			periodic = append(periodic, river.NewPeriodicJob(river.PeriodicInterval(every),
-				func() (river.JobArgs, *river.InsertOpts) { return sourceSubscriptionArgs{Source: name}, nil },
-				&river.PeriodicJobOpts{RunOnStart: true}),
-				// Topic dialects: missed events and silence (the job
-				// does nothing for the others).
-				river.NewPeriodicJob(river.PeriodicInterval(m.opts.SourceWatchdog),
-					func() (river.JobArgs, *river.InsertOpts) { return sourceWatchdogArgs{Source: name}, nil }, nil))
-		}
-	}
+	periodic = append(periodic, m.sources.periodicJobs(m.opts.SubscriptionCheck, m.opts.SourceWatchdog)...)
 	return &river.Config{
 		Queues: map[string]river.QueueConfig{
 			river.QueueDefault: {MaxWorkers: queueSlotsPerWorker * m.opts.Workers},

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/riverqueue/river"
 	"github.com/rs/zerolog"
 
 	"github.com/cht-openimis/cht-openimis-mediator/fhir"
@@ -354,4 +355,36 @@ func (s *sources) claimSource(ctx context.Context, claimID string) (string, erro
 		}
 	}
 	return "", nil
+}
+
+// periodicJobs are each source's periodic jobs: its catch-up search every
+// PollInterval and, when the mediator manages its subscription, the upkeep
+// (every check, or every poll interval when that is shorter: an R4
+// criteria subscription has no heartbeat to miss, spec §8) and the
+// watchdog of topic dialects (missed events and silence; it does nothing
+// for the others).
+func (s *sources) periodicJobs(check, watchdog time.Duration) []*river.PeriodicJob {
+	var out []*river.PeriodicJob
+	for _, name := range s.names() {
+		src := s.byName[name]
+		if src.PollInterval > 0 {
+			out = append(out, river.NewPeriodicJob(river.PeriodicInterval(src.PollInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return sourceCatchupArgs{Source: name}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true}))
+		}
+		if !src.ManageSubscription {
+			continue
+		}
+		every := check
+		if src.PollInterval > 0 {
+			every = min(every, src.PollInterval)
+		}
+		out = append(out,
+			river.NewPeriodicJob(river.PeriodicInterval(every),
+				func() (river.JobArgs, *river.InsertOpts) { return sourceSubscriptionArgs{Source: name}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(watchdog),
+				func() (river.JobArgs, *river.InsertOpts) { return sourceWatchdogArgs{Source: name}, nil }, nil))
+	}
+	return out
 }

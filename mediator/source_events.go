@@ -261,7 +261,7 @@ func (s *sources) enqueueEvents(ctx context.Context, src *source, events []fhir.
 	received := 0
 	var taken []int64
 	for _, e := range events {
-		if e.Focus.Type != src.Resource && (e.Resource == nil || resourceType(e.Resource) != src.Resource) {
+		if e.Focus.Type != src.Resource && (e.Resource == nil || fhir.ResourceType(e.Resource) != src.Resource) {
 			if !e.Focus.IsZero() || e.Resource != nil {
 				log.Debug().Str("focus", e.Focus.String()).Msg("FHIR notification: an event about another resource type, ignored")
 				taken = appendNumber(taken, e.Number)
