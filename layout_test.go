@@ -23,18 +23,18 @@ type importRule struct {
 }
 
 // layout is the dependency direction of README "Architecture": the clients
-// and config import nothing of the project (but the clients' shared
-// Retry-After reading), mapping only the clients' types,
+// and config import nothing of the project (but what the clients share
+// in internal/), mapping only the clients' types,
 // mediator never config, cmd or a store implementation, the store only its
 // leaf types, and the fakes only their parent and the shared test support.
 var layout = map[string]importRule{
 	"":                         {},
 	"config":                   {thirdParty: []string{"github.com/spf13/viper"}},
 	"mapping":                  {project: []string{"openimis", "cht", "fhir"}, thirdParty: []string{"github.com/goccy/go-json"}},
-	"openimis":                 {project: []string{"internal/retryafter", "internal/errtext"}, thirdParty: []string{"github.com/go-resty/resty/v2"}},
-	"cht":                      {project: []string{"internal/retryafter", "internal/errtext"}, thirdParty: []string{"github.com/go-resty/resty/v2"}},
-	"openhim":                  {project: []string{"internal/errtext"}, thirdParty: []string{"github.com/go-resty/resty/v2"}},
-	"fhir":                     {project: []string{"internal/retryafter", "internal/errtext"}, thirdParty: []string{"github.com/go-resty/resty/v2", "golang.org/x/oauth2"}},
+	"openimis":                 {project: []string{"internal/retryafter", "internal/errtext", "internal/httpc"}, thirdParty: []string{"github.com/go-resty/resty/v2"}},
+	"cht":                      {project: []string{"internal/retryafter", "internal/errtext", "internal/httpc"}, thirdParty: []string{"github.com/go-resty/resty/v2"}},
+	"openhim":                  {project: []string{"internal/errtext", "internal/httpc"}, thirdParty: []string{"github.com/go-resty/resty/v2"}},
+	"fhir":                     {project: []string{"internal/retryafter", "internal/errtext", "internal/httpc"}, thirdParty: []string{"github.com/go-resty/resty/v2", "golang.org/x/oauth2"}},
 	"openimis/openimistest":    {project: []string{"openimis", "internal/upstreamtest"}, thirdParty: []string{"github.com/google/uuid"}},
 	"cht/chttest":              {project: []string{"cht", "internal/upstreamtest"}, thirdParty: []string{"github.com/google/uuid"}},
 	"openhim/openhimtest":      {project: []string{"openhim", "internal/upstreamtest"}},
@@ -42,6 +42,7 @@ var layout = map[string]importRule{
 	"internal/upstreamtest":    {},
 	"internal/retryafter":      {},
 	"internal/errtext":         {},
+	"internal/httpc":           {thirdParty: []string{"github.com/go-resty/resty/v2"}},
 	"mediator/storetype":       {thirdParty: []string{"github.com/riverqueue/river"}},
 	"mediator/store":           {project: []string{"mediator/storetype"}, thirdParty: []string{"github.com/riverqueue/river", "github.com/jackc/pgx/v5", "modernc.org/"}},
 	"mediator/store/storetest": {thirdParty: []string{"github.com/jackc/pgx/v5"}},

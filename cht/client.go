@@ -18,12 +18,12 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-resty/resty/v2"
 
 	"github.com/cht-openimis/cht-openimis-mediator/internal/errtext"
+	"github.com/cht-openimis/cht-openimis-mediator/internal/httpc"
 	"github.com/cht-openimis/cht-openimis-mediator/internal/retryafter"
 )
 
@@ -97,7 +97,7 @@ type Client struct {
 	cooldown time.Duration
 	now      func() time.Time
 	rc       *resty.Client
-	timeout  atomic.Int64 // time.Duration of one request
+	timeout  httpc.Timeout
 
 	mu         sync.Mutex
 	pauseUntil time.Time
@@ -107,8 +107,7 @@ type Client struct {
 
 // New returns a Client. It does not contact the server.
 func New(opts Options) (*Client, error) {
-	u, err := url.Parse(opts.URL)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+	if _, ok := httpc.ParseBase(opts.URL); !ok {
 		return nil, fmt.Errorf("cht: URL %q must be an absolute http(s) URL", opts.URL)
 	}
 	if opts.Username == "" || opts.Password == "" {
@@ -123,24 +122,16 @@ func New(opts Options) (*Client, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	rc := resty.New().
-		SetBaseURL(strings.TrimSuffix(opts.URL, "/")).
+	// Without Accept: application/json, errors come back as text
+	// (docs/upstreams/cht.md §1). http:// in front of CHT's nginx answers
+	// 301; a POST re-sent as GET would be lost (trap 15): NewResty never
+	// follows a redirect.
+	rc := httpc.NewResty(httpc.Options{
+		BaseURL: opts.URL, Accept: "application/json", BodyLimit: maxResponseBody, Transport: opts.Transport,
+	}).
 		// Pre-emptive Basic auth: Go never answers a 401 challenge, and some
 		// CouchDB configurations answer an anonymous request with 500 (docs/upstreams/cht.md §6).
-		SetBasicAuth(opts.Username, opts.Password).
-		// Without Accept: application/json, errors come back as text (docs/upstreams/cht.md §1).
-		SetHeader("Accept", "application/json").
-		SetHeader("User-Agent", "cht-openimis-mediator").
-		SetResponseBodyLimit(maxResponseBody).
-		SetDisableWarn(true).
-		// http:// in front of CHT's nginx answers 301; a POST re-sent as GET
-		// would be lost (docs/upstreams/cht.md trap 15), so surface redirects as errors.
-		SetRedirectPolicy(resty.RedirectPolicyFunc(func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		}))
-	if opts.Transport != nil {
-		rc.SetTransport(opts.Transport)
-	}
+		SetBasicAuth(opts.Username, opts.Password)
 	c := &Client{rc: rc, cooldown: opts.AuthCooldown, now: opts.Now}
 	c.SetTimeout(opts.Timeout)
 	return c, nil
@@ -149,9 +140,7 @@ func New(opts Options) (*Client, error) {
 // SetTimeout changes the bound of every request from now on; it is how
 // runtime configuration reaches the client. Non-positive values are ignored.
 func (c *Client) SetTimeout(d time.Duration) {
-	if d > 0 {
-		c.timeout.Store(int64(d))
-	}
+	c.timeout.Set(d)
 }
 
 // do sends a request and decodes a 2xx JSON answer into out.
@@ -159,7 +148,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if err := c.cooling(); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(c.timeout.Load()))
+	ctx, cancel := c.timeout.Bound(ctx)
 	defer cancel()
 	req := c.rc.R().SetContext(ctx)
 	if query != nil {

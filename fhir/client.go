@@ -31,6 +31,7 @@ import (
 	"github.com/go-resty/resty/v2"
 
 	"github.com/cht-openimis/cht-openimis-mediator/internal/errtext"
+	"github.com/cht-openimis/cht-openimis-mediator/internal/httpc"
 	"github.com/cht-openimis/cht-openimis-mediator/internal/retryafter"
 )
 
@@ -80,7 +81,7 @@ type Client struct {
 	paths   Paths
 	quirks  Quirks
 	rc      *resty.Client
-	timeout atomic.Int64 // time.Duration of one request
+	timeout httpc.Timeout
 	vendor  Vendor
 
 	// eventsFlipped is set once $events answered 405 to the vendor's verb:
@@ -121,19 +122,12 @@ func New(opts Options) (*Client, error) {
 	if opts.Auth == nil {
 		opts.Auth = None{}
 	}
-	rc := resty.New().
-		SetHeader("Accept", ContentType+", application/json;q=0.9").
-		SetHeader("User-Agent", cmp.Or(opts.UserAgent, "cht-openimis-mediator")).
-		SetResponseBodyLimit(maxResponseBody).
-		SetDisableWarn(true).
-		// A POST re-sent as a GET would be lost, and credentials must not
-		// travel to another address: redirects come back as errors.
-		SetRedirectPolicy(resty.RedirectPolicyFunc(func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		}))
-	if opts.Transport != nil {
-		rc.SetTransport(opts.Transport)
-	}
+	// A POST re-sent as a GET would be lost, and credentials must not
+	// travel to another address: NewResty never follows a redirect.
+	rc := httpc.NewResty(httpc.Options{
+		Accept: ContentType + ", application/json;q=0.9", UserAgent: opts.UserAgent,
+		BodyLimit: maxResponseBody, Transport: opts.Transport,
+	})
 	// The authenticators log in through the same transport, never
 	// following redirects either.
 	hc := &http.Client{
@@ -150,8 +144,8 @@ func New(opts Options) (*Client, error) {
 // parseBase checks a base URL: absolute http(s), a host, no credentials,
 // query or fragment.
 func parseBase(s string) (*url.URL, error) {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+	u, ok := httpc.ParseBase(s)
+	if !ok {
 		return nil, fmt.Errorf("fhir: base URL %q must be an absolute http(s) URL", redactURL(s))
 	}
 	if u.User != nil {
@@ -168,9 +162,7 @@ func parseBase(s string) (*url.URL, error) {
 // SetTimeout changes the bound of every request from now on; it is how
 // runtime configuration reaches the client. Non-positive values are ignored.
 func (c *Client) SetTimeout(d time.Duration) {
-	if d > 0 {
-		c.timeout.Store(int64(d))
-	}
+	c.timeout.Set(d)
 }
 
 // Vendor is the vendor whose quirks the client follows.
@@ -265,7 +257,7 @@ func (c *Client) doJSON(ctx context.Context, r request, out any) error {
 }
 
 func (c *Client) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, time.Duration(c.timeout.Load()))
+	return c.timeout.Bound(ctx)
 }
 
 // pathForErrors is the path of a URL, for messages: no origin, no query

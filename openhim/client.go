@@ -26,6 +26,7 @@ import (
 	"github.com/go-resty/resty/v2"
 
 	"github.com/cht-openimis/cht-openimis-mediator/internal/errtext"
+	"github.com/cht-openimis/cht-openimis-mediator/internal/httpc"
 )
 
 // Options configures a Client.
@@ -62,8 +63,7 @@ type Client struct {
 
 // New returns a Client. It does not contact the core.
 func New(opts Options) (*Client, error) {
-	u, err := url.Parse(opts.APIURL)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+	if _, ok := httpc.ParseBase(opts.APIURL); !ok {
 		return nil, fmt.Errorf("openhim: API URL %q must be an absolute http(s) URL", opts.APIURL)
 	}
 	if opts.Username == "" || opts.Password == "" {
@@ -75,17 +75,11 @@ func New(opts Options) (*Client, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	rc := resty.New().
-		SetBaseURL(strings.TrimSuffix(opts.APIURL, "/")).
-		SetTimeout(opts.Timeout).
-		SetHeader("User-Agent", "cht-openimis-mediator").
-		SetResponseBodyLimit(1 << 20).
-		SetDisableWarn(true).
-		SetRedirectPolicy(resty.NoRedirectPolicy())
 	if opts.Transport == nil {
 		opts.Transport = NewTransport(opts.TrustSelfSigned)
 	}
-	rc.SetTransport(opts.Transport)
+	rc := httpc.NewResty(httpc.Options{BaseURL: opts.APIURL, BodyLimit: 1 << 20, Transport: opts.Transport}).
+		SetTimeout(opts.Timeout)
 	return &Client{
 		now:      opts.Now,
 		password: opts.Password,

@@ -26,6 +26,7 @@ import (
 	"github.com/go-resty/resty/v2"
 
 	"github.com/cht-openimis/cht-openimis-mediator/internal/errtext"
+	"github.com/cht-openimis/cht-openimis-mediator/internal/httpc"
 )
 
 // maxResponseBody bounds what the client reads of any answer.
@@ -60,7 +61,7 @@ type Client struct {
 	auth     *authenticator
 	fhirPath string
 	rc       *resty.Client
-	timeout  atomic.Int64 // time.Duration of one request
+	timeout  httpc.Timeout
 	lists    atomic.Int64 // calls of ListSubscriptions, to vary its query
 
 	now            func() time.Time
@@ -88,20 +89,12 @@ func New(opts Options) (*Client, error) {
 		opts.RateLimitPause = 10 * time.Second
 	}
 	opts.RateLimitPause = min(opts.RateLimitPause, MaxPause)
-	rc := resty.New().
-		SetBaseURL(strings.TrimSuffix(opts.FHIRURL, "/")).
-		SetHeader("Accept", "application/json").
-		SetHeader("User-Agent", "cht-openimis-mediator").
-		SetResponseBodyLimit(maxResponseBody).
-		SetDisableWarn(true).
-		// A redirect means a missing trailing slash or a proxy problem; a POST
-		// silently re-sent as a GET would lose data (docs/upstreams/openimis.md §8), so surface it.
-		SetRedirectPolicy(resty.RedirectPolicyFunc(func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		}))
-	if opts.Transport != nil {
-		rc.SetTransport(opts.Transport)
-	}
+	// A redirect means a missing trailing slash or a proxy problem; a POST
+	// silently re-sent as a GET would lose data (docs/upstreams/openimis.md
+	// §8): NewResty surfaces it.
+	rc := httpc.NewResty(httpc.Options{
+		BaseURL: opts.FHIRURL, Accept: "application/json", BodyLimit: maxResponseBody, Transport: opts.Transport,
+	})
 	c := &Client{rc: rc, fhirPath: pathOf(opts.FHIRURL), now: opts.Now, rateLimitPause: opts.RateLimitPause}
 	c.SetTimeout(opts.Timeout)
 	// Start the list-query counter at a random point so that a restarted
@@ -114,14 +107,12 @@ func New(opts Options) (*Client, error) {
 // SetTimeout changes the bound of every request from now on; it is how
 // runtime configuration reaches the client. Non-positive values are ignored.
 func (c *Client) SetTimeout(d time.Duration) {
-	if d > 0 {
-		c.timeout.Store(int64(d))
-	}
+	c.timeout.Set(d)
 }
 
 // withTimeout bounds one request.
 func (c *Client) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, time.Duration(c.timeout.Load()))
+	return c.timeout.Bound(ctx)
 }
 
 func pathOf(u string) string {
