@@ -1,9 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -56,6 +58,7 @@ const migrationLock = 0x6d65646961746f72 // "mediator"
 // once they have been running longer than RescueStuckJobsAfter.
 type Postgres struct {
 	riverQueue[pgx.Tx]
+	batcher
 
 	pool *pgxpool.Pool
 }
@@ -83,7 +86,7 @@ func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
 		}
 		return nil, fmt.Errorf("store: PostgreSQL at %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
 	}
-	p := &Postgres{pool: pool}
+	p := &Postgres{pool: pool, batcher: newBatcher()}
 	if err := p.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("store: migrate: %w", err)
@@ -120,7 +123,9 @@ func (p *Postgres) StartQueue(ctx context.Context, cfg *river.Config) error {
 	if err != nil {
 		return fmt.Errorf("store: create queue: %w", err)
 	}
-	p.setClient(client)
+	if p.setClient(client) {
+		go p.run(func(batch []writeRequest) ([]writeResult, error) { return p.writeBatch(p.queue(), batch) })
+	}
 	if len(cfg.Queues) == 0 {
 		return nil
 	}
@@ -136,42 +141,106 @@ func (p *Postgres) Enqueue(ctx context.Context, kind, key string, args river.Job
 	return inserted, err
 }
 
-// EnqueueDigest implements storetype.Store. When another transaction is
-// inserting the same receipt, the insert waits for it; the digest read
-// after it is then the one that transaction committed.
+// EnqueueDigest implements storetype.Store, in the group commit (batcher).
+// When another replica's transaction is inserting the same receipt, the
+// insert waits for it; the digest read after it is then the one that
+// transaction committed.
 func (p *Postgres) EnqueueDigest(ctx context.Context, kind, key, digest string, args river.JobArgs) (bool, string, error) {
-	client := p.queue()
-	if client == nil {
+	if p.queue() == nil {
 		return false, "", errNoQueue
+	}
+	res, err := p.write(ctx, writeRequest{op: opIntake, kind: kind, key: key, digest: digest, args: args})
+	return res.inserted, res.previous, err
+}
+
+// SQL of the writes, alone or in a batch.
+const (
+	pgInsertReceipt = `INSERT INTO mediator_receipt (kind, key, digest) VALUES ($1, $2, NULLIF($3, '')) ON CONFLICT DO NOTHING`
+	pgMarkDelivered = `
+INSERT INTO mediator_receipt (kind, key, delivered_at, result) VALUES ($1, $2, now(), $3)
+ON CONFLICT (kind, key) DO UPDATE SET delivered_at = excluded.delivered_at, result = excluded.result`
+	pgSavePerson = `
+INSERT INTO mediator_person (insuree_uuid, person_id) VALUES ($1, $2)
+ON CONFLICT (insuree_uuid) DO UPDATE SET person_id = excluded.person_id`
+)
+
+// writeBatch records the receipts, inserts the jobs of the new ones and
+// records the deliveries and persons in one transaction, its statements
+// sent in one round trip. Rows are written in one order (table, then kind
+// and key) whatever order the requests came in: two replicas' batches that
+// touch the same rows then wait for each other instead of deadlocking. A
+// receipt inserted earlier in the same batch makes a later intake of it a
+// repeat like any other.
+func (p *Postgres) writeBatch(client *river.Client[pgx.Tx], batch []writeRequest) ([]writeResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	order := make([]int, len(batch))
+	for i := range order {
+		order[i] = i
+	}
+	table := func(op writeOp) int { // receipts, then persons
+		if op == opPerson {
+			return 1
+		}
+		return 0
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		x, y := batch[a], batch[b]
+		return cmp.Or(cmp.Compare(table(x.op), table(y.op)), cmp.Compare(x.kind, y.kind), cmp.Compare(x.key, y.key))
+	})
+	var qb pgx.Batch
+	for _, i := range order {
+		switch req := batch[i]; req.op {
+		case opDelivery:
+			qb.Queue(pgMarkDelivered, req.kind, req.key, req.result)
+		case opPerson:
+			qb.Queue(pgSavePerson, req.key, req.result)
+		default:
+			qb.Queue(pgInsertReceipt, req.kind, req.key, req.digest)
+		}
 	}
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
-		return false, "", fmt.Errorf("store: begin: %w", err)
+		return nil, fmt.Errorf("store: begin: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
-	tag, err := tx.Exec(ctx, `INSERT INTO mediator_receipt (kind, key, digest) VALUES ($1, $2, NULLIF($3, '')) ON CONFLICT DO NOTHING`,
-		kind, key, digest)
-	if err != nil {
-		return false, "", fmt.Errorf("store: record receipt: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		if digest == "" {
-			return false, "", nil // an intake without a digest compares nothing
+	results := make([]writeResult, len(batch))
+	var params []river.InsertManyParams
+	var repeats []int
+	br := tx.SendBatch(ctx, &qb)
+	for _, i := range order {
+		tag, err := br.Exec()
+		if err != nil {
+			br.Close() //nolint:errcheck // the first error is the one to report
+			return nil, fmt.Errorf("store: %s: %w", batch[i].op, err)
 		}
-		var previous string
+		switch {
+		case batch[i].op != opIntake:
+		case tag.RowsAffected() == 1:
+			results[i].inserted = true
+			params = append(params, river.InsertManyParams{Args: batch[i].args})
+		case batch[i].digest != "": // an intake without a digest compares nothing
+			repeats = append(repeats, i)
+		}
+	}
+	if err := br.Close(); err != nil {
+		return nil, fmt.Errorf("store: write: %w", err)
+	}
+	for _, i := range repeats {
 		if err := tx.QueryRow(ctx, `SELECT coalesce(digest, '') FROM mediator_receipt WHERE kind = $1 AND key = $2`,
-			kind, key).Scan(&previous); err != nil {
-			return false, "", fmt.Errorf("store: read receipt: %w", err)
+			batch[i].kind, batch[i].key).Scan(&results[i].previous); err != nil {
+			return nil, fmt.Errorf("store: read receipt: %w", err)
 		}
-		return false, previous, nil
 	}
-	if _, err := client.InsertTx(ctx, tx, args, nil); err != nil {
-		return false, "", fmt.Errorf("store: insert job: %w", err)
+	if len(params) > 0 {
+		if _, err := client.InsertManyFastTx(ctx, tx, params); err != nil {
+			return nil, fmt.Errorf("store: insert jobs: %w", err)
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return false, "", fmt.Errorf("store: commit: %w", err)
+		return nil, fmt.Errorf("store: commit: %w", err)
 	}
-	return true, "", nil
+	return results, nil
 }
 
 // Delivered implements storetype.Store.
@@ -192,12 +261,14 @@ func (p *Postgres) Delivered(ctx context.Context, kind, key string) (string, boo
 	return *result, true, nil
 }
 
-// MarkDelivered implements storetype.Store.
+// MarkDelivered implements storetype.Store, in the group commit once the
+// queue runs.
 func (p *Postgres) MarkDelivered(ctx context.Context, kind, key, result string) error {
-	_, err := p.pool.Exec(ctx, `
-INSERT INTO mediator_receipt (kind, key, delivered_at, result) VALUES ($1, $2, now(), $3)
-ON CONFLICT (kind, key) DO UPDATE SET delivered_at = excluded.delivered_at, result = excluded.result`,
-		kind, key, result)
+	if p.queue() != nil {
+		_, err := p.write(ctx, writeRequest{op: opDelivery, kind: kind, key: key, result: result})
+		return err
+	}
+	_, err := p.pool.Exec(ctx, pgMarkDelivered, kind, key, result)
 	if err != nil {
 		return fmt.Errorf("store: record delivery: %w", err)
 	}
@@ -217,11 +288,14 @@ func (p *Postgres) Person(ctx context.Context, insureeUUID string) (string, bool
 	return id, true, nil
 }
 
-// SavePerson implements storetype.Store.
+// SavePerson implements storetype.Store, in the group commit once the queue
+// runs.
 func (p *Postgres) SavePerson(ctx context.Context, insureeUUID, personID string) error {
-	_, err := p.pool.Exec(ctx, `
-INSERT INTO mediator_person (insuree_uuid, person_id) VALUES ($1, $2)
-ON CONFLICT (insuree_uuid) DO UPDATE SET person_id = excluded.person_id`, insureeUUID, personID)
+	if p.queue() != nil {
+		_, err := p.write(ctx, writeRequest{op: opPerson, key: insureeUUID, result: personID})
+		return err
+	}
+	_, err := p.pool.Exec(ctx, pgSavePerson, insureeUUID, personID)
 	if err != nil {
 		return fmt.Errorf("store: record person: %w", err)
 	}
@@ -308,6 +382,7 @@ ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at`); err != nil {
 
 // Close implements storetype.Store.
 func (p *Postgres) Close() error {
+	p.close()
 	p.pool.Close()
 	return nil
 }

@@ -57,9 +57,7 @@ type SQLite struct {
 	mu   sync.Mutex
 	lock *os.File // held while this process works the jobs
 
-	writes    chan writeRequest
-	closed    chan struct{}
-	closeOnce sync.Once
+	batcher
 }
 
 var _ storetype.Store = (*SQLite)(nil)
@@ -88,7 +86,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLite, error) {
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
-	s := &SQLite{db: db, path: path, writes: make(chan writeRequest), closed: make(chan struct{})}
+	s := &SQLite{db: db, path: path, batcher: newBatcher()}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: migrate %s: %w", path, err)
@@ -160,7 +158,7 @@ func (s *SQLite) StartQueue(ctx context.Context, cfg *river.Config) error {
 		return fmt.Errorf("store: create queue: %w", err)
 	}
 	if s.setClient(client) {
-		go s.batchWrites(client)
+		go s.run(func(batch []writeRequest) ([]writeResult, error) { return s.writeBatch(s.queue(), batch) })
 	}
 	if len(cfg.Queues) == 0 {
 		return nil // an insert-only client: it enqueues but works nothing
@@ -171,11 +169,8 @@ func (s *SQLite) StartQueue(ctx context.Context, cfg *river.Config) error {
 	return nil
 }
 
-// Enqueue implements storetype.Store. Requests that arrive while a commit is
-// under way wait for the next one and share it (group commit): SQLite has
-// one writer, and one transaction for many requests is what lets dozens of
-// concurrent senders be acknowledged quickly. Each request is still
-// answered only after the commit that holds it.
+// Enqueue implements storetype.Store, in the group commit (batcher): SQLite
+// has one writer.
 func (s *SQLite) Enqueue(ctx context.Context, kind, key string, args river.JobArgs) (bool, error) {
 	inserted, _, err := s.EnqueueDigest(ctx, kind, key, "", args)
 	return inserted, err
@@ -199,91 +194,6 @@ func (s *SQLite) MarkDelivered(ctx context.Context, kind, key, result string) er
 	}
 	_, err := s.write(ctx, writeRequest{op: opDelivery, kind: kind, key: key, result: result})
 	return err
-}
-
-// write hands a request to the batcher and waits for its commit.
-func (s *SQLite) write(ctx context.Context, req writeRequest) (writeResult, error) {
-	req.done = make(chan writeResult, 1)
-	select {
-	case s.writes <- req:
-	case <-ctx.Done():
-		return writeResult{}, ctx.Err()
-	case <-s.closed:
-		return writeResult{}, errClosed
-	}
-	select {
-	case res := <-req.done:
-		return res, res.err
-	case <-ctx.Done():
-		// The batch may still commit: a repeated intake is then a
-		// duplicate, a repeated delivery record the same record.
-		return writeResult{}, ctx.Err()
-	}
-}
-
-// maxWriteBatch bounds the requests one transaction takes.
-const maxWriteBatch = 256
-
-// writeOp is what a writeRequest records.
-type writeOp int
-
-const (
-	// opIntake records the receipt (kind, key) and, when new, inserts the
-	// job args.
-	opIntake writeOp = iota
-	// opDelivery records the delivery of (kind, key) with its result.
-	opDelivery
-	// opPerson records the person (result) of an insuree (key).
-	opPerson
-)
-
-// writeRequest is one write the batcher commits with others.
-type writeRequest struct {
-	args   river.JobArgs
-	digest string
-	done   chan writeResult
-	kind   string
-	key    string
-	result string
-	op     writeOp
-}
-
-// writeResult is the outcome of one request: for an intake whose receipt
-// existed, previous is the digest recorded in it.
-type writeResult struct {
-	err      error
-	inserted bool
-	previous string
-}
-
-// batchWrites commits the waiting requests together until the store closes.
-func (s *SQLite) batchWrites(client *river.Client[*sql.Tx]) {
-	for {
-		var batch []writeRequest
-		select {
-		case req := <-s.writes:
-			batch = append(batch, req)
-		case <-s.closed:
-			return
-		}
-	collect:
-		for len(batch) < maxWriteBatch {
-			select {
-			case req := <-s.writes:
-				batch = append(batch, req)
-			default:
-				break collect
-			}
-		}
-		results, err := s.writeBatch(client, batch)
-		for i, req := range batch {
-			if err != nil {
-				req.done <- writeResult{err: err}
-				continue
-			}
-			req.done <- results[i]
-		}
-	}
 }
 
 // writeBatch records the receipts, inserts the jobs of the new ones and
@@ -498,7 +408,7 @@ ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at`, now()); err !=
 
 // Close implements storetype.Store.
 func (s *SQLite) Close() error {
-	s.closeOnce.Do(func() { close(s.closed) })
+	s.close()
 	err := s.db.Close()
 	s.mu.Lock()
 	defer s.mu.Unlock()
