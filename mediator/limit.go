@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 )
@@ -32,10 +33,11 @@ type UpstreamLimit struct {
 	limit    float64
 	inflight int
 	waiters  []chan struct{}
-	// floor is the lowest latency seen in the current and previous floor
-	// windows: the upstream's latency without queueing.
-	floor, nextFloor time.Duration
-	floorSince       time.Time
+	// floors are the latency floors of the upstream's endpoints (endpointOf):
+	// a request is slow against its own endpoint's floor, since one
+	// upstream's endpoints differ (a settings read answers in a millisecond,
+	// a report whose transitions run in the request in tens).
+	floors map[string]*latencyFloor
 	// lastDecrease is when the limit last shrank; answers to requests sent
 	// before it do not shrink it again.
 	lastDecrease time.Time
@@ -83,6 +85,7 @@ func NewUpstreamLimit(ceiling int) *UpstreamLimit {
 		ceiling: float64(ceiling),
 		limit:   float64(min(ceiling, initialLimit)),
 		now:     time.Now,
+		floors:  map[string]*latencyFloor{},
 	}
 }
 
@@ -144,9 +147,9 @@ const (
 	signalNone                       // says nothing about load (a refused connection, a cancelled request)
 )
 
-// release returns a permit and adapts the limit to the request sent at sent
-// that took rtt.
-func (l *UpstreamLimit) release(sent time.Time, rtt time.Duration, o loadSignal) {
+// release returns a permit and adapts the limit to the request to endpoint
+// (endpointOf) sent at sent that took rtt.
+func (l *UpstreamLimit) release(endpoint string, sent time.Time, rtt time.Duration, o loadSignal) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.inflight--
@@ -159,8 +162,7 @@ func (l *UpstreamLimit) release(sent time.Time, rtt time.Duration, o loadSignal)
 		}
 		l.decrease(sent, backoffOverload)
 	case signalOK:
-		l.observe(now, rtt)
-		if rtt > slowFactor*l.floor+slowSlack {
+		if rtt > slowFactor*l.floorOf(endpoint).observe(now, rtt)+slowSlack {
 			l.decrease(sent, backoffSlow)
 		} else if l.inflight+1 >= int(l.limit)/2 {
 			// Grow only while the limit is in use: an idle upstream says
@@ -185,22 +187,61 @@ func (l *UpstreamLimit) decrease(sent time.Time, factor float64) {
 	l.lastDecrease = l.now()
 }
 
-// observe keeps the latency floor over two windows. The caller holds l.mu.
-func (l *UpstreamLimit) observe(now time.Time, rtt time.Duration) {
-	if l.floorSince.IsZero() || now.Sub(l.floorSince) >= floorWindow {
-		if l.floorSince.IsZero() || l.nextFloor == 0 {
-			l.floor = rtt
-		} else {
-			l.floor = l.nextFloor
+// maxEndpoints bounds the endpoints whose floors a limit keeps; requests
+// to others share one floor.
+const maxEndpoints = 32
+
+// floorOf returns the latency floor of endpoint. The caller holds l.mu.
+func (l *UpstreamLimit) floorOf(endpoint string) *latencyFloor {
+	f, ok := l.floors[endpoint]
+	if !ok {
+		if len(l.floors) >= maxEndpoints {
+			endpoint = ""
+			if f, ok = l.floors[endpoint]; ok {
+				return f
+			}
 		}
-		l.nextFloor, l.floorSince = rtt, now
+		f = &latencyFloor{}
+		l.floors[endpoint] = f
 	}
-	if rtt < l.nextFloor {
-		l.nextFloor = rtt
+	return f
+}
+
+// latencyFloor is the lowest latency of one endpoint seen in the current
+// and previous floor windows: its latency without queueing. A floor that
+// rose for good (the upstream moved, or got slower) is forgotten within two
+// windows.
+type latencyFloor struct {
+	floor, next time.Duration
+	since       time.Time
+}
+
+// observe records rtt and returns the floor.
+func (f *latencyFloor) observe(now time.Time, rtt time.Duration) time.Duration {
+	if f.since.IsZero() || now.Sub(f.since) >= floorWindow {
+		if f.since.IsZero() || f.next == 0 {
+			f.floor = rtt
+		} else {
+			f.floor = f.next
+		}
+		f.next, f.since = rtt, now
 	}
-	if rtt < l.floor {
-		l.floor = rtt
+	f.next = min(f.next, rtt)
+	f.floor = min(f.floor, rtt)
+	return f.floor
+}
+
+// endpointOf names the endpoint of a request for its latency floor: the method
+// and the path, each segment holding a digit (an id, an API version) made
+// "*", so that GET Patient/<uuid>/ is one endpoint whatever the insuree.
+func endpointOf(r *http.Request) string {
+	segs := strings.Split(r.URL.Path, "/")
+	for i, seg := range segs {
+		if strings.ContainsAny(seg, "0123456789") {
+			segs[i] = "*"
+		}
 	}
+	return r.Method + " " + strings.Join(segs, "/")
 }
 
 // wake hands free permits to waiters, oldest first. The caller holds l.mu.
@@ -255,7 +296,7 @@ func (t *limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		// would shrink the limit that made it wait, and so on).
 		signal = signalNone
 	}
-	t.l.release(sent, rtt, signal)
+	t.l.release(endpointOf(r), sent, rtt, signal)
 	return resp, err
 }
 

@@ -138,6 +138,34 @@ func TestUpstreamLimit_ShrinksWhenSlowGrowsBackAfter(t *testing.T) {
 	require.Eventually(t, func() bool { return l.Limit() >= 16 }, 10*time.Second, 5*time.Millisecond, "grows back after recovery")
 }
 
+// An upstream whose endpoints differ in latency (a settings read answers at
+// once, a search or a report takes 50 ms): the slow endpoint is measured
+// against its own floor, so the limit grows while it keeps up instead of
+// shrinking to one request at a time against the fast endpoint's floor.
+func TestUpstreamLimit_FloorPerEndpoint(t *testing.T) {
+	t.Parallel()
+	fast := &busyUpstream{}
+	slow := &busyUpstream{}
+	slow.latency.Store(int64(50 * time.Millisecond))
+	mux := http.NewServeMux()
+	mux.Handle("/api/settings", fast)
+	mux.Handle("/api/v2/records/", slow)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	l := mediator.NewUpstreamLimit(64)
+	client := &http.Client{Transport: l.Transport(nil), Timeout: 5 * time.Second}
+	for range 5 {
+		resp, err := client.Get(srv.URL + "/api/settings")
+		require.NoError(t, err)
+		resp.Body.Close()
+	}
+	samples, stop := drive(t, l, srv.URL+"/api/v2/records/9f0c2e61", 48)
+	require.Eventually(t, func() bool { return l.Limit() >= 24 }, 10*time.Second, 5*time.Millisecond,
+		"grows while the slow endpoint keeps up: %v", samples())
+	stop()
+}
+
 // A request that waits for a permit until its deadline is near is not sent,
 // and says why; the permits in flight are not lost.
 func TestUpstreamLimit_WaitsThenGivesUpBeforeSending(t *testing.T) {
