@@ -199,3 +199,36 @@ func TestSource_HAPITopicDoubledFocus(t *testing.T) {
 	b.waitLog(t, `"claim_id":"cr-d"`, "claim delivered to the CHT")
 	require.Len(t, b.reportsFor("cr-d"), 1)
 }
+
+// HAPI in topic mode that never fires (G3, docs/upstreams/fhir-subscriptions.md
+// traps 25): the claims arrive by the catch-up search, and since HAPI sends
+// no heartbeats whatever period it stores (§3), a quiet subscription is
+// neither probed with $status nor called silent, however long it is quiet.
+func TestSource_HAPITopicNeverFiring(t *testing.T) {
+	t.Parallel()
+	hapi := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.HAPI, TopicMode: true, NeverFire: true})
+	b := setup(t, setupOpts{edit: func(o *mediator.Options) {
+		withSources(t, sourceSetup{name: "hapi", fake: hapi, vendor: fhir.VendorHAPI, edit: func(s *mediator.Source) {
+			s.Heartbeat, s.NotifyTimeout, s.PollInterval = time.Minute, 10*time.Second, 200*time.Millisecond
+		}})(o)
+		o.Now = hapi.Clock.Now
+		o.SourceWatchdog = 50 * time.Millisecond
+	}})
+	sub := waitSubscription(t, hapi, "active")
+	require.Contains(t, string(sub.JSON), "backport-heartbeat-period", "a heartbeat is stored")
+	hapi.AddPatient(sourcePatient("pat-1", "Asha", "Rai"))
+	hapi.CreateClaimResponse(sourceClaim("cr-1", "pat-1", "CLM-1", "2025-06-30"))
+	b.waitReports(t, "cr-1", 1)
+	require.Empty(t, hapi.Deliveries(), "the server never notified")
+
+	hapi.Clock.Advance(10 * time.Minute) // many heartbeat periods of quiet
+	const rounds = `mediator_job_duration_seconds_count{kind="fhir_watchdog"}`
+	from := metricValue(t, b.scrape(t), rounds)
+	require.Eventually(t, func() bool { return metricValue(t, b.scrape(t), rounds) >= from+3 },
+		15*time.Second, 10*time.Millisecond, "the watchdog looked after the quiet")
+	require.Empty(t, requests(hapi, http.MethodGet, "/$status"), "no heartbeat to miss")
+	scrape := b.scrape(t)
+	require.Zero(t, metricValue(t, scrape, `mediator_source_silent{source="hapi"}`))
+	require.Equal(t, 1.0, metricValue(t, scrape, `mediator_source_subscription_state{source="hapi",state="active"}`))
+	require.Len(t, b.reportsFor("cr-1"), 1)
+}

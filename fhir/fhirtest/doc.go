@@ -103,7 +103,9 @@
 // the content allows (C§2.1 to C§2.3). HAPI reads the answer as the
 // transaction's Bundle: anything else is a failure, retried for
 // Options.RetryWindow, then dropped (C§6.4, C-trap 8, C-trap 26).
-// NeverFire silences topic subscriptions too (C-trap 25); DropEvents and
+// In R4, HAPI notifies a topic only when server code dispatches it (C§6.4):
+// the fake is a deployment that dispatches every change of the topic's
+// resource, and NeverFire one that does not (C-trap 25). DropEvents and
 // StopDelivering apply as on Aidbox.
 //
 // Time is the Server's Clock: retries, batches, heartbeats and expiry run

@@ -130,9 +130,10 @@ type Options struct {
 	NeverFire bool
 	// TopicMode makes HAPI an R4 backport topic server besides its criteria
 	// subscriptions: its metadata advertises the backport and Options.Topics,
-	// and a Subscription with the backport profile is a topic subscription
-	// (C§1.2, C§5, C§6.4). Without it, HAPI refuses one: its criteria is not
-	// "Type?params" (C-trap 5).
+	// a Subscription with the backport profile is a topic subscription, and
+	// every change of a topic's resource is dispatched to it, as a HAPI
+	// whose server code dispatches them does (C§1.2, C§5, C§6.4). Without
+	// it, HAPI refuses one: its criteria is not "Type?params" (C-trap 5).
 	TopicMode bool
 	// DoubledFocus makes HAPI's topic notifications name their focus
 	// ClaimResponse/ClaimResponse/<id>, as old HAPI did (C§2.3, C-trap 13).
