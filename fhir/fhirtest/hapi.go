@@ -44,7 +44,7 @@ func (s *Server) createHAPITopic(x *exchange, res map[string]any) response {
 	if !ok {
 		return resp
 	}
-	s.hapiTopicSettings(ts)
+	hapiTopicSettings(ts)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	res["id"] = s.assignID()
@@ -67,7 +67,7 @@ func (s *Server) updateHAPITopic(x *exchange, id string, w wireSubscription, res
 	if !ok {
 		return resp, false
 	}
-	s.hapiTopicSettings(ts)
+	hapiTopicSettings(ts)
 	if old := s.topicSubs[key]; old != nil {
 		ts.count, ts.events = old.count, old.events
 	}
@@ -77,7 +77,7 @@ func (s *Server) updateHAPITopic(x *exchange, id string, w wireSubscription, res
 
 // hapiTopicSettings overrides what HAPI does not honour: one event per
 // notification, no heartbeat (C§3).
-func (s *Server) hapiTopicSettings(ts *topicSub) {
+func hapiTopicSettings(ts *topicSub) {
 	ts.maxCount, ts.heartbeat = 1, 0
 }
 
