@@ -70,6 +70,10 @@ type Quirks struct {
 	// server (HAPI's in-memory count, finding 4): a counter that goes down
 	// is a reset, not old news.
 	CountersReset bool
+	// NoHeartbeats says the server sends no heartbeat notifications, whatever
+	// heartbeat period its topic subscriptions store (HAPI's topic code has
+	// no heartbeat builder, §3): its silence says nothing.
+	NoHeartbeats bool
 	// PageToken is the query parameter carrying the opaque page token, for
 	// servers that page with one ("" for link-only paging). A next link
 	// that does not lie under the base is rebuilt from the original query
@@ -121,11 +125,12 @@ var vendors = map[Vendor]Quirks{
 		PageToken: "_page_token",
 		Software:  []string{"heydonto"},
 	},
-	// HAPI: in-memory R4 backport counter (finding 4, §6.4).
+	// HAPI: in-memory R4 backport counter (finding 4, §6.4), no
+	// heartbeats (§3).
 	VendorHAPI: {
 		StatusMethod: http.MethodGet, EventsMethod: http.MethodPost,
 		LoginUserField: "username", TokenFields: defaultTokenFields,
-		DeleteAnswer: DeleteAnswerAny, Counters: CounterString, CountersReset: true,
+		DeleteAnswer: DeleteAnswerAny, Counters: CounterString, CountersReset: true, NoHeartbeats: true,
 		Software: []string{"hapi"},
 	},
 }

@@ -71,7 +71,10 @@ func (w *sourceWatchdogWorker) watch(ctx context.Context, src *source) error {
 		return s.fetchMissing(ctx, src, t)
 	}
 	hb := up.heartbeat()
-	if hb <= 0 || up.SubscriptionID != t.SubscriptionID {
+	if hb <= 0 || up.SubscriptionID != t.SubscriptionID || src.Client.Quirks().NoHeartbeats {
+		// No heartbeat to miss (HAPI sends none whatever it stores, §3):
+		// quiet is not silence; the catch-up search covers a subscription
+		// that never fires (trap 25).
 		return nil
 	}
 	last := t.LastHeard

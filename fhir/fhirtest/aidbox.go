@@ -101,7 +101,7 @@ func (s *Server) validateBackport(x *exchange, res map[string]any) (*topicSub, r
 	if i < 0 {
 		return refuse("Subscription.criteria must be the canonical of a known SubscriptionTopic")
 	}
-	ts := &topicSub{topic: s.opts.Topics[i], heartbeat: 120 * time.Second, timeout: 30 * time.Second, maxCount: 10}
+	ts := s.backportDefaults(s.opts.Topics[i])
 	// Filters are extensions on the primitive criteria: "_criteria" in JSON
 	// (C§1.2 table), on parameters the topic allows (C§1.2).
 	underscore, _ := res["_criteria"].(map[string]any)
@@ -127,9 +127,7 @@ func (s *Server) validateBackport(x *exchange, res map[string]any) (*topicSub, r
 		return refuse("Subscription.channel.payload must be application/fhir+json")
 	}
 	// Content is an extension on the primitive payload: "_payload"
-	// (C§1.2); zen's default is empty (seed 001 table), and it may not
-	// exceed the topic's maxContent (C§2.2).
-	ts.content = "empty"
+	// (C§1.2), and it may not exceed the topic's maxContent (C§2.2).
 	payloadExt, _ := ch["_payload"].(map[string]any)
 	for _, v := range extensions(payloadExt, extPayloadContent) {
 		ts.content, _ = v["valueCode"].(string)
@@ -163,6 +161,16 @@ func (s *Server) validateBackport(x *exchange, res map[string]any) (*topicSub, r
 		}
 	}
 	return ts, response{}, true
+}
+
+// backportDefaults is what the settings a backport Subscription leaves out
+// mean: zen's heartbeat 120 s, timeout 30 s, maxCount 10 and empty content
+// (seed 001 table, C§1.2), or HAPI's (hapi.go).
+func (s *Server) backportDefaults(topic Topic) *topicSub {
+	if s.opts.Vendor == HAPI {
+		return hapiTopicDefaults(topic)
+	}
+	return &topicSub{topic: topic, content: "empty", heartbeat: 120 * time.Second, timeout: 30 * time.Second, maxCount: 10}
 }
 
 // extensions returns the extensions of el with url.
@@ -270,6 +278,9 @@ func (s *Server) sendJob(id, typ string, events []topicEvent) func() {
 		return func() {}
 	}
 	sub := parseSubscription(stored)
+	if s.opts.Vendor == HAPI {
+		return s.hapiTopicJob(sub, ts, events) // HAPI's R4 form and delivery (hapi.go)
+	}
 	body := mustJSON(s.notificationBundle(sub, ts, typ, events))
 	return func() { s.sendTopic(sub, ts, typ, body, events) }
 }

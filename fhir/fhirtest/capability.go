@@ -9,8 +9,12 @@ import (
 // metadata is GET [base]/metadata: a CapabilityStatement naming the
 // software, which is how a client tells the vendor (C§5), with the three
 // modelled resource types; R4 without backport markers for the
-// criteria-based servers (C§1.1), R4B with them and the topics on Aidbox. Options.MetadataNotFound makes it 404, as
-// on openIMIS and perhaps HeyDonto (C§5, C-trap 2).
+// criteria-based servers (C§1.1), R4B with them and the topics on Aidbox,
+// R4 with the backport profile, the topics and instantiates
+// backport-subscription-server-r4 on HAPI with TopicMode (it answers no
+// $status or $events, which the fake does not model for HAPI).
+// Options.MetadataNotFound makes it 404, as on openIMIS and perhaps
+// HeyDonto (C§5, C-trap 2).
 func (s *Server) metadata(x *exchange) response {
 	if s.opts.MetadataNotFound {
 		return x.notFound()
@@ -39,12 +43,14 @@ func (s *Server) metadata(x *exchange) response {
 				map[string]any{"code": "update"}, map[string]any{"code": "delete"})
 		}
 		r := map[string]any{"type": t, "interaction": interactions, "searchParam": params}
-		if t == "Subscription" && s.opts.Vendor == AidboxZen {
+		if t == "Subscription" && (s.opts.Vendor == AidboxZen || s.opts.TopicMode) {
 			// The backport markers and advertised topics (C§5).
 			r["supportedProfile"] = []string{backportProfile}
-			r["operation"] = []any{
-				map[string]any{"name": "status", "definition": backportIG + "OperationDefinition/backport-subscription-status"},
-				map[string]any{"name": "events", "definition": backportIG + "OperationDefinition/backport-subscription-events"},
+			if s.opts.Vendor == AidboxZen {
+				r["operation"] = []any{
+					map[string]any{"name": "status", "definition": backportIG + "OperationDefinition/backport-subscription-status"},
+					map[string]any{"name": "events", "definition": backportIG + "OperationDefinition/backport-subscription-events"},
+				}
 			}
 			var topics []any
 			for _, topic := range s.opts.Topics {
@@ -69,6 +75,9 @@ func (s *Server) metadata(x *exchange) response {
 	if s.opts.Vendor == AidboxZen {
 		cs["fhirVersion"] = "4.3.0"
 		cs["instantiates"] = []string{backportServerR4B}
+	}
+	if s.opts.TopicMode {
+		cs["instantiates"] = []string{backportServerR4}
 	}
 	return x.json(http.StatusOK, cs)
 }

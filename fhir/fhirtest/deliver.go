@@ -20,8 +20,9 @@ type Delivery struct {
 	// Resource is the "Type/id" whose change was notified (Aidbox: of a
 	// notification carrying one event).
 	Resource string
-	// Type is the notification type on Aidbox: handshake, heartbeat or
-	// event-notification; empty for the criteria-based vendors.
+	// Type is the notification type of a topic subscription: handshake,
+	// heartbeat or event-notification (HAPI sends only the last); empty for
+	// criteria subscriptions.
 	Type string
 	// Attempt is 1 for the first try, 2 for the first retry, ...
 	Attempt int
@@ -41,7 +42,9 @@ type Delivery struct {
 	Success bool
 }
 
-// notification is one change to notify to one subscription.
+// notification is one change to notify to one subscription: the resource
+// of a criteria subscription, or a HAPI topic subscription's Bundle (typ
+// and bundle set).
 type notification struct {
 	seq      int
 	subID    string
@@ -49,6 +52,8 @@ type notification struct {
 	first    time.Time
 	due      time.Time
 	attempts int
+	typ      string
+	bundle   []byte
 }
 
 // trigger queues a notification of r's change for every subscription whose
@@ -61,7 +66,7 @@ func (s *Server) trigger(r Resource) []func() {
 	}
 	s.expire(now)
 	if s.opts.Vendor == HAPI && s.opts.NeverFire {
-		return nil // accepted, active, silent (C§3, C-trap 25)
+		return nil // accepted, active, silent, topic mode too (C§3, C-trap 25)
 	}
 	if s.opts.Vendor == HeyDonto && s.opts.Notify == NotifyNone {
 		return nil
@@ -84,6 +89,9 @@ func (s *Server) trigger(r Resource) []func() {
 		s.nextSeq++
 		n := &notification{seq: s.nextSeq, subID: sub.ID, resource: r, first: now, due: now}
 		batch = append(batch, func() { s.attempt(n) })
+	}
+	if s.opts.Vendor == HAPI && s.opts.TopicMode {
+		batch = append(batch, s.triggerTopics(r, now)...)
 	}
 	return batch
 }
@@ -145,6 +153,8 @@ func (s *Server) attempt(n *notification) {
 
 // request is the notification of a resource in the vendor's form (C§1.1,
 // C§2.1, C-trap 7):
+//   - HAPI's topic notification: POST <endpoint> of the Bundle, which HAPI
+//     sends as a transaction (C§6.4).
 //   - HAPI: with a payload, PUT <endpoint>/<Type>/<id> with the resource as
 //     FHIR JSON; without, POST <endpoint> with no body and the Content-Type of
 //     Options.EmptyPostContentType (none by default).
@@ -152,10 +162,13 @@ func (s *Server) attempt(n *notification) {
 //     to <endpoint> (Options.PutToEndpoint; undocumented); without, an empty
 //     POST.
 //   - HeyDonto: Options.Notify (undocumented, C§6.3).
-func (s *Server) request(sub Subscription, r Resource) (method, target, contentType string, body []byte) {
-	endpoint := sub.Endpoint
+func (s *Server) request(sub Subscription, n *notification) (method, target, contentType string, body []byte) {
+	r, endpoint := n.resource, sub.Endpoint
 	resourceURL := strings.TrimSuffix(endpoint, "/") + "/" + r.Type + "/" + r.ID
 	const fhirJSON = "application/fhir+json; charset=UTF-8"
+	if n.bundle != nil {
+		return http.MethodPost, endpoint, fhirJSON, n.bundle
+	}
 	switch s.opts.Vendor {
 	case HeyDonto:
 		switch s.opts.Notify {
@@ -184,9 +197,9 @@ func (s *Server) request(sub Subscription, r Resource) (method, target, contentT
 // channel headers split at the first colon (C§1.1), bounded by
 // Options.DeliveryTimeout.
 func (s *Server) send(sub Subscription, n *notification) Delivery {
-	method, target, contentType, body := s.request(sub, n.resource)
+	method, target, contentType, body := s.request(sub, n)
 	d := Delivery{
-		SubscriptionID: sub.ID, Resource: n.resource.Type + "/" + n.resource.ID,
+		SubscriptionID: sub.ID, Resource: n.resource.Type + "/" + n.resource.ID, Type: n.typ,
 		Attempt: n.attempts, Time: s.Clock.Now(), Method: method, URL: target, Body: body,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.DeliveryTimeout)
@@ -223,18 +236,30 @@ func (s *Server) send(sub Subscription, n *notification) Delivery {
 
 // succeeded is the vendor's success rule. Every vendor wants a 2xx. HAPI
 // also parses a non-empty answer as FHIR, so "{}" or text is a failure
-// (C§1.1, C§2.4, C-trap 8); an empty answer gives it nothing to parse.
+// (C§1.1, C§2.4, C-trap 8); an empty answer gives it nothing to parse. A
+// HAPI topic notification wants a Bundle (hapiTopicAnswered).
 func (s *Server) succeeded(d Delivery) bool {
-	if d.Status < 200 || d.Status > 299 {
+	switch {
+	case d.Status < 200 || d.Status > 299:
 		return false
-	}
-	if s.opts.Vendor != HAPI || len(bytes.TrimSpace(d.Answer)) == 0 {
+	case s.opts.Vendor != HAPI:
 		return true
+	case d.Type != "":
+		return hapiTopicAnswered(d.Answer)
 	}
+	return len(bytes.TrimSpace(d.Answer)) == 0 || resourceTypeOf(d.Answer) != ""
+}
+
+// resourceTypeOf is the resourceType of a JSON resource, "" when the body
+// is not one.
+func resourceTypeOf(body []byte) string {
 	var res struct {
 		ResourceType string `json:"resourceType"`
 	}
-	return json.Unmarshal(d.Answer, &res) == nil && res.ResourceType != ""
+	if json.Unmarshal(body, &res) != nil {
+		return ""
+	}
+	return res.ResourceType
 }
 
 // judge applies the vendor's retry rule to an attempt. Retries are due

@@ -1,6 +1,7 @@
 // Package fhirtest is a set of strict in-process fakes of the FHIR servers
 // the mediator may take claim outcomes from: HAPI FHIR, Kodjin and HeyDonto
-// with R4 criteria-based subscriptions, and Aidbox with zen-configured R4B
+// with R4 criteria-based subscriptions, HAPI also with R4 backport
+// topic-based ones (Options.TopicMode), and Aidbox with zen-configured R4B
 // backport topic-based subscriptions (seed 001). It is for tests and the
 // sandbox, and imports nothing of the module but internal/upstreamtest.
 //
@@ -52,6 +53,15 @@
 //     GET Subscription/<id>/$status and $events answer history Bundles;
 //     POST is 405 (C§4, C-trap 19, C-trap 20). Search pages are "page"
 //     links.
+//   - HAPI with TopicMode (R4 backport, C§1.2, C§6.4): R4 metadata that
+//     instantiates backport-subscription-server-r4 and advertises the
+//     backport profile and the topics (C§5). A Subscription with the
+//     backport profile follows Aidbox's validation (a known topic in
+//     criteria, filters on canFilterBy, channel.payload), with content
+//     full-resource by default and no cap; HAPI assigns the id and
+//     activates it at once, without a handshake, and sends no heartbeats
+//     and no batches (C§3); it can be updated. Other Subscriptions are
+//     criteria subscriptions as without TopicMode.
 //   - Bodies must be application/fhir+json or application/json (415);
 //     unknown paths are 404 and unmodelled methods 405, as OperationOutcomes.
 //
@@ -82,22 +92,38 @@
 // subscription error. DropEvents, StopDelivering, StopHeartbeats and
 // SetStatus make the losses a client must notice.
 //
+// HAPI in TopicMode numbers each matching event from an in-memory counter
+// that Restart sets back to 0 (C§0.4, C-trap 10), and POSTs one
+// notification per event to the endpoint as a transaction: a history
+// Bundle whose first entry, without request, is the R4 status Parameters
+// (events-since-subscription-start and event-number as valueString, a
+// timestamp that is a date, C-trap 14, the focus as Type/id or, with
+// Options.DoubledFocus, ClaimResponse/ClaimResponse/<id>, C-trap 13), then
+// the resource as a transaction entry (POST <Type> or PUT <Type>/<id>) as
+// the content allows (C§2.1 to C§2.3). HAPI reads the answer as the
+// transaction's Bundle: anything else is a failure, retried for
+// Options.RetryWindow, then dropped (C§6.4, C-trap 8, C-trap 26).
+// In R4, HAPI notifies a topic only when server code dispatches it (C§6.4):
+// the fake is a deployment that dispatches every change of the topic's
+// resource, and NeverFire one that does not (C-trap 25). DropEvents and
+// StopDelivering apply as on Aidbox.
+//
 // Time is the Server's Clock: retries, batches, heartbeats and expiry run
 // when a test advances it and calls Tick, never by sleeping. NewFixedClock
 // stands still between Advances; the zero Clock follows the real time.
 //
 // Test-side controls: Subscriptions, Subscription, SetStatus, ClaimResponses,
 // Patients, Deliveries, PendingRetries, Dropped, Logins, ExpireTokens,
-// ExpirePageTokens, DropEvents, StopDelivering, StopHeartbeats, Flush, Tick,
-// Requests, and the faults of internal/upstreamtest
+// ExpirePageTokens, DropEvents, StopDelivering, StopHeartbeats, Restart,
+// Flush, Tick, Requests, and the faults of internal/upstreamtest
 // (FailNext, FailNextPath, DropNext, DropNextPath, SetDown, SetLatency),
 // answered with an OperationOutcome.
 //
 // Not modelled, and why:
 //
 //   - The newer Aidbox ("aidbox": AidboxTopicDestination, string counters,
-//     POST $events, 2xx success, references without /fhir), R5 and HAPI's
-//     topic mode (C§1.2, C§2.3, C§6.1, C§6.4); New panics for "aidbox". Of
+//     POST $events, 2xx success, references without /fhir) and R5 (C§1.2,
+//     C§2.3, C§6.1); New panics for "aidbox". Of
 //     zen: parallel deliverers (out-of-order arrival), the coercion of
 //     maxCount and heartbeat seen in its documentation, the retention of
 //     $events, the SubscriptionTopic resources, and its Basic and
@@ -108,6 +134,13 @@
 //     is presumed (C§6.3). It makes no retries: none are documented.
 //   - Whether Kodjin's PUT appends /<Type>/<id> to the endpoint is
 //     unverified (C§1.1): Options.PutToEndpoint.
+//   - Of HAPI's topic mode: its R4B and R5 forms (C§6.4: support lagged),
+//     topics as resources (Options.Topics stands for them), $status and
+//     $events (not read; 404 here), whether it refuses an unknown topic
+//     (the fake does, as Aidbox), whether its counter survives an update of
+//     the Subscription (kept here), whether fullUrl carries its base
+//     (relative here), and the older HAPI that sent 1 for every event
+//     (C§0.4).
 //   - Kodjin's SMART token endpoint (C§6.2; Options.Token stands for a token
 //     from it), its websocket, email and sms channels, and HAPI's XML
 //     payloads. Writes of ClaimResponse and Patient over HTTP (405), update

@@ -1,6 +1,7 @@
 package fhirtest
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -22,7 +23,8 @@ type Vendor string
 
 // The vendors modelled (see the package documentation for what each does).
 const (
-	// HAPI is HAPI FHIR JPA server, R4 criteria subscriptions (C§6.4).
+	// HAPI is HAPI FHIR JPA server, R4 criteria subscriptions, and R4
+	// backport topic subscriptions with Options.TopicMode (C§6.4).
 	HAPI Vendor = "hapi"
 	// Kodjin is Kodjin FHIR server, R4 criteria subscriptions (C§6.2).
 	Kodjin Vendor = "kodjin"
@@ -123,13 +125,26 @@ type Options struct {
 	// default; HAPI builds it as a parameter request, C-trap 7).
 	EmptyPostContentType string
 	// NeverFire makes HAPI accept and activate subscriptions and never
-	// notify, as a starter without subscription matching did (C§3, C-trap 25).
+	// notify, as a starter without subscription matching did, criteria and
+	// topic subscriptions alike (C§3, C-trap 25).
 	NeverFire bool
+	// TopicMode makes HAPI an R4 backport topic server besides its criteria
+	// subscriptions: its metadata advertises the backport and Options.Topics,
+	// a Subscription with the backport profile is a topic subscription, and
+	// every change of a topic's resource is dispatched to it, as a HAPI
+	// whose server code dispatches them does (C§1.2, C§5, C§6.4). Without
+	// it, HAPI refuses one: its criteria is not "Type?params" (C-trap 5).
+	TopicMode bool
+	// DoubledFocus makes HAPI's topic notifications name their focus
+	// ClaimResponse/ClaimResponse/<id>, as old HAPI did (C§2.3, C-trap 13).
+	// It needs TopicMode.
+	DoubledFocus bool
 	// DeliveryTimeout bounds each notification request. Defaults to 10 s;
 	// Aidbox also applies the subscription's own timeout.
 	DeliveryTimeout time.Duration
-	// Topics are the SubscriptionTopics an Aidbox fake knows. nil means
-	// DefaultTopic alone.
+	// Topics are the SubscriptionTopics an Aidbox fake, or HAPI with
+	// TopicMode, knows. nil means DefaultTopic alone. HAPI caps no content:
+	// an empty MaxContent is full-resource there.
 	Topics []Topic
 	// InternalOrigin is the origin Aidbox writes in the references of its
 	// notifications, its own host as it sees itself, not the URL clients
@@ -257,13 +272,19 @@ func NewHandler(opts Options) *Server {
 	if opts.DeliveryTimeout == 0 {
 		opts.DeliveryTimeout = 10 * time.Second
 	}
-	if opts.Vendor == AidboxZen {
+	if opts.Vendor == AidboxZen || opts.TopicMode {
 		if opts.Topics == nil {
 			opts.Topics = []Topic{DefaultTopic}
 		}
 		checkTopics(opts.Topics)
-		if opts.InternalOrigin == "" {
-			opts.InternalOrigin = "http://localhost:8765"
+	}
+	if opts.Vendor == AidboxZen && opts.InternalOrigin == "" {
+		opts.InternalOrigin = "http://localhost:8765"
+	}
+	if opts.TopicMode {
+		opts.Topics = slices.Clone(opts.Topics)
+		for i := range opts.Topics {
+			opts.Topics[i].MaxContent = cmp.Or(opts.Topics[i].MaxContent, "full-resource")
 		}
 	}
 	s := &Server{
@@ -535,7 +556,13 @@ func checkKnobs(opts Options) {
 	only(HAPI, "RetryWindow", opts.RetryWindow != 0)
 	only(HAPI, "EmptyPostContentType", opts.EmptyPostContentType != "")
 	only(HAPI, "NeverFire", opts.NeverFire)
-	only(AidboxZen, "Topics", opts.Topics != nil)
+	only(HAPI, "TopicMode", opts.TopicMode)
+	if opts.DoubledFocus && !opts.TopicMode {
+		panic("fhirtest: Options.DoubledFocus needs HAPI's TopicMode")
+	}
+	if opts.Topics != nil && opts.Vendor != AidboxZen && !opts.TopicMode {
+		panic("fhirtest: Options.Topics applies to aidbox-zen and HAPI's TopicMode only, not " + string(opts.Vendor))
+	}
 	only(AidboxZen, "InternalOrigin", opts.InternalOrigin != "")
 	if opts.Token != "" && opts.Vendor == HeyDonto {
 		panic("fhirtest: Options.Token does not apply to HeyDonto, whose tokens come from POST /auth/login")

@@ -148,7 +148,11 @@ func TestNew_RefusesBadOptions(t *testing.T) {
 		"RootBase":             {Vendor: fhirtest.HAPI, BasePath: "/"},
 		"HeyDontoNoSite":       {Vendor: fhirtest.HeyDonto, BasePath: "/fhir"},
 		"BadLoginField":        {Vendor: fhirtest.HeyDonto, LoginField: "jwt"},
+		"TopicModeNotHAPI":     {Vendor: fhirtest.Kodjin, TopicMode: true},
+		"DoubledFocusNoTopics": {Vendor: fhirtest.HAPI, DoubledFocus: true},
+		"TopicsNoTopicMode":    {Vendor: fhirtest.HAPI, Topics: []fhirtest.Topic{fhirtest.DefaultTopic}},
 	} {
 		require.Panics(t, func() { fhirtest.NewHandler(opts) }, name)
 	}
+	require.Panics(t, fhirtest.NewHandler(fhirtest.Options{Vendor: fhirtest.Kodjin}).Restart, "only HAPI's counters are in memory")
 }

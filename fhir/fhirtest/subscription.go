@@ -36,7 +36,10 @@ type wireSubscription struct {
 	Criteria     string `json:"criteria"`
 	Error        string `json:"error"`
 	End          string `json:"end"`
-	Channel      *struct {
+	Meta         struct {
+		Profile []string `json:"profile"`
+	} `json:"meta"`
+	Channel *struct {
 		Type     string   `json:"type"`
 		Endpoint string   `json:"endpoint"`
 		Payload  string   `json:"payload"`
@@ -160,6 +163,12 @@ func (s *Server) validateSubscription(x *exchange, w wireSubscription, create bo
 		}
 		return "requested", response{}, true
 	}
+	// HAPI's topic mode: a backport Subscription is activated at once, as
+	// its criteria subscriptions are, with no handshake (C§1.1, C§3); the
+	// rest of its rules are validateBackport's.
+	if s.hapiTopic(w) {
+		return x.hapiStatus(w.Status, create)
+	}
 	// Criteria: HAPI wants "Type?params" and answers a bare type with this
 	// message (C§1.1, C-trap 5); Kodjin and HeyDonto take any search string
 	// (C§1.1: "any valid search string"). Every server parses the
@@ -200,15 +209,7 @@ func (s *Server) validateSubscription(x *exchange, w wireSubscription, create bo
 		if p := w.Channel.Payload; p != "" && p != "application/fhir+json" && p != "application/json" {
 			return refuse("Subscription.channel.payload: only application/fhir+json and application/json are modelled")
 		}
-		// HAPI accepts requested or active and activates requested itself
-		// (C§1.1); an update may turn it off.
-		switch {
-		case w.Status == "requested" || w.Status == "active":
-			return "active", response{}, true
-		case w.Status == "off" && !create:
-			return "off", response{}, true
-		}
-		return refuse("Subscription.status must be requested or active")
+		return x.hapiStatus(w.Status, create)
 	default: // HeyDonto
 		// The documented examples send and get back requested; it never turns
 		// active unless Options.Activate (C§1.1, C§6.3).
@@ -223,6 +224,18 @@ func (s *Server) validateSubscription(x *exchange, w wireSubscription, create bo
 		}
 		return refuse("Subscription.status must be requested, active or off")
 	}
+}
+
+// hapiStatus is the status HAPI stores: it accepts requested or active and
+// activates requested itself (C§1.1); an update may turn it off.
+func (x *exchange) hapiStatus(status string, create bool) (string, response, bool) {
+	switch {
+	case status == "requested" || status == "active":
+		return "active", response{}, true
+	case status == "off" && !create:
+		return "off", response{}, true
+	}
+	return "", x.outcome(http.StatusUnprocessableEntity, "processing", "Subscription.status must be requested or active"), false
 }
 
 // decodeSubscription reads the request body as a Subscription.
@@ -256,6 +269,9 @@ func (s *Server) createSubscription(x *exchange) response {
 	delete(res, "error")
 	if s.opts.Vendor == AidboxZen {
 		return s.createTopicSubscription(x, res)
+	}
+	if s.hapiTopic(w) {
+		return s.createHAPITopic(x, res)
 	}
 	s.mu.Lock()
 	res["id"] = s.assignID()
@@ -315,6 +331,12 @@ func (s *Server) updateSubscription(x *exchange, id string) response {
 	if _, exists := s.get("Subscription", id); !exists {
 		s.mu.Unlock()
 		return x.outcome(http.StatusNotFound, "not-found", "Resource Subscription/"+id+" is not known")
+	}
+	if s.opts.Vendor == HAPI {
+		if resp, ok := s.updateHAPITopic(x, id, w, res); !ok {
+			s.mu.Unlock()
+			return resp
+		}
 	}
 	s.dropPending(id) // a new version starts afresh
 	r := s.put("Subscription", res)
