@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -468,4 +469,67 @@ func TestSourceTopic_CounterResetSearches(t *testing.T) {
 		b.waitLog(t, "event counter went down")
 		require.Empty(t, requests(box, "", "/$events"), "after a reset the numbers mean nothing: a search, not $events")
 	})
+}
+
+// R5 on the newer Aidbox, with FHIR_BOX_DIALECT=r5 and FHIR_BOX_TOPIC set
+// (an R5 server lists its topics as SubscriptionTopic resources, not in its
+// CapabilityStatement, docs/upstreams/fhir-subscriptions.md §5): the
+// mediator creates an R5 Subscription the fake accepts (native fields,
+// headers as parameters, §1.3, trap 6), answers its handshake, turns each
+// event of the subscription-notification Bundles into one report, and
+// fetches a lost event with POST $events once the grace has passed.
+func TestSourceTopic_R5(t *testing.T) {
+	t.Parallel()
+	v := topicVendors[slices.IndexFunc(topicVendors, func(v topicVendor) bool { return v.fake == fhirtest.Aidbox })]
+	b, box := topicSetup(t, v, fhirtest.Options{FHIRVersion: fhirtest.R5}, func(s *mediator.Source) {
+		s.Dialect, s.Topic = fhir.DialectR5, fhirtest.DefaultTopic.URL
+	})
+	sub := waitActive(t, box)
+
+	posts := requests(box, http.MethodPost, "/fhir/Subscription")
+	require.Len(t, posts, 1)
+	var sent fhir.Subscription
+	require.NoError(t, json.Unmarshal(posts[0].Body, &sent))
+	require.Equal(t, "requested", sent.Status)
+	require.Equal(t, fhirtest.DefaultTopic.URL, sent.Topic)
+	require.Empty(t, sent.Criteria)
+	require.Nil(t, sent.Channel, "no R4 channel in R5")
+	require.Equal(t, "rest-hook", sent.ChannelType.Code)
+	st := sent.Settings()
+	require.Equal(t, fhir.ContentFullResource, st.Content)
+	require.Equal(t, topicHeartbeat, st.Heartbeat)
+	require.Equal(t, topicTimeout, st.Timeout)
+	require.Equal(t, 1, st.MaxCount)
+	require.Equal(t, b.srv.URL+"/mediator/fhir/box", sub.Endpoint)
+	require.Len(t, sub.Header, 1)
+	require.True(t, strings.HasPrefix(sub.Header[0], "Authorization: Basic "), "the callback's credentials, as a parameter")
+	require.Contains(t, string(b.get(t, "/ready").body), `"dialect":"r5"`)
+
+	box.CreateClaimResponse(sourceClaim("cr-1", "pat-1", "CLM-1", "2025-06-30"))
+	b.waitReports(t, "cr-1", 1)
+	var types []string
+	for _, d := range box.Deliveries() {
+		require.True(t, d.Success, "%+v", d)
+		require.Contains(t, string(d.Body), `"type":"subscription-notification"`)
+		types = append(types, d.Type)
+	}
+	require.Equal(t, []string{"handshake", "event-notification"}, types)
+
+	box.DropEvents(sub.ID, 1)
+	box.CreateClaimResponse(sourceClaim("cr-lost", "pat-1", "CLM-X", "2025-06-30"))
+	box.CreateClaimResponse(sourceClaim("cr-3", "pat-1", "CLM-3", "2025-06-30"))
+	b.waitReports(t, "cr-3", 1)
+	require.Empty(t, b.reportsFor("cr-lost"))
+	box.Clock.Advance(31 * time.Second) // past the grace, max(2×timeout, 30 s)
+	b.waitReports(t, "cr-lost", 1)
+	calls := requests(box, "", "/$events")
+	require.NotEmpty(t, calls)
+	for _, c := range calls {
+		require.Equal(t, http.MethodPost, c.Method)
+		since, until := eventsRange(t, c)
+		require.Equal(t, "2", since)
+		require.Equal(t, "2", until)
+	}
+	b.waitLog(t, `"claim_id":"cr-lost"`, "claim delivered to the CHT")
+	require.Len(t, b.cht.Reports(), 3)
 }
