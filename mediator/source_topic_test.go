@@ -471,11 +471,12 @@ func TestSourceTopic_CounterResetSearches(t *testing.T) {
 	})
 }
 
-// R5 on the newer Aidbox, with FHIR_BOX_DIALECT=r5 and FHIR_BOX_TOPIC set
-// (an R5 server lists its topics as SubscriptionTopic resources, not in its
-// CapabilityStatement, docs/upstreams/fhir-subscriptions.md §5): the
-// mediator creates an R5 Subscription the fake accepts (native fields,
-// headers as parameters, §1.3, trap 6), answers its handshake, turns each
+// R5 on the newer Aidbox, with FHIR_BOX_DIALECT=r5, FHIR_BOX_TOPIC set (the
+// fake's R5 CapabilityStatement lists no topics,
+// docs/upstreams/fhir-subscriptions.md §5) and a filter in the backport
+// form: the mediator creates an R5 Subscription the fake accepts (native
+// fields, filterBy on the topic's parameters, headers as parameters, §1.3,
+// trap 6), answers its handshake, turns each
 // event of the subscription-notification Bundles into one report, and
 // fetches a lost event with POST $events once the grace has passed.
 func TestSourceTopic_R5(t *testing.T) {
@@ -483,6 +484,7 @@ func TestSourceTopic_R5(t *testing.T) {
 	v := topicVendors[slices.IndexFunc(topicVendors, func(v topicVendor) bool { return v.fake == fhirtest.Aidbox })]
 	b, box := topicSetup(t, v, fhirtest.Options{FHIRVersion: fhirtest.R5}, func(s *mediator.Source) {
 		s.Dialect, s.Topic = fhir.DialectR5, fhirtest.DefaultTopic.URL
+		s.Filters = []string{"ClaimResponse?outcome=complete&status=active"} // the backport form
 	})
 	sub := waitActive(t, box)
 
@@ -495,6 +497,8 @@ func TestSourceTopic_R5(t *testing.T) {
 	require.Empty(t, sent.Criteria)
 	require.Nil(t, sent.Channel, "no R4 channel in R5")
 	require.Equal(t, "rest-hook", sent.ChannelType.Code)
+	require.Equal(t, []fhir.FilterBy{{FilterParameter: "outcome", Value: "complete"}, {FilterParameter: "status", Value: "active"}},
+		sent.FilterBy, "the backport form read into R5 filters")
 	st := sent.Settings()
 	require.Equal(t, fhir.ContentFullResource, st.Content)
 	require.Equal(t, topicHeartbeat, st.Heartbeat)
