@@ -44,6 +44,12 @@ func r5JSON(topic, endpoint, content string, maxCount, heartbeat int, filters ..
 	return string(b)
 }
 
+// requestedJSON is backportJSON posted requested, as the newer Aidbox wants
+// it (C§1.2).
+func requestedJSON(topic, endpoint, content string, maxCount, heartbeat int, filters ...string) string {
+	return strings.Replace(backportJSON("", topic, endpoint, content, maxCount, heartbeat, filters...), `"status":"active"`, `"status":"requested"`, 1)
+}
+
 // eventsParams is a $events Parameters body with string bounds (C§4); 0
 // leaves a bound out.
 func eventsParams(since, until int, content string) string {
@@ -102,10 +108,10 @@ func TestAidboxNew_SubscriptionRules(t *testing.T) {
 		resp, b = call(t, s, http.MethodPost, "/fhir/Subscription", r5JSON(topicURL, "http://cb.example/x", "id-only", 1, 20))
 		requireOutcome(t, resp, b, http.StatusBadRequest, "not an R4B Subscription")
 		resp, b = call(t, s, http.MethodPost, "/fhir/Subscription",
-			strings.Replace(backportJSON("", idOnly.URL, "http://cb.example/x", "full-resource", 1, 20), `"active"`, `"requested"`, 1))
+			requestedJSON(idOnly.URL, "http://cb.example/x", "full-resource", 1, 20))
 		requireOutcome(t, resp, b, http.StatusUnprocessableEntity, "maxContent")
 		require.Empty(t, s.Subscriptions())
-		id := subscribe(t, s, "/fhir/Subscription", strings.Replace(active, `"active"`, `"requested"`, 1))
+		id := subscribe(t, s, "/fhir/Subscription", requestedJSON(topicURL, "http://cb.example/x", "id-only", 1, 20))
 		got, _ := s.Subscription(id)
 		require.Equal(t, "requested", got.Status)
 	})
@@ -119,7 +125,7 @@ func TestAidboxNew_SubscriptionRules(t *testing.T) {
 			status int
 			text   string
 		}{
-			"R4BShape":         {strings.Replace(backportJSON("", topicURL, "http://cb.example/x", "", 1, 20), `"active"`, `"requested"`, 1), http.StatusBadRequest, "not an R5 Subscription"},
+			"R4BShape":         {requestedJSON(topicURL, "http://cb.example/x", "", 1, 20), http.StatusBadRequest, "not an R5 Subscription"},
 			"R4ChannelAdded":   {strings.Replace(good, `"endpoint"`, `"channel":{"type":"rest-hook"},"endpoint"`, 1), http.StatusBadRequest, "not an R5 Subscription"},
 			"Active":           {strings.Replace(good, `"requested"`, `"active"`, 1), http.StatusUnprocessableEntity, "status must be requested"},
 			"UnknownTopic":     {r5JSON("http://aidbox.app/SubscriptionTopic/other", "http://cb.example/x", "", 1, 20), http.StatusUnprocessableEntity, "known SubscriptionTopic"},
@@ -159,7 +165,7 @@ func TestAidboxNew_Handshake(t *testing.T) {
 			s := fhirtest.NewServer(t, opts)
 			sub := newSubscriber(t)
 			sub.answer(http.StatusNoContent, "")
-			body := strings.Replace(backportJSON("", topicURL, sub.URL, "id-only", 1, 20), `"active"`, `"requested"`, 1)
+			body := requestedJSON(topicURL, sub.URL, "id-only", 1, 20)
 			bundleType, zero := "history", any("0")
 			if opts.FHIRVersion == fhirtest.R5 {
 				body, bundleType, zero = r5JSON(topicURL, sub.URL, "id-only", 1, 20), "subscription-notification", float64(0)
@@ -187,7 +193,7 @@ func TestAidboxNew_Handshake(t *testing.T) {
 		sub := newSubscriber(t)
 		sub.answer(http.StatusServiceUnavailable, "")
 		id := subscribe(t, s, "/fhir/Subscription",
-			strings.Replace(backportJSON("", topicURL, sub.URL, "id-only", 1, 20), `"active"`, `"requested"`, 1))
+			requestedJSON(topicURL, sub.URL, "id-only", 1, 20))
 		s.Flush()
 		got, _ := s.Subscription(id)
 		require.Equal(t, "error", got.Status, "no retries are documented (C§3)")
@@ -244,7 +250,7 @@ func TestAidboxNew_Events(t *testing.T) {
 		t.Parallel()
 		s := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.Aidbox, Clock: fhirtest.NewFixedClock(time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC))})
 		sub := newSubscriber(t)
-		body := strings.Replace(backportJSON("", topicURL, sub.URL, "id-only", 1, 30), `"status":"active"`,
+		body := strings.Replace(requestedJSON(topicURL, sub.URL, "id-only", 1, 30), `"status":"requested"`,
 			`"status":"requested","end":"2025-03-01T10:00:00Z"`, 1)
 		id := subscribe(t, s, "/fhir/Subscription", body)
 		s.Flush()

@@ -92,7 +92,7 @@ func aidbox(t *testing.T, opts fhirtest.Options, content string, maxCount, heart
 	case opts.FHIRVersion == fhirtest.R5:
 		body = r5JSON(topicURL, sub.URL+"/cb", content, maxCount, heartbeat, filters...)
 	case opts.Vendor == fhirtest.Aidbox:
-		body = strings.Replace(body, `"status":"active"`, `"status":"requested"`, 1)
+		body = requestedJSON(topicURL, sub.URL+"/cb", content, maxCount, heartbeat, filters...)
 	}
 	id := subscribe(t, s, "/fhir/Subscription", body)
 	s.Flush()
