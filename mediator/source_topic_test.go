@@ -537,3 +537,29 @@ func TestSourceTopic_R5(t *testing.T) {
 	b.waitLog(t, `"claim_id":"cr-lost"`, "claim delivered to the CHT")
 	require.Len(t, b.cht.Reports(), 3)
 }
+
+// The newer Aidbox deletes events older than its retention
+// (keep-events-for-period, docs/upstreams/fhir-subscriptions.md §4, trap
+// 19): a lost event already deleted when the grace has passed is missing
+// from the $events answer, so the mediator searches and the claim arrives
+// once all the same.
+func TestSourceTopic_EventPastRetentionSearched(t *testing.T) {
+	t.Parallel()
+	v := topicVendors[slices.IndexFunc(topicVendors, func(v topicVendor) bool { return v.fake == fhirtest.Aidbox })]
+	b, box := topicSetup(t, v, fhirtest.Options{Retention: 20 * time.Second}, nil)
+	sub := waitActive(t, box)
+	box.DropEvents(sub.ID, 1)
+	box.CreateClaimResponse(sourceClaim("cr-lost", "pat-1", "CLM-X", "2025-06-30"))
+	box.Clock.Advance(21 * time.Second) // the lost event is past the retention
+	box.CreateClaimResponse(sourceClaim("cr-2", "pat-1", "CLM-2", "2025-06-30"))
+	b.waitReports(t, "cr-2", 1)
+
+	box.Clock.Advance(31 * time.Second) // past the grace, max(2×timeout, 30 s)
+	b.waitReports(t, "cr-lost", 1)
+	b.waitLog(t, "did not give event 1", "missed events: searching instead")
+	calls := requests(box, http.MethodPost, "/$events")
+	require.NotEmpty(t, calls)
+	since, until := eventsRange(t, calls[0])
+	require.Equal(t, []string{"1", "1"}, []string{since, until})
+	require.Len(t, b.cht.Reports(), 2)
+}
