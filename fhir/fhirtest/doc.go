@@ -66,7 +66,9 @@
 //     (422 otherwise, C-trap 4). R4B metadata is zen's; R5 metadata is
 //     fhirVersion 5.0.0 with R5's Subscription operations and no backport
 //     marker or topic list (topics are SubscriptionTopic resources, not
-//     served). $status answers GET and POST, $events POST only with
+//     served). $status answers GET and POST with a query-status in a
+//     history Bundle in R4B (as its tutorial shows) and a
+//     subscription-notification Bundle in R5, C-trap 20; $events POST only with
 //     Parameters (eventsSinceNumber and eventsUntilNumber as valueString,
 //     content as valueCode; anything else 400; GET 405), the last 100 by
 //     default, entries as content or the subscription's content say;
