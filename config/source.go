@@ -77,7 +77,7 @@ var SourceVariables = []Variable{
 	{Name: "RESOURCE", Default: "ClaimResponse", Help: "resource type that carries a claim outcome"},
 	{Name: "CRITERIA", Help: "R4 criteria of the subscription; default <RESOURCE>? (HAPI refuses a bare type)"},
 	{Name: "TOPIC", Help: "subscription topic canonical URL (topic dialects); default: the one topic the server advertises for RESOURCE"},
-	{Name: "FILTER", Help: "topic filter criteria, ;-separated, sent as given (topic dialects)"},
+	{Name: "FILTER", Help: "topic filter criteria, ;-separated, sent as given in backport (topic dialects); in r5 each param=value, &-joined, becomes a filterBy"},
 	{Name: "CONTENT", Default: "auto", Help: "notification content: auto (full-resource, stepping down when refused), full-resource, id-only or empty; on R4 criteria, full-resource is a payload of application/fhir+json and empty none"},
 	{Name: "HEARTBEAT", Default: "5m", Help: "heartbeat period asked of topic subscriptions, whole seconds"},
 	{Name: "NOTIFY_TIMEOUT", Default: "30s", Help: "notification timeout asked of backport subscriptions, whole seconds"},

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/cht-openimis/cht-openimis-mediator/fhir"
+	"github.com/cht-openimis/cht-openimis-mediator/fhir/fhirtest"
 )
 
 func TestDetect(t *testing.T) {
@@ -83,6 +84,27 @@ func TestClient_Metadata(t *testing.T) {
 		require.ErrorContains(t, err, "metadata: 404")
 		require.ErrorContains(t, err, "FHIR_<N>_DIALECT")
 		require.True(t, fhir.HasStatus(err, 404))
+	})
+	t.Run("AidboxFakesDetected", func(t *testing.T) {
+		t.Parallel()
+		// Both Aidbox generations call themselves Aidbox: the vendor is the
+		// newer one, zen is told apart by its GET-only $events (§5, §6.1).
+		for _, tc := range []struct {
+			opts    fhirtest.Options
+			dialect fhir.Dialect
+		}{
+			{fhirtest.Options{Vendor: fhirtest.AidboxZen}, fhir.DialectR4BBackport},
+			{fhirtest.Options{Vendor: fhirtest.Aidbox}, fhir.DialectR4BBackport},
+			{fhirtest.Options{Vendor: fhirtest.Aidbox, FHIRVersion: fhirtest.R5}, fhir.DialectR5},
+		} {
+			box := fhirtest.NewServer(t, tc.opts)
+			caps, err := newClient(t, fhir.Options{BaseURL: box.BaseURL}).Metadata(context.Background())
+			require.NoError(t, err)
+			d, v, err := fhir.Detect(caps)
+			require.NoError(t, err)
+			require.Equal(t, tc.dialect, d, tc.opts)
+			require.Equal(t, fhir.VendorAidbox, v, tc.opts)
+		}
 	})
 	t.Run("HTMLPage", func(t *testing.T) {
 		t.Parallel()

@@ -195,7 +195,8 @@ func (s SubscriptionSpec) Build() (Subscription, error) {
 	case DialectR5:
 		sub.Topic = s.Topic
 		for _, f := range s.Filters {
-			sub.FilterBy = append(sub.FilterBy, r5Filter(f))
+			fs, _ := r5Filters(f) // check refused what does not read
+			sub.FilterBy = append(sub.FilterBy, fs...)
 		}
 		sub.ChannelType = &Coding{System: subscriptionChannelCS, Code: channelRestHook}
 		sub.Endpoint = s.Endpoint
@@ -239,6 +240,13 @@ func (s SubscriptionSpec) check() error {
 			problems = append(problems, fmt.Sprintf("content %q: want empty, id-only or full-resource", s.Content))
 		}
 	}
+	if s.Dialect == DialectR5 {
+		for _, f := range s.Filters {
+			if _, err := r5Filters(f); err != nil {
+				problems = append(problems, err.Error())
+			}
+		}
+	}
 	if s.Heartbeat < 0 || s.Timeout < 0 || s.MaxCount < 0 {
 		problems = append(problems, "heartbeat, timeout and max count cannot be negative")
 	}
@@ -256,12 +264,26 @@ func headerStrings(hs []Header) []string {
 	return out
 }
 
-// r5Filter reads "param=value" (or a bare value) into an R5 filterBy.
-func r5Filter(f string) FilterBy {
-	if i := strings.Index(f, "="); i > 0 {
-		return FilterBy{FilterParameter: f[:i], Value: f[i+1:]}
+// r5Filters reads filter criteria into R5 filterBy entries (§1.3), one per
+// "param=value" or "param:modifier=value", several joined by "&", with
+// their values unescaped; the "Type?" of the backport form (§1.2) is
+// dropped, the topic names the type. filterParameter and value are
+// required in R5: a part without them is an error.
+func r5Filters(f string) ([]FilterBy, error) {
+	if i := strings.Index(f, "?"); i >= 0 && validType(f[:i]) {
+		f = f[i+1:]
 	}
-	return FilterBy{Value: f}
+	var out []FilterBy
+	for _, part := range strings.Split(f, "&") {
+		name, raw, _ := strings.Cut(part, "=")
+		value, err := url.QueryUnescape(raw)
+		param, modifier, _ := strings.Cut(name, ":")
+		if param == "" || value == "" || err != nil {
+			return nil, fmt.Errorf("filter %q: R5 needs param=value criteria, joined by &", cut(f, 200))
+		}
+		out = append(out, FilterBy{FilterParameter: param, Modifier: modifier, Value: value})
+	}
+	return out, nil
 }
 
 func seconds(d time.Duration) int {
@@ -298,7 +320,11 @@ func (s Subscription) Settings() Settings {
 			st.Headers = append(st.Headers, Header{Name: p.Name, Value: p.Value})
 		}
 		for _, f := range s.FilterBy {
-			st.Filters = append(st.Filters, f.FilterParameter+"="+f.Value)
+			name := f.FilterParameter
+			if f.Modifier != "" {
+				name += ":" + f.Modifier
+			}
+			st.Filters = append(st.Filters, name+"="+f.Value)
 		}
 		st.Heartbeat = time.Duration(s.HeartbeatPeriod) * time.Second
 		st.Timeout = time.Duration(s.Timeout) * time.Second

@@ -88,6 +88,31 @@ func TestSubscriptionSpec_Build(t *testing.T) {
 	})
 }
 
+func TestSubscription_R5Filters(t *testing.T) {
+	t.Parallel()
+	// R5 filterBy needs filterParameter and value (§1.3); the backport
+	// form's "Type?" and several "&"-joined criteria are read into one
+	// entry each.
+	s := spec(fhir.DialectR5)
+	s.Filters = []string{"ClaimResponse?outcome=complete&patient:missing=false", "insurer=Organization%2Forg-1"}
+	sub, err := s.Build()
+	require.NoError(t, err)
+	require.Equal(t, []fhir.FilterBy{
+		{FilterParameter: "outcome", Value: "complete"},
+		{FilterParameter: "patient", Modifier: "missing", Value: "false"},
+		{FilterParameter: "insurer", Value: "Organization/org-1"},
+	}, sub.FilterBy)
+	require.Equal(t, []string{"outcome=complete", "patient:missing=false", "insurer=Organization/org-1"}, sub.Settings().Filters)
+	for _, bad := range []string{"complete", "outcome=", "=complete", "outcome=complete&", "outcome=%zz"} {
+		s.Filters = []string{bad}
+		_, err := s.Build()
+		require.ErrorContains(t, err, "R5 needs param=value", bad)
+	}
+	s.Dialect = fhir.DialectR4BBackport
+	_, err = s.Build()
+	require.NoError(t, err, "backport filters are sent as given")
+}
+
 func TestSubscription_SettingsOfAidboxAnswer(t *testing.T) {
 	t.Parallel()
 	// Seed 001's stored answer to a request of maxCount 2 and heartbeat 60

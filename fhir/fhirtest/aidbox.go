@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,6 +26,7 @@ const (
 	extMaxCount         = backportIG + "StructureDefinition/backport-max-count"
 	extTopicCanonical   = backportIG + "StructureDefinition/capabilitystatement-subscriptiontopic-canonical"
 	backportServerR4B   = backportIG + "CapabilityStatement/backport-subscription-server"
+	subscriptionChannel = "http://terminology.hl7.org/CodeSystem/subscription-channel-type"
 	handshakeTries      = 3
 	handshakeRetryDelay = 10 * time.Second
 )
@@ -84,9 +87,43 @@ type topicEvent struct {
 	created  bool
 }
 
-// validateBackport applies Aidbox zen's rules to a backport Subscription
-// (C§1.2, C-trap 3, C-trap 5) and returns its delivery settings, or an
-// answer refusing it.
+// r5 reports whether the fake is the newer Aidbox serving R5 (C§1.3).
+func (s *Server) r5() bool { return s.opts.Vendor == Aidbox && s.opts.FHIRVersion == R5 }
+
+// newTopicSub starts the delivery state of a subscription to the topic
+// named canonical, with what the settings a Subscription leaves out mean:
+// zen's heartbeat 120 s, timeout 30 s, maxCount 10 and empty content (seed
+// 001 table, C§1.2; the newer Aidbox documents none, so the fake uses the
+// same), or HAPI's (hapi.go); false for a topic the fake does not know
+// (C§1.2).
+func (s *Server) newTopicSub(canonical any) (*topicSub, bool) {
+	i := slices.IndexFunc(s.opts.Topics, func(t Topic) bool { return t.URL == canonical })
+	if i < 0 {
+		return nil, false
+	}
+	if s.opts.Vendor == HAPI {
+		return hapiTopicDefaults(s.opts.Topics[i]), true
+	}
+	return &topicSub{topic: s.opts.Topics[i], content: "empty", heartbeat: 120 * time.Second, timeout: 30 * time.Second, maxCount: 10}, true
+}
+
+// checkContent refuses a content level that is unknown or above the
+// topic's maxContent, whose default is empty (C§2.2: zen's topic, the
+// newer Aidbox's destination).
+func (ts *topicSub) checkContent() string {
+	level := slices.Index(contentLevels, ts.content)
+	if level < 0 {
+		return "payload content must be empty, id-only or full-resource"
+	}
+	if level > slices.Index(contentLevels, cmp.Or(ts.topic.MaxContent, "empty")) {
+		return "payload content " + ts.content + " exceeds the topic's maxContent"
+	}
+	return ""
+}
+
+// validateBackport applies Aidbox's rules to an R4B backport Subscription
+// (C§1.2, C-trap 3, C-trap 5), the same for both generations, and returns
+// its delivery settings, or an answer refusing it.
 func (s *Server) validateBackport(x *exchange, res map[string]any) (*topicSub, response, bool) {
 	refuse := func(diagnostics string) (*topicSub, response, bool) {
 		return nil, x.outcome(http.StatusUnprocessableEntity, "processing", diagnostics), false
@@ -96,12 +133,10 @@ func (s *Server) validateBackport(x *exchange, res map[string]any) (*topicSub, r
 	if !slices.Contains(profiles, any(backportProfile)) {
 		return refuse("meta.profile must contain " + backportProfile)
 	}
-	criteria, _ := res["criteria"].(string)
-	i := slices.IndexFunc(s.opts.Topics, func(t Topic) bool { return t.URL == criteria })
-	if i < 0 {
+	ts, ok := s.newTopicSub(res["criteria"])
+	if !ok {
 		return refuse("Subscription.criteria must be the canonical of a known SubscriptionTopic")
 	}
-	ts := s.backportDefaults(s.opts.Topics[i])
 	// Filters are extensions on the primitive criteria: "_criteria" in JSON
 	// (C§1.2 table), on parameters the topic allows (C§1.2).
 	underscore, _ := res["_criteria"].(map[string]any)
@@ -132,12 +167,8 @@ func (s *Server) validateBackport(x *exchange, res map[string]any) (*topicSub, r
 	for _, v := range extensions(payloadExt, extPayloadContent) {
 		ts.content, _ = v["valueCode"].(string)
 	}
-	level := slices.Index(contentLevels, ts.content)
-	if level < 0 {
-		return refuse("payload content must be empty, id-only or full-resource")
-	}
-	if level > slices.Index(contentLevels, cmp.Or(ts.topic.MaxContent, "empty")) {
-		return refuse("payload content " + ts.content + " exceeds the topic's maxContent")
+	if problem := ts.checkContent(); problem != "" {
+		return refuse(problem)
 	}
 	for _, e := range extensions(ch, extHeartbeatPeriod) {
 		if n, ok := positive(e["valueUnsignedInt"]); ok {
@@ -163,14 +194,65 @@ func (s *Server) validateBackport(x *exchange, res map[string]any) (*topicSub, r
 	return ts, response{}, true
 }
 
-// backportDefaults is what the settings a backport Subscription leaves out
-// mean: zen's heartbeat 120 s, timeout 30 s, maxCount 10 and empty content
-// (seed 001 table, C§1.2), or HAPI's (hapi.go).
-func (s *Server) backportDefaults(topic Topic) *topicSub {
-	if s.opts.Vendor == HAPI {
-		return hapiTopicDefaults(topic)
+// validateR5 applies the newer Aidbox's rules to an R5 Subscription (C§1.3,
+// C-trap 5, C-trap 6): topic a known topic; filterBy on the topic's
+// canFilterBy with filterParameter and value, comparator eq or none (the
+// only comparison the fake evaluates); channelType the rest-hook Coding;
+// contentType, when present, application/fhir+json (the fake sends JSON
+// only); content not above the topic's maxContent (empty when absent, as
+// zen's default); heartbeatPeriod, timeout and maxCount as integers.
+func (s *Server) validateR5(x *exchange, res map[string]any) (*topicSub, response, bool) {
+	refuse := func(diagnostics string) (*topicSub, response, bool) {
+		return nil, x.outcome(http.StatusUnprocessableEntity, "processing", diagnostics), false
 	}
-	return &topicSub{topic: topic, content: "empty", heartbeat: 120 * time.Second, timeout: 30 * time.Second, maxCount: 10}
+	ts, ok := s.newTopicSub(res["topic"])
+	if !ok {
+		return refuse("Subscription.topic must be the canonical of a known SubscriptionTopic")
+	}
+	filters, ok := res["filterBy"].([]any)
+	if !ok && res["filterBy"] != nil {
+		return refuse("Subscription.filterBy must be a list")
+	}
+	for _, f := range filters {
+		m, _ := f.(map[string]any)
+		name, _ := m["filterParameter"].(string)
+		value, _ := m["value"].(string)
+		if name == "" || value == "" || m["modifier"] != nil || (m["comparator"] != nil && m["comparator"] != "eq") {
+			return refuse("Subscription.filterBy needs filterParameter and value, and no comparator but eq")
+		}
+		if !slices.Contains(ts.topic.CanFilterBy, name) {
+			return refuse("filterBy parameter " + name + " is not in the topic's canFilterBy")
+		}
+		ts.filters = append(ts.filters, url.Values{name: {value}}.Encode())
+	}
+	ct, _ := res["channelType"].(map[string]any)
+	if ct["system"] != subscriptionChannel || ct["code"] != "rest-hook" {
+		return refuse("Subscription.channelType must be rest-hook of " + subscriptionChannel)
+	}
+	if v, ok := res["contentType"]; ok && v != "application/fhir+json" {
+		return refuse("Subscription.contentType must be application/fhir+json")
+	}
+	if v, ok := res["content"]; ok {
+		ts.content, _ = v.(string)
+	}
+	if problem := ts.checkContent(); problem != "" {
+		return refuse(problem)
+	}
+	for name, d := range map[string]*time.Duration{"heartbeatPeriod": &ts.heartbeat, "timeout": &ts.timeout} {
+		if v, ok := res[name]; ok {
+			n, ok := positive(v)
+			if !ok {
+				return refuse("Subscription." + name + " must be a positive integer")
+			}
+			*d = time.Duration(n) * time.Second
+		}
+	}
+	if v, ok := res["maxCount"]; ok {
+		if ts.maxCount, ok = positive(v); !ok {
+			return refuse("Subscription.maxCount must be a positive integer")
+		}
+	}
+	return ts, response{}, true
 }
 
 // extensions returns the extensions of el with url.
@@ -218,7 +300,7 @@ func (s *Server) triggerTopics(r Resource, now time.Time) []func() {
 		}
 		ts.count++
 		ev := topicEvent{number: ts.count, time: now, resource: r, created: r.VersionID == "1"}
-		ts.events = append(ts.events, ev)
+		ts.events = append(s.retained(ts, now), ev)
 		switch {
 		case sub.Status != "active" || ts.stopped:
 		case ts.dropNext > 0:
@@ -233,11 +315,21 @@ func (s *Server) triggerTopics(r Resource, now time.Time) []func() {
 	return jobs
 }
 
+// retained drops the events older than Options.Retention: the newer
+// Aidbox deletes events older than keep-events-for-period (C§4, C-trap 19).
+// The caller holds s.mu.
+func (s *Server) retained(ts *topicSub, now time.Time) []topicEvent {
+	if s.opts.Retention <= 0 {
+		return ts.events
+	}
+	return slices.DeleteFunc(ts.events, func(ev topicEvent) bool { return ev.time.Before(now.Add(-s.opts.Retention)) })
+}
+
 // tickTopics returns the jobs due at now: handshake retries, batches whose
 // heartbeat period passed, and heartbeats after a period of silence
 // (C§3). The caller holds s.mu.
 func (s *Server) tickTopics(now time.Time) []func() {
-	if s.opts.Vendor != AidboxZen {
+	if !s.opts.Vendor.topicBased() {
 		return nil
 	}
 	var jobs []func()
@@ -281,7 +373,7 @@ func (s *Server) sendJob(id, typ string, events []topicEvent) func() {
 	if s.opts.Vendor == HAPI {
 		return s.hapiTopicJob(sub, ts, events) // HAPI's R4 form and delivery (hapi.go)
 	}
-	body := mustJSON(s.notificationBundle(sub, ts, typ, events))
+	body := mustJSON(s.notificationBundle(sub, ts, typ, events, ts.content))
 	return func() { s.sendTopic(sub, ts, typ, body, events) }
 }
 
@@ -291,41 +383,92 @@ func zenTimestamp(t time.Time) string {
 	return t.In(time.FixedZone("", 3*3600)).Format("2006-01-02 15:04:05.000000-07")
 }
 
-// notificationBundle is zen's notification: a history Bundle whose first
-// entry is a SubscriptionStatus with counters as JSON numbers and absolute
-// references on the internal origin, then one entry per event as the
-// content allows (C§2.1, C§2.2, C§2.3, C-trap 10, C-trap 12, C-trap 13).
+// instant is how the newer Aidbox writes timestamps: FHIR instants in UTC
+// with microseconds (C§2.3, AB-NEW tutorials).
+func instant(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00")
+}
+
+// notificationBundle is a notification, or the answer to $status or
+// $events: a Bundle whose first entry is a SubscriptionStatus, then one
+// entry per event as content allows (C§2.1, C§2.2, C§2.3, C-trap 10,
+// C-trap 12, C-trap 13), in the vendor's form:
+//   - zen: a history Bundle, counters as JSON numbers, timestamps such as
+//     "2023-09-04 10:38:43.020984+03", references on the internal origin
+//     with /fhir, the status entry a bare resource;
+//   - the newer Aidbox: a history Bundle in R4B with counters as strings, a
+//     subscription-notification Bundle in R5 with counters as numbers;
+//     instants; the subscription reference without /fhir, focus and
+//     fullUrl with it; the status entry with a urn:uuid fullUrl and the
+//     $status request it mirrors; event entries whose request is the
+//     create (POST <Type>) or update (PUT <Type>/<id>) on the internal
+//     origin.
+//
 // The caller holds s.mu.
-func (s *Server) notificationBundle(sub Subscription, ts *topicSub, typ string, events []topicEvent) map[string]any {
+func (s *Server) notificationBundle(sub Subscription, ts *topicSub, typ string, events []topicEvent, content string) map[string]any {
+	zen := s.opts.Vendor == AidboxZen
+	origin := s.opts.InternalOrigin
+	counter := func(n int) any {
+		if s.opts.Vendor == Aidbox && !s.r5() {
+			return strconv.Itoa(n)
+		}
+		return n
+	}
+	subRef := origin + "/Subscription/" + sub.ID
+	if zen {
+		subRef = origin + "/fhir/Subscription/" + sub.ID
+	}
 	status := map[string]any{
 		"resourceType":                 "SubscriptionStatus",
 		"status":                       sub.Status,
 		"type":                         typ,
-		"eventsSinceSubscriptionStart": ts.count,
-		"subscription":                 map[string]any{"reference": s.opts.InternalOrigin + "/fhir/Subscription/" + sub.ID},
+		"eventsSinceSubscriptionStart": counter(ts.count),
+		"subscription":                 map[string]any{"reference": subRef},
 		"topic":                        ts.topic.URL,
 	}
 	if typ == "handshake" {
 		status["status"] = "requested"
-		status["eventsSinceSubscriptionStart"] = 0
+		status["eventsSinceSubscriptionStart"] = counter(0)
 	}
-	entries := []any{map[string]any{"resource": status}}
+	statusEntry := map[string]any{"resource": status}
+	if !zen {
+		id := newID()
+		status["id"] = id
+		statusEntry = map[string]any{
+			"fullUrl":  "urn:uuid:" + id,
+			"request":  map[string]any{"method": "GET", "url": subRef + "/$status"},
+			"response": map[string]any{"status": "200"},
+			"resource": status,
+		}
+	}
+	entries := []any{statusEntry}
 	var notes []any
 	for _, ev := range events {
-		note := map[string]any{"eventNumber": ev.number, "timestamp": zenTimestamp(ev.time)}
-		ref := s.opts.InternalOrigin + "/fhir/" + ev.resource.Type + "/" + ev.resource.ID
-		if ts.content != "empty" || typ == "query-event" {
+		note := map[string]any{"eventNumber": counter(ev.number)}
+		if zen {
+			note["timestamp"] = zenTimestamp(ev.time)
+		} else {
+			note["timestamp"] = instant(ev.time)
+		}
+		ref := origin + "/fhir/" + ev.resource.Type + "/" + ev.resource.ID
+		if content != "empty" {
 			note["focus"] = map[string]any{"reference": ref}
-			method, code := "PUT", "200"
+			method, code, target := "PUT", "200", ev.resource.Type+"/"+ev.resource.ID
 			if ev.created {
 				method, code = "POST", "201"
 			}
+			if !zen {
+				target = origin + "/fhir/" + ev.resource.Type
+				if !ev.created {
+					target += "/" + ev.resource.ID
+				}
+			}
 			entry := map[string]any{
 				"fullUrl":  ref,
-				"request":  map[string]any{"method": method, "url": ev.resource.Type + "/" + ev.resource.ID},
+				"request":  map[string]any{"method": method, "url": target},
 				"response": map[string]any{"status": code},
 			}
-			if ts.content == "full-resource" && typ != "query-event" {
+			if content == "full-resource" {
 				entry["resource"] = ev.resource.JSON
 			}
 			entries = append(entries, entry)
@@ -335,17 +478,22 @@ func (s *Server) notificationBundle(sub Subscription, ts *topicSub, typ string, 
 	if notes != nil {
 		status["notificationEvent"] = notes
 	}
+	bundleType := "history"
+	if s.r5() {
+		bundleType = "subscription-notification"
+	}
 	return map[string]any{
-		"resourceType": "Bundle", "type": "history",
+		"resourceType": "Bundle", "type": bundleType,
 		"timestamp": s.Clock.Now().Format(time.RFC3339Nano), "entry": entries,
 	}
 }
 
 // sendTopic POSTs a notification Bundle with the channel headers, bounded
-// by the subscription's timeout, records it and applies zen's rule: success
-// is exactly HTTP 200 (C§2.4, C-trap 8). A failed handshake is retried, 3
-// tries 10 s apart, then the subscription is error for good (C§3, C-trap 9);
-// a failed notification turns it error (C§3).
+// by the subscription's timeout, records it and applies the vendor's rule:
+// success is exactly HTTP 200 on zen, any 2xx on the newer Aidbox (C§2.4,
+// C-trap 8). Zen retries a failed handshake, 3 tries 10 s apart, then the
+// subscription is error for good; the newer Aidbox turns it error at once
+// (C§3, C-trap 9). A failed notification turns it error (C§3).
 func (s *Server) sendTopic(sub Subscription, ts *topicSub, typ string, body []byte, events []topicEvent) {
 	d := Delivery{SubscriptionID: sub.ID, Type: typ, Time: s.Clock.Now(), Method: http.MethodPost, URL: sub.Endpoint, Body: body}
 	if len(events) == 1 {
@@ -373,6 +521,9 @@ func (s *Server) sendTopic(sub Subscription, ts *topicSub, typ string, body []by
 		d.Err = err.Error()
 	}
 	d.Success = err == nil && d.Status == http.StatusOK
+	if s.opts.Vendor == Aidbox {
+		d.Success = err == nil && d.Status >= 200 && d.Status <= 299
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d.Attempt = 1
@@ -390,7 +541,7 @@ func (s *Server) sendTopic(sub Subscription, ts *topicSub, typ string, body []by
 		if typ == "handshake" {
 			s.setStatus(sub.ID, "active", "")
 		}
-	case typ == "handshake" && ts.tries < handshakeTries:
+	case typ == "handshake" && s.opts.Vendor == AidboxZen && ts.tries < handshakeTries:
 		ts.due = now.Add(handshakeRetryDelay)
 	default:
 		reason := d.Err
@@ -415,14 +566,29 @@ func (s *Server) handshake(id string) {
 	job()
 }
 
-// topicOperation is GET Subscription/<id>/$status or $events: zen answers
-// GET only (C§4, C-trap 19, C-trap 20), with a history Bundle whose
-// SubscriptionStatus is query-status, or query-event listing the events
-// eventsSinceNumber..eventsUntilNumber (default: the last 100) with
-// id-only entries (seed 001 $events example).
+// topicOperation is Subscription/<id>/$status or $events (C§4, C-trap 19,
+// C-trap 20). Zen answers GET only; the newer Aidbox $status by GET or POST
+// and $events by POST only, with Parameters. $status answers the
+// notification Bundle of a query-status; $events a query-event listing the
+// events eventsSinceNumber..eventsUntilNumber (default: the last 100) that
+// are still kept, with id-only entries on zen (seed 001 $events example) and
+// as the content parameter or the subscription's content say on the newer
+// Aidbox (AB-NEW module:216-230).
 func (s *Server) topicOperation(x *exchange, id, op string) response {
-	if x.r.Method != http.MethodGet {
+	method := x.r.Method
+	switch {
+	case s.opts.Vendor == AidboxZen && method != http.MethodGet,
+		s.opts.Vendor == Aidbox && op == "$status" && method != http.MethodGet && method != http.MethodPost,
+		s.opts.Vendor == Aidbox && op == "$events" && method != http.MethodPost:
 		return x.notAllowed()
+	}
+	params := x.r.URL.Query()
+	if method == http.MethodPost {
+		var resp response
+		var ok bool
+		if params, resp, ok = x.operationParameters(); !ok {
+			return resp
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -433,12 +599,11 @@ func (s *Server) topicOperation(x *exchange, id, op string) response {
 	}
 	sub := parseSubscription(stored)
 	if op == "$status" {
-		return x.json(http.StatusOK, s.notificationBundle(sub, ts, "query-status", nil))
+		return x.json(http.StatusOK, s.notificationBundle(sub, ts, "query-status", nil, "empty"))
 	}
-	q := x.r.URL.Query()
 	since, until := max(1, ts.count-99), ts.count
 	for name, bound := range map[string]*int{"eventsSinceNumber": &since, "eventsUntilNumber": &until} {
-		if v := q.Get(name); v != "" {
+		if v := params.Get(name); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 {
 				return x.outcome(http.StatusBadRequest, "invalid", name+" must be a positive integer")
@@ -446,13 +611,53 @@ func (s *Server) topicOperation(x *exchange, id, op string) response {
 			*bound = n
 		}
 	}
+	content := "id-only"
+	if s.opts.Vendor == Aidbox {
+		content = cmp.Or(params.Get("content"), ts.content)
+		if !slices.Contains(contentLevels, content) {
+			return x.outcome(http.StatusBadRequest, "invalid", "content must be empty, id-only or full-resource")
+		}
+	}
+	ts.events = s.retained(ts, s.Clock.Now())
 	var events []topicEvent
 	for _, ev := range ts.events {
 		if ev.number >= since && ev.number <= until {
 			events = append(events, ev)
 		}
 	}
-	return x.json(http.StatusOK, s.notificationBundle(sub, ts, "query-event", events))
+	return x.json(http.StatusOK, s.notificationBundle(sub, ts, "query-event", events, content))
+}
+
+// operationParameters reads the Parameters body of an operation POSTed to
+// the newer Aidbox: none, or eventsSinceNumber and eventsUntilNumber as
+// valueString (the IG's type, C§4) and content as valueCode. Anything else
+// is 400.
+func (x *exchange) operationParameters() (url.Values, response, bool) {
+	values := url.Values{}
+	if len(bytes.TrimSpace(x.body)) == 0 {
+		return values, response{}, true
+	}
+	if resp, ok := x.checkBody(); !ok {
+		return nil, resp, false
+	}
+	var p struct {
+		ResourceType string           `json:"resourceType"`
+		Parameter    []map[string]any `json:"parameter"`
+	}
+	if err := json.Unmarshal(x.body, &p); err != nil || p.ResourceType != "Parameters" {
+		return nil, x.outcome(http.StatusBadRequest, "structure", "the body must be a Parameters resource"), false
+	}
+	types := map[string]string{"eventsSinceNumber": "valueString", "eventsUntilNumber": "valueString", "content": "valueCode"}
+	for _, par := range p.Parameter {
+		name, _ := par["name"].(string)
+		v, ok := par[types[name]].(string)
+		if types[name] == "" || !ok || len(par) != 2 {
+			return nil, x.outcome(http.StatusBadRequest, "invalid",
+				fmt.Sprintf("parameter %q: want eventsSinceNumber or eventsUntilNumber as valueString, or content as valueCode", name)), false
+		}
+		values.Set(name, v)
+	}
+	return values, response{}, true
 }
 
 // DropEvents makes the next n events of subscription id be counted but

@@ -1,6 +1,7 @@
 package fhirtest_test
 
 import (
+	"cmp"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -59,25 +60,41 @@ func backportJSON(id, topic, endpoint, content string, maxCount, heartbeat int, 
 	return string(b)
 }
 
-// status returns the SubscriptionStatus of a notification Bundle.
+// status returns the SubscriptionStatus of a history notification Bundle.
 func status(t *testing.T, body []byte) map[string]any {
 	t.Helper()
+	return statusIn(t, body, "history")
+}
+
+// statusIn returns the SubscriptionStatus of a notification Bundle of
+// bundleType.
+func statusIn(t *testing.T, body []byte, bundleType string) map[string]any {
+	t.Helper()
 	b := decode(t, body)
-	require.Equal(t, "history", b["type"], string(body))
+	require.Equal(t, bundleType, b["type"], string(body))
 	st := b["entry"].([]any)[0].(map[string]any)["resource"].(map[string]any)
 	require.Equal(t, "SubscriptionStatus", st["resourceType"])
 	return st
 }
 
-// aidbox starts an aidbox-zen fake and a subscriber answering 200, and
-// creates an active subscription whose handshake succeeded.
+// aidbox starts an Aidbox fake (aidbox-zen unless opts.Vendor says
+// otherwise) and a subscriber answering 200, and creates an active
+// subscription whose handshake succeeded: an R4B backport one, or an R5 one
+// on the newer Aidbox in R5.
 func aidbox(t *testing.T, opts fhirtest.Options, content string, maxCount, heartbeat int, filters ...string) (*fhirtest.Server, *subscriber, string) {
 	t.Helper()
-	opts.Vendor = fhirtest.AidboxZen
+	opts.Vendor = cmp.Or(opts.Vendor, fhirtest.AidboxZen)
 	opts.Clock = fhirtest.NewFixedClock(time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC))
 	s := fhirtest.NewServer(t, opts)
 	sub := newSubscriber(t)
-	id := subscribe(t, s, "/fhir/Subscription", backportJSON("", topicURL, sub.URL+"/cb", content, maxCount, heartbeat, filters...))
+	body := backportJSON("", topicURL, sub.URL+"/cb", content, maxCount, heartbeat, filters...)
+	switch {
+	case opts.FHIRVersion == fhirtest.R5:
+		body = r5JSON(topicURL, sub.URL+"/cb", content, maxCount, heartbeat, filters...)
+	case opts.Vendor == fhirtest.Aidbox:
+		body = requestedJSON(topicURL, sub.URL+"/cb", content, maxCount, heartbeat, filters...)
+	}
+	id := subscribe(t, s, "/fhir/Subscription", body)
 	s.Flush()
 	got, _ := s.Subscription(id)
 	require.Equal(t, "active", got.Status)

@@ -12,9 +12,10 @@ import (
 // criteria-based servers (C§1.1), R4B with them and the topics on Aidbox,
 // R4 with the backport profile, the topics and instantiates
 // backport-subscription-server-r4 on HAPI with TopicMode (it answers no
-// $status or $events, which the fake does not model for HAPI).
-// Options.MetadataNotFound makes it 404, as on openIMIS and perhaps
-// HeyDonto (C§5, C-trap 2).
+// $status or $events, which the fake does not model for HAPI), and 5.0.0
+// with R5's own Subscription operations on the newer Aidbox in R5, which
+// needs no backport marker (C§5). Options.MetadataNotFound makes it 404, as
+// on openIMIS and perhaps HeyDonto (C§5, C-trap 2).
 func (s *Server) metadata(x *exchange) response {
 	if s.opts.MetadataNotFound {
 		return x.notFound()
@@ -25,7 +26,9 @@ func (s *Server) metadata(x *exchange) response {
 		software = map[string]any{"name": "HAPI FHIR Server", "version": "7.4.0"}
 	case Kodjin:
 		software = map[string]any{"name": "Kodjin FHIR Server"}
-	case AidboxZen:
+	case AidboxZen, Aidbox:
+		// Both generations call themselves Aidbox; the mediator's
+		// detection maps the name to the newer one (C§5, C§6.1).
 		software = map[string]any{"name": "Aidbox"}
 	case HeyDonto:
 		// HeyDonto documents a searchable CapabilityStatement, not what
@@ -43,10 +46,19 @@ func (s *Server) metadata(x *exchange) response {
 				map[string]any{"code": "update"}, map[string]any{"code": "delete"})
 		}
 		r := map[string]any{"type": t, "interaction": interactions, "searchParam": params}
-		if t == "Subscription" && (s.opts.Vendor == AidboxZen || s.opts.TopicMode) {
+		switch {
+		case t != "Subscription" || !(s.opts.Vendor.topicBased() || s.opts.TopicMode):
+		case s.r5():
+			// R5's own operations; topics are SubscriptionTopic resources,
+			// which the fake does not serve (C§5).
+			r["operation"] = []any{
+				map[string]any{"name": "status", "definition": "http://hl7.org/fhir/OperationDefinition/Subscription-status"},
+				map[string]any{"name": "events", "definition": "http://hl7.org/fhir/OperationDefinition/Subscription-events"},
+			}
+		default:
 			// The backport markers and advertised topics (C§5).
 			r["supportedProfile"] = []string{backportProfile}
-			if s.opts.Vendor == AidboxZen {
+			if s.opts.Vendor != HAPI {
 				r["operation"] = []any{
 					map[string]any{"name": "status", "definition": backportIG + "OperationDefinition/backport-subscription-status"},
 					map[string]any{"name": "events", "definition": backportIG + "OperationDefinition/backport-subscription-events"},
@@ -72,7 +84,10 @@ func (s *Server) metadata(x *exchange) response {
 	if software != nil {
 		cs["software"] = software
 	}
-	if s.opts.Vendor == AidboxZen {
+	switch {
+	case s.r5():
+		cs["fhirVersion"] = "5.0.0"
+	case s.opts.Vendor.topicBased():
 		cs["fhirVersion"] = "4.3.0"
 		cs["instantiates"] = []string{backportServerR4B}
 	}

@@ -61,10 +61,10 @@ type notification struct {
 // and delivers the batch after unlocking.
 func (s *Server) trigger(r Resource) []func() {
 	now := s.Clock.Now()
-	if s.opts.Vendor == AidboxZen {
+	s.expire(now)
+	if s.opts.Vendor.topicBased() {
 		return s.triggerTopics(r, now)
 	}
-	s.expire(now)
 	if s.opts.Vendor == HAPI && s.opts.NeverFire {
 		return nil // accepted, active, silent, topic mode too (C§3, C-trap 25)
 	}
@@ -110,10 +110,13 @@ func (s *Server) notifies(sub Subscription) bool {
 	return sub.Status == "active"
 }
 
-// expire turns off Kodjin subscriptions whose end has passed (C§1.1, C§6.2,
-// C-trap 27). The caller holds s.mu.
+// expire turns off the subscriptions whose end has passed: Kodjin's
+// (C§1.1, C§6.2, C-trap 27), and the newer Aidbox's, which stop receiving
+// events at their end (C§6.1); which status Aidbox gives them is not
+// documented, the fake uses off. Zen's end is not documented: not expired.
+// The caller holds s.mu.
 func (s *Server) expire(now time.Time) {
-	if s.opts.Vendor != Kodjin {
+	if s.opts.Vendor != Kodjin && s.opts.Vendor != Aidbox {
 		return
 	}
 	for _, stored := range s.all("Subscription") {

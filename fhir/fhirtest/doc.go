@@ -1,8 +1,9 @@
 // Package fhirtest is a set of strict in-process fakes of the FHIR servers
 // the mediator may take claim outcomes from: HAPI FHIR, Kodjin and HeyDonto
 // with R4 criteria-based subscriptions, HAPI also with R4 backport
-// topic-based ones (Options.TopicMode), and Aidbox with zen-configured R4B
-// backport topic-based subscriptions (seed 001). It is for tests and the
+// topic-based ones (Options.TopicMode), and Aidbox with topic-based
+// subscriptions in its two generations: zen-configured R4B backport (seed
+// 001) and the newer Aidbox's R4B backport or R5. It is for tests and the
 // sandbox, and imports nothing of the module but internal/upstreamtest.
 //
 // It reads as a specification: every rule the fake enforces cites where the
@@ -15,8 +16,9 @@
 // Options.BasePath (never the root, so a client that drops it fails):
 //
 //   - GET metadata: an R4 CapabilityStatement whose software.name tells the
-//     vendor ("HAPI FHIR Server", "Kodjin FHIR Server"; none on HeyDonto),
-//     or 404 with Options.MetadataNotFound (C§5, C-trap 2).
+//     vendor ("HAPI FHIR Server", "Kodjin FHIR Server", "Aidbox" for both
+//     generations; none on HeyDonto), or 404 with Options.MetadataNotFound
+//     (C§5, C-trap 2).
 //   - GET <Type>/<id>, GET <Type>/<id>/_history and searches of
 //     ClaimResponse, Patient and Subscription with _lastUpdated
 //     (eq|ge|gt|le|lt, date or dateTime), _count, _sort=[-]_lastUpdated and
@@ -53,6 +55,27 @@
 //     GET Subscription/<id>/$status and $events answer history Bundles;
 //     POST is 405 (C§4, C-trap 19, C-trap 20). Search pages are "page"
 //     links.
+//   - The newer Aidbox (Aidbox), in Options.FHIRVersion R4B (the default)
+//     or R5 (C§1.2, C§1.3, C§6.1): the same topics, content caps, defaults,
+//     client ids, PUT 422 and DELETE as zen. R4B takes zen's backport
+//     Subscription; R5 a native one (topic; filterBy with filterParameter,
+//     value and comparator eq or none on canFilterBy; channelType the
+//     rest-hook Coding; endpoint; parameter[{name,value}] headers;
+//     contentType application/fhir+json; content, empty when absent;
+//     heartbeatPeriod, timeout, maxCount as integers), and either version
+//     refuses the other's elements (400). Status must be posted requested
+//     (422 otherwise, C-trap 4). R4B metadata is zen's; R5 metadata is
+//     fhirVersion 5.0.0 with R5's Subscription operations and no backport
+//     marker or topic list (topics are SubscriptionTopic resources, not
+//     served). $status answers GET and POST with a query-status in a
+//     history Bundle in R4B (as its tutorial shows) and a
+//     subscription-notification Bundle in R5, C-trap 20; $events POST only with
+//     Parameters (eventsSinceNumber and eventsUntilNumber as valueString,
+//     content as valueCode; anything else 400; GET 405), the last 100 by
+//     default, entries as content or the subscription's content say;
+//     Options.Retention deletes older events (C§4, C-trap 19). A
+//     subscription whose end has passed turns off and gets nothing more
+//     (C§6.1, C-trap 27; the status is not documented).
 //   - HAPI with TopicMode (R4 backport, C§1.2, C§6.4): R4 metadata that
 //     instantiates backport-subscription-server-r4 and advertises the
 //     backport profile and the topics (C§5). A Subscription with the
@@ -92,6 +115,16 @@
 // subscription error. DropEvents, StopDelivering, StopHeartbeats and
 // SetStatus make the losses a client must notice.
 //
+// The newer Aidbox batches and beats the same way, but any 2xx succeeds and
+// a failed handshake turns the subscription error at once (no retries are
+// documented, C§2.4, C§3). Its notifications are history Bundles in R4B
+// with counters as JSON strings, subscription-notification Bundles in R5
+// with counters as numbers (C§2.1, C-trap 10), with instants as
+// timestamps, the subscription reference on Options.InternalOrigin without
+// /fhir and focus and fullUrl with it (C§2.3, C-trap 13), the status entry
+// under a urn:uuid fullUrl with the $status request it mirrors, and event
+// entries whose request is the create or update on the internal origin.
+//
 // HAPI in TopicMode numbers each matching event from an in-memory counter
 // that Restart sets back to 0 (C§0.4, C-trap 10), and POSTs one
 // notification per event to the endpoint as a transaction: a history
@@ -121,13 +154,15 @@
 //
 // Not modelled, and why:
 //
-//   - The newer Aidbox ("aidbox": AidboxTopicDestination, string counters,
-//     POST $events, 2xx success, references without /fhir) and R5 (C§1.2,
-//     C§2.3, C§6.1); New panics for "aidbox". Of
-//     zen: parallel deliverers (out-of-order arrival), the coercion of
-//     maxCount and heartbeat seen in its documentation, the retention of
-//     $events, the SubscriptionTopic resources, and its Basic and
-//     client-credentials logins (Options.Token stands for a token).
+//   - The newer Aidbox's R4 backport (Parameters statuses), its
+//     AidboxTopicDestination resources (Options.Topics stand for them) and
+//     its deleted-resource events; HAPI's R4B and R5 topic forms and the
+//     older HAPI that sent 1 as every counter (C§6.4). Of both
+//     Aidbox generations: parallel deliverers (out-of-order arrival; tests
+//     post late bundles themselves), the coercion of maxCount and heartbeat
+//     seen in zen's documentation, zen's retention of $events, the
+//     SubscriptionTopic resources, and the Basic and client-credentials
+//     logins (Options.Token stands for a token).
 //   - HeyDonto's notification format and whether its subscriptions ever turn
 //     active are undocumented (C§6.3): Options.Notify and Options.Activate
 //     let tests try each possibility. Its ClaimResponse path claim-response

@@ -157,7 +157,7 @@ func (s *Server) pagingParam() string {
 		return "_page_token"
 	case Kodjin:
 		return "_offset"
-	case AidboxZen:
+	case AidboxZen, Aidbox:
 		return "page"
 	}
 	return ""
@@ -296,7 +296,7 @@ func (s *Server) search(x *exchange, typ string) response {
 		return s.searchByToken(x, q, params)
 	case Kodjin:
 		return s.searchByOffset(x, q, params)
-	case AidboxZen:
+	case AidboxZen, Aidbox:
 		return s.searchByPage(x, q, params)
 	}
 	return s.searchBySnapshot(x, q)

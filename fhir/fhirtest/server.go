@@ -34,6 +34,25 @@ const (
 	// AidboxZen is Aidbox with zen-configured R4B backport topic-based
 	// subscriptions, as seed 001 documents them (C§6.1).
 	AidboxZen Vendor = "aidbox-zen"
+	// Aidbox is the newer Aidbox (≥ 2601 for R4B and R5): FHIR-native
+	// topic-based subscriptions behind an AidboxTopicDestination, R4B
+	// backport or R5 as Options.FHIRVersion says (C§6.1).
+	Aidbox Vendor = "aidbox"
+)
+
+// topicBased reports whether the vendor serves topic-based subscriptions
+// (both Aidbox generations, C§1.2, C§1.3).
+func (v Vendor) topicBased() bool { return v == AidboxZen || v == Aidbox }
+
+// The FHIR versions the newer Aidbox may serve its subscriptions in
+// (AidboxTopicDestination subscription-specification-version, C§6.1).
+const (
+	// R4B is the R4B backport: backport Subscriptions, history Bundles with
+	// a SubscriptionStatus (C§1.2, C§2.1).
+	R4B = "R4B"
+	// R5 is native R5: Subscription.topic, filterBy, channelType…, and
+	// subscription-notification Bundles (C§1.3, C§2.1).
+	R5 = "R5"
 )
 
 // Notify is how a HeyDonto fake notifies a subscriber. The real format is not
@@ -72,7 +91,8 @@ var heyDontoBase = regexp.MustCompile(`^/site/[^/]+/fhir$`)
 
 // Options configures a Server. Vendor is required; the rest has defaults.
 type Options struct {
-	// Vendor is the server imitated: HAPI, Kodjin or HeyDonto.
+	// Vendor is the server imitated: HAPI, Kodjin, HeyDonto, AidboxZen or
+	// Aidbox.
 	Vendor Vendor
 	// BasePath is the path of the FHIR base below the origin, without a
 	// trailing slash, never empty (so that a client that drops it fails).
@@ -150,6 +170,13 @@ type Options struct {
 	// notifications, its own host as it sees itself, not the URL clients
 	// use (C§2.3, C-trap 13). Defaults to "http://localhost:8765".
 	InternalOrigin string
+	// FHIRVersion is the version the newer Aidbox serves subscriptions in:
+	// R4B (the default) or R5 (C§6.1). Its R4 backport is not modelled.
+	FHIRVersion string
+	// Retention is how long the newer Aidbox keeps events for $events (its
+	// destination's keep-events-for-period, C§4); older ones are deleted.
+	// Zero keeps them all.
+	Retention time.Duration
 }
 
 // Request is one request the fake received, recorded before any fault or
@@ -219,7 +246,7 @@ func NewServer(tb testing.TB, opts Options) *Server {
 // Options.
 func NewHandler(opts Options) *Server {
 	switch opts.Vendor {
-	case HAPI, Kodjin, AidboxZen:
+	case HAPI, Kodjin, AidboxZen, Aidbox:
 		if opts.BasePath == "" {
 			opts.BasePath = "/fhir"
 		}
@@ -231,7 +258,7 @@ func NewHandler(opts Options) *Server {
 			panic(fmt.Sprintf("fhirtest: HeyDonto serves FHIR only under /site/<id>/fhir, not %q", opts.BasePath))
 		}
 	default:
-		panic(fmt.Sprintf("fhirtest: vendor %q is not modelled (hapi, kodjin, heydonto, aidbox-zen)", opts.Vendor))
+		panic(fmt.Sprintf("fhirtest: vendor %q is not modelled (hapi, kodjin, heydonto, aidbox-zen, aidbox)", opts.Vendor))
 	}
 	checkKnobs(opts)
 	if opts.BasePath == "/" || !strings.HasPrefix(opts.BasePath, "/") || strings.HasSuffix(opts.BasePath, "/") {
@@ -272,13 +299,22 @@ func NewHandler(opts Options) *Server {
 	if opts.DeliveryTimeout == 0 {
 		opts.DeliveryTimeout = 10 * time.Second
 	}
-	if opts.Vendor == AidboxZen || opts.TopicMode {
+	if opts.Vendor == Aidbox {
+		switch opts.FHIRVersion {
+		case "":
+			opts.FHIRVersion = R4B
+		case R4B, R5:
+		default:
+			panic(fmt.Sprintf("fhirtest: FHIRVersion %q is neither R4B nor R5", opts.FHIRVersion))
+		}
+	}
+	if opts.Vendor.topicBased() || opts.TopicMode {
 		if opts.Topics == nil {
 			opts.Topics = []Topic{DefaultTopic}
 		}
 		checkTopics(opts.Topics)
 	}
-	if opts.Vendor == AidboxZen && opts.InternalOrigin == "" {
+	if opts.Vendor.topicBased() && opts.InternalOrigin == "" {
 		opts.InternalOrigin = "http://localhost:8765"
 	}
 	if opts.TopicMode {
@@ -449,7 +485,7 @@ func (s *Server) route(x *exchange) response {
 			return s.deleteSubscription(x, segs[1])
 		}
 	case 3:
-		if s.opts.Vendor == AidboxZen && typ == "Subscription" && (segs[2] == "$status" || segs[2] == "$events") {
+		if s.opts.Vendor.topicBased() && typ == "Subscription" && (segs[2] == "$status" || segs[2] == "$events") {
 			return s.topicOperation(x, segs[1], segs[2])
 		}
 		if segs[2] != s.historySegment() {
@@ -560,15 +596,19 @@ func checkKnobs(opts Options) {
 	if opts.DoubledFocus && !opts.TopicMode {
 		panic("fhirtest: Options.DoubledFocus needs HAPI's TopicMode")
 	}
-	if opts.Topics != nil && opts.Vendor != AidboxZen && !opts.TopicMode {
-		panic("fhirtest: Options.Topics applies to aidbox-zen and HAPI's TopicMode only, not " + string(opts.Vendor))
+	if opts.Topics != nil && !opts.Vendor.topicBased() && !opts.TopicMode {
+		panic(fmt.Sprintf("fhirtest: Options.Topics applies to %s, %s and HAPI's TopicMode only, not %s", AidboxZen, Aidbox, opts.Vendor))
 	}
-	only(AidboxZen, "InternalOrigin", opts.InternalOrigin != "")
+	if opts.InternalOrigin != "" && !opts.Vendor.topicBased() {
+		panic(fmt.Sprintf("fhirtest: Options.InternalOrigin applies to %s and %s only, not %s", AidboxZen, Aidbox, opts.Vendor))
+	}
+	only(Aidbox, "FHIRVersion", opts.FHIRVersion != "")
+	only(Aidbox, "Retention", opts.Retention != 0)
 	if opts.Token != "" && opts.Vendor == HeyDonto {
 		panic("fhirtest: Options.Token does not apply to HeyDonto, whose tokens come from POST /auth/login")
 	}
-	if opts.Retries < 0 || opts.RetryInterval < 0 || opts.RetryWindow < 0 || opts.DeliveryTimeout < 0 {
-		panic("fhirtest: negative Retries, RetryInterval, RetryWindow or DeliveryTimeout")
+	if opts.Retries < 0 || opts.RetryInterval < 0 || opts.RetryWindow < 0 || opts.DeliveryTimeout < 0 || opts.Retention < 0 {
+		panic("fhirtest: negative Retries, RetryInterval, RetryWindow, DeliveryTimeout or Retention")
 	}
 }
 

@@ -3,6 +3,7 @@ package fhirtest_test
 import (
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -144,7 +145,10 @@ func TestNew_RefusesBadOptions(t *testing.T) {
 	t.Parallel()
 	for name, opts := range map[string]fhirtest.Options{
 		"NoVendor":             {},
-		"AidboxNewNotModelled": {Vendor: "aidbox"},
+		"AidboxR4":             {Vendor: fhirtest.Aidbox, FHIRVersion: "R4"},
+		"ZenInR5":              {Vendor: fhirtest.AidboxZen, FHIRVersion: fhirtest.R5},
+		"ZenRetention":         {Vendor: fhirtest.AidboxZen, Retention: time.Hour},
+		"TopicsOnKodjin":       {Vendor: fhirtest.Kodjin, Topics: []fhirtest.Topic{fhirtest.DefaultTopic}},
 		"RootBase":             {Vendor: fhirtest.HAPI, BasePath: "/"},
 		"HeyDontoNoSite":       {Vendor: fhirtest.HeyDonto, BasePath: "/fhir"},
 		"BadLoginField":        {Vendor: fhirtest.HeyDonto, LoginField: "jwt"},

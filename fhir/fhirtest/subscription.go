@@ -14,11 +14,12 @@ import (
 // tests.
 type Subscription struct {
 	// ID, Status, Criteria, Error and End are the resource's fields (End
-	// zero when absent).
-	ID, Status, Criteria, Error string
-	End                         time.Time
+	// zero when absent); Topic is an R5 Subscription's topic.
+	ID, Status, Criteria, Error, Topic string
+	End                                time.Time
 	// Endpoint, Payload and Header are channel.endpoint, channel.payload and
-	// channel.header.
+	// channel.header; of an R5 Subscription endpoint, contentType and its
+	// parameters as "Name: value" (C§1.3).
 	Endpoint, Payload string
 	Header            []string
 	// VersionID is meta.versionId.
@@ -39,12 +40,40 @@ type wireSubscription struct {
 	Meta         struct {
 		Profile []string `json:"profile"`
 	} `json:"meta"`
-	Channel *struct {
-		Type     string   `json:"type"`
-		Endpoint string   `json:"endpoint"`
-		Payload  string   `json:"payload"`
-		Header   []string `json:"header"`
-	} `json:"channel"`
+	Channel *wireChannel `json:"channel"`
+	// R5 (C§1.3).
+	Topic       string `json:"topic"`
+	ChannelType *struct {
+		System string `json:"system"`
+		Code   string `json:"code"`
+	} `json:"channelType"`
+	Endpoint    string `json:"endpoint"`
+	ContentType string `json:"contentType"`
+	Parameter   []struct {
+		Name  string `json:"name"`
+		Value string `json:"value"`
+	} `json:"parameter"`
+}
+
+// wireChannel is R4's Subscription.channel.
+type wireChannel struct {
+	Type     string   `json:"type"`
+	Endpoint string   `json:"endpoint"`
+	Payload  string   `json:"payload"`
+	Header   []string `json:"header"`
+}
+
+// r5Channel fills the R4 channel of an R5 Subscription from its endpoint,
+// contentType and parameters, so that one set of rules reads both shapes:
+// a parameter is a header named name with value (C§1.3, C-trap 6).
+func (w *wireSubscription) r5Channel() {
+	if w.Channel != nil || w.ChannelType == nil {
+		return
+	}
+	w.Channel = &wireChannel{Type: w.ChannelType.Code, Endpoint: w.Endpoint, Payload: w.ContentType}
+	for _, p := range w.Parameter {
+		w.Channel.Header = append(w.Channel.Header, p.Name+": "+p.Value)
+	}
 }
 
 func parseSubscription(r Resource) Subscription {
@@ -52,8 +81,9 @@ func parseSubscription(r Resource) Subscription {
 	if err := json.Unmarshal(r.JSON, &w); err != nil {
 		panic("fhirtest: stored Subscription: " + err.Error())
 	}
+	w.r5Channel()
 	sub := Subscription{
-		ID: r.ID, Status: w.Status, Criteria: w.Criteria, Error: w.Error,
+		ID: r.ID, Status: w.Status, Criteria: w.Criteria, Error: w.Error, Topic: w.Topic,
 		VersionID: r.VersionID, JSON: r.JSON,
 	}
 	sub.End, _ = parseInstant(w.End)
@@ -132,6 +162,15 @@ func (s *Server) validateSubscription(x *exchange, w wireSubscription, create bo
 	if w.ResourceType != "Subscription" {
 		return "", x.outcome(http.StatusBadRequest, "structure", "resourceType must be Subscription"), false
 	}
+	// The newer Aidbox in R5 reads R5's elements only, in R4B R4's only:
+	// the other version's are unknown elements (C§1.2, C§1.3).
+	if s.opts.Vendor == Aidbox {
+		r5 := w.Topic != "" || w.ChannelType != nil || w.Endpoint != "" || w.Parameter != nil
+		if r5 != s.r5() || (s.r5() && (w.Criteria != "" || w.Channel != nil)) {
+			return "", x.outcome(http.StatusBadRequest, "structure", "Subscription is not an "+s.opts.FHIRVersion+" Subscription"), false
+		}
+		w.r5Channel()
+	}
 	// Only the rest-hook channel is modelled (Kodjin's websocket, email and
 	// sms channels are not, C§6.2).
 	if w.Channel == nil || w.Channel.Type != "rest-hook" {
@@ -157,11 +196,14 @@ func (s *Server) validateSubscription(x *exchange, w wireSubscription, create bo
 	// Aidbox zen stores requested whatever was posted (its table says
 	// requested, its example posts active and gets requested back, C§1.2);
 	// the rest of its rules are validateBackport's.
-	if s.opts.Vendor == AidboxZen {
-		if w.Status != "requested" && w.Status != "active" {
-			return refuse("Subscription.status must be requested")
-		}
+	// The newer Aidbox wants it created requested (C§1.2: "Client creates
+	// a Subscription resource with status: requested", C-trap 4).
+	switch {
+	case s.opts.Vendor == AidboxZen && (w.Status == "requested" || w.Status == "active"),
+		s.opts.Vendor == Aidbox && w.Status == "requested":
 		return "requested", response{}, true
+	case s.opts.Vendor.topicBased():
+		return refuse("Subscription.status must be requested")
 	}
 	// HAPI's topic mode: a backport Subscription is activated at once, as
 	// its criteria subscriptions are, with no handshake (C§1.1, C§3); the
@@ -267,7 +309,7 @@ func (s *Server) createSubscription(x *exchange) response {
 	}
 	res["status"] = status
 	delete(res, "error")
-	if s.opts.Vendor == AidboxZen {
+	if s.opts.Vendor.topicBased() {
 		return s.createTopicSubscription(x, res)
 	}
 	if s.hapiTopic(w) {
@@ -280,11 +322,15 @@ func (s *Server) createSubscription(x *exchange) response {
 	return s.written(x, http.StatusCreated, r)
 }
 
-// createTopicSubscription stores an Aidbox backport Subscription (the
-// client's id kept, as in seed 001) and sends the handshake once the 201 is
-// written (C§3, C-trap 9).
+// createTopicSubscription stores an Aidbox topic Subscription (the
+// client's id kept, as in seed 001 and the newer Aidbox's tutorials) and
+// sends the handshake once the 201 is written (C§3, C-trap 9).
 func (s *Server) createTopicSubscription(x *exchange, res map[string]any) response {
-	ts, resp, ok := s.validateBackport(x, res)
+	validate := s.validateBackport
+	if s.r5() {
+		validate = s.validateR5
+	}
+	ts, resp, ok := validate(x, res)
 	if !ok {
 		return resp
 	}
@@ -311,7 +357,7 @@ func (s *Server) createTopicSubscription(x *exchange, res map[string]any) respon
 func (s *Server) updateSubscription(x *exchange, id string) response {
 	// Aidbox subscriptions cannot be modified: delete and recreate (C§3,
 	// C-trap 17).
-	if s.opts.Vendor == AidboxZen {
+	if s.opts.Vendor.topicBased() {
 		return x.outcome(http.StatusUnprocessableEntity, "processing", "Subscription cannot be modified: delete and recreate it")
 	}
 	w, res, resp, ok := x.decodeSubscription()
@@ -369,7 +415,7 @@ func (s *Server) deleteSubscription(x *exchange, id string) response {
 		return x.json(http.StatusOK, map[string]any{"statusText": "OK", "status": 200})
 	case Kodjin:
 		return response{status: http.StatusNoContent}
-	case AidboxZen:
+	case AidboxZen, Aidbox:
 		// Aidbox answers with the deleted resource (seed 001, C-trap 23).
 		return response{status: http.StatusOK, header: http.Header{"Content-Type": {s.contentType()}}, body: last.JSON}
 	}

@@ -65,7 +65,7 @@ func buildSources(cfg config.Config, metrics *mediator.Metrics) ([]mediator.Sour
 }
 
 // splitFilters reads FHIR_<N>_FILTER: filter criteria separated by ";",
-// each sent as given.
+// each sent as given (R5 reads them into filterBy entries, fhir.SubscriptionSpec).
 func splitFilters(raw string) []string {
 	var out []string
 	for _, f := range strings.Split(raw, ";") {
