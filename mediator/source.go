@@ -2,6 +2,7 @@ package mediator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"sort"
@@ -251,12 +252,16 @@ func (src *source) detect(ctx context.Context) (fhir.Dialect, error) {
 		return d, nil
 	}
 	caps, err := src.capabilities(ctx)
-	if err != nil {
+	var de *fhir.DetectError
+	switch {
+	case errors.As(err, &de):
+		return "", fmt.Errorf("%w; set %s (%s)", err, sourceVar(src.Name, "DIALECT"), fhir.DialectChoices)
+	case err != nil:
 		return "", fmt.Errorf("read the server's CapabilityStatement to detect its dialect (set %s to skip): %w", sourceVar(src.Name, "DIALECT"), err)
 	}
 	d, vendor, err := fhir.Detect(caps)
 	if err != nil {
-		return "", fmt.Errorf("detect the dialect (set %s): %w", sourceVar(src.Name, "DIALECT"), err)
+		return "", fmt.Errorf("%w; set %s (%s)", err, sourceVar(src.Name, "DIALECT"), fhir.DialectChoices)
 	}
 	src.setDialect(d)
 	src.log.Info().Str("dialect", string(d)).Str("vendor", string(vendor)).Str("software", caps.SoftwareName).

@@ -257,6 +257,32 @@ func TestSource_UndetectedAndTopicServersPoll(t *testing.T) {
 	require.Contains(t, metrics, `mediator_source_subscription_state{source="hapi",state="failing"} 1`)
 }
 
+// A server whose dialect cannot be detected (trap 2): /ready names the
+// source's own variable, FHIR_AIDBOX_DIALECT, once, with the values it
+// takes, and no placeholder.
+func TestSource_ReadyNamesTheDialectVariableOnce(t *testing.T) {
+	t.Parallel()
+	box := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.AidboxZen, MetadataNotFound: true})
+	b := setup(t, setupOpts{edit: withSources(t, sourceSetup{name: "aidbox", fake: box, vendor: fhir.VendorAidboxZen})})
+	var body struct {
+		Sources map[string]struct {
+			Subscription string `json:"subscription"`
+			Problem      string `json:"problem"`
+		} `json:"sources"`
+	}
+	require.Eventually(t, func() bool {
+		ready := b.get(t, "/ready")
+		require.NoError(t, json.Unmarshal(ready.body, &body), "%s", ready.body)
+		return body.Sources["aidbox"].Subscription == "failing"
+	}, 15*time.Second, 10*time.Millisecond)
+	problem := body.Sources["aidbox"].Problem
+	require.Equal(t, 1, strings.Count(problem, "FHIR_AIDBOX_DIALECT"), problem)
+	require.Contains(t, problem, "cannot detect dialect (metadata: 404)", problem)
+	require.Contains(t, problem, "set FHIR_AIDBOX_DIALECT (r4-criteria, r4-backport, r4b-backport or r5)", problem)
+	require.NotContains(t, problem, "<N>", problem)
+	require.Empty(t, box.Subscriptions(), "no dialect guessed")
+}
+
 // The callback's edges: an unknown source is a 404, a caller without the
 // credentials a 401, a body that is not JSON a 415, an unreadable one a
 // 400 OperationOutcome; a Bundle is answered with a Bundle (HAPI parses it).
