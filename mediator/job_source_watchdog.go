@@ -46,10 +46,13 @@ func (w *sourceWatchdogWorker) Work(ctx context.Context, job *river.Job[sourceWa
 	if src == nil || !src.ManageSubscription {
 		return nil
 	}
-	if _, _, d := src.status(); !d.Topic() {
-		return nil // criteria dialects have no numbers and no heartbeat; undetected ones nothing yet
-	}
 	ctx = jobLog(src.log, job.JobRow).Logger().WithContext(ctx)
+	// A replica whose own upkeep has not run yet detects the dialect here:
+	// any replica may run the watchdog. A failed detection is the
+	// upkeep's to report.
+	if d, err := src.detect(ctx); err != nil || !d.Topic() {
+		return nil // criteria dialects have no numbers and no heartbeat
+	}
 	err := w.sources.exclusive(ctx, src, lockUpkeep, func() error { return w.watch(ctx, src) })
 	return periodicOutcome(ctx, job.Attempt, job.MaxAttempts, err)
 }

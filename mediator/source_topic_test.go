@@ -9,11 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cht-openimis/cht-openimis-mediator/fhir"
 	"github.com/cht-openimis/cht-openimis-mediator/fhir/fhirtest"
 	"github.com/cht-openimis/cht-openimis-mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/store/storetest"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
 )
 
 // The topic tests (A1-A7) run the real mediator against the
@@ -280,6 +283,69 @@ func TestSourceTopic_SilentButActive(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return strings.Contains(string(b.get(t, "/metrics").body), `mediator_source_silent{source="box"} 0`)
 	}, 15*time.Second, 10*time.Millisecond)
+}
+
+// G5, the watchdog of replicas: a silent subscription is probed with
+// $status once per silence window, however many watchdog rounds run in it
+// and whichever replica runs them (two on PostgreSQL, sharing the store;
+// one on SQLite, which one process works).
+func TestSourceTopic_SilenceProbedOncePerWindow(t *testing.T) {
+	t.Parallel()
+	b, box := topicSetup(t, fhirtest.Options{}, nil)
+	sub := waitActive(t, box)
+	replicas := []*testBundle{b}
+	if storetest.Postgres() {
+		endpoint := fmt.Sprintf("%s/mediator/fhir/box", strings.TrimSuffix(b.opts.CallbackEndpoint, "/mediator/claim-response"))
+		replicas = append(replicas, setup(t, setupOpts{dbURL: b.dbURL, edit: func(o *mediator.Options) {
+			withSources(t, sourceSetup{name: "box", fake: box, vendor: fhir.VendorAidboxZen, edit: func(s *mediator.Source) {
+				s.Heartbeat, s.NotifyTimeout, s.MaxCount = topicHeartbeat, topicTimeout, 1
+				s.Endpoint = endpoint // one callback behind both, as a load balancer would be
+			}})(o)
+			o.Now = box.Clock.Now
+			o.SourceWatchdog = 50 * time.Millisecond
+		}}))
+	}
+	box.StopHeartbeats(sub.ID)
+	status := func() int { return len(requests(box, http.MethodGet, "/fhir/Subscription/"+sub.ID+"/$status")) }
+	for window := 1; window <= 2; window++ {
+		after := lastJobID(t, b, "fhir_watchdog")
+		box.Clock.Advance(silence)
+		require.Eventually(t, func() bool { return status() >= window }, 15*time.Second, 10*time.Millisecond, "window %d probed", window)
+		// Every replica runs watchdog rounds in the window after the probe.
+		require.Eventually(t, func() bool {
+			by := map[string]int{}
+			for _, j := range listJobs(t, b, "fhir_watchdog") {
+				if j.ID > after && j.State == rivertype.JobStateCompleted && len(j.AttemptedBy) > 0 {
+					by[j.AttemptedBy[len(j.AttemptedBy)-1]]++
+				}
+			}
+			for _, n := range by {
+				if n < 5 {
+					return false
+				}
+			}
+			return len(by) == len(replicas)
+		}, 30*time.Second, 10*time.Millisecond, "window %d: watchdog rounds on every replica", window)
+		require.Equal(t, window, status(), "window %d: one $status", window)
+	}
+	require.Len(t, box.Subscriptions(), 1, "an active subscription is not replaced")
+}
+
+// listJobs returns the jobs of kind in b's store, newest first.
+func listJobs(t *testing.T, b *testBundle, kind string) []*rivertype.JobRow {
+	t.Helper()
+	jobs, err := b.store.ListJobs(t.Context(), storetype.JobFilter{Kinds: []string{kind}, Limit: 10_000})
+	require.NoError(t, err)
+	return jobs
+}
+
+// lastJobID is the id of the newest job of kind, 0 when none.
+func lastJobID(t *testing.T, b *testBundle, kind string) int64 {
+	t.Helper()
+	if jobs := listJobs(t, b, kind); len(jobs) > 0 {
+		return jobs[0].ID
+	}
+	return 0
 }
 
 // A6: a topic whose maxContent is id-only refuses full-resource; the
