@@ -283,44 +283,34 @@ GROUP BY kind`)
 	return stats, rows.Err()
 }
 
-// TryLock implements storetype.Store with a session-level advisory lock,
-// held on a connection of its own until unlock: PostgreSQL releases it when
-// that session ends, so a replica that dies (or loses its connection) never
-// leaves a lock behind, and a job that holds it an hour (a long catch-up
-// search) needs no lease to renew. The key is the name within the current
-// schema, as advisory locks are per database.
+// TryLock implements storetype.Store with a session-level advisory lock on
+// a connection of its own, outside the pool (an hour's search must not take
+// a connection from the intake and the queue), closed by unlock. PostgreSQL
+// releases the lock when that session ends, so a replica that dies (or
+// loses the connection) never leaves a lock behind, and a long job needs no
+// lease to renew. The key is the name within the current schema, as
+// advisory locks are per database.
 func (p *Postgres) TryLock(ctx context.Context, name string) (func(), bool, error) {
-	conn, err := p.pool.Acquire(ctx)
+	conn, err := pgx.ConnectConfig(ctx, p.pool.Config().ConnConfig.Copy())
 	if err != nil {
 		return nil, false, fmt.Errorf("store: lock %s: %w", name, err)
 	}
-	const key = `hashtextextended(current_schema() || '/' || $1::text, 0)`
-	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(`+key+`)`, name).Scan(&ok); err != nil {
-		// Unknown whether it was taken: the session goes, and the lock
-		// with it.
-		conn.Hijack().Close(context.WithoutCancel(ctx)) //nolint:errcheck // closing a failed session
-		return nil, false, fmt.Errorf("store: lock %s: %w", name, err)
+	closeConn := func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		conn.Close(cctx) //nolint:errcheck // the session, and the lock, end with the connection either way
 	}
-	if !ok {
-		conn.Release()
+	var ok bool
+	err = conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended(current_schema() || '/' || $1::text, 0))`, name).Scan(&ok)
+	if err != nil || !ok {
+		closeConn()
+		if err != nil {
+			return nil, false, fmt.Errorf("store: lock %s: %w", name, err)
+		}
 		return nil, false, nil
 	}
 	var once sync.Once
-	return func() {
-		once.Do(func() {
-			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			defer cancel()
-			var released bool
-			if err := conn.QueryRow(uctx, `SELECT pg_advisory_unlock(`+key+`)`, name).Scan(&released); err != nil || !released {
-				// A connection back in the pool must not keep the lock:
-				// ending the session releases it.
-				conn.Hijack().Close(uctx) //nolint:errcheck // the session ends either way
-				return
-			}
-			conn.Release()
-		})
-	}, true, nil
+	return func() { once.Do(closeConn) }, true, nil
 }
 
 // Ping implements storetype.Store.
