@@ -24,9 +24,10 @@ import (
 // TestReplicas_OneFHIRSourceOnPostgres (design G5) runs two mediator
 // processes on one PostgreSQL database with one Kodjin source whose
 // callback is a round-robin proxy in front of both, as a load balancer
-// would be: the fake holds exactly one subscription, and the notifications,
-// spread over both replicas while the catch-up search also runs, give one
-// report per claim.
+// would be: the fake holds exactly one subscription, the upkeeps (which
+// search the server's subscriptions) and the catch-up searches never
+// overlap, and the notifications, spread over both replicas while the
+// catch-up search also runs, give one report per claim.
 func TestReplicas_OneFHIRSourceOnPostgres(t *testing.T) {
 	t.Parallel()
 	const claims = 30
@@ -35,7 +36,7 @@ func TestReplicas_OneFHIRSourceOnPostgres(t *testing.T) {
 
 	oi := openimistest.NewServer(t, openimistest.Options{Username: "api", Password: imisPass})
 	ch := chttest.NewServer(t, chttest.Options{Password: chtPass})
-	kodjin := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.Kodjin, DeliveryTimeout: 5 * time.Second})
+	kodjin := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.Kodjin, DeliveryTimeout: 5 * time.Second, SearchLatency: 50 * time.Millisecond})
 	for i := range 5 {
 		kodjin.AddPatient(fmt.Appendf(nil, `{"resourceType":"Patient","id":"p%d","name":[{"family":"Rai","given":["P%d"]}]}`, i, i))
 	}
@@ -85,6 +86,8 @@ func TestReplicas_OneFHIRSourceOnPostgres(t *testing.T) {
 	time.Sleep(2 * time.Second) // two more upkeeps and searches on the leader
 	require.Len(t, kodjin.Subscriptions(), 1, "one subscription for both replicas")
 	requireDeliveredOnce(t, ch, ids, time.Second)
+	require.Zero(t, kodjin.SearchOverlaps("ClaimResponse"), "one catch-up search at a time")
+	require.Zero(t, kodjin.SearchOverlaps("Subscription"), "one upkeep at a time")
 
 	stopReplicas(t, a, b)
 }
