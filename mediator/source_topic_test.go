@@ -38,7 +38,15 @@ func topicSetup(t *testing.T, opts fhirtest.Options, edit func(*mediator.Source)
 	opts.Vendor = fhirtest.AidboxZen
 	box := fhirtest.NewServer(t, opts)
 	t.Cleanup(func() { requireAidboxRules(t, box) })
-	b := setup(t, setupOpts{edit: func(o *mediator.Options) {
+	b := setup(t, setupOpts{edit: topicSource(t, box, edit)})
+	return b, box
+}
+
+// topicSource is the setup edit of topicSetup: the source "box" on the
+// fake, the mediator on its clock.
+func topicSource(t *testing.T, box *fhirtest.Server, edit func(*mediator.Source)) func(*mediator.Options) {
+	t.Helper()
+	return func(o *mediator.Options) {
 		withSources(t, sourceSetup{name: "box", fake: box, vendor: fhir.VendorAidboxZen, edit: func(s *mediator.Source) {
 			s.Heartbeat, s.NotifyTimeout, s.MaxCount = topicHeartbeat, topicTimeout, 1
 			if edit != nil {
@@ -47,8 +55,7 @@ func topicSetup(t *testing.T, opts fhirtest.Options, edit func(*mediator.Source)
 		}})(o)
 		o.Now = box.Clock.Now
 		o.SourceWatchdog = 50 * time.Millisecond
-	}})
-	return b, box
+	}
 }
 
 // requireAidboxRules fails a test whose mediator broke Aidbox's rules: a
@@ -296,14 +303,9 @@ func TestSourceTopic_SilenceProbedOncePerWindow(t *testing.T) {
 	replicas := []*testBundle{b}
 	if storetest.Postgres() {
 		endpoint := fmt.Sprintf("%s/mediator/fhir/box", strings.TrimSuffix(b.opts.CallbackEndpoint, "/mediator/claim-response"))
-		replicas = append(replicas, setup(t, setupOpts{dbURL: b.dbURL, edit: func(o *mediator.Options) {
-			withSources(t, sourceSetup{name: "box", fake: box, vendor: fhir.VendorAidboxZen, edit: func(s *mediator.Source) {
-				s.Heartbeat, s.NotifyTimeout, s.MaxCount = topicHeartbeat, topicTimeout, 1
-				s.Endpoint = endpoint // one callback behind both, as a load balancer would be
-			}})(o)
-			o.Now = box.Clock.Now
-			o.SourceWatchdog = 50 * time.Millisecond
-		}}))
+		replicas = append(replicas, setup(t, setupOpts{dbURL: b.dbURL, edit: topicSource(t, box, func(s *mediator.Source) {
+			s.Endpoint = endpoint // one callback behind both, as a load balancer would be
+		})}))
 	}
 	box.StopHeartbeats(sub.ID)
 	status := func() int { return len(requests(box, http.MethodGet, "/fhir/Subscription/"+sub.ID+"/$status")) }
