@@ -247,7 +247,11 @@ func TestSearch_Overlaps(t *testing.T) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for i, path := range []string{"/fhir/ClaimResponse", "/fhir/Subscription"} {
-		wg.Go(func() { call(t, s, http.MethodGet, path, "") })
+		wg.Go(func() { // no require off the test's goroutine: the page's answer is not the point
+			if resp, err := http.Get(s.URL + path); err == nil {
+				resp.Body.Close()
+			}
+		})
 		require.Eventually(t, func() bool { return len(s.Requests()) == 3+i }, 5*time.Second, time.Millisecond)
 	}
 	call(t, s, http.MethodGet, "/fhir/ClaimResponse", "")
