@@ -3,6 +3,8 @@ package cht_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -117,6 +119,23 @@ func TestClient_CreateReport(t *testing.T) {
 		ids, err := b.client.FindReports(ctx, "op_claim_uuid", "AE580700-0277-4C98-ADAB-D98C0F7E681B")
 		require.NoError(t, err)
 		require.Equal(t, []string{id}, ids, "the search is case-insensitive")
+	})
+	t.Run("FindReportsReadsEveryPage", func(t *testing.T) {
+		t.Parallel()
+		// A person's reports can be more than one page of 100: the look-up
+		// follows the cursor (docs/upstreams/cht.md §3).
+		b := setup(t)
+		var want []string
+		for i := range 150 {
+			f := maps.Clone(fields)
+			f["op_claim_uuid"] = fmt.Sprintf("claim-%03d", i)
+			id, err := b.client.CreateReport(ctx, cht.Report{Form: "OP", Fields: f})
+			require.NoError(t, err)
+			want = append(want, id)
+		}
+		ids, err := b.client.FindReports(ctx, "patient_id", fields["patient_id"].(string))
+		require.NoError(t, err)
+		require.ElementsMatch(t, want, ids)
 	})
 	t.Run("UnknownFormIsPermanent", func(t *testing.T) {
 		t.Parallel()

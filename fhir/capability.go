@@ -31,15 +31,19 @@ type Capabilities struct {
 }
 
 // DetectError says why the dialect cannot be detected; the operator sets
-// it by hand (trap 2).
+// it by hand (trap 2), in the setting the caller names (DialectChoices
+// lists the values): this package does not know what it is called.
 type DetectError struct {
 	Reason string
 }
 
 // Error implements error.
 func (e *DetectError) Error() string {
-	return "cannot detect dialect (" + e.Reason + "); set FHIR_<N>_DIALECT (r4-criteria, r4-backport, r4b-backport or r5)"
+	return "cannot detect dialect (" + e.Reason + ")"
 }
+
+// DialectChoices lists the dialects an operator can set, for messages.
+const DialectChoices = "r4-criteria, r4-backport, r4b-backport or r5"
 
 type capabilityJSON struct {
 	ResourceType string   `json:"resourceType"`

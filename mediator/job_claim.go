@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -85,7 +86,7 @@ func (d *delivery) deliverReport(ctx context.Context, kind, key, claimID string,
 			return err
 		}
 		report.Fields[mapping.FieldPatientID] = personID
-		reportID, err = d.claimReport(ctx, claimID, report, attempt > 1)
+		reportID, err = d.claimReport(ctx, claimID, personID, report, attempt > 1)
 		return err
 	})
 	if err != nil {
@@ -206,20 +207,21 @@ func (d *delivery) savePerson(ctx context.Context, insureeUUID, personID string)
 	return nil
 }
 
-// claimReport posts the claim's report. After an earlier attempt (which may
-// have posted it before its answer was lost) it first looks for the report in
-// the CHT: the records API has no idempotency key.
-func (d *delivery) claimReport(ctx context.Context, claimUUID string, report cht.Report, retry bool) (string, error) {
+// claimReport posts the claim's report for the person personID. After an
+// earlier attempt (which may have posted it before its answer was lost) it
+// first looks for the report in the CHT: the records API has no idempotency
+// key.
+func (d *delivery) claimReport(ctx context.Context, claimUUID, personID string, report cht.Report, retry bool) (string, error) {
 	if retry {
-		ids, err := d.cht.FindReports(ctx, "op_claim_uuid", claimUUID)
+		id, err := d.earlierReport(ctx, claimUUID, personID)
 		switch {
 		case cht.IsNotFound(err):
 			zerolog.Ctx(ctx).Warn().Msg("CHT before 4.18 has no report search: the retried claim report may duplicate one an earlier attempt created")
 		case err != nil:
 			return "", fmt.Errorf("find earlier report: %w", err)
-		case len(ids) > 0:
-			zerolog.Ctx(ctx).Info().Str("report_id", ids[0]).Msg("claim report found from an earlier attempt")
-			return ids[0], nil
+		case id != "":
+			zerolog.Ctx(ctx).Info().Str("report_id", id).Msg("claim report found from an earlier attempt")
+			return id, nil
 		}
 	}
 	id, err := d.cht.CreateReport(ctx, report)
@@ -232,6 +234,32 @@ func (d *delivery) claimReport(ctx context.Context, claimUUID string, report cht
 		return "", fmt.Errorf("post claim report: %w", err)
 	}
 	return id, nil
+}
+
+// earlierReport returns the report of this claim an earlier attempt posted,
+// "" when there is none: a report with the claim's op_claim_uuid whose
+// patient_id is the claim's person. The id alone is not the claim: two FHIR
+// sources, or a source and openIMIS, may carry the same id (claims are keyed
+// by source, resource type and id, spec §8), and their reports differ by
+// their person, which is keyed by source and patient (by insuree for
+// openIMIS), a source having one resource type. A field of the mediator's
+// own could not carry the source: the CHT drops the fields the OP form does
+// not define (docs/upstreams/cht.md §1, trap 3).
+func (d *delivery) earlierReport(ctx context.Context, claimUUID, personID string) (string, error) {
+	ids, err := d.cht.FindReports(ctx, "op_claim_uuid", claimUUID)
+	if err != nil || len(ids) == 0 {
+		return "", err
+	}
+	mine, err := d.cht.FindReports(ctx, mapping.FieldPatientID, personID)
+	if err != nil {
+		return "", err
+	}
+	for _, id := range ids {
+		if slices.Contains(mine, id) {
+			return id, nil
+		}
+	}
+	return "", nil
 }
 
 // errPostReportNoAnswer starts the error of a report POST that got no answer.

@@ -82,20 +82,46 @@ func (w *sourceCatchupWorker) Work(ctx context.Context, job *river.Job[sourceCat
 		return nil // a source since removed from FHIR_SOURCES
 	}
 	ctx = jobLog(src.log, job.JobRow).Logger().WithContext(ctx)
-	// A search that started after the ping's second saw what it announced.
-	p := job.Args.Ping
-	if p > 0 && src.searchedFrom.Load() >= time.Unix(p+1, 0).UnixNano() {
-		zerolog.Ctx(ctx).Debug().Msg("catch-up search for a ping: a later search already ran")
-		return nil
-	}
-	startedReal, err := w.c.poll(ctx, src)
-	if err == nil && p > 0 && startedReal.Before(time.Unix(p+1, 0)) {
-		// The search resumed was started before the ping's second ended:
-		// its query may not see what the ping announced (a HAPI
-		// snapshot), so one more.
-		_, err = w.c.poll(ctx, src)
-	}
+	err := w.c.sources.exclusive(ctx, src, lockSearch, func() error {
+		// A search that started after the ping's second saw what it
+		// announced, whichever replica ran it.
+		p := job.Args.Ping
+		if p > 0 {
+			from, err := w.c.sources.searchedFrom(ctx, src)
+			if err != nil {
+				return err
+			}
+			if !from.Before(time.Unix(p+1, 0)) {
+				zerolog.Ctx(ctx).Debug().Msg("catch-up search for a ping: a later search already ran")
+				return nil
+			}
+		}
+		startedReal, err := w.c.poll(ctx, src)
+		if err == nil && p > 0 && startedReal.Before(time.Unix(p+1, 0)) {
+			// The search resumed was started before the ping's second
+			// ended: its query may not see what the ping announced (a
+			// HAPI snapshot), so one more.
+			_, err = w.c.poll(ctx, src)
+		}
+		return err
+	})
 	return periodicOutcome(ctx, job.Attempt, job.MaxAttempts, err)
+}
+
+// searchedFrom is when the last complete search of src started, on the real
+// clock, which River's schedule of the ping searches follows: stored
+// (source/<n>/searched_from), so that a replica skips a ping search another
+// replica's later search made needless. Zero before the first.
+func (s *sources) searchedFrom(ctx context.Context, src *source) (time.Time, error) {
+	v, ok, err := s.store.Setting(ctx, sourceSetting(src.Name, "searched_from"))
+	if err != nil || !ok || v == "" {
+		return time.Time{}, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read the setting %s %q: %w", sourceSetting(src.Name, "searched_from"), v, err)
+	}
+	return t, nil
 }
 
 // sourcePageSize is the _count of each catch-up search page.
@@ -206,8 +232,10 @@ func (c *sourceCatchup) poll(ctx context.Context, src *source) (time.Time, error
 	if err := store.SetSetting(ctx, setting, ""); err != nil {
 		return time.Time{}, err
 	}
+	if err := store.SetSetting(ctx, sourceSetting(src.Name, "searched_from"), pr.StartedReal.Format(time.RFC3339Nano)); err != nil {
+		return time.Time{}, err
+	}
 	src.lastPoll.Store(pr.Started.UnixNano())
-	src.searchedFrom.Store(pr.StartedReal.UnixNano())
 	ev := log.Info()
 	if enqueued == 0 && invalid == 0 {
 		ev = log.Debug()

@@ -56,7 +56,8 @@ func (w *sourceSubscriptionWorker) Work(ctx context.Context, job *river.Job[sour
 		return nil
 	}
 	ctx = jobLog(src.log, job.JobRow).Logger().WithContext(ctx)
-	return periodicOutcome(ctx, job.Attempt, job.MaxAttempts, w.s.upkeep(ctx, src))
+	err := w.s.sources.exclusive(ctx, src, lockUpkeep, func() error { return w.s.upkeep(ctx, src) })
+	return periodicOutcome(ctx, job.Attempt, job.MaxAttempts, err)
 }
 
 // upkeep is one upkeep of src's subscription; a failure is shown by /ready.

@@ -46,11 +46,15 @@ func (w *sourceWatchdogWorker) Work(ctx context.Context, job *river.Job[sourceWa
 	if src == nil || !src.ManageSubscription {
 		return nil
 	}
-	if _, _, d := src.status(); !d.Topic() {
-		return nil // criteria dialects have no numbers and no heartbeat; undetected ones nothing yet
-	}
 	ctx = jobLog(src.log, job.JobRow).Logger().WithContext(ctx)
-	return periodicOutcome(ctx, job.Attempt, job.MaxAttempts, w.watch(ctx, src))
+	// A replica whose own upkeep has not run yet detects the dialect here:
+	// any replica may run the watchdog. A failed detection is the
+	// upkeep's to report.
+	if d, err := src.detect(ctx); err != nil || !d.Topic() {
+		return nil // criteria dialects have no numbers and no heartbeat
+	}
+	err := w.sources.exclusive(ctx, src, lockUpkeep, func() error { return w.watch(ctx, src) })
+	return periodicOutcome(ctx, job.Attempt, job.MaxAttempts, err)
 }
 
 // watch is one watchdog round of a topic source.
@@ -77,15 +81,22 @@ func (w *sourceWatchdogWorker) watch(ctx context.Context, src *source) error {
 		// that never fires (trap 25).
 		return nil
 	}
+	// One probe per silence window, whichever replica runs the watchdog:
+	// when it last asked is stored (source/<n>/probed).
+	probedSetting := sourceSetting(src.Name, "probed")
 	last := t.LastHeard
-	if p := unixTime(src.probed.Load()); p.After(last) {
+	if v, ok, err := s.store.Setting(ctx, probedSetting); err != nil {
+		return err
+	} else if p, perr := time.Parse(time.RFC3339Nano, v); ok && perr == nil && p.After(last) {
 		last = p
 	}
 	if !now.After(last.Add(2*hb + up.timeout())) {
 		return nil
 	}
 	// Silent past 2 heartbeats and the timeout: ask the server.
-	src.probed.Store(now.UnixNano())
+	if err := s.store.SetSetting(ctx, probedSetting, now.Format(time.RFC3339Nano)); err != nil {
+		return err
+	}
 	st, err := src.Client.Status(ctx, t.SubscriptionID)
 	switch {
 	case fhir.HasStatus(err, http.StatusNotFound, http.StatusGone):

@@ -89,6 +89,9 @@ type setupOpts struct {
 	// chtMaxConcurrent, when set, puts a proxy in front of the fake CHT that
 	// answers 429 above that many requests in flight.
 	chtMaxConcurrent int
+	// dbURL, when set, is the store of another bundle: this one is its
+	// replica. Default: a fresh store.
+	dbURL string
 }
 
 func setup(t *testing.T, so setupOpts) *testBundle {
@@ -100,9 +103,12 @@ func setup(t *testing.T, so setupOpts) *testBundle {
 			NewerCore: so.newerCore, Location: so.openimisLocation,
 		}),
 		cht:   chttest.NewServer(t, chttest.Options{Password: chtPass, MaxConcurrent: so.chtMaxConcurrent}),
-		dbURL: storetest.DatabaseURL(t),
+		dbURL: so.dbURL,
 		logs:  &syncBuffer{},
 		level: &logLevel{},
+	}
+	if b.dbURL == "" {
+		b.dbURL = storetest.DatabaseURL(t)
 	}
 	if so.seed != nil {
 		so.seed(b.oi)

@@ -2,6 +2,7 @@ package mediator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"sort"
@@ -110,17 +111,11 @@ type source struct {
 	// handshaken is the id of the last subscription whose handshake the
 	// callback answered: its server activates it (trap 9).
 	handshaken atomic.Value
-	// searchedFrom is lastPoll on the real clock, which River's schedule
-	// of the ping searches follows (Unix ns).
-	searchedFrom atomic.Int64
-	lastHeard    atomic.Int64 // last notification of any kind (Unix ns)
+	lastHeard  atomic.Int64 // last notification of any kind (Unix ns)
 	// silent is set while the server says the subscription is active but
 	// nothing reaches the callback (the watchdog), cleared by the next
 	// notification.
 	silent atomic.Bool
-	// probed is when the watchdog last asked $status (Unix ns, mediator
-	// clock): one probe per silence window.
-	probed atomic.Int64
 
 	// trackMu serialises this process's updates of the event tracking
 	// setting (source/<n>/events).
@@ -257,12 +252,16 @@ func (src *source) detect(ctx context.Context) (fhir.Dialect, error) {
 		return d, nil
 	}
 	caps, err := src.capabilities(ctx)
-	if err != nil {
+	var de *fhir.DetectError
+	switch {
+	case errors.As(err, &de):
+		return "", fmt.Errorf("%w; set %s (%s)", err, sourceVar(src.Name, "DIALECT"), fhir.DialectChoices)
+	case err != nil:
 		return "", fmt.Errorf("read the server's CapabilityStatement to detect its dialect (set %s to skip): %w", sourceVar(src.Name, "DIALECT"), err)
 	}
 	d, vendor, err := fhir.Detect(caps)
 	if err != nil {
-		return "", fmt.Errorf("detect the dialect (set %s): %w", sourceVar(src.Name, "DIALECT"), err)
+		return "", fmt.Errorf("%w; set %s (%s)", err, sourceVar(src.Name, "DIALECT"), fhir.DialectChoices)
 	}
 	src.setDialect(d)
 	src.log.Info().Str("dialect", string(d)).Str("vendor", string(vendor)).Str("software", caps.SoftwareName).
@@ -355,6 +354,46 @@ func (s *sources) claimSource(ctx context.Context, claimID string) (string, erro
 		}
 	}
 	return "", nil
+}
+
+// A source's locks (store locks named like its settings): one catch-up
+// search of the source at a time, and one of its subscription upkeep and
+// its watchdog (which repairs with the upkeep), among all the replicas
+// (design §10 G5).
+const (
+	lockSearch = "search"
+	lockUpkeep = "upkeep"
+)
+
+// sourceLockWait is how long a source job whose lock another holds waits
+// before it tries again.
+const sourceLockWait = time.Second
+
+// exclusive runs f, a job of src, under the source's lock what. When another
+// job holds it (on another replica: one replica works its maintenance jobs
+// one at a time), the job is snoozed: it has done nothing and uses no
+// attempt, and runs once the other has ended, so that a ping that came
+// during a search still leads to a search after it.
+//
+// A store lock rather than River's unique jobs: uniqueness cannot say "one
+// running and one more waiting". Counting the running state drops the
+// search a ping asks for during a search; not counting it lets the search
+// start beside the running one on another replica. The store's lock is a
+// PostgreSQL advisory lock, which goes with the session of the replica
+// holding it (a replica that dies leaves no lease to expire, and an hour's
+// search none to renew); on SQLite, which one process works, it is the
+// process's own.
+func (s *sources) exclusive(ctx context.Context, src *source, what string, f func() error) error {
+	unlock, ok, err := s.store.TryLock(ctx, sourceSetting(src.Name, what))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		zerolog.Ctx(ctx).Debug().Str("lock", what).Msg("another replica runs this job of the source; waiting for it to end")
+		return river.JobSnooze(sourceLockWait)
+	}
+	defer unlock()
+	return f()
 }
 
 // periodicJobs are each source's periodic jobs: its catch-up search every

@@ -257,6 +257,87 @@ func TestSource_UndetectedAndTopicServersPoll(t *testing.T) {
 	require.Contains(t, metrics, `mediator_source_subscription_state{source="hapi",state="failing"} 1`)
 }
 
+// A server whose dialect cannot be detected (trap 2): /ready names the
+// source's own variable, FHIR_AIDBOX_DIALECT, once, with the values it
+// takes, and no placeholder.
+func TestSource_ReadyNamesTheDialectVariableOnce(t *testing.T) {
+	t.Parallel()
+	box := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.AidboxZen, MetadataNotFound: true})
+	b := setup(t, setupOpts{edit: withSources(t, sourceSetup{name: "aidbox", fake: box, vendor: fhir.VendorAidboxZen})})
+	var body struct {
+		Sources map[string]struct {
+			Subscription string `json:"subscription"`
+			Problem      string `json:"problem"`
+		} `json:"sources"`
+	}
+	require.Eventually(t, func() bool {
+		ready := b.get(t, "/ready")
+		require.NoError(t, json.Unmarshal(ready.body, &body), "%s", ready.body)
+		return body.Sources["aidbox"].Subscription == "failing"
+	}, 15*time.Second, 10*time.Millisecond)
+	problem := body.Sources["aidbox"].Problem
+	require.Equal(t, 1, strings.Count(problem, "FHIR_AIDBOX_DIALECT"), problem)
+	require.Contains(t, problem, "cannot detect dialect (metadata: 404)", problem)
+	require.Contains(t, problem, "set FHIR_AIDBOX_DIALECT (r4-criteria, r4-backport, r4b-backport or r5)", problem)
+	require.NotContains(t, problem, "<N>", problem)
+	require.Empty(t, box.Subscriptions(), "no dialect guessed")
+}
+
+// Two sources carry the same ClaimResponse id (two claims, spec §8). The
+// second source's first report POST is lost by the CHT (answered without an
+// id, docs/upstreams/cht.md trap 1) or saved only after the mediator gave up
+// (§1): its retry looks for an earlier report of its own, not the first
+// source's, so each source has its report, exactly one.
+func TestSource_RetriedReportIsTheSourcesOwn(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		// fail makes the second source's first POST fail; done ends the fault.
+		fail func(b *testBundle) (done func())
+	}{
+		{"NotSaved", func(b *testBundle) func() { b.cht.LoseNextSaves(1); return func() {} }},
+		{"SavedAfterTheTimeout", func(b *testBundle) func() { return b.cht.HoldSaves() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			first := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.Kodjin})
+			second := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.Kodjin})
+			b := setup(t, setupOpts{edit: func(o *mediator.Options) {
+				withSources(t,
+					sourceSetup{name: "first", fake: first, vendor: fhir.VendorKodjin},
+					sourceSetup{name: "second", fake: second, vendor: fhir.VendorKodjin})(o)
+				o.UpstreamTimeout = 300 * time.Millisecond
+				o.LateSaveWait = time.Second
+			}})
+			waitSubscription(t, first, "active")
+			waitSubscription(t, second, "active")
+			first.AddPatient(sourcePatient("p1", "Asha", "Rai"))
+			second.AddPatient(sourcePatient("p1", "Bina", "Gurung"))
+			first.CreateClaimResponse(sourceClaim("same-id", "p1", "A-1", "2025-06-30"))
+			b.waitReports(t, "same-id", 1)
+
+			done := tc.fail(b)
+			second.CreateClaimResponse(sourceClaim("same-id", "p1", "B-1", "2025-06-30"))
+			b.waitLog(t, "job attempt failed; will retry")
+			done()
+			b.waitReports(t, "same-id", 2)
+			// Each source's claim is recorded as delivered by its own report.
+			byCode := map[any]string{}
+			for _, r := range b.reportsFor("same-id") {
+				byCode[r.Fields["op_claim_id"]] = r.ID
+			}
+			for source, code := range map[string]string{"first": "A-1", "second": "B-1"} {
+				require.Eventually(t, func() bool {
+					result, ok, err := b.store.Delivered(context.Background(), "fhir_claim", source+"/claimresponse/same-id")
+					require.NoError(t, err)
+					return ok && result == byCode[code]
+				}, 15*time.Second, 10*time.Millisecond, "%s delivered by its report %s", source, byCode[code])
+			}
+			require.Len(t, b.reportsFor("same-id"), 2, "one report per source")
+		})
+	}
+}
+
 // The callback's edges: an unknown source is a 404, a caller without the
 // credentials a 401, a body that is not JSON a 415, an unreadable one a
 // 400 OperationOutcome; a Bundle is answered with a Bundle (HAPI parses it).

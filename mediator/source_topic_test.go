@@ -11,11 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/cht-openimis/cht-openimis-mediator/fhir"
 	"github.com/cht-openimis/cht-openimis-mediator/fhir/fhirtest"
 	"github.com/cht-openimis/cht-openimis-mediator/mediator"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/store/storetest"
+	"github.com/cht-openimis/cht-openimis-mediator/mediator/storetype"
 )
 
 // The topic tests (A1-A7) run the real mediator against each Aidbox
@@ -77,8 +80,16 @@ func topicSetup(t *testing.T, v topicVendor, opts fhirtest.Options, edit func(*m
 	opts.Vendor = v.fake
 	box := fhirtest.NewServer(t, opts)
 	t.Cleanup(func() { requireAidboxRules(t, box) })
-	b := setup(t, setupOpts{edit: func(o *mediator.Options) {
-		withSources(t, sourceSetup{name: "box", fake: box, vendor: v.client, edit: func(s *mediator.Source) {
+	b := setup(t, setupOpts{edit: topicSource(t, box, v.client, edit)})
+	return b, box
+}
+
+// topicSource is the setup edit of topicSetup: the source "box" of vendor
+// on the fake, the mediator on its clock.
+func topicSource(t *testing.T, box *fhirtest.Server, vendor fhir.Vendor, edit func(*mediator.Source)) func(*mediator.Options) {
+	t.Helper()
+	return func(o *mediator.Options) {
+		withSources(t, sourceSetup{name: "box", fake: box, vendor: vendor, edit: func(s *mediator.Source) {
 			s.Heartbeat, s.NotifyTimeout, s.MaxCount = topicHeartbeat, topicTimeout, 1
 			if edit != nil {
 				edit(s)
@@ -86,8 +97,7 @@ func topicSetup(t *testing.T, v topicVendor, opts fhirtest.Options, edit func(*m
 		}})(o)
 		o.Now = box.Clock.Now
 		o.SourceWatchdog = 50 * time.Millisecond
-	}})
-	return b, box
+	}
 }
 
 // requireAidboxRules fails a test whose mediator broke Aidbox's rules: a
@@ -365,6 +375,65 @@ func TestSourceTopic_SilentButActive(t *testing.T) {
 			return strings.Contains(string(b.get(t, "/metrics").body), `mediator_source_silent{source="box"} 0`)
 		}, 15*time.Second, 10*time.Millisecond)
 	})
+}
+
+// G5, the watchdog of replicas: a silent subscription is probed with
+// $status once per silence window, however many watchdog rounds run in it
+// and whichever replica runs them (two on PostgreSQL, sharing the store;
+// one on SQLite, which one process works).
+func TestSourceTopic_SilenceProbedOncePerWindow(t *testing.T) {
+	t.Parallel()
+	zen := topicVendors[0]
+	b, box := topicSetup(t, zen, fhirtest.Options{}, nil)
+	sub := waitActive(t, box)
+	replicas := []*testBundle{b}
+	if storetest.Postgres() {
+		endpoint := fmt.Sprintf("%s/mediator/fhir/box", strings.TrimSuffix(b.opts.CallbackEndpoint, "/mediator/claim-response"))
+		replicas = append(replicas, setup(t, setupOpts{dbURL: b.dbURL, edit: topicSource(t, box, zen.client, func(s *mediator.Source) {
+			s.Endpoint = endpoint // one callback behind both, as a load balancer would be
+		})}))
+	}
+	box.StopHeartbeats(sub.ID)
+	status := func() int { return len(requests(box, http.MethodGet, "/fhir/Subscription/"+sub.ID+"/$status")) }
+	for window := 1; window <= 2; window++ {
+		after := lastJobID(t, b, "fhir_watchdog")
+		box.Clock.Advance(silence)
+		require.Eventually(t, func() bool { return status() >= window }, 15*time.Second, 10*time.Millisecond, "window %d probed", window)
+		// Every replica runs watchdog rounds in the window after the probe.
+		require.Eventually(t, func() bool {
+			by := map[string]int{}
+			for _, j := range listJobs(t, b, "fhir_watchdog") {
+				if j.ID > after && j.State == rivertype.JobStateCompleted && len(j.AttemptedBy) > 0 {
+					by[j.AttemptedBy[len(j.AttemptedBy)-1]]++
+				}
+			}
+			for _, n := range by {
+				if n < 5 {
+					return false
+				}
+			}
+			return len(by) == len(replicas)
+		}, 30*time.Second, 10*time.Millisecond, "window %d: watchdog rounds on every replica", window)
+		require.Equal(t, window, status(), "window %d: one $status", window)
+	}
+	require.Len(t, box.Subscriptions(), 1, "an active subscription is not replaced")
+}
+
+// listJobs returns the jobs of kind in b's store, newest first.
+func listJobs(t *testing.T, b *testBundle, kind string) []*rivertype.JobRow {
+	t.Helper()
+	jobs, err := b.store.ListJobs(t.Context(), storetype.JobFilter{Kinds: []string{kind}, Limit: 10_000})
+	require.NoError(t, err)
+	return jobs
+}
+
+// lastJobID is the id of the newest job of kind, 0 when none.
+func lastJobID(t *testing.T, b *testBundle, kind string) int64 {
+	t.Helper()
+	if jobs := listJobs(t, b, kind); len(jobs) > 0 {
+		return jobs[0].ID
+	}
+	return 0
 }
 
 // A6: a topic whose maxContent is id-only refuses full-resource; the

@@ -6,7 +6,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
+	"os/exec"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -24,9 +24,10 @@ import (
 // TestReplicas_OneFHIRSourceOnPostgres (design G5) runs two mediator
 // processes on one PostgreSQL database with one Kodjin source whose
 // callback is a round-robin proxy in front of both, as a load balancer
-// would be: the fake holds exactly one subscription, and the notifications,
-// spread over both replicas while the catch-up search also runs, give one
-// report per claim.
+// would be: the fake holds exactly one subscription, the upkeeps (which
+// search the server's subscriptions) and the catch-up searches never
+// overlap, and the notifications, spread over both replicas while the
+// catch-up search also runs, give one report per claim.
 func TestReplicas_OneFHIRSourceOnPostgres(t *testing.T) {
 	t.Parallel()
 	const claims = 30
@@ -35,29 +36,13 @@ func TestReplicas_OneFHIRSourceOnPostgres(t *testing.T) {
 
 	oi := openimistest.NewServer(t, openimistest.Options{Username: "api", Password: imisPass})
 	ch := chttest.NewServer(t, chttest.Options{Password: chtPass})
-	kodjin := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.Kodjin, DeliveryTimeout: 5 * time.Second})
+	kodjin := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.Kodjin, DeliveryTimeout: 5 * time.Second, SearchLatency: 50 * time.Millisecond})
 	for i := range 5 {
 		kodjin.AddPatient(fmt.Appendf(nil, `{"resourceType":"Patient","id":"p%d","name":[{"family":"Rai","given":["P%d"]}]}`, i, i))
 	}
 
-	ports := []int{freePort(t), freePort(t)}
-	bases := []string{"http://127.0.0.1:" + strconv.Itoa(ports[0]), "http://127.0.0.1:" + strconv.Itoa(ports[1])}
-	var (
-		turn atomic.Int64
-		hits [2]atomic.Int64
-	)
-	proxies := make([]*httputil.ReverseProxy, 2)
-	for i, base := range bases {
-		u, err := url.Parse(base)
-		require.NoError(t, err)
-		proxies[i] = httputil.NewSingleHostReverseProxy(u)
-	}
-	lb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		i := int(turn.Add(1) % 2)
-		hits[i].Add(1)
-		proxies[i].ServeHTTP(w, r)
-	}))
-	t.Cleanup(lb.Close)
+	ports, bases := twoReplicaPorts(t)
+	lb, hits := roundRobin(t, bases)
 
 	env := func(port int) []string {
 		return binaryEnv(t, port, bases[0], oi.URL, ch.URL,
@@ -101,12 +86,112 @@ func TestReplicas_OneFHIRSourceOnPostgres(t *testing.T) {
 	time.Sleep(2 * time.Second) // two more upkeeps and searches on the leader
 	require.Len(t, kodjin.Subscriptions(), 1, "one subscription for both replicas")
 	requireDeliveredOnce(t, ch, ids, time.Second)
+	require.Zero(t, kodjin.SearchOverlaps("ClaimResponse"), "one catch-up search at a time")
+	require.Zero(t, kodjin.SearchOverlaps("Subscription"), "one upkeep at a time")
 
-	for _, p := range []interface {
-		Signal(os.Signal) error
-	}{a.Process, b.Process} {
-		require.NoError(t, p.Signal(syscall.SIGTERM))
+	stopReplicas(t, a, b)
+}
+
+// TestReplicas_OneFHIRSourcePingsOnPostgres (design G5: one poll at a time)
+// runs two replicas on one PostgreSQL database with a HAPI source that pings
+// (an empty POST per claim, docs/upstreams/fhir-subscriptions.md trap 12)
+// through a round-robin callback, while the periodic catch-up search also
+// runs: each ping asks for a search on the replica it reached, and the
+// searches, made slow, never overlap; every claim still arrives, once, so
+// that a ping that came during a search led to a search after it.
+func TestReplicas_OneFHIRSourcePingsOnPostgres(t *testing.T) {
+	t.Parallel()
+	const claims = 20
+	dbURL := storetest.PostgresURL(t)
+	bin := buildBinary(t)
+
+	oi := openimistest.NewServer(t, openimistest.Options{Username: "api", Password: imisPass})
+	ch := chttest.NewServer(t, chttest.Options{Password: chtPass})
+	hapi := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.HAPI, SearchLatency: 600 * time.Millisecond})
+	hapi.AddPatient([]byte(`{"resourceType":"Patient","id":"p1","name":[{"family":"Rai","given":["Asha"]}]}`))
+
+	ports, bases := twoReplicaPorts(t)
+	lb, hits := roundRobin(t, bases)
+	env := func(port int) []string {
+		return binaryEnv(t, port, bases[0], oi.URL, ch.URL,
+			"DATABASE_URL="+dbURL,
+			"FHIR_SOURCES=hapi",
+			"FHIR_HAPI_URL="+hapi.BaseURL,
+			"FHIR_HAPI_VENDOR=hapi",
+			"FHIR_HAPI_CONTENT=empty",
+			"FHIR_HAPI_CALLBACK_ENDPOINT="+lb.URL+"/mediator/fhir/hapi",
+			"FHIR_HAPI_POLL_INTERVAL=1s",
+		)
 	}
-	require.NoError(t, a.Wait())
-	require.NoError(t, b.Wait())
+	a := startBinary(t, bin, env(ports[0]), bases[0])
+	b := startBinary(t, bin, env(ports[1]), bases[1])
+	require.Eventually(t, func() bool {
+		subs := hapi.Subscriptions()
+		return len(subs) == 1 && subs[0].Status == "active"
+	}, 20*time.Second, 10*time.Millisecond, "the replicas subscribe")
+
+	var ids []string
+	for i := range claims {
+		id := fmt.Sprintf("p-%03d", i)
+		ids = append(ids, id)
+		hapi.CreateClaimResponse(fmt.Appendf(nil, `{"resourceType":"ClaimResponse","id":%q,"status":"active",
+			"identifier":[{"value":"P-%d"}],"patient":{"reference":"Patient/p1"},"created":"2025-06-30"}`, id, i))
+		time.Sleep(150 * time.Millisecond) // pings spread over several seconds, as claims are adjudicated
+	}
+	requireDeliveredOnce(t, ch, ids, 60*time.Second)
+	require.GreaterOrEqual(t, hits[0].Load(), int64(claims/2-1), "replica a took its share of the pings")
+	require.GreaterOrEqual(t, hits[1].Load(), int64(claims/2-1), "replica b took its share of the pings")
+	for _, d := range hapi.Deliveries() {
+		require.True(t, d.Success, "%+v", d)
+		require.Empty(t, d.Body, "pings")
+	}
+	searches := 0
+	for _, r := range hapi.Requests() {
+		if r.Method == http.MethodGet && r.Path == "/fhir/ClaimResponse" {
+			searches++
+		}
+	}
+	require.Greater(t, searches, 1, "the pings and the period asked for searches")
+	require.Zero(t, hapi.SearchOverlaps("ClaimResponse"), "one search at a time among the replicas (of %d)", searches)
+	stopReplicas(t, a, b)
+}
+
+// twoReplicaPorts are the ports and base URLs of two replicas.
+func twoReplicaPorts(t *testing.T) ([]int, []string) {
+	ports := []int{freePort(t), freePort(t)}
+	return ports, []string{"http://127.0.0.1:" + strconv.Itoa(ports[0]), "http://127.0.0.1:" + strconv.Itoa(ports[1])}
+}
+
+// roundRobin is a load balancer in front of the replicas at bases, taking
+// turns; hits counts the requests each got.
+func roundRobin(t *testing.T, bases []string) (*httptest.Server, *[2]atomic.Int64) {
+	t.Helper()
+	var (
+		turn atomic.Int64
+		hits [2]atomic.Int64
+	)
+	proxies := make([]*httputil.ReverseProxy, 2)
+	for i, base := range bases {
+		u, err := url.Parse(base)
+		require.NoError(t, err)
+		proxies[i] = httputil.NewSingleHostReverseProxy(u)
+	}
+	lb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i := int(turn.Add(1) % 2)
+		hits[i].Add(1)
+		proxies[i].ServeHTTP(w, r)
+	}))
+	t.Cleanup(lb.Close)
+	return lb, &hits
+}
+
+// stopReplicas stops the replicas with SIGTERM; each must exit cleanly.
+func stopReplicas(t *testing.T, replicas ...*exec.Cmd) {
+	t.Helper()
+	for _, r := range replicas {
+		require.NoError(t, r.Process.Signal(syscall.SIGTERM))
+	}
+	for _, r := range replicas {
+		require.NoError(t, r.Wait())
+	}
 }

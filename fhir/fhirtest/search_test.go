@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -226,4 +227,34 @@ func keys(v url.Values) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// SearchOverlaps counts the search pages that began while another of their
+// type was being answered: none for pages read one after the other (HAPI's
+// _getpages included), one for a search sent during another, none for a
+// search of another type.
+func TestSearch_Overlaps(t *testing.T) {
+	t.Parallel()
+	s := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.HAPI, SearchLatency: 200 * time.Millisecond})
+	seed(s, 3)
+	_, b := call(t, s, http.MethodGet, "/fhir/ClaimResponse?_count=2", "")
+	_, next := ids(t, b)
+	require.NotEmpty(t, next)
+	resp, b := call(t, s, http.MethodGet, strings.TrimPrefix(next, s.URL), "")
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
+	require.Zero(t, s.SearchOverlaps("ClaimResponse"), "one page after the other")
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for i, path := range []string{"/fhir/ClaimResponse", "/fhir/Subscription"} {
+		wg.Go(func() { // no require off the test's goroutine: the page's answer is not the point
+			if resp, err := http.Get(s.URL + path); err == nil {
+				resp.Body.Close()
+			}
+		})
+		require.Eventually(t, func() bool { return len(s.Requests()) == 3+i }, 5*time.Second, time.Millisecond)
+	}
+	call(t, s, http.MethodGet, "/fhir/ClaimResponse", "")
+	require.Equal(t, 1, s.SearchOverlaps("ClaimResponse"), "a search during another")
+	require.Zero(t, s.SearchOverlaps("Subscription"), "a search of another type")
 }

@@ -2,6 +2,7 @@ package fhirtest
 
 import (
 	"cmp"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -166,6 +167,11 @@ type Options struct {
 	// TopicMode, knows. nil means DefaultTopic alone. HAPI caps no content:
 	// an empty MaxContent is full-resource there.
 	Topics []Topic
+	// SearchLatency makes every search page (a first page, or a next page
+	// in the vendor's paging style) take at least this long from its
+	// arrival, so that searches last and SearchOverlaps can tell whether a
+	// client ran two at once. A test knob: no server documents one.
+	SearchLatency time.Duration
 	// InternalOrigin is the origin Aidbox writes in the references of its
 	// notifications, its own host as it sees itself, not the URL clients
 	// use (C§2.3, C-trap 13). Defaults to "http://localhost:8765".
@@ -222,6 +228,8 @@ type Server struct {
 	topicSubs  map[string]*topicSub // Aidbox's delivery state, by resource key
 	after      int                  // jobs running after their answer
 	afterDone  *sync.Cond           // signalled when after drops to 0, on mu
+	searching  map[string]int       // search pages being answered, by type
+	overlaps   map[string]int       // search pages that began during another, by type
 }
 
 // New starts a fake on 127.0.0.1 with a random port. Call Close when done.
@@ -334,6 +342,8 @@ func NewHandler(opts Options) *Server {
 		pageTokens: map[string]pageToken{},
 		snapshots:  map[string][]Resource{},
 		topicSubs:  map[string]*topicSub{},
+		searching:  map[string]int{},
+		overlaps:   map[string]int{},
 	}
 	s.afterDone = sync.NewCond(&s.mu)
 	return s
@@ -359,9 +369,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	arrived := time.Now()
 	body, err := s.Record(r, maxBodyBytes, s.Clock.Now())
 	x := &exchange{s: s, r: r, body: body, bodyErr: err}
+	searched := s.searchBegins(r)
 	resp, authorized := s.handle(x)
 	drop := authorized && s.TakeDrop(r.URL.Path)
 	s.Delay(r.Context(), arrived)
+	// Before the answer: a client's next page must not seem to overlap.
+	s.searchEnds(r.Context(), searched, arrived)
 	if drop {
 		upstreamtest.DropConnection(w)
 	} else {
@@ -381,6 +394,76 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.mu.Unlock()
 	}
+}
+
+// searchedType is the resource type whose search r asks a page of: GET
+// [base]/<Type>, or HAPI's GET [base]?_getpages= of a snapshot (C§7); ""
+// for any other request.
+func (s *Server) searchedType(r *http.Request) string {
+	if r.Method != http.MethodGet {
+		return ""
+	}
+	rest, ok := strings.CutPrefix(r.URL.Path, s.base)
+	rest = strings.Trim(rest, "/")
+	switch {
+	case !ok:
+		return ""
+	case rest == "" && s.opts.Vendor == HAPI:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if snap := s.snapshots[r.URL.Query().Get("_getpages")]; len(snap) > 0 {
+			return snap[0].Type
+		}
+		return ""
+	case strings.Contains(rest, "/"):
+		return ""
+	}
+	typ, _ := s.typeOfSegment(rest)
+	return typ
+}
+
+// searchBegins counts a search page as being answered, and as an overlap
+// when another of its type is; it returns the type, "" for a request that
+// is no search.
+func (s *Server) searchBegins(r *http.Request) string {
+	typ := s.searchedType(r)
+	if typ == "" {
+		return ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.searching[typ] > 0 {
+		s.overlaps[typ]++
+	}
+	s.searching[typ]++
+	return typ
+}
+
+// searchEnds waits out SearchLatency and counts the page answered.
+func (s *Server) searchEnds(ctx context.Context, typ string, arrived time.Time) {
+	if typ == "" {
+		return
+	}
+	if d := time.Until(arrived.Add(s.opts.SearchLatency)); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.searching[typ]--
+}
+
+// SearchOverlaps counts the search pages of typ that arrived while another
+// search page of typ was being answered: none for a client that runs one
+// search at a time.
+func (s *Server) SearchOverlaps(typ string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.overlaps[typ]
 }
 
 // runAfter makes job run once the answer to x is written, as Aidbox sends a
@@ -607,8 +690,8 @@ func checkKnobs(opts Options) {
 	if opts.Token != "" && opts.Vendor == HeyDonto {
 		panic("fhirtest: Options.Token does not apply to HeyDonto, whose tokens come from POST /auth/login")
 	}
-	if opts.Retries < 0 || opts.RetryInterval < 0 || opts.RetryWindow < 0 || opts.DeliveryTimeout < 0 || opts.Retention < 0 {
-		panic("fhirtest: negative Retries, RetryInterval, RetryWindow, DeliveryTimeout or Retention")
+	if opts.Retries < 0 || opts.RetryInterval < 0 || opts.RetryWindow < 0 || opts.DeliveryTimeout < 0 || opts.Retention < 0 || opts.SearchLatency < 0 {
+		panic("fhirtest: negative Retries, RetryInterval, RetryWindow, DeliveryTimeout, Retention or SearchLatency")
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -354,6 +355,36 @@ GROUP BY kind`)
 		stats[kind] = st
 	}
 	return stats, rows.Err()
+}
+
+// TryLock implements storetype.Store with a session-level advisory lock on
+// a connection of its own, outside the pool (an hour's search must not take
+// a connection from the intake and the queue), closed by unlock. PostgreSQL
+// releases the lock when that session ends, so a replica that dies (or
+// loses the connection) never leaves a lock behind, and a long job needs no
+// lease to renew. The key is the name within the current schema, as
+// advisory locks are per database.
+func (p *Postgres) TryLock(ctx context.Context, name string) (func(), bool, error) {
+	conn, err := pgx.ConnectConfig(ctx, p.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return nil, false, fmt.Errorf("store: lock %s: %w", name, err)
+	}
+	closeConn := func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		conn.Close(cctx) //nolint:errcheck // the session, and the lock, end with the connection either way
+	}
+	var ok bool
+	err = conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended(current_schema() || '/' || $1::text, 0))`, name).Scan(&ok)
+	if err != nil || !ok {
+		closeConn()
+		if err != nil {
+			return nil, false, fmt.Errorf("store: lock %s: %w", name, err)
+		}
+		return nil, false, nil
+	}
+	var once sync.Once
+	return func() { once.Do(closeConn) }, true, nil
 }
 
 // Ping implements storetype.Store.

@@ -57,6 +57,8 @@ type SQLite struct {
 	mu   sync.Mutex
 	lock *os.File // held while this process works the jobs
 
+	locks localLocks // TryLock's
+
 	batcher
 }
 
@@ -380,6 +382,13 @@ ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value)
 		return fmt.Errorf("store: write setting %s: %w", name, err)
 	}
 	return nil
+}
+
+// TryLock implements storetype.Store. The locks are the process's own:
+// another process cannot work this file's jobs meanwhile (lockFile).
+func (s *SQLite) TryLock(_ context.Context, name string) (func(), bool, error) {
+	unlock, ok := s.locks.tryLock(name)
+	return unlock, ok, nil
 }
 
 // Ping implements storetype.Store.

@@ -557,3 +557,63 @@ func TestSQLite_SavePersonWithoutQueue(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, "person-1", person)
 }
+
+// TryLock is held until unlock: a second TryLock of the same name fails, of
+// another name succeeds, and after unlock (called twice, harmlessly) the
+// name is free again.
+func TestStore_TryLock(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, url string) {
+		s := openStore(t, url)
+		ctx := context.Background()
+		unlock, ok, err := s.TryLock(ctx, "source/a/search")
+		require.NoError(t, err)
+		require.True(t, ok)
+		_, ok, err = s.TryLock(ctx, "source/a/search")
+		require.NoError(t, err)
+		require.False(t, ok, "held")
+		other, ok, err := s.TryLock(ctx, "source/b/search")
+		require.NoError(t, err)
+		require.True(t, ok, "another name")
+		other()
+		unlock()
+		unlock()
+		again, ok, err := s.TryLock(ctx, "source/a/search")
+		require.NoError(t, err)
+		require.True(t, ok, "released")
+		again()
+		require.NoError(t, s.StopQueue(ctx))
+		require.NoError(t, s.Close())
+	})
+}
+
+// On PostgreSQL a lock holds across replicas of one store, and does not
+// reach a store in another schema of the same database.
+func TestPostgres_TryLockAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	url := storetest.PostgresURL(t)
+	ctx := context.Background()
+	a, b := openStore(t, url), openStore(t, url)
+	unlock, ok, err := a.TryLock(ctx, "source/kodjin/search")
+	require.NoError(t, err)
+	require.True(t, ok)
+	_, ok, err = b.TryLock(ctx, "source/kodjin/search")
+	require.NoError(t, err)
+	require.False(t, ok, "held by the other replica")
+
+	elsewhere := openStore(t, storetest.PostgresURL(t))
+	other, ok, err := elsewhere.TryLock(ctx, "source/kodjin/search")
+	require.NoError(t, err)
+	require.True(t, ok, "another schema's mediator")
+	other()
+
+	unlock()
+	again, ok, err := b.TryLock(ctx, "source/kodjin/search")
+	require.NoError(t, err)
+	require.True(t, ok, "released by the other replica")
+	again()
+	for _, s := range []storetype.Store{a, b, elsewhere} {
+		require.NoError(t, s.StopQueue(ctx))
+		require.NoError(t, s.Close())
+	}
+}

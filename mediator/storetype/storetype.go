@@ -65,6 +65,14 @@ type Store interface {
 	// SetSetting stores a named value.
 	SetSetting(ctx context.Context, name, value string) error
 
+	// TryLock takes the lock called name when nobody holds it, in this
+	// process or in another replica on the same database; ok is false, and
+	// unlock nil, when it is held. unlock releases it. A lock goes with the
+	// process that holds it, also when it is killed, so that no lock
+	// outlives its job. The mediator runs each source's catch-up search,
+	// and its subscription upkeep and watchdog, under one.
+	TryLock(ctx context.Context, name string) (unlock func(), ok bool, err error)
+
 	// ListJobs returns the jobs f selects, newest first.
 	ListJobs(ctx context.Context, f JobFilter) ([]*rivertype.JobRow, error)
 	// GetJob returns one job; river.ErrNotFound when there is none.
