@@ -3,12 +3,22 @@ package store
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/riverqueue/river"
 )
 
 // maxWriteBatch bounds the requests one transaction takes.
 const maxWriteBatch = 256
+
+// commitDelay is how long a batch waits for more requests before it
+// commits, as PostgreSQL's commit_delay does. Each commit costs a flush to
+// the disk, and a flush costs a millisecond or more and much of it CPU in
+// the kernel on a virtual disk: without the wait, dozens of concurrent
+// workers and senders made a commit of one or two requests each, two
+// flushes a claim (BENCHMARKS.md, "a commit delay"). A request alone waits
+// this long more for its answer; under load, answers come sooner.
+const commitDelay = 2 * time.Millisecond
 
 // writeOp is what a writeRequest records.
 type writeOp int
@@ -54,7 +64,8 @@ type writeResult struct {
 }
 
 // batcher is the group commit both stores share: requests that arrive while
-// a commit is under way wait for the next one and share it. One transaction
+// a commit is under way, or within commitDelay of the first, share one
+// commit. One transaction
 // for many requests is what lets dozens of concurrent senders be
 // acknowledged quickly (SQLite has one writer; on PostgreSQL it saves a
 // round trip and a flush per request). Each request is still answered only
@@ -101,15 +112,19 @@ func (b *batcher) run(commit func([]writeRequest) ([]writeResult, error)) {
 		case <-b.closed:
 			return
 		}
+		delay := time.NewTimer(commitDelay)
 	collect:
 		for len(batch) < maxWriteBatch {
 			select {
 			case req := <-b.writes:
 				batch = append(batch, req)
-			default:
+			case <-delay.C:
+				break collect
+			case <-b.closed:
 				break collect
 			}
 		}
+		delay.Stop()
 		results, err := commit(batch)
 		for i, req := range batch {
 			if err != nil {
