@@ -252,56 +252,78 @@ func TestSourceTopic_EventsBecomeReports(t *testing.T) {
 	})
 }
 
-// A4: an event that arrives late, after a later one, fills its gap and is
-// never fetched; an event lost for good is fetched with $events (GET on
-// zen, POST on the newer Aidbox) once the grace has passed, and its claim,
-// named only, is read and reported.
+// A4: the fake's 4 deliverers send batches a round at a time, newest first
+// (Deliverers 4, docs/upstreams/fhir-subscriptions.md trap 11): events that
+// merely arrive late fill their gaps and are never fetched, even past the
+// grace; an event lost for good is fetched with $events (GET on zen, POST
+// on the newer Aidbox) once the grace has passed, and its claim is
+// reported once.
 func TestSourceTopic_GapFetchedWithEvents(t *testing.T) {
 	t.Parallel()
 	eachTopicVendor(t, func(t *testing.T, v topicVendor) {
-		b, box := topicSetup(t, v, fhirtest.Options{}, nil)
-		sub := waitActive(t, box)
+		b, box := topicSetup(t, v, fhirtest.Options{Deliverers: 4}, nil)
+		waitActive(t, box)
+		claim := func(id string) { box.CreateClaimResponse(sourceClaim(id, "pat-1", "CLM-"+id, "2025-06-30")) }
 
-		// Event 1 is held back and sent after event 2: late, not lost.
-		box.DropEvents(sub.ID, 1)
-		late := box.CreateClaimResponse(sourceClaim("cr-late", "pat-1", "CLM-L", "2025-06-30"))
-		box.CreateClaimResponse(sourceClaim("cr-2", "pat-1", "CLM-2", "2025-06-30"))
-		b.waitReports(t, "cr-2", 1)
-		body := fmt.Sprintf(`{"resourceType":"Bundle","type":"history","entry":[
-			{"resource":{"resourceType":"SubscriptionStatus","status":"active","type":"event-notification",
-				"eventsSinceSubscriptionStart":%[4]s,"subscription":{"reference":"Subscription/%[1]s"},"topic":%[2]q,
-				"notificationEvent":[{"eventNumber":%[4]s,"focus":{"reference":"ClaimResponse/cr-late"}}]}},
-			{"fullUrl":"http://localhost:8765/fhir/ClaimResponse/cr-late","resource":%[3]s}]}`,
-			sub.ID, fhirtest.DefaultTopic.URL, late.JSON, v.counter(1))
-		r := b.do(t, http.MethodPost, "/mediator/fhir/box", "application/fhir+json", []byte(body), true)
-		require.Equal(t, http.StatusOK, r.status, "%s", r.body)
-		b.waitReports(t, "cr-late", 1)
+		// Events 1 to 4 are one round: 4 arrives first, 1 to 3 after it.
+		for i := 1; i <= 4; i++ {
+			claim(fmt.Sprintf("cr-%d", i))
+		}
+		require.Equal(t, []int64{4, 3, 2, 1}, eventNumbers(t, box), "out of order")
+		for i := 1; i <= 4; i++ {
+			b.waitReports(t, fmt.Sprintf("cr-%d", i), 1)
+		}
+		box.Clock.Advance(31 * time.Second) // past the grace, max(2×timeout, 30 s): nothing is missing
 
-		// Event 3 is lost; event 4 arrives.
-		box.DropEvents(sub.ID, 1)
-		box.CreateClaimResponse(sourceClaim("cr-lost", "pat-1", "CLM-X", "2025-06-30"))
-		box.CreateClaimResponse(sourceClaim("cr-4", "pat-1", "CLM-4", "2025-06-30"))
-		b.waitReports(t, "cr-4", 1)
+		// Event 6 is lost; 5, 7 and 8 go newest first at the next Tick.
+		claim("cr-5")
+		box.DropEvents(waitActive(t, box).ID, 1)
+		claim("cr-lost")
+		claim("cr-7")
+		claim("cr-8")
+		box.Tick()
+		require.Equal(t, []int64{4, 3, 2, 1, 8, 7, 5}, eventNumbers(t, box))
+		for _, id := range []string{"cr-5", "cr-7", "cr-8"} {
+			b.waitReports(t, id, 1)
+		}
 		require.Empty(t, b.reportsFor("cr-lost"))
 
-		box.Clock.Advance(31 * time.Second) // past the grace, max(2×timeout, 30 s)
+		box.Clock.Advance(31 * time.Second) // past the grace of event 6
 		b.waitReports(t, "cr-lost", 1)
 		calls := requests(box, v.events, "/$events")
 		require.NotEmpty(t, calls)
 		require.Len(t, requests(box, "", "/$events"), len(calls), "$events by %s only", v.events)
 		for _, c := range calls {
 			since, until := eventsRange(t, c)
-			require.Equal(t, "3", since, "only the lost event is asked for, not the late one")
-			require.Equal(t, "3", until)
+			require.Equal(t, []string{"6", "6"}, []string{since, until}, "only the lost event is asked for, never the late ones")
 		}
 		if v.eventsIDOnly {
 			require.NotEmpty(t, requests(box, http.MethodGet, "/fhir/ClaimResponse/cr-lost"), "the id-only $events answer is read on the configured base")
 		} else {
 			require.Empty(t, requests(box, http.MethodGet, "/fhir/ClaimResponse/cr-lost"), "the full-resource $events answer carries the claim")
 		}
-		require.Len(t, b.reportsFor("cr-late"), 1)
-		require.Len(t, b.cht.Reports(), 4)
+		b.waitLog(t, `"claim_id":"cr-lost"`, "claim delivered to the CHT")
+		require.Len(t, b.reportsFor("cr-lost"), 1)
+		require.Len(t, b.cht.Reports(), 8)
 	})
+}
+
+// eventNumbers are the event numbers of the fake's event notifications, in
+// the order they were sent.
+func eventNumbers(t *testing.T, box *fhirtest.Server) []int64 {
+	t.Helper()
+	var out []int64
+	for _, d := range box.Deliveries() {
+		if d.Type != "event-notification" {
+			continue
+		}
+		n, err := fhir.ParseNotification(d.Method, "", "application/fhir+json", d.Body)
+		require.NoError(t, err)
+		for _, e := range n.Events {
+			out = append(out, e.Number)
+		}
+	}
+	return out
 }
 
 // A5: a subscription that turns error and goes silent is noticed past two

@@ -77,6 +77,7 @@ type topicSub struct {
 	dropNext  int
 	stopped   bool
 	noHeartbt bool
+	held      []func() // batches the deliverers took and have not sent (Options.Deliverers)
 }
 
 // topicEvent is one numbered event.
@@ -309,10 +310,38 @@ func (s *Server) triggerTopics(r Resource, now time.Time) []func() {
 			ts.queued = append(ts.queued, ev)
 		}
 		if len(ts.queued) >= ts.maxCount {
-			jobs = append(jobs, s.sendEventsJob(sub.ID, ts))
+			jobs = append(jobs, s.deliver(ts, s.sendEventsJob(sub.ID, ts))...)
 		}
 	}
 	return jobs
+}
+
+// deliver hands a batch to Aidbox's deliverers and returns the jobs to run
+// now. One deliverer sends each batch at once, in order. Several send
+// batches concurrently, so they arrive out of event order (C§3, C§6.1
+// number-of-deliverer, C-trap 11); the fake makes that order
+// deterministic, and the worst it can be: with Options.Deliverers n > 1,
+// batches wait until n are taken, and that round is sent newest first, one
+// after the other; a round not full goes at the next Tick. The caller
+// holds s.mu.
+func (s *Server) deliver(ts *topicSub, job func()) []func() {
+	if s.opts.Deliverers <= 1 {
+		return []func(){job}
+	}
+	ts.held = append(ts.held, job)
+	if len(ts.held) < s.opts.Deliverers {
+		return nil
+	}
+	return ts.release()
+}
+
+// release returns the batches the deliverers hold, newest first. The
+// caller holds s.mu.
+func (ts *topicSub) release() []func() {
+	round := ts.held
+	ts.held = nil
+	slices.Reverse(round)
+	return round
 }
 
 // retained drops the events older than Options.Retention: the newer
@@ -326,8 +355,8 @@ func (s *Server) retained(ts *topicSub, now time.Time) []topicEvent {
 }
 
 // tickTopics returns the jobs due at now: handshake retries, batches whose
-// heartbeat period passed, and heartbeats after a period of silence
-// (C§3). The caller holds s.mu.
+// heartbeat period passed, heartbeats after a period of silence (C§3), and
+// the rounds the deliverers hold (deliver). The caller holds s.mu.
 func (s *Server) tickTopics(now time.Time) []func() {
 	if !s.opts.Vendor.topicBased() {
 		return nil
@@ -344,9 +373,12 @@ func (s *Server) tickTopics(now time.Time) []func() {
 			jobs = append(jobs, func() { s.handshake(id) })
 		case sub.Status != "active" || ts.stopped || now.Before(ts.lastSent.Add(ts.heartbeat)):
 		case len(ts.queued) > 0:
-			jobs = append(jobs, s.sendEventsJob(sub.ID, ts))
+			jobs = append(jobs, s.deliver(ts, s.sendEventsJob(sub.ID, ts))...)
 		case !ts.noHeartbt:
 			jobs = append(jobs, s.sendJob(sub.ID, "heartbeat", nil))
+		}
+		if ts != nil {
+			jobs = append(jobs, ts.release()...)
 		}
 	}
 	return jobs

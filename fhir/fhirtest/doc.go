@@ -113,7 +113,11 @@
 // or when the heartbeat period has passed, and a heartbeat after a period
 // of silence (C§3, C-trap 15); a notification not answered 200 turns the
 // subscription error. DropEvents, StopDelivering, StopHeartbeats and
-// SetStatus make the losses a client must notice.
+// SetStatus make the losses a client must notice. Options.Deliverers sends
+// the batches of both generations through parallel deliverers (the newer
+// Aidbox's number-of-deliverer, C§3, C§6.1), so they arrive out of event
+// order (C-trap 11), deterministically: a round of that many batches goes
+// newest first, and a round not full at the next Tick.
 //
 // The newer Aidbox batches and beats the same way, but any 2xx succeeds and
 // a failed handshake turns the subscription error at once (no retries are
@@ -158,8 +162,10 @@
 //     AidboxTopicDestination resources (Options.Topics stand for them) and
 //     its deleted-resource events; HAPI's R4B and R5 topic forms and the
 //     older HAPI that sent 1 as every counter (C§6.4). Of both
-//     Aidbox generations: parallel deliverers (out-of-order arrival; tests
-//     post late bundles themselves), the coercion of maxCount and heartbeat
+//     Aidbox generations: the real interleaving of parallel deliverers
+//     (Options.Deliverers makes one order of them, the worst), deliverers
+//     shared by the subscriptions of one destination (the fake's are per
+//     subscription), the coercion of maxCount and heartbeat
 //     seen in zen's documentation, zen's retention of $events, the
 //     SubscriptionTopic resources, and the Basic and client-credentials
 //     logins (Options.Token stands for a token).

@@ -177,6 +177,14 @@ type Options struct {
 	// destination's keep-events-for-period, C§4); older ones are deleted.
 	// Zero keeps them all.
 	Retention time.Duration
+	// Deliverers is how many deliverers an Aidbox fake sends its event
+	// batches with: the newer Aidbox's number-of-deliverer, 4 by default
+	// there (C§3, C§6.1); zen documents none. Concurrent deliverers deliver
+	// out of event order (C-trap 11), which the fake makes deterministic:
+	// with n > 1, batches wait until n are ready, and that round is sent
+	// newest first; a round not full goes at the next Tick. 0 or 1 (the
+	// default) sends each batch at once, in order.
+	Deliverers int
 }
 
 // Request is one request the fake received, recorded before any fault or
@@ -604,11 +612,14 @@ func checkKnobs(opts Options) {
 	}
 	only(Aidbox, "FHIRVersion", opts.FHIRVersion != "")
 	only(Aidbox, "Retention", opts.Retention != 0)
+	if opts.Deliverers != 0 && !opts.Vendor.topicBased() {
+		panic(fmt.Sprintf("fhirtest: Options.Deliverers applies to %s and %s only, not %s", AidboxZen, Aidbox, opts.Vendor))
+	}
 	if opts.Token != "" && opts.Vendor == HeyDonto {
 		panic("fhirtest: Options.Token does not apply to HeyDonto, whose tokens come from POST /auth/login")
 	}
-	if opts.Retries < 0 || opts.RetryInterval < 0 || opts.RetryWindow < 0 || opts.DeliveryTimeout < 0 || opts.Retention < 0 {
-		panic("fhirtest: negative Retries, RetryInterval, RetryWindow, DeliveryTimeout or Retention")
+	if opts.Retries < 0 || opts.RetryInterval < 0 || opts.RetryWindow < 0 || opts.DeliveryTimeout < 0 || opts.Retention < 0 || opts.Deliverers < 0 {
+		panic("fhirtest: negative Retries, RetryInterval, RetryWindow, DeliveryTimeout, Retention or Deliverers")
 	}
 }
 
