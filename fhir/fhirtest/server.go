@@ -47,6 +47,10 @@ func (v Vendor) topicBased() bool { return v == AidboxZen || v == Aidbox }
 // The FHIR versions the newer Aidbox may serve its subscriptions in
 // (AidboxTopicDestination subscription-specification-version, C§6.1).
 const (
+	// R4 is the R4 backport (R4-backported, Aidbox 2512 and later): backport
+	// Subscriptions, history Bundles whose status is a Parameters resource
+	// (C§1.2, C§2.1).
+	R4 = "R4"
 	// R4B is the R4B backport: backport Subscriptions, history Bundles with
 	// a SubscriptionStatus (C§1.2, C§2.1).
 	R4B = "R4B"
@@ -171,8 +175,13 @@ type Options struct {
 	// use (C§2.3, C-trap 13). Defaults to "http://localhost:8765".
 	InternalOrigin string
 	// FHIRVersion is the version the newer Aidbox serves subscriptions in:
-	// R4B (the default) or R5 (C§6.1). Its R4 backport is not modelled.
+	// R4, R4B (the default) or R5 (C§6.1).
 	FHIRVersion string
+	// R4EventParts makes the newer Aidbox's R4 $events answers carry a
+	// notification-event part per event, as the IG's R4 form has them; by
+	// default they are left out, as its R4 tutorial shows the answer (C§4,
+	// C-trap 19). It needs FHIRVersion R4.
+	R4EventParts bool
 	// Retention is how long the newer Aidbox keeps events for $events (its
 	// destination's keep-events-for-period, C§4); older ones are deleted.
 	// Zero keeps them all.
@@ -311,9 +320,9 @@ func NewHandler(opts Options) *Server {
 		switch opts.FHIRVersion {
 		case "":
 			opts.FHIRVersion = R4B
-		case R4B, R5:
+		case R4, R4B, R5:
 		default:
-			panic(fmt.Sprintf("fhirtest: FHIRVersion %q is neither R4B nor R5", opts.FHIRVersion))
+			panic(fmt.Sprintf("fhirtest: FHIRVersion %q is none of R4, R4B and R5", opts.FHIRVersion))
 		}
 	}
 	if opts.Vendor.topicBased() || opts.TopicMode {
@@ -612,6 +621,9 @@ func checkKnobs(opts Options) {
 	}
 	only(Aidbox, "FHIRVersion", opts.FHIRVersion != "")
 	only(Aidbox, "Retention", opts.Retention != 0)
+	if opts.R4EventParts && (opts.Vendor != Aidbox || opts.FHIRVersion != R4) {
+		panic("fhirtest: Options.R4EventParts needs the newer Aidbox in FHIRVersion R4")
+	}
 	if opts.Deliverers != 0 && !opts.Vendor.topicBased() {
 		panic(fmt.Sprintf("fhirtest: Options.Deliverers applies to %s and %s only, not %s", AidboxZen, Aidbox, opts.Vendor))
 	}
