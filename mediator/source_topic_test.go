@@ -585,3 +585,63 @@ func TestSourceTopic_EventPastRetentionSearched(t *testing.T) {
 	require.Equal(t, []string{"1", "1"}, []string{since, until})
 	require.Len(t, b.cht.Reports(), 2)
 }
+
+// The newer Aidbox's R4 backport (subscription-specification-version
+// R4-backported, docs/upstreams/fhir-subscriptions.md §6.1), its dialect
+// detected: r4-backport from the R4 metadata's marker, one backport
+// Subscription, and each event of its Parameters notifications one report
+// (valueString counters, §2.1, trap 10). A lost event is asked for with
+// POST $events once the grace has passed: when the answer has the
+// notification-event parts, the claim comes from it; when it leaves them
+// out, as Aidbox's R4 tutorial shows it, the answer does not say which
+// events it holds, and the catch-up search brings the claim (§4, trap 19).
+func TestSourceTopic_AidboxR4Backport(t *testing.T) {
+	t.Parallel()
+	v := topicVendors[slices.IndexFunc(topicVendors, func(v topicVendor) bool { return v.fake == fhirtest.Aidbox })]
+	for _, parts := range []bool{true, false} {
+		t.Run(fmt.Sprintf("EventParts=%t", parts), func(t *testing.T) {
+			t.Parallel()
+			b, box := topicSetup(t, v, fhirtest.Options{FHIRVersion: fhirtest.R4, R4EventParts: parts}, nil)
+			sub := waitActive(t, box)
+			require.Contains(t, string(b.get(t, "/ready").body), `"dialect":"r4-backport"`)
+			posts := requests(box, http.MethodPost, "/fhir/Subscription")
+			require.Len(t, posts, 1)
+			var sent fhir.Subscription
+			require.NoError(t, json.Unmarshal(posts[0].Body, &sent))
+			require.Equal(t, []string{fhir.ProfileBackport}, sent.Meta.Profile)
+			require.Equal(t, fhirtest.DefaultTopic.URL, sent.Criteria)
+
+			box.CreateClaimResponse(sourceClaim("cr-1", "pat-1", "CLM-1", "2025-06-30"))
+			box.CreateClaimResponse(sourceClaim("cr-2", "pat-1", "CLM-2", "2025-06-30"))
+			b.waitReports(t, "cr-1", 1)
+			b.waitReports(t, "cr-2", 1)
+			for _, d := range box.Deliveries() {
+				require.True(t, d.Success, "%+v", d)
+				require.Contains(t, string(d.Body), `"resourceType":"Parameters"`)
+			}
+
+			box.DropEvents(sub.ID, 1)
+			box.CreateClaimResponse(sourceClaim("cr-lost", "pat-1", "CLM-X", "2025-06-30"))
+			box.CreateClaimResponse(sourceClaim("cr-4", "pat-1", "CLM-4", "2025-06-30"))
+			b.waitReports(t, "cr-4", 1)
+			require.Empty(t, b.reportsFor("cr-lost"))
+			box.Clock.Advance(31 * time.Second) // past the grace, max(2×timeout, 30 s)
+			b.waitReports(t, "cr-lost", 1)
+			calls := requests(box, "", "/$events")
+			require.NotEmpty(t, calls)
+			for _, c := range calls {
+				require.Equal(t, http.MethodPost, c.Method)
+				since, until := eventsRange(t, c)
+				require.Equal(t, []string{"3", "3"}, []string{since, until})
+			}
+			if parts {
+				b.waitLog(t, "missed events fetched with $events", `"claim_id":"cr-lost"`, "claim delivered to the CHT")
+				require.NotContains(t, b.logs.String(), "missed events: searching instead", "the $events answer named event 3")
+			} else {
+				b.waitLog(t, "did not give event 3", "missed events: searching instead", `"claim_id":"cr-lost"`, "claim delivered to the CHT")
+			}
+			require.Len(t, b.reportsFor("cr-lost"), 1)
+			require.Len(t, b.cht.Reports(), 4)
+		})
+	}
+}
