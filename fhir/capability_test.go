@@ -89,11 +89,13 @@ func TestClient_Metadata(t *testing.T) {
 		t.Parallel()
 		// Both Aidbox generations call themselves Aidbox: the vendor is the
 		// newer one, zen is told apart by its GET-only $events (§5, §6.1).
+		// The newer one's dialect is its R4, R4B or R5 metadata's.
 		for _, tc := range []struct {
 			opts    fhirtest.Options
 			dialect fhir.Dialect
 		}{
 			{fhirtest.Options{Vendor: fhirtest.AidboxZen}, fhir.DialectR4BBackport},
+			{fhirtest.Options{Vendor: fhirtest.Aidbox, FHIRVersion: fhirtest.R4}, fhir.DialectR4Backport},
 			{fhirtest.Options{Vendor: fhirtest.Aidbox}, fhir.DialectR4BBackport},
 			{fhirtest.Options{Vendor: fhirtest.Aidbox, FHIRVersion: fhirtest.R5}, fhir.DialectR5},
 		} {

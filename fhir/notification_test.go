@@ -52,6 +52,17 @@ const (
 	     {"name":"focus","valueReference":{"reference":"ClaimResponse/ClaimResponse/1"}}]}]}},
 	 {"fullUrl":"http://hapi:8080/fhir/ClaimResponse/1","resource":{"resourceType":"ClaimResponse","id":"1"}}]}`
 
+	// Aidbox ≥ 2512 R4 $events answer as its R4 tutorial shows it (§4,
+	// trap 19): the status Parameters with a relative subscription, no
+	// notification-event part, the resource alone in its entry.
+	aidboxR4Events = `{"resourceType":"Bundle","type":"history","entry":[
+	 {"resource":{"resourceType":"Parameters","parameter":[
+	   {"name":"subscription","valueReference":{"reference":"Subscription/pas-subscription-1"}},
+	   {"name":"status","valueCode":"active"},
+	   {"name":"type","valueCode":"query-event"},
+	   {"name":"events-since-subscription-start","valueString":"1"}]}},
+	 {"resource":{"resourceType":"ClaimResponse","id":"a1b2c3d4","outcome":"complete"}}]}`
+
 	handshakeR4B = `{"resourceType":"Bundle","type":"history","entry":[{"resource":{"resourceType":"SubscriptionStatus",
 	  "status":"requested","type":"handshake","eventsSinceSubscriptionStart":"0",
 	  "subscription":{"reference":"Subscription/s1"},"topic":"http://example.org/topic/claim"}}]}`
@@ -110,6 +121,17 @@ func TestParseNotification(t *testing.T) {
 				SubscriptionRef: fhir.Reference{Type: "Subscription", ID: "7"},
 				Topic:           "http://example.org/topic/claim", EventsSinceStart: 5, HasEventsSinceStart: true,
 				Events: []fhir.Event{{Number: 5, Timestamp: time.Date(2025, 1, 10, 0, 0, 0, 0, time.UTC), Focus: fhir.Reference{Type: "ClaimResponse", ID: "1"}}},
+			},
+			resources: []bool{true},
+		},
+		{
+			// No event numbers: the caller cannot tell which events these
+			// are, and searches (trap 19).
+			name: "AidboxR4EventsWithoutParts", method: "POST", contentType: "application/fhir+json", body: aidboxR4Events,
+			want: fhir.Notification{
+				Kind: fhir.KindEvent, Type: "query-event", Status: "active",
+				SubscriptionRef: fhir.Reference{Type: "Subscription", ID: "pas-subscription-1"}, EventsSinceStart: 1, HasEventsSinceStart: true,
+				Events: []fhir.Event{{Focus: fhir.Reference{Type: "ClaimResponse", ID: "a1b2c3d4"}}},
 			},
 			resources: []bool{true},
 		},

@@ -262,56 +262,78 @@ func TestSourceTopic_EventsBecomeReports(t *testing.T) {
 	})
 }
 
-// A4: an event that arrives late, after a later one, fills its gap and is
-// never fetched; an event lost for good is fetched with $events (GET on
-// zen, POST on the newer Aidbox) once the grace has passed, and its claim,
-// named only, is read and reported.
+// A4: the fake's 4 deliverers send batches a round at a time, newest first
+// (Deliverers 4, docs/upstreams/fhir-subscriptions.md trap 11): events that
+// merely arrive late fill their gaps and are never fetched, even past the
+// grace; an event lost for good is fetched with $events (GET on zen, POST
+// on the newer Aidbox) once the grace has passed, and its claim is
+// reported once.
 func TestSourceTopic_GapFetchedWithEvents(t *testing.T) {
 	t.Parallel()
 	eachTopicVendor(t, func(t *testing.T, v topicVendor) {
-		b, box := topicSetup(t, v, fhirtest.Options{}, nil)
-		sub := waitActive(t, box)
+		b, box := topicSetup(t, v, fhirtest.Options{Deliverers: 4}, nil)
+		waitActive(t, box)
+		claim := func(id string) { box.CreateClaimResponse(sourceClaim(id, "pat-1", "CLM-"+id, "2025-06-30")) }
 
-		// Event 1 is held back and sent after event 2: late, not lost.
-		box.DropEvents(sub.ID, 1)
-		late := box.CreateClaimResponse(sourceClaim("cr-late", "pat-1", "CLM-L", "2025-06-30"))
-		box.CreateClaimResponse(sourceClaim("cr-2", "pat-1", "CLM-2", "2025-06-30"))
-		b.waitReports(t, "cr-2", 1)
-		body := fmt.Sprintf(`{"resourceType":"Bundle","type":"history","entry":[
-			{"resource":{"resourceType":"SubscriptionStatus","status":"active","type":"event-notification",
-				"eventsSinceSubscriptionStart":%[4]s,"subscription":{"reference":"Subscription/%[1]s"},"topic":%[2]q,
-				"notificationEvent":[{"eventNumber":%[4]s,"focus":{"reference":"ClaimResponse/cr-late"}}]}},
-			{"fullUrl":"http://localhost:8765/fhir/ClaimResponse/cr-late","resource":%[3]s}]}`,
-			sub.ID, fhirtest.DefaultTopic.URL, late.JSON, v.counter(1))
-		r := b.do(t, http.MethodPost, "/mediator/fhir/box", "application/fhir+json", []byte(body), true)
-		require.Equal(t, http.StatusOK, r.status, "%s", r.body)
-		b.waitReports(t, "cr-late", 1)
+		// Events 1 to 4 are one round: 4 arrives first, 1 to 3 after it.
+		for i := 1; i <= 4; i++ {
+			claim(fmt.Sprintf("cr-%d", i))
+		}
+		require.Equal(t, []int64{4, 3, 2, 1}, eventNumbers(t, box), "out of order")
+		for i := 1; i <= 4; i++ {
+			b.waitReports(t, fmt.Sprintf("cr-%d", i), 1)
+		}
+		box.Clock.Advance(31 * time.Second) // past the grace, max(2×timeout, 30 s): nothing is missing
 
-		// Event 3 is lost; event 4 arrives.
-		box.DropEvents(sub.ID, 1)
-		box.CreateClaimResponse(sourceClaim("cr-lost", "pat-1", "CLM-X", "2025-06-30"))
-		box.CreateClaimResponse(sourceClaim("cr-4", "pat-1", "CLM-4", "2025-06-30"))
-		b.waitReports(t, "cr-4", 1)
+		// Event 6 is lost; 5, 7 and 8 go newest first at the next Tick.
+		claim("cr-5")
+		box.DropEvents(waitActive(t, box).ID, 1)
+		claim("cr-lost")
+		claim("cr-7")
+		claim("cr-8")
+		box.Tick()
+		require.Equal(t, []int64{4, 3, 2, 1, 8, 7, 5}, eventNumbers(t, box))
+		for _, id := range []string{"cr-5", "cr-7", "cr-8"} {
+			b.waitReports(t, id, 1)
+		}
 		require.Empty(t, b.reportsFor("cr-lost"))
 
-		box.Clock.Advance(31 * time.Second) // past the grace, max(2×timeout, 30 s)
+		box.Clock.Advance(31 * time.Second) // past the grace of event 6
 		b.waitReports(t, "cr-lost", 1)
 		calls := requests(box, v.events, "/$events")
 		require.NotEmpty(t, calls)
 		require.Len(t, requests(box, "", "/$events"), len(calls), "$events by %s only", v.events)
 		for _, c := range calls {
 			since, until := eventsRange(t, c)
-			require.Equal(t, "3", since, "only the lost event is asked for, not the late one")
-			require.Equal(t, "3", until)
+			require.Equal(t, []string{"6", "6"}, []string{since, until}, "only the lost event is asked for, never the late ones")
 		}
 		if v.eventsIDOnly {
 			require.NotEmpty(t, requests(box, http.MethodGet, "/fhir/ClaimResponse/cr-lost"), "the id-only $events answer is read on the configured base")
 		} else {
 			require.Empty(t, requests(box, http.MethodGet, "/fhir/ClaimResponse/cr-lost"), "the full-resource $events answer carries the claim")
 		}
-		require.Len(t, b.reportsFor("cr-late"), 1)
-		require.Len(t, b.cht.Reports(), 4)
+		b.waitLog(t, `"claim_id":"cr-lost"`, "claim delivered to the CHT")
+		require.Len(t, b.reportsFor("cr-lost"), 1)
+		require.Len(t, b.cht.Reports(), 8)
 	})
+}
+
+// eventNumbers are the event numbers of the fake's event notifications, in
+// the order they were sent.
+func eventNumbers(t *testing.T, box *fhirtest.Server) []int64 {
+	t.Helper()
+	var out []int64
+	for _, d := range box.Deliveries() {
+		if d.Type != "event-notification" {
+			continue
+		}
+		n, err := fhir.ParseNotification(d.Method, "", "application/fhir+json", d.Body)
+		require.NoError(t, err)
+		for _, e := range n.Events {
+			out = append(out, e.Number)
+		}
+	}
+	return out
 }
 
 // A5: a subscription that turns error and goes silent is noticed past two
@@ -631,4 +653,64 @@ func TestSourceTopic_EventPastRetentionSearched(t *testing.T) {
 	since, until := eventsRange(t, calls[0])
 	require.Equal(t, []string{"1", "1"}, []string{since, until})
 	require.Len(t, b.cht.Reports(), 2)
+}
+
+// The newer Aidbox's R4 backport (subscription-specification-version
+// R4-backported, docs/upstreams/fhir-subscriptions.md §6.1), its dialect
+// detected: r4-backport from the R4 metadata's marker, one backport
+// Subscription, and each event of its Parameters notifications one report
+// (valueString counters, §2.1, trap 10). A lost event is asked for with
+// POST $events once the grace has passed: when the answer has the
+// notification-event parts, the claim comes from it; when it leaves them
+// out, as Aidbox's R4 tutorial shows it, the answer does not say which
+// events it holds, and the catch-up search brings the claim (§4, trap 19).
+func TestSourceTopic_AidboxR4Backport(t *testing.T) {
+	t.Parallel()
+	v := topicVendors[slices.IndexFunc(topicVendors, func(v topicVendor) bool { return v.fake == fhirtest.Aidbox })]
+	for _, parts := range []bool{true, false} {
+		t.Run(fmt.Sprintf("EventParts=%t", parts), func(t *testing.T) {
+			t.Parallel()
+			b, box := topicSetup(t, v, fhirtest.Options{FHIRVersion: fhirtest.R4, R4EventParts: parts}, nil)
+			sub := waitActive(t, box)
+			require.Contains(t, string(b.get(t, "/ready").body), `"dialect":"r4-backport"`)
+			posts := requests(box, http.MethodPost, "/fhir/Subscription")
+			require.Len(t, posts, 1)
+			var sent fhir.Subscription
+			require.NoError(t, json.Unmarshal(posts[0].Body, &sent))
+			require.Equal(t, []string{fhir.ProfileBackport}, sent.Meta.Profile)
+			require.Equal(t, fhirtest.DefaultTopic.URL, sent.Criteria)
+
+			box.CreateClaimResponse(sourceClaim("cr-1", "pat-1", "CLM-1", "2025-06-30"))
+			box.CreateClaimResponse(sourceClaim("cr-2", "pat-1", "CLM-2", "2025-06-30"))
+			b.waitReports(t, "cr-1", 1)
+			b.waitReports(t, "cr-2", 1)
+			for _, d := range box.Deliveries() {
+				require.True(t, d.Success, "%+v", d)
+				require.Contains(t, string(d.Body), `"resourceType":"Parameters"`)
+			}
+
+			box.DropEvents(sub.ID, 1)
+			box.CreateClaimResponse(sourceClaim("cr-lost", "pat-1", "CLM-X", "2025-06-30"))
+			box.CreateClaimResponse(sourceClaim("cr-4", "pat-1", "CLM-4", "2025-06-30"))
+			b.waitReports(t, "cr-4", 1)
+			require.Empty(t, b.reportsFor("cr-lost"))
+			box.Clock.Advance(31 * time.Second) // past the grace, max(2×timeout, 30 s)
+			b.waitReports(t, "cr-lost", 1)
+			calls := requests(box, "", "/$events")
+			require.NotEmpty(t, calls)
+			for _, c := range calls {
+				require.Equal(t, http.MethodPost, c.Method)
+				since, until := eventsRange(t, c)
+				require.Equal(t, []string{"3", "3"}, []string{since, until})
+			}
+			if parts {
+				b.waitLog(t, "missed events fetched with $events", `"claim_id":"cr-lost"`, "claim delivered to the CHT")
+				require.NotContains(t, b.logs.String(), "missed events: searching instead", "the $events answer named event 3")
+			} else {
+				b.waitLog(t, "did not give event 3", "missed events: searching instead", `"claim_id":"cr-lost"`, "claim delivered to the CHT")
+			}
+			require.Len(t, b.reportsFor("cr-lost"), 1)
+			require.Len(t, b.cht.Reports(), 4)
+		})
+	}
 }

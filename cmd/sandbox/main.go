@@ -6,7 +6,8 @@
 //	go run ./cmd/sandbox                  play the story and exit
 //	go run ./cmd/sandbox --keep           then leave everything running for curl
 //	go run ./cmd/sandbox --source kodjin  also a FHIR server besides openIMIS (aidbox,
-//	                                      kodjin, heydonto or hapi): its claim reaches the CHT too
+//	                                      aidbox-zen, kodjin, heydonto or hapi): its claim
+//	                                      reaches the CHT too
 package main
 
 import (

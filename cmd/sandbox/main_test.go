@@ -39,7 +39,8 @@ func TestRun_SourceStories(t *testing.T) {
 		{"kodjin", []string{"dialect r4-criteria, subscription state active", "criteria ClaimResponse?", "the server notified: PUT "}},
 		{"hapi", []string{"dialect r4-criteria, subscription state active", "the server notified: PUT "}},
 		{"heydonto", []string{"dialect r4-criteria, subscription state requested", "the catch-up search found it"}},
-		{"aidbox", []string{"dialect r4b-backport, subscription state active", "the server notified: POST"}},
+		{"aidbox", []string{"A FHIR server besides openIMIS: Aidbox (", "FHIR_AIDBOX_URL=", "dialect r4b-backport, subscription state active", "the server notified: POST"}},
+		{"aidbox-zen", []string{"A FHIR server besides openIMIS: Aidbox zen (", "FHIR_AIDBOX_ZEN_URL=", "dialect r4b-backport, subscription state active", "the server notified: POST"}},
 	} {
 		t.Run(tc.source, func(t *testing.T) {
 			t.Parallel()
@@ -57,7 +58,7 @@ func TestRun_SourceStories(t *testing.T) {
 		})
 	}
 	err := run(context.Background(), []string{"--source", "nope"}, &bytes.Buffer{})
-	require.EqualError(t, err, `--source "nope": use one of aidbox, hapi, heydonto, kodjin`)
+	require.EqualError(t, err, `--source "nope": use one of aidbox, aidbox-zen, hapi, heydonto, kodjin`)
 }
 
 func TestRun_KeepWaitsForInterrupt(t *testing.T) {

@@ -8,9 +8,9 @@ import (
 	"maps"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
+	"github.com/cht-openimis/cht-openimis-mediator/config"
 	"github.com/cht-openimis/cht-openimis-mediator/fhir/fhirtest"
 )
 
@@ -61,7 +61,15 @@ var sourceFakes = map[string]sourceFake{
 		how: "search",
 	},
 	"aidbox": {
-		title:   "Aidbox (R4B topic-based subscription; a handshake activates it, then each event comes in a history Bundle)",
+		title:   "Aidbox (R4B topic-based subscription; a handshake activates it, then each event comes in a history Bundle, counters as strings)",
+		options: fhirtest.Options{Vendor: fhirtest.Aidbox},
+		env:     map[string]string{"VENDOR": "aidbox"},
+		how:     "notification",
+	},
+	"aidbox-zen": {
+		// Zen calls itself Aidbox too: the vendor is set, so that $status
+		// and $events go by GET from the start.
+		title:   "Aidbox zen (R4B topic-based subscription; a handshake activates it, then each event comes in a history Bundle, counters as numbers)",
 		options: fhirtest.Options{Vendor: fhirtest.AidboxZen},
 		env:     map[string]string{"VENDOR": "aidbox-zen"},
 		how:     "notification",
@@ -73,10 +81,10 @@ func sourceNames() []string { return slices.Sorted(maps.Keys(sourceFakes)) }
 
 // sourceEnv is the configuration of the source name served by fake.
 func sourceEnv(name string, fake *fhirtest.Server) map[string]string {
-	prefix := "FHIR_" + strings.ToUpper(name) + "_"
-	env := map[string]string{"FHIR_SOURCES": name, prefix + "URL": fake.BaseURL}
+	src := config.Source{Name: name}
+	env := map[string]string{"FHIR_SOURCES": name, src.Var("URL"): fake.BaseURL}
 	for k, v := range sourceFakes[name].env {
-		env[prefix+k] = v
+		env[src.Var(k)] = v
 	}
 	return env
 }
@@ -111,7 +119,7 @@ func (s *sandbox) playSource(ctx context.Context, step int) error {
 	}); err != nil {
 		return err
 	}
-	s.detail("FHIR_SOURCES=%s, FHIR_%s_URL=%s: dialect %s, subscription state %s", name, strings.ToUpper(name), fake.BaseURL, status.Dialect, status.Subscription)
+	s.detail("FHIR_SOURCES=%s, %s=%s: dialect %s, subscription state %s", name, config.Source{Name: name}.Var("URL"), fake.BaseURL, status.Dialect, status.Subscription)
 	if status.Problem != "" {
 		s.detail("/ready says: %s", status.Problem)
 	}

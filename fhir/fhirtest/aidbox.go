@@ -77,6 +77,7 @@ type topicSub struct {
 	dropNext  int
 	stopped   bool
 	noHeartbt bool
+	held      []func() // batches the deliverers took and have not sent (Options.Deliverers)
 }
 
 // topicEvent is one numbered event.
@@ -89,6 +90,10 @@ type topicEvent struct {
 
 // r5 reports whether the fake is the newer Aidbox serving R5 (C§1.3).
 func (s *Server) r5() bool { return s.opts.Vendor == Aidbox && s.opts.FHIRVersion == R5 }
+
+// r4 reports whether the fake is the newer Aidbox serving the R4 backport
+// (C§1.2, C§6.1).
+func (s *Server) r4() bool { return s.opts.Vendor == Aidbox && s.opts.FHIRVersion == R4 }
 
 // newTopicSub starts the delivery state of a subscription to the topic
 // named canonical, with what the settings a Subscription leaves out mean:
@@ -121,7 +126,7 @@ func (ts *topicSub) checkContent() string {
 	return ""
 }
 
-// validateBackport applies Aidbox's rules to an R4B backport Subscription
+// validateBackport applies Aidbox's rules to an R4 or R4B backport Subscription
 // (C§1.2, C-trap 3, C-trap 5), the same for both generations, and returns
 // its delivery settings, or an answer refusing it.
 func (s *Server) validateBackport(x *exchange, res map[string]any) (*topicSub, response, bool) {
@@ -309,10 +314,38 @@ func (s *Server) triggerTopics(r Resource, now time.Time) []func() {
 			ts.queued = append(ts.queued, ev)
 		}
 		if len(ts.queued) >= ts.maxCount {
-			jobs = append(jobs, s.sendEventsJob(sub.ID, ts))
+			jobs = append(jobs, s.deliver(ts, s.sendEventsJob(sub.ID, ts))...)
 		}
 	}
 	return jobs
+}
+
+// deliver hands a batch to Aidbox's deliverers and returns the jobs to run
+// now. One deliverer sends each batch at once, in order. Several send
+// batches concurrently, so they arrive out of event order (C§3, C§6.1
+// number-of-deliverer, C-trap 11); the fake makes that order
+// deterministic, and the worst it can be: with Options.Deliverers n > 1,
+// batches wait until n are taken, and that round is sent newest first, one
+// after the other; a round not full goes at the next Tick. The caller
+// holds s.mu.
+func (s *Server) deliver(ts *topicSub, job func()) []func() {
+	if s.opts.Deliverers <= 1 {
+		return []func(){job}
+	}
+	ts.held = append(ts.held, job)
+	if len(ts.held) < s.opts.Deliverers {
+		return nil
+	}
+	return ts.release()
+}
+
+// release returns the batches the deliverers hold, newest first. The
+// caller holds s.mu.
+func (ts *topicSub) release() []func() {
+	round := ts.held
+	ts.held = nil
+	slices.Reverse(round)
+	return round
 }
 
 // retained drops the events older than Options.Retention: the newer
@@ -326,8 +359,8 @@ func (s *Server) retained(ts *topicSub, now time.Time) []topicEvent {
 }
 
 // tickTopics returns the jobs due at now: handshake retries, batches whose
-// heartbeat period passed, and heartbeats after a period of silence
-// (C§3). The caller holds s.mu.
+// heartbeat period passed, heartbeats after a period of silence (C§3), and
+// the rounds the deliverers hold (deliver). The caller holds s.mu.
 func (s *Server) tickTopics(now time.Time) []func() {
 	if !s.opts.Vendor.topicBased() {
 		return nil
@@ -344,9 +377,12 @@ func (s *Server) tickTopics(now time.Time) []func() {
 			jobs = append(jobs, func() { s.handshake(id) })
 		case sub.Status != "active" || ts.stopped || now.Before(ts.lastSent.Add(ts.heartbeat)):
 		case len(ts.queued) > 0:
-			jobs = append(jobs, s.sendEventsJob(sub.ID, ts))
+			jobs = append(jobs, s.deliver(ts, s.sendEventsJob(sub.ID, ts))...)
 		case !ts.noHeartbt:
 			jobs = append(jobs, s.sendJob(sub.ID, "heartbeat", nil))
+		}
+		if ts != nil {
+			jobs = append(jobs, ts.release()...)
 		}
 	}
 	return jobs
@@ -402,10 +438,13 @@ func instant(t time.Time) string {
 //     fullUrl with it; the status entry with a urn:uuid fullUrl and the
 //     $status request it mirrors; event entries whose request is the
 //     create (POST <Type>) or update (PUT <Type>/<id>) on the internal
-//     origin.
+//     origin. In R4 the status is Parameters (r4Notification).
 //
 // The caller holds s.mu.
 func (s *Server) notificationBundle(sub Subscription, ts *topicSub, typ string, events []topicEvent, content string) map[string]any {
+	if s.r4() {
+		return s.r4Notification(sub, ts, typ, events, content)
+	}
 	zen := s.opts.Vendor == AidboxZen
 	origin := s.opts.InternalOrigin
 	counter := func(n int) any {
@@ -450,27 +489,8 @@ func (s *Server) notificationBundle(sub Subscription, ts *topicSub, typ string, 
 		} else {
 			note["timestamp"] = instant(ev.time)
 		}
-		ref := origin + "/fhir/" + ev.resource.Type + "/" + ev.resource.ID
-		if content != "empty" {
-			note["focus"] = map[string]any{"reference": ref}
-			method, code, target := "PUT", "200", ev.resource.Type+"/"+ev.resource.ID
-			if ev.created {
-				method, code = "POST", "201"
-			}
-			if !zen {
-				target = origin + "/fhir/" + ev.resource.Type
-				if !ev.created {
-					target += "/" + ev.resource.ID
-				}
-			}
-			entry := map[string]any{
-				"fullUrl":  ref,
-				"request":  map[string]any{"method": method, "url": target},
-				"response": map[string]any{"status": code},
-			}
-			if content == "full-resource" {
-				entry["resource"] = ev.resource.JSON
-			}
+		if entry := s.eventEntry(ev, content); entry != nil {
+			note["focus"] = map[string]any{"reference": entry["fullUrl"]}
 			entries = append(entries, entry)
 		}
 		notes = append(notes, note)
@@ -486,6 +506,103 @@ func (s *Server) notificationBundle(sub Subscription, ts *topicSub, typ string, 
 		"resourceType": "Bundle", "type": bundleType,
 		"timestamp": s.Clock.Now().Format(time.RFC3339Nano), "entry": entries,
 	}
+}
+
+// eventEntry is the Bundle entry of an event as content allows (C§2.2):
+// none for empty content; fullUrl, the event's focus, on the internal
+// origin with /fhir (C§2.3, C-trap 13), request and response, with the
+// resource for full-resource. Zen's request URL is relative (seed 001
+// $events example), the newer Aidbox's on the internal origin.
+func (s *Server) eventEntry(ev topicEvent, content string) map[string]any {
+	if content == "empty" {
+		return nil
+	}
+	origin := s.opts.InternalOrigin
+	method, code, target := "PUT", "200", ev.resource.Type+"/"+ev.resource.ID
+	if ev.created {
+		method, code = "POST", "201"
+	}
+	if s.opts.Vendor != AidboxZen {
+		target = origin + "/fhir/" + ev.resource.Type
+		if !ev.created {
+			target += "/" + ev.resource.ID
+		}
+	}
+	entry := map[string]any{
+		"fullUrl":  origin + "/fhir/" + ev.resource.Type + "/" + ev.resource.ID,
+		"request":  map[string]any{"method": method, "url": target},
+		"response": map[string]any{"status": code},
+	}
+	if content == "full-resource" {
+		entry["resource"] = ev.resource.JSON
+	}
+	return entry
+}
+
+// r4Notification is the newer Aidbox's R4 backport form
+// (subscription-specification-version R4-backported, C§2.1, C§4; AB-NEW
+// r4 tutorial): a history Bundle whose first entry is the status
+// Parameters, bare, counters as valueString, the subscription as the
+// relative Subscription/<id> its $status and $events answers show (C§2.3;
+// its notifications are not shown, the fake writes them alike), event
+// timestamps as instants and entries as in R4B. The $status and $events
+// answers name no topic, as shown; the $events answer has no
+// notification-event parts and its full-resource entries carry the
+// resource alone, as its tutorial shows it (C§4, C-trap 19), unless
+// Options.R4EventParts. The caller holds s.mu.
+func (s *Server) r4Notification(sub Subscription, ts *topicSub, typ string, events []topicEvent, content string) map[string]any {
+	status, count, topic := sub.Status, ts.count, ts.topic.URL
+	switch typ {
+	case "handshake":
+		status, count = "requested", 0
+	case "query-status", "query-event":
+		topic = ""
+	}
+	bare := typ == "query-event" && !s.opts.R4EventParts
+	var notes [][]any
+	var entries []any
+	for _, ev := range events {
+		parts := []any{
+			map[string]any{"name": "event-number", "valueString": strconv.Itoa(ev.number)},
+			map[string]any{"name": "timestamp", "valueInstant": instant(ev.time)},
+		}
+		if entry := s.eventEntry(ev, content); entry != nil {
+			parts = append(parts, map[string]any{"name": "focus", "valueReference": map[string]any{"reference": entry["fullUrl"]}})
+			if bare && entry["resource"] != nil {
+				entry = map[string]any{"resource": entry["resource"]}
+			}
+			entries = append(entries, entry)
+		}
+		notes = append(notes, parts)
+	}
+	if bare {
+		notes = nil
+	}
+	params := r4StatusParameters("Subscription/"+sub.ID, topic, status, typ, count, notes)
+	return map[string]any{
+		"resourceType": "Bundle", "type": "history", "timestamp": s.Clock.Now().Format(time.RFC3339Nano),
+		"entry": append([]any{map[string]any{"resource": params}}, entries...),
+	}
+}
+
+// r4StatusParameters is the R4 backport status, a Parameters resource with
+// the IG's names (C§2.1): subscription, topic (left out when empty),
+// status, type, events-since-subscription-start as valueString (C-trap 10),
+// and a notification-event parameter per parts list.
+func r4StatusParameters(subRef, topic, status, typ string, count int, events [][]any) map[string]any {
+	params := []any{map[string]any{"name": "subscription", "valueReference": map[string]any{"reference": subRef}}}
+	if topic != "" {
+		params = append(params, map[string]any{"name": "topic", "valueCanonical": topic})
+	}
+	params = append(params,
+		map[string]any{"name": "status", "valueCode": status},
+		map[string]any{"name": "type", "valueCode": typ},
+		map[string]any{"name": "events-since-subscription-start", "valueString": strconv.Itoa(count)},
+	)
+	for _, parts := range events {
+		params = append(params, map[string]any{"name": "notification-event", "part": parts})
+	}
+	return map[string]any{"resourceType": "Parameters", "parameter": params}
 }
 
 // sendTopic POSTs a notification Bundle with the channel headers, bounded
@@ -573,7 +690,7 @@ func (s *Server) handshake(id string) {
 // events eventsSinceNumber..eventsUntilNumber (default: the last 100) that
 // are still kept, with id-only entries on zen (seed 001 $events example) and
 // as the content parameter or the subscription's content say on the newer
-// Aidbox (AB-NEW module:216-230).
+// Aidbox (AB-NEW module:216-230), whose R4 answers are r4Notification's.
 func (s *Server) topicOperation(x *exchange, id, op string) response {
 	method := x.r.Method
 	switch {

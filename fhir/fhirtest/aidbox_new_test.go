@@ -72,6 +72,7 @@ func firstEvent(st map[string]any) map[string]any {
 }
 
 var (
+	newR4  = fhirtest.Options{Vendor: fhirtest.Aidbox, FHIRVersion: fhirtest.R4}
 	newR4B = fhirtest.Options{Vendor: fhirtest.Aidbox}
 	newR5  = fhirtest.Options{Vendor: fhirtest.Aidbox, FHIRVersion: fhirtest.R5}
 )
@@ -111,9 +112,9 @@ func TestAidboxNew_SubscriptionRules(t *testing.T) {
 			requestedJSON(idOnly.URL, "http://cb.example/x", "full-resource", 1, 20))
 		requireOutcome(t, resp, b, http.StatusUnprocessableEntity, "maxContent")
 		require.Empty(t, s.Subscriptions())
-		id := subscribe(t, s, "/fhir/Subscription", requestedJSON(topicURL, "http://cb.example/x", "id-only", 1, 20))
-		got, _ := s.Subscription(id)
-		require.Equal(t, "requested", got.Status)
+		created := createdRequested(t, s, requestedJSON(topicURL, "http://cb.example/x", "id-only", 1, 20))
+		_, ok := s.Subscription(created["id"].(string))
+		require.True(t, ok)
 	})
 
 	t.Run("R5", func(t *testing.T) {
@@ -145,15 +146,27 @@ func TestAidboxNew_SubscriptionRules(t *testing.T) {
 			require.Contains(t, string(b), tc.text, name)
 		}
 		require.Empty(t, s.Subscriptions())
-		id := subscribe(t, s, "/fhir/Subscription", good)
+		id := createdRequested(t, s, good)["id"].(string)
 		got, _ := s.Subscription(id)
-		require.Equal(t, "requested", got.Status)
 		require.Equal(t, idOnly.URL, got.Topic)
 		require.Equal(t, "http://cb.example/x", got.Endpoint)
 		require.Equal(t, []string{"Authorization: Basic bWU6cHc="}, got.Header, "parameters are the headers (C§1.3)")
 		resp, b := call(t, s, http.MethodPut, "/fhir/Subscription/"+id, strings.Replace(good, `{`, `{"id":"`+id+`",`, 1))
 		requireOutcome(t, resp, b, http.StatusUnprocessableEntity, "cannot be modified")
 	})
+}
+
+// createdRequested creates a subscription, requires a 201 answer that
+// says requested, and returns it. The answer is read, not the stored
+// status: the handshake that follows at once may already have turned it
+// error (the tests' endpoints do not listen, C§3).
+func createdRequested(t *testing.T, s *fhirtest.Server, body string) map[string]any {
+	t.Helper()
+	resp, b := call(t, s, http.MethodPost, "/fhir/Subscription", body)
+	require.Equal(t, http.StatusCreated, resp.StatusCode, string(b))
+	created := decode(t, b)
+	require.Equal(t, "requested", created["status"])
+	return created
 }
 
 func TestAidboxNew_Handshake(t *testing.T) {
@@ -345,5 +358,89 @@ func TestAidboxNew_Operations(t *testing.T) {
 		evs := st["notificationEvent"].([]any)
 		require.Len(t, evs, 1, "the event older than the retention is deleted (C§4)")
 		require.Equal(t, "2", evs[0].(map[string]any)["eventNumber"])
+	})
+}
+
+// The newer Aidbox's R4 backport (subscription-specification-version
+// R4-backported, C§6.1): R4 metadata with the backport markers, the
+// backport Subscription as in R4B, and every status as Parameters with
+// valueString counters (C§2.1, C-trap 10); its $status and $events answers
+// name the subscription relatively and no topic, and $events leaves the
+// notification-event parts out unless R4EventParts (C§4, C-trap 19).
+func TestAidboxNew_R4(t *testing.T) {
+	t.Parallel()
+
+	t.Run("Metadata", func(t *testing.T) {
+		t.Parallel()
+		s := fhirtest.NewServer(t, newR4)
+		_, b := call(t, s, http.MethodGet, "/fhir/metadata", "")
+		cs := decode(t, b)
+		require.Equal(t, "4.0.1", cs["fhirVersion"])
+		require.Equal(t, "Aidbox", cs["software"].(map[string]any)["name"])
+		require.Equal(t, []any{"http://hl7.org/fhir/uv/subscriptions-backport/CapabilityStatement/backport-subscription-server-r4"}, cs["instantiates"])
+		require.Contains(t, string(b), `"supportedProfile":["`+backport+`backport-subscription"]`)
+		require.Contains(t, string(b), `"valueCanonical":"`+topicURL+`"`)
+		require.Contains(t, string(b), "OperationDefinition/backport-subscription-events")
+	})
+
+	t.Run("Notifications", func(t *testing.T) {
+		t.Parallel()
+		s, sub, id := aidbox(t, fhirtest.Options{Vendor: fhirtest.Aidbox, FHIRVersion: fhirtest.R4, InternalOrigin: "http://aidbox.internal:8080"}, "full-resource", 1, 20)
+		s.CreateClaimResponse(claimJSON("c1", "complete"))
+		got := sub.received()
+		require.Len(t, got, 2)
+		hs := r4Status(t, got[0].Body)
+		require.Equal(t, "handshake", hs["type"]["valueCode"])
+		require.Equal(t, "requested", hs["status"]["valueCode"])
+		require.Equal(t, "0", hs["events-since-subscription-start"]["valueString"])
+		require.NotContains(t, hs, "notification-event")
+
+		st := r4Status(t, got[1].Body)
+		require.Equal(t, "Subscription/"+id, st["subscription"]["valueReference"].(map[string]any)["reference"])
+		require.Equal(t, topicURL, st["topic"]["valueCanonical"])
+		require.Equal(t, "active", st["status"]["valueCode"])
+		require.Equal(t, "event-notification", st["type"]["valueCode"])
+		require.Equal(t, "1", st["events-since-subscription-start"]["valueString"], "valueString (C§2.1)")
+		parts := eventParts(t, st)
+		require.Equal(t, "1", parts["event-number"]["valueString"])
+		_, err := time.Parse(time.RFC3339Nano, parts["timestamp"]["valueInstant"].(string))
+		require.NoError(t, err, "an instant")
+		require.Equal(t, "http://aidbox.internal:8080/fhir/ClaimResponse/c1", parts["focus"]["valueReference"].(map[string]any)["reference"])
+		entries := decode(t, got[1].Body)["entry"].([]any)
+		require.Len(t, entries, 2)
+		require.Equal(t, "c1", entries[1].(map[string]any)["resource"].(map[string]any)["id"])
+		require.NotContains(t, string(got[1].Body), "SubscriptionStatus")
+	})
+
+	t.Run("Operations", func(t *testing.T) {
+		t.Parallel()
+		s, _, id := aidbox(t, newR4, "full-resource", 1, 20)
+		s.CreateClaimResponse(claimJSON("c1", "complete"))
+		s.CreateClaimResponse(claimJSON("c2", "complete"))
+		op := "/fhir/Subscription/" + id
+		_, b := call(t, s, http.MethodGet, op+"/$status", "")
+		st := r4Status(t, b)
+		require.Equal(t, "query-status", st["type"]["valueCode"])
+		require.Equal(t, "2", st["events-since-subscription-start"]["valueString"])
+		require.Equal(t, "Subscription/"+id, st["subscription"]["valueReference"].(map[string]any)["reference"])
+		require.NotContains(t, st, "topic", "as its tutorial shows the answer")
+
+		resp, b := call(t, s, http.MethodPost, op+"/$events", eventsParams(2, 2, ""))
+		require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
+		st = r4Status(t, b)
+		require.Equal(t, "query-event", st["type"]["valueCode"])
+		require.NotContains(t, st, "notification-event", "left out, as its R4 tutorial shows (C§4, C-trap 19)")
+		entries := decode(t, b)["entry"].([]any)
+		require.Len(t, entries, 2)
+		require.Equal(t, map[string]any{"resource": entries[1].(map[string]any)["resource"]}, entries[1], "the resource alone")
+		require.Equal(t, "c2", entries[1].(map[string]any)["resource"].(map[string]any)["id"])
+
+		parts, _, id2 := aidbox(t, fhirtest.Options{Vendor: fhirtest.Aidbox, FHIRVersion: fhirtest.R4, R4EventParts: true}, "id-only", 1, 20)
+		parts.CreateClaimResponse(claimJSON("c3", "complete"))
+		_, b = call(t, parts, http.MethodPost, "/fhir/Subscription/"+id2+"/$events", eventsParams(1, 1, ""))
+		ev := eventParts(t, r4Status(t, b))
+		require.Equal(t, "1", ev["event-number"]["valueString"])
+		require.Equal(t, "http://localhost:8765/fhir/ClaimResponse/c3", ev["focus"]["valueReference"].(map[string]any)["reference"])
+		require.NotContains(t, decode(t, b)["entry"].([]any)[1], "resource", "id-only")
 	})
 }

@@ -3,6 +3,7 @@ package fhirtest_test
 import (
 	"cmp"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -281,6 +282,43 @@ func TestAidbox_Events(t *testing.T) {
 		require.Equal(t, "error", got.Status)
 		require.False(t, s.Deliveries()[1].Success)
 	})
+}
+
+// Parallel deliverers deliver out of event order (C§3, C§6.1, C-trap 11):
+// with Deliverers 4 the fake sends each round of 4 batches newest first,
+// and a round not full at the next Tick; the handshake and the counters
+// are as without them.
+func TestAidbox_Deliverers(t *testing.T) {
+	t.Parallel()
+	for _, vendor := range []fhirtest.Vendor{fhirtest.AidboxZen, fhirtest.Aidbox} {
+		t.Run(string(vendor), func(t *testing.T) {
+			t.Parallel()
+			s, sub, _ := aidbox(t, fhirtest.Options{Vendor: vendor, Deliverers: 4}, "id-only", 1, 60)
+			numbers := func() []string {
+				var out []string
+				for _, r := range sub.received()[1:] {
+					st := status(t, r.Body)
+					require.Equal(t, "event-notification", st["type"])
+					out = append(out, fmt.Sprint(firstEvent(st)["eventNumber"]))
+				}
+				return out
+			}
+			for i := 1; i <= 3; i++ {
+				s.CreateClaimResponse(claimJSON("c"+strconv.Itoa(i), "complete"))
+			}
+			require.Empty(t, numbers(), "the deliverers wait for a round of 4")
+			s.CreateClaimResponse(claimJSON("c4", "complete"))
+			require.Equal(t, []string{"4", "3", "2", "1"}, numbers(), "newest first")
+			for i := 5; i <= 6; i++ {
+				s.CreateClaimResponse(claimJSON("c"+strconv.Itoa(i), "complete"))
+			}
+			s.Tick()
+			require.Equal(t, []string{"4", "3", "2", "1", "6", "5"}, numbers(), "a round not full goes at the next Tick")
+			for _, d := range s.Deliveries() {
+				require.True(t, d.Success, "%+v", d)
+			}
+		})
+	}
 }
 
 func TestAidbox_Operations(t *testing.T) {

@@ -11,8 +11,9 @@ import (
 // modelled resource types; R4 without backport markers for the
 // criteria-based servers (C§1.1), R4B with them and the topics on Aidbox,
 // R4 with the backport profile, the topics and instantiates
-// backport-subscription-server-r4 on HAPI with TopicMode (it answers no
-// $status or $events, which the fake does not model for HAPI), and 5.0.0
+// backport-subscription-server-r4 on the newer Aidbox in R4 and on HAPI
+// with TopicMode (which answers no $status or $events, not modelled for
+// HAPI: its metadata lists neither), and 5.0.0
 // with R5's own Subscription operations on the newer Aidbox in R5, which
 // needs no backport marker (C§5). Options.MetadataNotFound makes it 404, as
 // on openIMIS and perhaps HeyDonto (C§5, C-trap 2).
@@ -87,12 +88,11 @@ func (s *Server) metadata(x *exchange) response {
 	switch {
 	case s.r5():
 		cs["fhirVersion"] = "5.0.0"
+	case s.r4() || s.opts.TopicMode:
+		cs["instantiates"] = []string{backportServerR4}
 	case s.opts.Vendor.topicBased():
 		cs["fhirVersion"] = "4.3.0"
 		cs["instantiates"] = []string{backportServerR4B}
-	}
-	if s.opts.TopicMode {
-		cs["instantiates"] = []string{backportServerR4}
 	}
 	return x.json(http.StatusOK, cs)
 }

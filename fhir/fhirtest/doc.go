@@ -3,8 +3,9 @@
 // with R4 criteria-based subscriptions, HAPI also with R4 backport
 // topic-based ones (Options.TopicMode), and Aidbox with topic-based
 // subscriptions in its two generations: zen-configured R4B backport (seed
-// 001) and the newer Aidbox's R4B backport or R5. It is for tests and the
-// sandbox, and imports nothing of the module but internal/upstreamtest.
+// 001) and the newer Aidbox's R4 backport, R4B backport or R5. It is for
+// tests and the sandbox, and imports nothing of the module but
+// internal/upstreamtest.
 //
 // It reads as a specification: every rule the fake enforces cites where the
 // real server's behaviour is written down, as C§n (a section) or C-trap n
@@ -55,25 +56,31 @@
 //     GET Subscription/<id>/$status and $events answer history Bundles;
 //     POST is 405 (C§4, C-trap 19, C-trap 20). Search pages are "page"
 //     links.
-//   - The newer Aidbox (Aidbox), in Options.FHIRVersion R4B (the default)
-//     or R5 (C§1.2, C§1.3, C§6.1): the same topics, content caps, defaults,
-//     client ids, PUT 422 and DELETE as zen. R4B takes zen's backport
-//     Subscription; R5 a native one (topic; filterBy with filterParameter,
+//   - The newer Aidbox (Aidbox), in Options.FHIRVersion R4, R4B (the
+//     default) or R5 (C§1.2, C§1.3, C§6.1): the same topics, content caps,
+//     defaults, client ids, PUT 422 and DELETE as zen. R4 and R4B take
+//     zen's backport Subscription; R5 a native one (topic; filterBy with filterParameter,
 //     value and comparator eq or none on canFilterBy; channelType the
 //     rest-hook Coding; endpoint; parameter[{name,value}] headers;
 //     contentType application/fhir+json; content, empty when absent;
 //     heartbeatPeriod, timeout, maxCount as integers), and either version
 //     refuses the other's elements (400). Status must be posted requested
-//     (422 otherwise, C-trap 4). R4B metadata is zen's; R5 metadata is
+//     (422 otherwise, C-trap 4). R4B metadata is zen's; R4 metadata is
+//     fhirVersion 4.0.1 instantiating backport-subscription-server-r4, with
+//     the backport profile, operations and topics; R5 metadata is
 //     fhirVersion 5.0.0 with R5's Subscription operations and no backport
 //     marker or topic list (topics are SubscriptionTopic resources, not
 //     served). $status answers GET and POST with a query-status in a
-//     history Bundle in R4B (as its tutorial shows) and a
+//     history Bundle in R4 and R4B (as its tutorials show) and a
 //     subscription-notification Bundle in R5, C-trap 20; $events POST only with
 //     Parameters (eventsSinceNumber and eventsUntilNumber as valueString,
 //     content as valueCode; anything else 400; GET 405), the last 100 by
 //     default, entries as content or the subscription's content say;
-//     Options.Retention deletes older events (C§4, C-trap 19). A
+//     Options.Retention deletes older events (C§4, C-trap 19). In R4 both
+//     answers name no topic, and $events has no notification-event parts
+//     and bare resource entries, as its R4 tutorial shows it, unless
+//     Options.R4EventParts (C§4, C-trap 19): the events' numbers are then
+//     unknown to a client. A
 //     subscription whose end has passed turns off and gets nothing more
 //     (C§6.1, C-trap 27; the status is not documented).
 //   - HAPI with TopicMode (R4 backport, C§1.2, C§6.4): R4 metadata that
@@ -113,7 +120,11 @@
 // or when the heartbeat period has passed, and a heartbeat after a period
 // of silence (C§3, C-trap 15); a notification not answered 200 turns the
 // subscription error. DropEvents, StopDelivering, StopHeartbeats and
-// SetStatus make the losses a client must notice.
+// SetStatus make the losses a client must notice. Options.Deliverers sends
+// the batches of both generations through parallel deliverers (the newer
+// Aidbox's number-of-deliverer, C§3, C§6.1), so they arrive out of event
+// order (C-trap 11), deterministically: a round of that many batches goes
+// newest first, and a round not full at the next Tick.
 //
 // The newer Aidbox batches and beats the same way, but any 2xx succeeds and
 // a failed handshake turns the subscription error at once (no retries are
@@ -124,6 +135,10 @@
 // /fhir and focus and fullUrl with it (C§2.3, C-trap 13), the status entry
 // under a urn:uuid fullUrl with the $status request it mirrors, and event
 // entries whose request is the create or update on the internal origin.
+// In R4 they are history Bundles whose first entry, bare, is the R4 status
+// Parameters: counters as valueString, the subscription as Subscription/<id>
+// as its R4 answers write it (its notifications are not shown), event
+// timestamps as instants, the focus on the internal origin (C§2.1, C§2.3).
 //
 // HAPI in TopicMode numbers each matching event from an in-memory counter
 // that Restart sets back to 0 (C§0.4, C-trap 10), and POSTs one
@@ -154,12 +169,15 @@
 //
 // Not modelled, and why:
 //
-//   - The newer Aidbox's R4 backport (Parameters statuses), its
-//     AidboxTopicDestination resources (Options.Topics stand for them) and
-//     its deleted-resource events; HAPI's R4B and R5 topic forms and the
+//   - The newer Aidbox's AidboxTopicDestination resources (Options.Topics
+//     stand for them), its R4 notifications as they really are (no example
+//     shows one: the fake writes them as its R4 answers, C§2.3), and its
+//     deleted-resource events; HAPI's R4B and R5 topic forms and the
 //     older HAPI that sent 1 as every counter (C§6.4). Of both
-//     Aidbox generations: parallel deliverers (out-of-order arrival; tests
-//     post late bundles themselves), the coercion of maxCount and heartbeat
+//     Aidbox generations: the real interleaving of parallel deliverers
+//     (Options.Deliverers makes one order of them, the worst), deliverers
+//     shared by the subscriptions of one destination (the fake's are per
+//     subscription), the coercion of maxCount and heartbeat
 //     seen in zen's documentation, zen's retention of $events, the
 //     SubscriptionTopic resources, and the Basic and client-credentials
 //     logins (Options.Token stands for a token).

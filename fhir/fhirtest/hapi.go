@@ -137,19 +137,9 @@ func (s *Server) hapiNotification(sub Subscription, ts *topicSub, ev topicEvent)
 		}
 		entries = append(entries, entry)
 	}
-	params := map[string]any{
-		"resourceType": "Parameters",
-		"id":           newID(),
-		"meta":         map[string]any{"profile": []string{statusProfileR4}},
-		"parameter": []any{
-			map[string]any{"name": "subscription", "valueReference": map[string]any{"reference": "Subscription/" + sub.ID}},
-			map[string]any{"name": "topic", "valueCanonical": ts.topic.URL},
-			map[string]any{"name": "status", "valueCode": "active"},
-			map[string]any{"name": "type", "valueCode": "event-notification"},
-			map[string]any{"name": "events-since-subscription-start", "valueString": number},
-			map[string]any{"name": "notification-event", "part": parts},
-		},
-	}
+	params := r4StatusParameters("Subscription/"+sub.ID, ts.topic.URL, "active", "event-notification", ev.number, [][]any{parts})
+	params["id"] = newID()
+	params["meta"] = map[string]any{"profile": []string{statusProfileR4}}
 	entries = append([]any{map[string]any{"resource": params}}, entries...)
 	return map[string]any{"resourceType": "Bundle", "id": newID(), "type": "history", "entry": entries}
 }

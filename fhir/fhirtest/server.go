@@ -48,6 +48,10 @@ func (v Vendor) topicBased() bool { return v == AidboxZen || v == Aidbox }
 // The FHIR versions the newer Aidbox may serve its subscriptions in
 // (AidboxTopicDestination subscription-specification-version, C§6.1).
 const (
+	// R4 is the R4 backport (R4-backported, Aidbox 2512 and later): backport
+	// Subscriptions, history Bundles whose status is a Parameters resource
+	// (C§1.2, C§2.1).
+	R4 = "R4"
 	// R4B is the R4B backport: backport Subscriptions, history Bundles with
 	// a SubscriptionStatus (C§1.2, C§2.1).
 	R4B = "R4B"
@@ -177,12 +181,25 @@ type Options struct {
 	// use (C§2.3, C-trap 13). Defaults to "http://localhost:8765".
 	InternalOrigin string
 	// FHIRVersion is the version the newer Aidbox serves subscriptions in:
-	// R4B (the default) or R5 (C§6.1). Its R4 backport is not modelled.
+	// R4, R4B (the default) or R5 (C§6.1).
 	FHIRVersion string
+	// R4EventParts makes the newer Aidbox's R4 $events answers carry a
+	// notification-event part per event, as the IG's R4 form has them; by
+	// default they are left out, as its R4 tutorial shows the answer (C§4,
+	// C-trap 19). It needs FHIRVersion R4.
+	R4EventParts bool
 	// Retention is how long the newer Aidbox keeps events for $events (its
 	// destination's keep-events-for-period, C§4); older ones are deleted.
 	// Zero keeps them all.
 	Retention time.Duration
+	// Deliverers is how many deliverers an Aidbox fake sends its event
+	// batches with: the newer Aidbox's number-of-deliverer, 4 by default
+	// there (C§3, C§6.1); zen documents none. Concurrent deliverers deliver
+	// out of event order (C-trap 11), which the fake makes deterministic:
+	// with n > 1, batches wait until n are ready, and that round is sent
+	// newest first; a round not full goes at the next Tick. 0 or 1 (the
+	// default) sends each batch at once, in order.
+	Deliverers int
 }
 
 // Request is one request the fake received, recorded before any fault or
@@ -311,9 +328,9 @@ func NewHandler(opts Options) *Server {
 		switch opts.FHIRVersion {
 		case "":
 			opts.FHIRVersion = R4B
-		case R4B, R5:
+		case R4, R4B, R5:
 		default:
-			panic(fmt.Sprintf("fhirtest: FHIRVersion %q is neither R4B nor R5", opts.FHIRVersion))
+			panic(fmt.Sprintf("fhirtest: FHIRVersion %q is none of R4, R4B and R5", opts.FHIRVersion))
 		}
 	}
 	if opts.Vendor.topicBased() || opts.TopicMode {
@@ -687,11 +704,18 @@ func checkKnobs(opts Options) {
 	}
 	only(Aidbox, "FHIRVersion", opts.FHIRVersion != "")
 	only(Aidbox, "Retention", opts.Retention != 0)
+	if opts.R4EventParts && (opts.Vendor != Aidbox || opts.FHIRVersion != R4) {
+		panic("fhirtest: Options.R4EventParts needs the newer Aidbox in FHIRVersion R4")
+	}
+	if opts.Deliverers != 0 && !opts.Vendor.topicBased() {
+		panic(fmt.Sprintf("fhirtest: Options.Deliverers applies to %s and %s only, not %s", AidboxZen, Aidbox, opts.Vendor))
+	}
 	if opts.Token != "" && opts.Vendor == HeyDonto {
 		panic("fhirtest: Options.Token does not apply to HeyDonto, whose tokens come from POST /auth/login")
 	}
-	if opts.Retries < 0 || opts.RetryInterval < 0 || opts.RetryWindow < 0 || opts.DeliveryTimeout < 0 || opts.Retention < 0 || opts.SearchLatency < 0 {
-		panic("fhirtest: negative Retries, RetryInterval, RetryWindow, DeliveryTimeout, Retention or SearchLatency")
+	if opts.Retries < 0 || opts.RetryInterval < 0 || opts.RetryWindow < 0 || opts.DeliveryTimeout < 0 || opts.Retention < 0 ||
+		opts.SearchLatency < 0 || opts.Deliverers < 0 {
+		panic("fhirtest: negative Retries, RetryInterval, RetryWindow, DeliveryTimeout, Retention, SearchLatency or Deliverers")
 	}
 }
 

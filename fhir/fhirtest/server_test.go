@@ -145,7 +145,10 @@ func TestNew_RefusesBadOptions(t *testing.T) {
 	t.Parallel()
 	for name, opts := range map[string]fhirtest.Options{
 		"NoVendor":             {},
-		"AidboxR4":             {Vendor: fhirtest.Aidbox, FHIRVersion: "R4"},
+		"AidboxSTU3":           {Vendor: fhirtest.Aidbox, FHIRVersion: "STU3"},
+		"DeliverersOnHAPI":     {Vendor: fhirtest.HAPI, TopicMode: true, Deliverers: 4},
+		"NegativeDeliverers":   {Vendor: fhirtest.Aidbox, Deliverers: -1},
+		"R4EventPartsInR4B":    {Vendor: fhirtest.Aidbox, R4EventParts: true},
 		"ZenInR5":              {Vendor: fhirtest.AidboxZen, FHIRVersion: fhirtest.R5},
 		"ZenRetention":         {Vendor: fhirtest.AidboxZen, Retention: time.Hour},
 		"TopicsOnKodjin":       {Vendor: fhirtest.Kodjin, Topics: []fhirtest.Topic{fhirtest.DefaultTopic}},

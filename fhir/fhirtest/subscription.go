@@ -162,7 +162,7 @@ func (s *Server) validateSubscription(x *exchange, w wireSubscription, create bo
 	if w.ResourceType != "Subscription" {
 		return "", x.outcome(http.StatusBadRequest, "structure", "resourceType must be Subscription"), false
 	}
-	// The newer Aidbox in R5 reads R5's elements only, in R4B R4's only:
+	// The newer Aidbox in R5 reads R5's elements only, in R4 and R4B R4's only:
 	// the other version's are unknown elements (C§1.2, C§1.3).
 	if s.opts.Vendor == Aidbox {
 		r5 := w.Topic != "" || w.ChannelType != nil || w.Endpoint != "" || w.Parameter != nil
