@@ -66,10 +66,12 @@ type Quirks struct {
 	RecreateOnError bool
 	// Counters is how the server writes event counters (trap 10).
 	Counters CounterEncoding
-	// CountersReset says the server's event counter restarts with the
-	// server (HAPI's in-memory count, finding 4): a counter that goes down
-	// is a reset, not old news.
-	CountersReset bool
+	// CountersKept says the server stores its event counters with the
+	// subscription (Aidbox keeps its events, §4, §6.1): a counter below one
+	// already seen is a late or repeated delivery (trap 11), never a
+	// restart. Elsewhere a counter that goes down is read as a restart
+	// (trap 10; HAPI's counter lives in memory, finding 4).
+	CountersKept bool
 	// NoHeartbeats says the server sends no heartbeat notifications, whatever
 	// heartbeat period its topic subscriptions store (HAPI's topic code has
 	// no heartbeat builder, §3): its silence says nothing.
@@ -96,7 +98,7 @@ var vendors = map[Vendor]Quirks{
 	VendorAidbox: {
 		StatusMethod: http.MethodGet, EventsMethod: http.MethodPost,
 		LoginUserField: "username", TokenFields: defaultTokenFields,
-		DeleteAnswer: DeleteAnswerAny, RecreateOnError: true, Counters: CounterString,
+		DeleteAnswer: DeleteAnswerAny, RecreateOnError: true, Counters: CounterString, CountersKept: true,
 		Software: []string{"aidbox"},
 	},
 	// Aidbox zen (seed 001): GET $status, GET $events, numeric counters;
@@ -104,7 +106,7 @@ var vendors = map[Vendor]Quirks{
 	VendorAidboxZen: {
 		StatusMethod: http.MethodGet, EventsMethod: http.MethodGet,
 		LoginUserField: "username", TokenFields: defaultTokenFields,
-		DeleteAnswer: DeleteAnswerAny, RecreateOnError: true, Counters: CounterNumber,
+		DeleteAnswer: DeleteAnswerAny, RecreateOnError: true, Counters: CounterNumber, CountersKept: true,
 	},
 	// Kodjin (seed 004): criteria subscriptions, updates allowed (§6.2).
 	VendorKodjin: {
@@ -130,7 +132,7 @@ var vendors = map[Vendor]Quirks{
 	VendorHAPI: {
 		StatusMethod: http.MethodGet, EventsMethod: http.MethodPost,
 		LoginUserField: "username", TokenFields: defaultTokenFields,
-		DeleteAnswer: DeleteAnswerAny, Counters: CounterString, CountersReset: true, NoHeartbeats: true,
+		DeleteAnswer: DeleteAnswerAny, Counters: CounterString, NoHeartbeats: true,
 		Software: []string{"hapi"},
 	},
 }

@@ -80,7 +80,7 @@ func (t *eventTrack) missing() [][2]int64 {
 // Contiguous is a counter reset (HAPI's in-memory count, finding 4; trap
 // 10): tracking restarts from what this notification says, and reset is
 // true so that the caller searches for what the reset hid.
-func (t *eventTrack) observe(n fhir.Notification, now time.Time) (reset bool) {
+func (t *eventTrack) observe(n fhir.Notification, now time.Time, countersKept bool) (reset bool) {
 	t.LastHeard = now
 	if n.Kind == fhir.KindHandshake || n.Status == "active" {
 		t.Reached = true
@@ -88,7 +88,7 @@ func (t *eventTrack) observe(n fhir.Notification, now time.Time) (reset bool) {
 	if n.Kind == fhir.KindHandshake {
 		return false
 	}
-	if n.HasEventsSinceStart && t.Contiguous >= 0 && n.EventsSinceStart < t.Contiguous {
+	if n.HasEventsSinceStart && t.Contiguous >= 0 && n.EventsSinceStart < t.Contiguous && !countersKept {
 		reset = true
 		t.Contiguous, t.Counter, t.SeenAbove, t.GapSince = -1, -1, nil, time.Time{}
 	}
@@ -220,7 +220,7 @@ func (s *sources) track(ctx context.Context, src *source, n fhir.Notification) e
 			return false
 		}
 		ours = true
-		reset = t.observe(n, now)
+		reset = t.observe(n, now, src.Client.Quirks().CountersKept)
 		return true
 	})
 	if err != nil {
