@@ -40,6 +40,10 @@ type delivery struct {
 	slots chan struct{}
 
 	persons personCache
+	// sharedClaimIDs says claims come from more than one producer (openIMIS
+	// and FHIR sources), whose ids may collide: a retry then checks that a
+	// report it finds by id is its own (earlierReport).
+	sharedClaimIDs bool
 	// noQuestionnaireResponse is set once openIMIS answered that it has no
 	// QuestionnaireResponse endpoint.
 	noQuestionnaireResponse atomic.Bool

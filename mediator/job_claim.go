@@ -237,8 +237,9 @@ func (d *delivery) claimReport(ctx context.Context, claimUUID, personID string, 
 }
 
 // earlierReport returns the report of this claim an earlier attempt posted,
-// "" when there is none: a report with the claim's op_claim_uuid whose
-// patient_id is the claim's person. The id alone is not the claim: two FHIR
+// "" when there is none: a report with the claim's op_claim_uuid, and, when
+// FHIR sources are configured, whose patient_id is the claim's person. With
+// sources, the id alone is not the claim: two FHIR
 // sources, or a source and openIMIS, may carry the same id (claims are keyed
 // by source, resource type and id, spec §8), and their reports differ by
 // their person, which is keyed by source and patient (by insuree for
@@ -249,6 +250,12 @@ func (d *delivery) earlierReport(ctx context.Context, claimUUID, personID string
 	ids, err := d.cht.FindReports(ctx, "op_claim_uuid", claimUUID)
 	if err != nil || len(ids) == 0 {
 		return "", err
+	}
+	if !d.sharedClaimIDs {
+		// openIMIS alone: its claim UUIDs are unique, and one look-up
+		// (one round trip in a retry, which often follows a slow CHT)
+		// does.
+		return ids[0], nil
 	}
 	mine, err := d.cht.FindReports(ctx, mapping.FieldPatientID, personID)
 	if err != nil {

@@ -286,6 +286,7 @@ func New(opts Options) (*Mediator, error) {
 		oi: opts.OpenIMIS, cht: opts.CHT, store: opts.Store, log: opts.Logger,
 		dates: dates, placeID: opts.PlaceID, claimForm: opts.ClaimForm, feedbackResource: opts.FeedbackResource,
 		slots: make(chan struct{}, opts.Workers), saveWait: opts.LateSaveWait,
+		sharedClaimIDs: len(opts.Sources) > 0,
 	}
 	m.delivery.timeout.Store(int64(opts.UpstreamTimeout))
 	m.catchup = &catchup{
