@@ -58,8 +58,9 @@ func (d *delivery) upstreamTimeout() time.Duration { return time.Duration(d.time
 // slot. Only WORKERS of them talk to openIMIS and the CHT at once (the
 // upstream slots); the others fetch, check and record in the store
 // meanwhile, so that the store's latency does not leave an upstream slot
-// idle.
-const queueSlotsPerWorker = 4
+// idle. Two are enough since the store commits in groups: four delivered
+// no more and held 2–4 MiB more (BENCHMARKS.md).
+const queueSlotsPerWorker = 2
 
 // withUpstream runs f in one of the WORKERS upstream slots. A job that
 // finds no slot free within an upstream timeout (the upstreams are slow or
