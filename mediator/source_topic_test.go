@@ -618,21 +618,7 @@ func TestSourceTopic_R5(t *testing.T) {
 	}
 	require.Equal(t, []string{"handshake", "event-notification"}, types)
 
-	box.DropEvents(sub.ID, 1)
-	box.CreateClaimResponse(sourceClaim("cr-lost", "pat-1", "CLM-X", "2025-06-30"))
-	box.CreateClaimResponse(sourceClaim("cr-3", "pat-1", "CLM-3", "2025-06-30"))
-	b.waitReports(t, "cr-3", 1)
-	require.Empty(t, b.reportsFor("cr-lost"))
-	box.Clock.Advance(31 * time.Second) // past the grace, max(2×timeout, 30 s)
-	b.waitReports(t, "cr-lost", 1)
-	calls := requests(box, "", "/$events")
-	require.NotEmpty(t, calls)
-	for _, c := range calls {
-		require.Equal(t, http.MethodPost, c.Method)
-		since, until := eventsRange(t, c)
-		require.Equal(t, "2", since)
-		require.Equal(t, "2", until)
-	}
+	requireLostEventFetched(t, b, box, sub.ID, "cr-3", 2)
 	b.waitLog(t, `"claim_id":"cr-lost"`, "claim delivered to the CHT")
 	require.Len(t, b.cht.Reports(), 3)
 }
@@ -697,20 +683,7 @@ func TestSourceTopic_AidboxR4Backport(t *testing.T) {
 				require.Contains(t, string(d.Body), `"resourceType":"Parameters"`)
 			}
 
-			box.DropEvents(sub.ID, 1)
-			box.CreateClaimResponse(sourceClaim("cr-lost", "pat-1", "CLM-X", "2025-06-30"))
-			box.CreateClaimResponse(sourceClaim("cr-4", "pat-1", "CLM-4", "2025-06-30"))
-			b.waitReports(t, "cr-4", 1)
-			require.Empty(t, b.reportsFor("cr-lost"))
-			box.Clock.Advance(31 * time.Second) // past the grace, max(2×timeout, 30 s)
-			b.waitReports(t, "cr-lost", 1)
-			calls := requests(box, "", "/$events")
-			require.NotEmpty(t, calls)
-			for _, c := range calls {
-				require.Equal(t, http.MethodPost, c.Method)
-				since, until := eventsRange(t, c)
-				require.Equal(t, []string{"3", "3"}, []string{since, until})
-			}
+			requireLostEventFetched(t, b, box, sub.ID, "cr-4", 3)
 			if parts {
 				b.waitLog(t, "missed events fetched with $events", `"claim_id":"cr-lost"`, "claim delivered to the CHT")
 				require.NotContains(t, b.logs.String(), "missed events: searching instead", "the $events answer named event 3")
@@ -720,5 +693,28 @@ func TestSourceTopic_AidboxR4Backport(t *testing.T) {
 			require.Len(t, b.reportsFor("cr-lost"), 1)
 			require.Len(t, b.cht.Reports(), 4)
 		})
+	}
+}
+
+// requireLostEventFetched drops the next event of subscription id, creates
+// the claim "cr-lost" it would have carried and then next, and checks that
+// once next is reported and the gap's grace has passed, cr-lost is
+// reported too, fetched with POST $events for event n alone (the newer
+// Aidbox's verb, docs/upstreams/fhir-subscriptions.md §4).
+func requireLostEventFetched(t *testing.T, b *testBundle, box *fhirtest.Server, id, next string, n int) {
+	t.Helper()
+	box.DropEvents(id, 1)
+	box.CreateClaimResponse(sourceClaim("cr-lost", "pat-1", "CLM-X", "2025-06-30"))
+	box.CreateClaimResponse(sourceClaim(next, "pat-1", "CLM-"+next, "2025-06-30"))
+	b.waitReports(t, next, 1)
+	require.Empty(t, b.reportsFor("cr-lost"))
+	box.Clock.Advance(31 * time.Second) // past the grace, max(2×timeout, 30 s)
+	b.waitReports(t, "cr-lost", 1)
+	calls := requests(box, "", "/$events")
+	require.NotEmpty(t, calls)
+	for _, c := range calls {
+		require.Equal(t, http.MethodPost, c.Method)
+		since, until := eventsRange(t, c)
+		require.Equal(t, []string{strconv.Itoa(n), strconv.Itoa(n)}, []string{since, until})
 	}
 }
