@@ -232,10 +232,11 @@ func keys(v url.Values) []string {
 // SearchOverlaps counts the search pages that began while another of their
 // type was being answered: none for pages read one after the other (HAPI's
 // _getpages included), one for a search sent during another, none for a
-// search of another type.
+// search of another type. Each page lasts a second, so that the last
+// search surely begins while the first is answered on a loaded machine.
 func TestSearch_Overlaps(t *testing.T) {
 	t.Parallel()
-	s := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.HAPI, SearchLatency: 200 * time.Millisecond})
+	s := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.HAPI, SearchLatency: time.Second})
 	seed(s, 3)
 	_, b := call(t, s, http.MethodGet, "/fhir/ClaimResponse?_count=2", "")
 	_, next := ids(t, b)
