@@ -357,34 +357,44 @@ GROUP BY kind`)
 	return stats, rows.Err()
 }
 
-// TryLock implements storetype.Store with a session-level advisory lock on
-// a connection of its own, outside the pool (an hour's search must not take
-// a connection from the intake and the queue), closed by unlock. PostgreSQL
-// releases the lock when that session ends, so a replica that dies (or
-// loses the connection) never leaves a lock behind, and a long job needs no
-// lease to renew. The key is the name within the current schema, as
-// advisory locks are per database.
+// lockKey is the advisory lock key of the name $1: the name within the
+// current schema, as advisory locks are per database.
+const lockKey = `hashtextextended(current_schema() || '/' || $1::text, 0)`
+
+// TryLock implements storetype.Store with a session-level advisory lock,
+// tried on a connection of the pool. A lock taken keeps its connection out
+// of the pool (hijacked; the pool opens another), so that an hour's search
+// does not take a connection from the intake and the queue, and unlock
+// closes it. PostgreSQL releases the lock when that session ends, so a
+// replica that dies (or loses the connection) never leaves a lock behind,
+// and a long job needs no lease to renew. A lock not taken costs no new
+// connection: its job tries again each second while the other runs.
 func (p *Postgres) TryLock(ctx context.Context, name string) (func(), bool, error) {
-	conn, err := pgx.ConnectConfig(ctx, p.pool.Config().ConnConfig.Copy())
+	pc, err := p.pool.Acquire(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("store: lock %s: %w", name, err)
 	}
-	closeConn := func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		conn.Close(cctx) //nolint:errcheck // the session, and the lock, end with the connection either way
-	}
 	var ok bool
-	err = conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended(current_schema() || '/' || $1::text, 0))`, name).Scan(&ok)
+	err = pc.QueryRow(ctx, `SELECT pg_try_advisory_lock(`+lockKey+`)`, name).Scan(&ok)
 	if err != nil || !ok {
-		closeConn()
+		pc.Release()
 		if err != nil {
 			return nil, false, fmt.Errorf("store: lock %s: %w", name, err)
 		}
 		return nil, false, nil
 	}
+	conn := pc.Hijack()
 	var once sync.Once
-	return func() { once.Do(closeConn) }, true, nil
+	return func() {
+		once.Do(func() {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			// Unlocked first, so that the lock is free when unlock
+			// returns; the session's end would free it a moment later.
+			conn.Exec(cctx, `SELECT pg_advisory_unlock(`+lockKey+`)`, name) //nolint:errcheck // closing ends the lock anyway
+			conn.Close(cctx)                                                //nolint:errcheck // the session, and the lock, end with the connection either way
+		})
+	}, true, nil
 }
 
 // Ping implements storetype.Store.
