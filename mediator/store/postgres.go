@@ -160,7 +160,8 @@ const (
 	pgMarkDelivered = `
 INSERT INTO mediator_receipt (kind, key, delivered_at, result) VALUES ($1, $2, now(), $3)
 ON CONFLICT (kind, key) DO UPDATE SET delivered_at = excluded.delivered_at, result = excluded.result`
-	pgSavePerson = `
+	pgReceiptDigest = `SELECT coalesce(digest, '') FROM mediator_receipt WHERE kind = $1 AND key = $2`
+	pgSavePerson    = `
 INSERT INTO mediator_person (insuree_uuid, person_id) VALUES ($1, $2)
 ON CONFLICT (insuree_uuid) DO UPDATE SET person_id = excluded.person_id`
 )
@@ -198,6 +199,13 @@ func (p *Postgres) writeBatch(client *river.Client[pgx.Tx], batch []writeRequest
 			qb.Queue(pgSavePerson, req.key, req.result)
 		default:
 			qb.Queue(pgInsertReceipt, req.kind, req.key, req.digest)
+			if req.digest != "" {
+				// The digest a repeat is compared with (an intake
+				// without one compares nothing), read after the
+				// insert has waited for any transaction inserting the
+				// same receipt.
+				qb.Queue(pgReceiptDigest, req.kind, req.key)
+			}
 		}
 	}
 	tx, err := p.pool.Begin(ctx)
@@ -207,31 +215,37 @@ func (p *Postgres) writeBatch(client *river.Client[pgx.Tx], batch []writeRequest
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
 	results := make([]writeResult, len(batch))
 	var params []river.InsertManyParams
-	var repeats []int
 	br := tx.SendBatch(ctx, &qb)
+	fail := func(what string, err error) ([]writeResult, error) {
+		br.Close() //nolint:errcheck // the first error is the one to report
+		return nil, fmt.Errorf("store: %s: %w", what, err)
+	}
 	for _, i := range order {
+		req := batch[i]
 		tag, err := br.Exec()
 		if err != nil {
-			br.Close() //nolint:errcheck // the first error is the one to report
-			return nil, fmt.Errorf("store: %s: %w", batch[i].op, err)
+			return fail(req.op.String(), err)
 		}
-		switch {
-		case batch[i].op != opIntake:
-		case tag.RowsAffected() == 1:
+		if req.op != opIntake {
+			continue
+		}
+		inserted := tag.RowsAffected() == 1
+		if req.digest != "" {
+			var previous string
+			if err := br.QueryRow().Scan(&previous); err != nil {
+				return fail("read receipt", err)
+			}
+			if !inserted {
+				results[i].previous = previous
+			}
+		}
+		if inserted {
 			results[i].inserted = true
-			params = append(params, river.InsertManyParams{Args: batch[i].args})
-		case batch[i].digest != "": // an intake without a digest compares nothing
-			repeats = append(repeats, i)
+			params = append(params, river.InsertManyParams{Args: req.args})
 		}
 	}
 	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("store: write: %w", err)
-	}
-	for _, i := range repeats {
-		if err := tx.QueryRow(ctx, `SELECT coalesce(digest, '') FROM mediator_receipt WHERE kind = $1 AND key = $2`,
-			batch[i].kind, batch[i].key).Scan(&results[i].previous); err != nil {
-			return nil, fmt.Errorf("store: read receipt: %w", err)
-		}
 	}
 	if len(params) > 0 {
 		if _, err := client.InsertManyFastTx(ctx, tx, params); err != nil {
