@@ -1,6 +1,8 @@
 package fhir
 
 import (
+	"github.com/cht-openimis/cht-openimis-mediator/internal/errtext"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -173,9 +175,9 @@ func Detect(c Capabilities) (Dialect, Vendor, error) {
 	case strings.HasPrefix(v, "4.0") && c.Backport:
 		return DialectR4Backport, vendor, nil
 	case strings.HasPrefix(v, "4.") && c.Backport:
-		return "", "", &DetectError{Reason: fmt.Sprintf("fhirVersion %s with backport markers is neither 4.0 nor 4.3", cut(v, 20))}
+		return "", "", &DetectError{Reason: fmt.Sprintf("fhirVersion %s with backport markers is neither 4.0 nor 4.3", errtext.Cut(v, 20))}
 	case strings.HasPrefix(v, "4."):
 		return DialectR4Criteria, vendor, nil
 	}
-	return "", "", &DetectError{Reason: fmt.Sprintf("fhirVersion %s is not supported", cut(v, 20))}
+	return "", "", &DetectError{Reason: fmt.Sprintf("fhirVersion %s is not supported", errtext.Cut(v, 20))}
 }

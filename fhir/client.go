@@ -370,7 +370,7 @@ func errorMessage(body []byte) string {
 	var oo OperationOutcome
 	if json.Unmarshal(body, &oo) == nil && oo.ResourceType == "OperationOutcome" {
 		if t := oo.Text(); t != "" {
-			return cut(t, 300)
+			return errtext.Cut(t, 300)
 		}
 	}
 	var obj struct {
@@ -390,14 +390,11 @@ func errorMessage(body []byte) string {
 			}
 		}
 		if len(parts) > 0 {
-			return cut(strings.Join(parts, ": "), 300)
+			return errtext.Cut(strings.Join(parts, ": "), 300)
 		}
 	}
 	return errtext.Body(body, 200)
 }
-
-// cut is errtext.Cut.
-func cut(s string, n int) string { return errtext.Cut(s, n) }
 
 // redactURL makes a URL safe to show: no user information, no query.
 func redactURL(s string) string {
@@ -407,7 +404,7 @@ func redactURL(s string) string {
 	}
 	u.User = nil
 	u.RawQuery, u.Fragment, u.RawFragment = "", "", ""
-	return cut(u.String(), 200)
+	return errtext.Cut(u.String(), 200)
 }
 
 // OperationOutcome is FHIR's error resource.

@@ -1,6 +1,8 @@
 package fhir
 
 import (
+	"github.com/cht-openimis/cht-openimis-mediator/internal/errtext"
+
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -165,7 +167,7 @@ func notificationErr(format string, args ...any) error {
 // ($status answers); any other resource is a KindResource with one event.
 func ParseNotification(method, path, contentType string, body []byte) (Notification, error) {
 	if method != http.MethodPost && method != http.MethodPut {
-		return Notification{}, notificationErr("method %s: a notification is POST or PUT", cut(method, 20))
+		return Notification{}, notificationErr("method %s: a notification is POST or PUT", errtext.Cut(method, 20))
 	}
 	pathRef, err := callbackPath(path)
 	if err != nil {
@@ -180,14 +182,14 @@ func ParseNotification(method, path, contentType string, body []byte) (Notificat
 		return n, nil
 	}
 	if mt, _, err := mime.ParseMediaType(contentType); err == nil && strings.Contains(mt, "xml") {
-		return Notification{}, notificationErr("%s is not supported: subscribe with application/fhir+json", cut(mt, 80))
+		return Notification{}, notificationErr("%s is not supported: subscribe with application/fhir+json", errtext.Cut(mt, 80))
 	}
 	var head struct {
 		ResourceType string `json:"resourceType"`
 		ID           string `json:"id"`
 	}
 	if err := json.Unmarshal(body, &head); err != nil {
-		return Notification{}, notificationErr("body is not a JSON resource: %s", cut(err.Error(), 200))
+		return Notification{}, notificationErr("body is not a JSON resource: %s", errtext.Cut(err.Error(), 200))
 	}
 	switch head.ResourceType {
 	case "":
@@ -208,7 +210,7 @@ func ParseNotification(method, path, contentType string, body []byte) (Notificat
 		return st.notification(nil)
 	}
 	if !validType(head.ResourceType) {
-		return Notification{}, notificationErr("resourceType %q is not a resource type", cut(head.ResourceType, 64))
+		return Notification{}, notificationErr("resourceType %q is not a resource type", errtext.Cut(head.ResourceType, 64))
 	}
 	ref := Reference{Type: head.ResourceType, ID: head.ID}
 	switch {
@@ -216,7 +218,7 @@ func ParseNotification(method, path, contentType string, body []byte) (Notificat
 		return Notification{}, notificationErr("%s without a usable id", head.ResourceType)
 	case pathRef.IsZero():
 	case pathRef.Type != head.ResourceType || (head.ID != "" && head.ID != pathRef.ID):
-		return Notification{}, notificationErr("%s/%s sent to %s", head.ResourceType, cut(head.ID, 64), pathRef)
+		return Notification{}, notificationErr("%s/%s sent to %s", head.ResourceType, errtext.Cut(head.ID, 64), pathRef)
 	default:
 		ref = pathRef // a PUT body may leave the id to the URL
 	}
@@ -234,7 +236,7 @@ func callbackPath(path string) (Reference, error) {
 	if len(parts) == 2 && validType(parts[0]) && validID(parts[1]) {
 		return Reference{Type: parts[0], ID: parts[1]}, nil
 	}
-	return Reference{}, notificationErr("path %q: want /<Type>/<id>", cut(path, 100))
+	return Reference{}, notificationErr("path %q: want /<Type>/<id>", errtext.Cut(path, 100))
 }
 
 type bundleJSON struct {
@@ -256,7 +258,7 @@ type entryJSON struct {
 func parseBundle(body []byte) (Notification, error) {
 	var b bundleJSON
 	if err := json.Unmarshal(body, &b); err != nil {
-		return Notification{}, notificationErr("Bundle: %s", cut(err.Error(), 200))
+		return Notification{}, notificationErr("Bundle: %s", errtext.Cut(err.Error(), 200))
 	}
 	statusAt := -1
 	var st status
@@ -273,7 +275,7 @@ func parseBundle(body []byte) (Notification, error) {
 		break
 	}
 	if statusAt < 0 {
-		return Notification{}, notificationErr("Bundle (type %q) has no SubscriptionStatus or Parameters entry", cut(b.Type, 40))
+		return Notification{}, notificationErr("Bundle (type %q) has no SubscriptionStatus or Parameters entry", errtext.Cut(b.Type, 40))
 	}
 	var others []entry
 	for i, e := range b.Entry {
@@ -364,7 +366,7 @@ func (st status) notification(others []entry) (Notification, error) {
 			n.Kind = KindEvent
 		}
 	default:
-		return Notification{}, notificationErr("unknown notification type %q", cut(st.typ, 40))
+		return Notification{}, notificationErr("unknown notification type %q", errtext.Cut(st.typ, 40))
 	}
 	byRef := make(map[Reference]json.RawMessage, len(others))
 	for _, o := range others {
@@ -452,7 +454,7 @@ func parseStatus(resourceType string, raw json.RawMessage) (status, error) {
 	if resourceType == "SubscriptionStatus" {
 		var s statusJSON
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return status{}, notificationErr("SubscriptionStatus: %s", cut(err.Error(), 200))
+			return status{}, notificationErr("SubscriptionStatus: %s", errtext.Cut(err.Error(), 200))
 		}
 		st := status{typ: s.Type, status: s.Status, topic: s.Topic}
 		st.eventsSinceStart, st.hasEventsSinceStart = counter(s.EventsSinceSubscriptionStart)
@@ -474,7 +476,7 @@ func parseStatus(resourceType string, raw json.RawMessage) (status, error) {
 	}
 	var p parametersJSON
 	if err := json.Unmarshal(raw, &p); err != nil {
-		return status{}, notificationErr("Parameters: %s", cut(err.Error(), 200))
+		return status{}, notificationErr("Parameters: %s", errtext.Cut(err.Error(), 200))
 	}
 	var st status
 	for _, par := range p.Parameter {

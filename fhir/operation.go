@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/cht-openimis/cht-openimis-mediator/internal/errtext"
 )
 
 // Status calls $status on one Subscription
@@ -16,7 +18,7 @@ import (
 // is KindStatus.
 func (c *Client) Status(ctx context.Context, id string) (Notification, error) {
 	if !validID(id) {
-		return Notification{}, fmt.Errorf("fhir: $status: id %q is not usable", cut(id, 64))
+		return Notification{}, fmt.Errorf("fhir: $status: id %q is not usable", errtext.Cut(id, 64))
 	}
 	u := c.urlOf(c.resourcePath("Subscription", id) + "/$status")
 	r := request{method: c.quirks.StatusMethod, url: u}
@@ -36,7 +38,7 @@ func (c *Client) Status(ctx context.Context, id string) (Notification, error) {
 // be fewer than asked: the caller falls back to a search.
 func (c *Client) Events(ctx context.Context, id string, since, until int64) (Notification, error) {
 	if !validID(id) {
-		return Notification{}, fmt.Errorf("fhir: $events: id %q is not usable", cut(id, 64))
+		return Notification{}, fmt.Errorf("fhir: $events: id %q is not usable", errtext.Cut(id, 64))
 	}
 	if since < 0 || until < 0 || (until > 0 && until < since) {
 		return Notification{}, fmt.Errorf("fhir: $events: range %d..%d is not usable", since, until)

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"time"
+
+	"github.com/cht-openimis/cht-openimis-mediator/internal/errtext"
 )
 
 // Meta is a resource's metadata.
@@ -83,10 +85,10 @@ type ClaimResponse struct {
 func ParseClaimResponse(raw []byte) (ClaimResponse, error) {
 	var cr ClaimResponse
 	if err := json.Unmarshal(raw, &cr); err != nil {
-		return ClaimResponse{}, &NotificationError{Reason: "ClaimResponse is not valid JSON: " + cut(err.Error(), 200)}
+		return ClaimResponse{}, &NotificationError{Reason: "ClaimResponse is not valid JSON: " + errtext.Cut(err.Error(), 200)}
 	}
 	if cr.ResourceType != "ClaimResponse" {
-		return ClaimResponse{}, &NotificationError{Reason: "resource is a " + cut(cr.ResourceType, 64) + ", not a ClaimResponse"}
+		return ClaimResponse{}, &NotificationError{Reason: "resource is a " + errtext.Cut(cr.ResourceType, 64) + ", not a ClaimResponse"}
 	}
 	return cr, nil
 }

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/cht-openimis/cht-openimis-mediator/internal/errtext"
 )
 
 // Dialect is the subscription model a server speaks
@@ -279,7 +281,7 @@ func r5Filters(f string) ([]FilterBy, error) {
 		value, err := url.QueryUnescape(raw)
 		param, modifier, _ := strings.Cut(name, ":")
 		if param == "" || value == "" || err != nil {
-			return nil, fmt.Errorf("filter %q: R5 needs param=value criteria, joined by &", cut(f, 200))
+			return nil, fmt.Errorf("filter %q: R5 needs param=value criteria, joined by &", errtext.Cut(f, 200))
 		}
 		out = append(out, FilterBy{FilterParameter: param, Modifier: modifier, Value: value})
 	}
@@ -427,7 +429,7 @@ func (c *Client) GetSubscription(ctx context.Context, id string) (Subscription, 
 // RecreateOnError refuse updates: delete and create instead.
 func (c *Client) UpdateSubscription(ctx context.Context, sub Subscription) (Subscription, error) {
 	if !validID(sub.ID) {
-		return Subscription{}, fmt.Errorf("fhir: update subscription: id %q is not usable", cut(sub.ID, 64))
+		return Subscription{}, fmt.Errorf("fhir: update subscription: id %q is not usable", errtext.Cut(sub.ID, 64))
 	}
 	sub.ResourceType = "Subscription"
 	u := c.urlOf(c.resourcePath("Subscription", sub.ID))
@@ -450,7 +452,7 @@ func (c *Client) UpdateSubscription(ctx context.Context, sub Subscription) (Subs
 // {"statusText","status"} succeeds when its status does (§6.3).
 func (c *Client) DeleteSubscription(ctx context.Context, id string) error {
 	if !validID(id) {
-		return fmt.Errorf("fhir: delete subscription: id %q is not usable", cut(id, 64))
+		return fmt.Errorf("fhir: delete subscription: id %q is not usable", errtext.Cut(id, 64))
 	}
 	u := c.urlOf(c.resourcePath("Subscription", id))
 	resp, err := c.do(ctx, request{method: http.MethodDelete, url: u})
@@ -467,7 +469,7 @@ func (c *Client) DeleteSubscription(ctx context.Context, id string) error {
 		}
 		if json.Unmarshal(resp.Body(), &ans) == nil && ans.Status != nil &&
 			(*ans.Status < 200 || *ans.Status > 299) && *ans.Status != http.StatusNotFound && *ans.Status != http.StatusGone {
-			return &APIError{Method: http.MethodDelete, Path: pathForErrors(u), Status: *ans.Status, Message: cut(ans.StatusText, 200)}
+			return &APIError{Method: http.MethodDelete, Path: pathForErrors(u), Status: *ans.Status, Message: errtext.Cut(ans.StatusText, 200)}
 		}
 	}
 	return nil

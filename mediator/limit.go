@@ -296,7 +296,11 @@ func (t *limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		// would shrink the limit that made it wait, and so on).
 		signal = signalNone
 	}
-	t.l.release(endpointOf(r), sent, rtt, signal)
+	endpoint := "" // only an answer's latency is compared with its endpoint's floor
+	if signal == signalOK {
+		endpoint = endpointOf(r)
+	}
+	t.l.release(endpoint, sent, rtt, signal)
 	return resp, err
 }
 

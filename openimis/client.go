@@ -73,7 +73,7 @@ type Client struct {
 
 // New returns a Client. It does not contact the server.
 func New(opts Options) (*Client, error) {
-	if !strings.HasSuffix(opts.FHIRURL, "/") || !strings.Contains(opts.FHIRURL, "://") {
+	if _, ok := httpc.ParseBase(opts.FHIRURL); !ok || !strings.HasSuffix(opts.FHIRURL, "/") {
 		return nil, fmt.Errorf("openimis: FHIR URL %q must be absolute and end in /", opts.FHIRURL)
 	}
 	if opts.Username == "" || opts.Password == "" {
