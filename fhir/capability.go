@@ -1,8 +1,6 @@
 package fhir
 
 import (
-	"github.com/cht-openimis/cht-openimis-mediator/internal/errtext"
-
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +8,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/cht-openimis/cht-openimis-mediator/internal/errtext"
 )
 
 // Capabilities is what a server's CapabilityStatement says about

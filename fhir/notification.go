@@ -1,8 +1,6 @@
 package fhir
 
 import (
-	"github.com/cht-openimis/cht-openimis-mediator/internal/errtext"
-
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -11,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/cht-openimis/cht-openimis-mediator/internal/errtext"
 )
 
 // Kind is what a notification means to the subscriber.
