@@ -305,7 +305,11 @@ func (s *Server) triggerTopics(r Resource, now time.Time) []func() {
 		}
 		ts.count++
 		ev := topicEvent{number: ts.count, time: now, resource: r, created: r.VersionID == "1"}
-		ts.events = append(s.retained(ts, now), ev)
+		if s.opts.Vendor.topicBased() {
+			// Aidbox keeps its events for $events (C§4); HAPI has no
+			// $events, and keeps none.
+			ts.events = append(s.retained(ts, now), ev)
+		}
 		switch {
 		case sub.Status != "active" || ts.stopped:
 		case ts.dropNext > 0:

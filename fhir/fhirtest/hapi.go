@@ -28,12 +28,11 @@ func (s *Server) hapiTopic(w wireSubscription) bool {
 }
 
 // hapiTopicDefaults is what a HAPI topic Subscription leaves out: content
-// full-resource (HAPI's payload builder defaults to it, C§2.2); HAPI sends
-// one notification per event, no heartbeat, no batches (C§3: no heartbeat
-// or handshake builder in HAPI's topic code), so maxCount is 1 and the
-// heartbeat none, whatever the Subscription asks.
+// full-resource (HAPI's payload builder defaults to it, C§2.2). Its
+// batching and heartbeat are hapiTopicSettings', whatever the Subscription
+// asks.
 func hapiTopicDefaults(topic Topic) *topicSub {
-	return &topicSub{topic: topic, content: "full-resource", maxCount: 1}
+	return &topicSub{topic: topic, content: "full-resource"}
 }
 
 // createHAPITopic stores a HAPI topic subscription with a server-assigned id
@@ -69,14 +68,15 @@ func (s *Server) updateHAPITopic(x *exchange, id string, w wireSubscription, res
 	}
 	hapiTopicSettings(ts)
 	if old := s.topicSubs[key]; old != nil {
-		ts.count, ts.events = old.count, old.events
+		ts.count = old.count
 	}
 	s.topicSubs[key] = ts
 	return response{}, true
 }
 
-// hapiTopicSettings overrides what HAPI does not honour: one event per
-// notification, no heartbeat (C§3).
+// hapiTopicSettings overrides what HAPI does not honour: HAPI sends one
+// notification per event, no heartbeat, no batches (C§3: no heartbeat or
+// handshake builder in HAPI's topic code).
 func hapiTopicSettings(ts *topicSub) {
 	ts.maxCount, ts.heartbeat = 1, 0
 }
@@ -164,6 +164,6 @@ func (s *Server) Restart() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, ts := range s.topicSubs {
-		ts.count, ts.events = 0, nil
+		ts.count = 0
 	}
 }
