@@ -48,7 +48,7 @@ func (s *Server) metadata(x *exchange) response {
 		}
 		r := map[string]any{"type": t, "interaction": interactions, "searchParam": params}
 		switch {
-		case t != "Subscription" || !(s.opts.Vendor.topicBased() || s.opts.TopicMode):
+		case t != "Subscription" || !s.opts.servesTopics():
 		case s.r5():
 			// R5's own operations; topics are SubscriptionTopic resources,
 			// which the fake does not serve (C§5).

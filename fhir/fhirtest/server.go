@@ -45,6 +45,10 @@ const (
 // (both Aidbox generations, C§1.2, C§1.3).
 func (v Vendor) topicBased() bool { return v == AidboxZen || v == Aidbox }
 
+// servesTopics reports whether the fake takes topic-based subscriptions:
+// Aidbox's, or HAPI's in TopicMode.
+func (o Options) servesTopics() bool { return o.Vendor.topicBased() || o.TopicMode }
+
 // The FHIR versions the newer Aidbox may serve its subscriptions in
 // (AidboxTopicDestination subscription-specification-version, C§6.1).
 const (
@@ -333,7 +337,7 @@ func NewHandler(opts Options) *Server {
 			panic(fmt.Sprintf("fhirtest: FHIRVersion %q is none of R4, R4B and R5", opts.FHIRVersion))
 		}
 	}
-	if opts.Vendor.topicBased() || opts.TopicMode {
+	if opts.servesTopics() {
 		if opts.Topics == nil {
 			opts.Topics = []Topic{DefaultTopic}
 		}
@@ -681,6 +685,11 @@ func checkKnobs(opts Options) {
 			panic(fmt.Sprintf("fhirtest: Options.%s applies to %s only, not %s", name, v, opts.Vendor))
 		}
 	}
+	onlyAidbox := func(name string, set bool) {
+		if set && !opts.Vendor.topicBased() {
+			panic(fmt.Sprintf("fhirtest: Options.%s applies to %s and %s only, not %s", name, AidboxZen, Aidbox, opts.Vendor))
+		}
+	}
 	only(HeyDonto, "Email", opts.Email != "")
 	only(HeyDonto, "Password", opts.Password != "")
 	only(HeyDonto, "LoginField", opts.LoginField != "")
@@ -696,20 +705,16 @@ func checkKnobs(opts Options) {
 	if opts.DoubledFocus && !opts.TopicMode {
 		panic("fhirtest: Options.DoubledFocus needs HAPI's TopicMode")
 	}
-	if opts.Topics != nil && !opts.Vendor.topicBased() && !opts.TopicMode {
+	if opts.Topics != nil && !opts.servesTopics() {
 		panic(fmt.Sprintf("fhirtest: Options.Topics applies to %s, %s and HAPI's TopicMode only, not %s", AidboxZen, Aidbox, opts.Vendor))
 	}
-	if opts.InternalOrigin != "" && !opts.Vendor.topicBased() {
-		panic(fmt.Sprintf("fhirtest: Options.InternalOrigin applies to %s and %s only, not %s", AidboxZen, Aidbox, opts.Vendor))
-	}
+	onlyAidbox("InternalOrigin", opts.InternalOrigin != "")
 	only(Aidbox, "FHIRVersion", opts.FHIRVersion != "")
 	only(Aidbox, "Retention", opts.Retention != 0)
 	if opts.R4EventParts && (opts.Vendor != Aidbox || opts.FHIRVersion != R4) {
 		panic("fhirtest: Options.R4EventParts needs the newer Aidbox in FHIRVersion R4")
 	}
-	if opts.Deliverers != 0 && !opts.Vendor.topicBased() {
-		panic(fmt.Sprintf("fhirtest: Options.Deliverers applies to %s and %s only, not %s", AidboxZen, Aidbox, opts.Vendor))
-	}
+	onlyAidbox("Deliverers", opts.Deliverers != 0)
 	if opts.Token != "" && opts.Vendor == HeyDonto {
 		panic("fhirtest: Options.Token does not apply to HeyDonto, whose tokens come from POST /auth/login")
 	}
