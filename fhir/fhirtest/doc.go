@@ -16,7 +16,7 @@
 // One Server, configured by Options.Vendor, serves the FHIR API under
 // Options.BasePath (never the root, so a client that drops it fails):
 //
-//   - GET metadata: an R4 CapabilityStatement whose software.name tells the
+//   - GET metadata: a CapabilityStatement (R4 unless said below) whose software.name tells the
 //     vendor ("HAPI FHIR Server", "Kodjin FHIR Server", "Aidbox" for both
 //     generations; none on HeyDonto), or 404 with Options.MetadataNotFound
 //     (C§5, C-trap 2).
@@ -163,7 +163,9 @@
 // Test-side controls: Subscriptions, Subscription, SetStatus, ClaimResponses,
 // Patients, Deliveries, PendingRetries, Dropped, Logins, ExpireTokens,
 // ExpirePageTokens, DropEvents, StopDelivering, StopHeartbeats, Restart,
-// Flush, Tick, Requests, and the faults of internal/upstreamtest
+// Flush, Tick, Requests, SearchOverlaps (searches of a type that began
+// while another was answered; Options.SearchLatency makes each search
+// page last), and the faults of internal/upstreamtest
 // (FailNext, FailNextPath, DropNext, DropNextPath, SetDown, SetLatency),
 // answered with an OperationOutcome.
 //
@@ -172,9 +174,7 @@
 //   - The newer Aidbox's AidboxTopicDestination resources (Options.Topics
 //     stand for them), its R4 notifications as they really are (no example
 //     shows one: the fake writes them as its R4 answers, C§2.3), and its
-//     deleted-resource events; HAPI's R4B and R5 topic forms and the
-//     older HAPI that sent 1 as every counter (C§6.4). Of both
-//     Aidbox generations: the real interleaving of parallel deliverers
+//     deleted-resource events. Of both Aidbox generations: the real interleaving of parallel deliverers
 //     (Options.Deliverers makes one order of them, the worst), deliverers
 //     shared by the subscriptions of one destination (the fake's are per
 //     subscription), the coercion of maxCount and heartbeat
