@@ -62,7 +62,7 @@ var contentLevels = []string{"empty", "id-only", "full-resource"}
 // topicSub is the delivery state of one topic-based subscription.
 type topicSub struct {
 	topic     Topic
-	filters   []string // "param=value" queries, all must match
+	filters   []url.Values // queries, all must match
 	content   string
 	heartbeat time.Duration
 	timeout   time.Duration
@@ -156,7 +156,7 @@ func (s *Server) validateBackport(x *exchange, res map[string]any) (*topicSub, r
 				return refuse("filter criteria parameter " + name + " is not in the topic's canFilterBy")
 			}
 		}
-		ts.filters = append(ts.filters, f[strings.Index(f, "?")+1:])
+		ts.filters = append(ts.filters, q)
 	}
 	ch, _ := res["channel"].(map[string]any)
 	if t, _ := ch["type"].(string); t != "rest-hook" {
@@ -228,7 +228,7 @@ func (s *Server) validateR5(x *exchange, res map[string]any) (*topicSub, respons
 		if !slices.Contains(ts.topic.CanFilterBy, name) {
 			return refuse("filterBy parameter " + name + " is not in the topic's canFilterBy")
 		}
-		ts.filters = append(ts.filters, url.Values{name: {value}}.Encode())
+		ts.filters = append(ts.filters, url.Values{name: {value}})
 	}
 	ct, _ := res["channelType"].(map[string]any)
 	if ct["system"] != subscriptionChannel || ct["code"] != "rest-hook" {
@@ -296,8 +296,7 @@ func (s *Server) triggerTopics(r Resource, now time.Time) []func() {
 			continue
 		}
 		matched := true
-		for _, f := range ts.filters {
-			q, _ := parseQueryString(f)
+		for _, q := range ts.filters {
 			matched = matched && matches(r.Type, res, q, false)
 		}
 		if !matched {
