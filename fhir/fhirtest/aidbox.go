@@ -3,10 +3,8 @@ package fhirtest
 import (
 	"bytes"
 	"cmp"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -619,24 +617,7 @@ func (s *Server) sendTopic(sub Subscription, ts *topicSub, typ string, body []by
 	if len(events) == 1 {
 		d.Resource = events[0].resource.Type + "/" + events[0].resource.ID
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), min(ts.timeout, s.opts.DeliveryTimeout))
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sub.Endpoint, bytes.NewReader(body))
-	if err == nil {
-		req.Header.Set("Content-Type", "application/fhir+json")
-		for _, h := range sub.Header {
-			name, value, _ := strings.Cut(h, ":")
-			req.Header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
-		}
-		d.Header = req.Header.Clone()
-		var resp *http.Response
-		if resp, err = s.client.Do(req); err == nil {
-			d.Status = resp.StatusCode
-			d.AnswerContentType = resp.Header.Get("Content-Type")
-			d.Answer, err = io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
-			_ = resp.Body.Close()
-		}
-	}
+	err := s.exchange(&d, min(ts.timeout, s.opts.DeliveryTimeout), "application/fhir+json", sub.Header)
 	if err != nil {
 		d.Err = err.Error()
 	}

@@ -205,36 +205,43 @@ func (s *Server) send(sub Subscription, n *notification) Delivery {
 		SubscriptionID: sub.ID, Resource: n.resource.Type + "/" + n.resource.ID, Type: n.typ,
 		Attempt: n.attempts, Time: s.Clock.Now(), Method: method, URL: target, Body: body,
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.DeliveryTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))
-	if err != nil {
+	if err := s.exchange(&d, s.opts.DeliveryTimeout, contentType, sub.Header); err != nil {
 		d.Err = err.Error()
 		return d
+	}
+	d.Success = s.succeeded(d)
+	return d
+}
+
+// exchange sends d's request (Method, URL, Body) with contentType (none
+// when empty) and the subscription's "Name: value" headers (C-trap 6), and
+// records the headers sent and the answer in d.
+func (s *Server) exchange(d *Delivery, timeout time.Duration, contentType string, headers []string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, d.Method, d.URL, bytes.NewReader(d.Body))
+	if err != nil {
+		return err
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	for _, h := range sub.Header {
+	for _, h := range headers {
 		name, value, _ := strings.Cut(h, ":")
 		req.Header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
 	}
 	d.Header = req.Header.Clone()
 	resp, err := s.client.Do(req)
 	if err != nil {
-		d.Err = err.Error()
-		return d
+		return err
 	}
 	defer resp.Body.Close()
 	d.Status = resp.StatusCode
 	d.AnswerContentType = resp.Header.Get("Content-Type")
-	d.Answer, err = io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
-	if err != nil {
-		d.Err = "reading the answer: " + err.Error()
-		return d
+	if d.Answer, err = io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes)); err != nil {
+		return fmt.Errorf("reading the answer: %w", err)
 	}
-	d.Success = s.succeeded(d)
-	return d
+	return nil
 }
 
 // succeeded is the vendor's success rule. Every vendor wants a 2xx. HAPI
