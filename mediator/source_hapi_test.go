@@ -1,9 +1,7 @@
 package mediator_test
 
 import (
-	"bufio"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,24 +12,6 @@ import (
 	"github.com/cht-openimis/cht-openimis-mediator/fhir/fhirtest"
 	"github.com/cht-openimis/cht-openimis-mediator/mediator"
 )
-
-// metricValue returns the value of the series (name with its labels, as
-// exposed) in a scrape; it fails the test when the series is absent.
-func metricValue(t *testing.T, scrape, series string) float64 {
-	t.Helper()
-	sc := bufio.NewScanner(strings.NewReader(scrape))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			require.NoError(t, err, sc.Text())
-			return f
-		}
-	}
-	require.NoError(t, sc.Err())
-	require.Failf(t, "no such series", "%s", series)
-	return 0
-}
 
 // HAPI that accepts and activates a subscription and never notifies
 // (G3, docs/upstreams/fhir-subscriptions.md trap 25): the claims arrive by
@@ -55,13 +35,18 @@ func TestSource_HAPINeverFiringPolls(t *testing.T) {
 	require.Empty(t, hapi.Deliveries(), "the server never notified")
 
 	const polled = `mediator_source_catchup_last_success_timestamp_seconds{source="hapi"}`
-	first := metricValue(t, b.scrape(t), polled)
+	first, ok := gaugeValue(b.scrape(t), polled)
+	require.True(t, ok, polled)
 	require.Positive(t, first)
-	require.Eventually(t, func() bool { return metricValue(t, b.scrape(t), polled) > first },
+	require.Eventually(t, func() bool { v, ok := gaugeValue(b.scrape(t), polled); return ok && v > first },
 		15*time.Second, 10*time.Millisecond, "the catch-up timestamp advances")
 	scrape := b.scrape(t)
-	require.Zero(t, metricValue(t, scrape, `mediator_source_silent{source="hapi"}`))
-	require.Equal(t, 1.0, metricValue(t, scrape, `mediator_source_subscription_state{source="hapi",state="active"}`))
+	silent, ok := gaugeValue(scrape, `mediator_source_silent{source="hapi"}`)
+	require.True(t, ok, "the silent series")
+	require.Zero(t, silent)
+	active, ok := gaugeValue(scrape, `mediator_source_subscription_state{source="hapi",state="active"}`)
+	require.True(t, ok, "the active state series")
+	require.Equal(t, 1.0, active)
 	require.Len(t, b.reportsFor("cr-1"), 1)
 	require.Len(t, b.reportsFor("cr-2"), 1)
 }
@@ -139,7 +124,7 @@ func TestSource_HAPITopicCounterReset(t *testing.T) {
 	require.Equal(t, fhirtest.DefaultTopic.URL, sub.Criteria, "the one advertised topic")
 	require.Contains(t, string(b.get(t, "/ready").body), `"dialect":"r4-backport"`)
 	const polled = `mediator_source_catchup_last_success_timestamp_seconds{source="hapi"}`
-	require.Eventually(t, func() bool { return metricValue(t, b.scrape(t), polled) > 0 },
+	require.Eventually(t, func() bool { v, ok := gaugeValue(b.scrape(t), polled); return ok && v > 0 },
 		15*time.Second, 10*time.Millisecond, "the search at start")
 
 	hapi.AddPatient(sourcePatient("pat-1", "Asha", "Rai"))
@@ -152,7 +137,9 @@ func TestSource_HAPITopicCounterReset(t *testing.T) {
 		require.True(t, d.Success, "HAPI read the answer as its transaction's Bundle: %s", d.Answer)
 		require.Contains(t, string(d.Body), `"valueDate"`, "HAPI's timestamp is a date")
 	}
-	searches, before := catchupSearches(hapi), metricValue(t, b.scrape(t), polled)
+	searches := catchupSearches(hapi)
+	before, ok := gaugeValue(b.scrape(t), polled)
+	require.True(t, ok, polled)
 
 	// Event 3 is lost with the restart; after it HAPI counts from 1 again.
 	hapi.DropEvents(sub.ID, 1)
@@ -165,7 +152,7 @@ func TestSource_HAPITopicCounterReset(t *testing.T) {
 	b.waitReports(t, "cr-3", 1)
 	b.waitReports(t, "cr-lost", 1)
 	b.waitLog(t, "event counter went down")
-	require.Eventually(t, func() bool { return metricValue(t, b.scrape(t), polled) > before },
+	require.Eventually(t, func() bool { v, ok := gaugeValue(b.scrape(t), polled); return ok && v > before },
 		15*time.Second, 10*time.Millisecond, "the reset's search finished")
 	require.Equal(t, searches+1, catchupSearches(hapi), "one search")
 	for _, id := range []string{"cr-1", "cr-2", "cr-lost", "cr-3"} {
@@ -223,12 +210,17 @@ func TestSource_HAPITopicNeverFiring(t *testing.T) {
 
 	hapi.Clock.Advance(10 * time.Minute) // many heartbeat periods of quiet
 	const rounds = `mediator_job_duration_seconds_count{kind="fhir_watchdog"}`
-	from := metricValue(t, b.scrape(t), rounds)
-	require.Eventually(t, func() bool { return metricValue(t, b.scrape(t), rounds) >= from+3 },
+	from, ok := gaugeValue(b.scrape(t), rounds)
+	require.True(t, ok, rounds)
+	require.Eventually(t, func() bool { v, ok := gaugeValue(b.scrape(t), rounds); return ok && v >= from+3 },
 		15*time.Second, 10*time.Millisecond, "the watchdog looked after the quiet")
 	require.Empty(t, requests(hapi, http.MethodGet, "/$status"), "no heartbeat to miss")
 	scrape := b.scrape(t)
-	require.Zero(t, metricValue(t, scrape, `mediator_source_silent{source="hapi"}`))
-	require.Equal(t, 1.0, metricValue(t, scrape, `mediator_source_subscription_state{source="hapi",state="active"}`))
+	silent, ok := gaugeValue(scrape, `mediator_source_silent{source="hapi"}`)
+	require.True(t, ok, "the silent series")
+	require.Zero(t, silent)
+	active, ok := gaugeValue(scrape, `mediator_source_subscription_state{source="hapi",state="active"}`)
+	require.True(t, ok, "the active state series")
+	require.Equal(t, 1.0, active)
 	require.Len(t, b.reportsFor("cr-1"), 1)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -50,6 +49,9 @@ var topicVendors = []topicVendor{
 	{fake: fhirtest.AidboxZen, client: fhir.VendorAidboxZen, events: http.MethodGet, eventsIDOnly: true},
 	{fake: fhirtest.Aidbox, client: fhir.VendorAidbox, events: http.MethodPost},
 }
+
+// aidbox is the newer Aidbox's entry in topicVendors.
+func aidbox() topicVendor { return topicVendors[1] }
 
 // eachTopicVendor runs test against each Aidbox generation, in parallel
 // subtests named after the fake's vendor.
@@ -300,13 +302,7 @@ func TestSourceTopic_GapFetchedWithEvents(t *testing.T) {
 
 		box.Clock.Advance(31 * time.Second) // past the grace of event 6
 		b.waitReports(t, "cr-lost", 1)
-		calls := requests(box, v.events, "/$events")
-		require.NotEmpty(t, calls)
-		require.Len(t, requests(box, "", "/$events"), len(calls), "$events by %s only", v.events)
-		for _, c := range calls {
-			since, until := eventsRange(t, c)
-			require.Equal(t, []string{"6", "6"}, []string{since, until}, "only the lost event is asked for, never the late ones")
-		}
+		requireEventsFetched(t, box, v.events, 6) // only the lost event, never the late ones
 		if v.eventsIDOnly {
 			require.NotEmpty(t, requests(box, http.MethodGet, "/fhir/ClaimResponse/cr-lost"), "the id-only $events answer is read on the configured base")
 		} else {
@@ -580,7 +576,7 @@ func TestSourceTopic_LowerCounterIsOldNews(t *testing.T) {
 // fetches a lost event with POST $events once the grace has passed.
 func TestSourceTopic_R5(t *testing.T) {
 	t.Parallel()
-	v := topicVendors[slices.IndexFunc(topicVendors, func(v topicVendor) bool { return v.fake == fhirtest.Aidbox })]
+	v := aidbox()
 	b, box := topicSetup(t, v, fhirtest.Options{FHIRVersion: fhirtest.R5}, func(s *mediator.Source) {
 		s.Dialect, s.Topic = fhir.DialectR5, fhirtest.DefaultTopic.URL
 		s.Filters = []string{"ClaimResponse?outcome=complete&status=active"} // the backport form
@@ -618,7 +614,7 @@ func TestSourceTopic_R5(t *testing.T) {
 	}
 	require.Equal(t, []string{"handshake", "event-notification"}, types)
 
-	requireLostEventFetched(t, b, box, sub.ID, "cr-3", 2)
+	requireLostEventFetched(t, b, box, v.events, sub.ID, "cr-3", 2)
 	b.waitLog(t, `"claim_id":"cr-lost"`, "claim delivered to the CHT")
 	require.Len(t, b.cht.Reports(), 3)
 }
@@ -630,7 +626,7 @@ func TestSourceTopic_R5(t *testing.T) {
 // once all the same.
 func TestSourceTopic_EventPastRetentionSearched(t *testing.T) {
 	t.Parallel()
-	v := topicVendors[slices.IndexFunc(topicVendors, func(v topicVendor) bool { return v.fake == fhirtest.Aidbox })]
+	v := aidbox()
 	b, box := topicSetup(t, v, fhirtest.Options{Retention: 20 * time.Second}, nil)
 	sub := waitActive(t, box)
 	box.DropEvents(sub.ID, 1)
@@ -660,7 +656,7 @@ func TestSourceTopic_EventPastRetentionSearched(t *testing.T) {
 // events it holds, and the catch-up search brings the claim (§4, trap 19).
 func TestSourceTopic_AidboxR4Backport(t *testing.T) {
 	t.Parallel()
-	v := topicVendors[slices.IndexFunc(topicVendors, func(v topicVendor) bool { return v.fake == fhirtest.Aidbox })]
+	v := aidbox()
 	for _, parts := range []bool{true, false} {
 		t.Run(fmt.Sprintf("EventParts=%t", parts), func(t *testing.T) {
 			t.Parallel()
@@ -683,7 +679,7 @@ func TestSourceTopic_AidboxR4Backport(t *testing.T) {
 				require.Contains(t, string(d.Body), `"resourceType":"Parameters"`)
 			}
 
-			requireLostEventFetched(t, b, box, sub.ID, "cr-4", 3)
+			requireLostEventFetched(t, b, box, v.events, sub.ID, "cr-4", 3)
 			if parts {
 				b.waitLog(t, "missed events fetched with $events", `"claim_id":"cr-lost"`, "claim delivered to the CHT")
 				require.NotContains(t, b.logs.String(), "missed events: searching instead", "the $events answer named event 3")
@@ -699,9 +695,8 @@ func TestSourceTopic_AidboxR4Backport(t *testing.T) {
 // requireLostEventFetched drops the next event of subscription id, creates
 // the claim "cr-lost" it would have carried and then next, and checks that
 // once next is reported and the gap's grace has passed, cr-lost is
-// reported too, fetched with POST $events for event n alone (the newer
-// Aidbox's verb, docs/upstreams/fhir-subscriptions.md §4).
-func requireLostEventFetched(t *testing.T, b *testBundle, box *fhirtest.Server, id, next string, n int) {
+// reported too, fetched with $events by method for event n alone.
+func requireLostEventFetched(t *testing.T, b *testBundle, box *fhirtest.Server, method, id, next string, n int) {
 	t.Helper()
 	box.DropEvents(id, 1)
 	box.CreateClaimResponse(sourceClaim("cr-lost", "pat-1", "CLM-X", "2025-06-30"))
@@ -710,11 +705,20 @@ func requireLostEventFetched(t *testing.T, b *testBundle, box *fhirtest.Server, 
 	require.Empty(t, b.reportsFor("cr-lost"))
 	box.Clock.Advance(31 * time.Second) // past the grace, max(2×timeout, 30 s)
 	b.waitReports(t, "cr-lost", 1)
+	requireEventsFetched(t, box, method, n)
+}
+
+// requireEventsFetched checks that the fake was asked for $events, by
+// method only (GET on zen, POST on the newer Aidbox,
+// docs/upstreams/fhir-subscriptions.md §4, trap 19), and for event n alone
+// each time.
+func requireEventsFetched(t *testing.T, box *fhirtest.Server, method string, n int) {
+	t.Helper()
 	calls := requests(box, "", "/$events")
 	require.NotEmpty(t, calls)
 	for _, c := range calls {
-		require.Equal(t, http.MethodPost, c.Method)
+		require.Equal(t, method, c.Method, "$events by %s only", method)
 		since, until := eventsRange(t, c)
-		require.Equal(t, []string{strconv.Itoa(n), strconv.Itoa(n)}, []string{since, until})
+		require.Equal(t, []string{strconv.Itoa(n), strconv.Itoa(n)}, []string{since, until}, "only event %d is asked for", n)
 	}
 }

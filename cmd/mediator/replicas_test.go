@@ -35,14 +35,13 @@ func TestReplicas_TwoOnPostgresOneKilled(t *testing.T) {
 	ch := chttest.NewServer(t, chttest.Options{Password: chtPass})
 	ch.SetLatency(100 * time.Millisecond)
 
-	ports := []int{freePort(t), freePort(t)}
+	ports, bases := twoReplicaPorts(t)
 	env := func(port int) []string {
 		// One callback endpoint for both, as behind OpenHIM.
-		return binaryEnv(t, port, "http://127.0.0.1:"+strconv.Itoa(ports[0]), oi.URL, ch.URL,
+		return binaryEnv(t, port, bases[0], oi.URL, ch.URL,
 			"DATABASE_URL="+dbURL, "UPSTREAM_TIMEOUT=1s", "WORKERS=4")
 
 	}
-	bases := []string{"http://127.0.0.1:" + strconv.Itoa(ports[0]), "http://127.0.0.1:" + strconv.Itoa(ports[1])}
 	a := startBinary(t, bin, env(ports[0]), bases[0])
 	b := startBinary(t, bin, env(ports[1]), bases[1])
 
@@ -85,6 +84,5 @@ func TestReplicas_TwoOnPostgresOneKilled(t *testing.T) {
 	requireDeliveredOnce(t, ch, acked, 150*time.Second)
 	require.Len(t, oi.Subscriptions(), 1, "one subscription for both replicas")
 
-	require.NoError(t, a.Process.Signal(syscall.SIGTERM))
-	require.NoError(t, a.Wait())
+	stopReplicas(t, a)
 }
