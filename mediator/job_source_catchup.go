@@ -2,7 +2,6 @@ package mediator
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -113,15 +112,7 @@ func (w *sourceCatchupWorker) Work(ctx context.Context, job *river.Job[sourceCat
 // (source/<n>/searched_from), so that a replica skips a ping search another
 // replica's later search made needless. Zero before the first.
 func (s *sources) searchedFrom(ctx context.Context, src *source) (time.Time, error) {
-	v, ok, err := s.store.Setting(ctx, sourceSetting(src.Name, "searched_from"))
-	if err != nil || !ok || v == "" {
-		return time.Time{}, err
-	}
-	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("read the setting %s %q: %w", sourceSetting(src.Name, "searched_from"), v, err)
-	}
-	return t, nil
+	return timeSetting(ctx, s.store, sourceSetting(src.Name, "searched_from"))
 }
 
 // sourcePageSize is the _count of each catch-up search page.
@@ -254,13 +245,13 @@ func pageRejected(err error) bool {
 // resume returns the saved progress of a search cut short; a zero one when
 // there is none (or it cannot be read: the search then starts again).
 func (c *sourceCatchup) resume(ctx context.Context, src *source, setting string) (sourceCatchupProgress, error) {
-	v, ok, err := c.sources.store.Setting(ctx, setting)
-	if err != nil || !ok || v == "" {
+	const unreadable = "catch-up: unreadable saved progress; searching again from the watermark"
+	pr, ok, err := jsonSetting[sourceCatchupProgress](ctx, c.sources.store, setting, unreadable)
+	if err != nil || !ok {
 		return sourceCatchupProgress{}, err
 	}
-	var pr sourceCatchupProgress
-	if err := json.Unmarshal([]byte(v), &pr); err != nil || pr.Next == "" || pr.Page < 2 || pr.Started.IsZero() || pr.StartedReal.IsZero() {
-		zerolog.Ctx(ctx).Warn().Msg("catch-up: unreadable saved progress; searching again from the watermark")
+	if pr.Next == "" || pr.Page < 2 || pr.Started.IsZero() || pr.StartedReal.IsZero() {
+		zerolog.Ctx(ctx).Warn().Msg(unreadable)
 		return sourceCatchupProgress{}, nil
 	}
 	zerolog.Ctx(ctx).Info().Int("page", pr.Page).Time("since", pr.Since).Msg("catch-up: resuming a search cut short")
@@ -272,13 +263,10 @@ func (c *sourceCatchup) resume(ctx context.Context, src *source, setting string)
 func (c *sourceCatchup) fresh(ctx context.Context, src *source) (sourceCatchupProgress, error) {
 	started, startedReal := c.sources.now().UTC(), time.Now()
 	since := started.Add(-c.lookback)
-	if v, ok, err := c.sources.store.Setting(ctx, sourceSetting(src.Name, "watermark")); err != nil {
+	if watermark, err := timeSetting(ctx, c.sources.store, sourceSetting(src.Name, "watermark")); err != nil {
 		return sourceCatchupProgress{}, err
-	} else if ok && v != "" {
-		if since, err = time.Parse(time.RFC3339Nano, v); err != nil {
-			return sourceCatchupProgress{}, fmt.Errorf("read the catch-up watermark %q: %w", v, err)
-		}
-		since = since.Add(-c.overlap)
+	} else if !watermark.IsZero() {
+		since = watermark.Add(-c.overlap)
 	}
 	return sourceCatchupProgress{Page: 1, Since: since, Started: started, StartedReal: startedReal}, nil
 }
@@ -296,9 +284,5 @@ func (c *sourceCatchup) params(src *source, since time.Time) url.Values {
 }
 
 func (c *sourceCatchup) save(ctx context.Context, setting string, pr sourceCatchupProgress) error {
-	b, err := json.Marshal(pr)
-	if err != nil {
-		return err
-	}
-	return c.sources.store.SetSetting(ctx, setting, string(b))
+	return setJSONSetting(ctx, c.sources.store, setting, pr)
 }

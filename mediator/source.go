@@ -2,6 +2,7 @@ package mediator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -79,6 +80,49 @@ type Source struct {
 // sourceSettingPrefix namespaces a source's store settings:
 // source/<name>/<setting>.
 func sourceSetting(name, setting string) string { return "source/" + name + "/" + setting }
+
+// jsonSetting reads a value stored as JSON in a setting; ok is false when
+// the setting is absent or empty, and when it cannot be read: such a value
+// is started again rather than failing for ever, with unreadable logged as
+// a warning when not "".
+func jsonSetting[T any](ctx context.Context, store storetype.Store, setting, unreadable string) (v T, ok bool, err error) {
+	raw, ok, err := store.Setting(ctx, setting)
+	if err != nil || !ok || raw == "" {
+		return v, false, err
+	}
+	if err := json.Unmarshal([]byte(raw), &v); err != nil {
+		if unreadable != "" {
+			zerolog.Ctx(ctx).Warn().Err(err).Str("setting", setting).Msg(unreadable)
+		}
+		var zero T
+		return zero, false, nil
+	}
+	return v, true, nil
+}
+
+// setJSONSetting stores v as JSON in a setting.
+func setJSONSetting(ctx context.Context, store storetype.Store, setting string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return store.SetSetting(ctx, setting, string(b))
+}
+
+// timeSetting reads a time stored in a setting (RFC 3339); zero when the
+// setting is absent or empty. A value that is not a time is an error
+// wrapping the *time.ParseError.
+func timeSetting(ctx context.Context, store storetype.Store, setting string) (time.Time, error) {
+	v, ok, err := store.Setting(ctx, setting)
+	if err != nil || !ok || v == "" {
+		return time.Time{}, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read the setting %s %q: %w", setting, v, err)
+	}
+	return t, nil
+}
 
 // Source subscription states, as /ready and /metrics report them.
 const (

@@ -2,7 +2,6 @@ package mediator
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -158,27 +157,15 @@ func (t *eventTrack) settle(now time.Time) {
 
 // loadTrack reads a source's event tracking; ok is false when there is none.
 func (s *sources) loadTrack(ctx context.Context, src *source) (eventTrack, bool, error) {
-	v, ok, err := s.store.Setting(ctx, sourceSetting(src.Name, "events"))
-	if err != nil || !ok || v == "" {
-		return eventTrack{}, false, err
-	}
-	var t eventTrack
-	if err := json.Unmarshal([]byte(v), &t); err != nil {
-		// A setting that cannot be read is started again, not a failure
-		// for ever: the search covers what it knew.
-		zerolog.Ctx(ctx).Warn().Err(err).Msg("the stored event tracking is unreadable; tracking starts again")
-		return eventTrack{}, false, nil
-	}
-	return t, true, nil
+	// A setting that cannot be read is started again, not a failure for
+	// ever: the search covers what it knew.
+	return jsonSetting[eventTrack](ctx, s.store, sourceSetting(src.Name, "events"),
+		"the stored event tracking is unreadable; tracking starts again")
 }
 
 // saveTrack stores a source's event tracking.
 func (s *sources) saveTrack(ctx context.Context, src *source, t eventTrack) error {
-	b, err := json.Marshal(t)
-	if err != nil {
-		return err
-	}
-	return s.store.SetSetting(ctx, sourceSetting(src.Name, "events"), string(b))
+	return setJSONSetting(ctx, s.store, sourceSetting(src.Name, "events"), t)
 }
 
 // updateTrack loads the tracking, lets edit change it and saves it, under
