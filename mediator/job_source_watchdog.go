@@ -128,7 +128,6 @@ func (w *sourceWatchdogWorker) watch(ctx context.Context, src *source) error {
 	}
 	log.Error().Str("status", st.Status).Str("callback", src.endpointForLogs()).Msg(silentProblem)
 	src.silent.Store(true)
-	state, _, _ := src.status()
-	src.setState(state, silentProblem)
+	src.setProblem(silentProblem)
 	return nil
 }

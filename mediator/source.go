@@ -235,6 +235,34 @@ func (src *source) setState(state, problem string) {
 	src.state, src.problem = state, problem
 }
 
+// setProblem records what is wrong ("" when nothing is), keeping the state.
+func (src *source) setProblem(problem string) {
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	src.problem = problem
+}
+
+// setFailing records what is wrong with the subscription's upkeep, keeping
+// the state unless it is still starting, which becomes failing.
+func (src *source) setFailing(problem string) {
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	if src.state == sourceStateStarting {
+		src.state = sourceStateFailing
+	}
+	src.problem = problem
+}
+
+// activate records the subscription active, with no problem, when it was
+// requested or starting; any other state is kept.
+func (src *source) activate() {
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	if src.state == sourceStateRequested || src.state == sourceStateStarting {
+		src.state, src.problem = sourceStateActive, ""
+	}
+}
+
 // status returns the subscription state and the problem, if any.
 func (src *source) status() (state, problem string, dialect fhir.Dialect) {
 	src.mu.Lock()

@@ -219,16 +219,13 @@ func (s *sources) track(ctx context.Context, src *source, n fhir.Notification) e
 		return nil
 	}
 	if src.silent.Swap(false) {
-		state, _, _ := src.status()
-		src.setState(state, "")
+		src.setProblem("")
 	}
 	// The handshake this callback answers 200 is what activates the
 	// subscription (docs/upstreams/fhir-subscriptions.md trap 9): its status
 	// still says requested; later notifications say active.
 	if n.Status == "active" || n.Kind == fhir.KindHandshake {
-		if state, _, _ := src.status(); state == sourceStateRequested || state == sourceStateStarting {
-			src.setState(sourceStateActive, "")
-		}
+		src.activate()
 	}
 	if reset {
 		log.Warn().Int64("events_since_start", n.EventsSinceStart).
