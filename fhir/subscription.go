@@ -135,8 +135,9 @@ type SubscriptionSpec struct {
 
 	// Topic is the topic canonical of topic dialects.
 	Topic string
-	// Filters are filter criteria, sent verbatim: their syntax is the
-	// server's (§1.2).
+	// Filters are filter criteria (§1.2): sent as written in the backport
+	// dialects, whose syntax is the server's; split by R5 into filterBy
+	// entries, one per param=value joined by &.
 	Filters []string
 	// Content is empty, id-only or full-resource (topic dialects).
 	Content string

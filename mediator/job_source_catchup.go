@@ -15,9 +15,10 @@ import (
 	"github.com/cht-openimis/cht-openimis-mediator/fhir"
 )
 
-// sourceCatchupArgs is a FHIR source's catch-up search: periodic, and run at
-// once when the source pings (an R4 criteria subscription without payload,
-// docs/upstreams/fhir-subscriptions.md trap 12). Every source keeps one,
+// sourceCatchupArgs is a FHIR source's catch-up search: periodic, and run
+// when the source pings (an R4 criteria subscription without payload,
+// docs/upstreams/fhir-subscriptions.md trap 12), scheduled for the end of
+// the ping's second (Ping). Every source keeps one,
 // since no subscription model delivers every event (§4).
 type sourceCatchupArgs struct {
 	Source string `json:"source"`

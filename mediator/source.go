@@ -60,8 +60,9 @@ type Source struct {
 	// (FHIR_<N>_TOPIC); empty: the one topic the server's
 	// CapabilityStatement advertises.
 	Topic string
-	// Filters are the topic's filter criteria, sent verbatim
-	// (FHIR_<N>_FILTER).
+	// Filters are the topic's filter criteria (FHIR_<N>_FILTER): sent as
+	// written by the backport dialects, split into filterBy entries by R5
+	// (fhir.SubscriptionSpec).
 	Filters []string
 	// Heartbeat, NotifyTimeout and MaxCount are asked of a topic
 	// subscription (FHIR_<N>_HEARTBEAT, _NOTIFY_TIMEOUT, _MAX_COUNT); the

@@ -78,7 +78,10 @@ func (t *eventTrack) missing() [][2]int64 {
 // opens a gap, a lower one is a late or repeated event. A counter below
 // Contiguous is a counter reset (HAPI's in-memory count, finding 4; trap
 // 10): tracking restarts from what this notification says, and reset is
-// true so that the caller searches for what the reset hid.
+// true so that the caller searches for what the reset hid. Where the server
+// keeps its counters (countersKept, Aidbox) there is no reset: such a
+// counter is a late or repeated delivery's, and the numbers are taken as
+// any others.
 func (t *eventTrack) observe(n fhir.Notification, now time.Time, countersKept bool) (reset bool) {
 	t.LastHeard = now
 	if n.Kind == fhir.KindHandshake || n.Status == "active" {
