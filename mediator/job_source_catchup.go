@@ -161,7 +161,7 @@ func (c *sourceCatchup) poll(ctx context.Context, src *source) (time.Time, error
 	if pr.Next != "" {
 		page, err = src.Client.NextPage(ctx, pr.Next)
 	} else {
-		page, err = src.Client.Search(ctx, src.Resource, c.params(src, pr.Since))
+		page, err = src.Client.Search(ctx, src.Resource, catchupParams(src, pr.Since))
 	}
 	restarted := false
 	var seen, enqueued, invalid int
@@ -180,7 +180,7 @@ func (c *sourceCatchup) poll(ctx context.Context, src *source) (time.Time, error
 			if pr, err = c.fresh(ctx, src); err != nil {
 				return time.Time{}, err
 			}
-			page, err = src.Client.Search(ctx, src.Resource, c.params(src, pr.Since))
+			page, err = src.Client.Search(ctx, src.Resource, catchupParams(src, pr.Since))
 		}
 		if err != nil {
 			return time.Time{}, fmt.Errorf("search %s updated since %s, page %d: %w", src.Resource, pr.Since.Format(time.RFC3339), pr.Page, err)
@@ -272,9 +272,9 @@ func (c *sourceCatchup) fresh(ctx context.Context, src *source) (sourceCatchupPr
 	return sourceCatchupProgress{Page: 1, Since: since, Started: started, StartedReal: startedReal}, nil
 }
 
-// params is the first page's query: the source's extra parameters, the
-// _lastUpdated bound and the page size.
-func (c *sourceCatchup) params(src *source, since time.Time) url.Values {
+// catchupParams is the first page's query of src's catch-up search: the
+// source's extra parameters, the _lastUpdated bound and the page size.
+func catchupParams(src *source, since time.Time) url.Values {
 	params := url.Values{}
 	for k, vs := range src.Search {
 		params[k] = append([]string(nil), vs...)
