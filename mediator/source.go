@@ -494,9 +494,14 @@ func (s *sources) periodicJobs(check, watchdog time.Duration) []*river.PeriodicJ
 		out = append(out,
 			river.NewPeriodicJob(river.PeriodicInterval(every),
 				func() (river.JobArgs, *river.InsertOpts) { return sourceSubscriptionArgs{Source: name}, nil },
-				&river.PeriodicJobOpts{RunOnStart: true}),
-			river.NewPeriodicJob(river.PeriodicInterval(watchdog),
+				&river.PeriodicJobOpts{RunOnStart: true}))
+		// The watchdog watches topic subscriptions only: none for a
+		// source configured r4-criteria (an auto one may detect a topic
+		// dialect).
+		if src.Dialect == "" || src.Dialect.Topic() {
+			out = append(out, river.NewPeriodicJob(river.PeriodicInterval(watchdog),
 				func() (river.JobArgs, *river.InsertOpts) { return sourceWatchdogArgs{Source: name}, nil }, nil))
+		}
 	}
 	return out
 }
