@@ -137,8 +137,9 @@ type SubscriptionSpec struct {
 
 	// Topic is the topic canonical of topic dialects.
 	Topic string
-	// Filters are filter criteria, sent verbatim: their syntax is the
-	// server's (§1.2).
+	// Filters are filter criteria (§1.2): sent as written in the backport
+	// dialects, whose syntax is the server's; split by R5 into filterBy
+	// entries, one per param=value joined by &.
 	Filters []string
 	// Content is empty, id-only or full-resource (topic dialects).
 	Content string
@@ -156,7 +157,8 @@ type SubscriptionSpec struct {
 // settings in channel.extension, a payload MIME type always and the
 // backport profile in meta.profile (trap 3); R5 with native fields.
 func (s SubscriptionSpec) Build() (Subscription, error) {
-	if err := s.check(); err != nil {
+	filterBy, err := s.check()
+	if err != nil {
 		return Subscription{}, err
 	}
 	sub := Subscription{ResourceType: "Subscription", Status: "requested", Reason: s.Reason}
@@ -196,10 +198,7 @@ func (s SubscriptionSpec) Build() (Subscription, error) {
 		sub.Channel = ch
 	case DialectR5:
 		sub.Topic = s.Topic
-		for _, f := range s.Filters {
-			fs, _ := r5Filters(f) // check refused what does not read
-			sub.FilterBy = append(sub.FilterBy, fs...)
-		}
+		sub.FilterBy = filterBy
 		sub.ChannelType = &Coding{System: subscriptionChannelCS, Code: channelRestHook}
 		sub.Endpoint = s.Endpoint
 		for _, h := range s.Headers {
@@ -214,7 +213,9 @@ func (s SubscriptionSpec) Build() (Subscription, error) {
 	return sub, nil
 }
 
-func (s SubscriptionSpec) check() error {
+// check returns what is wrong with the spec, and for R5 its filters read
+// into filterBy entries.
+func (s SubscriptionSpec) check() ([]FilterBy, error) {
 	var problems []string
 	if !s.Dialect.Valid() {
 		problems = append(problems, fmt.Sprintf("unknown dialect %q", s.Dialect))
@@ -242,20 +243,23 @@ func (s SubscriptionSpec) check() error {
 			problems = append(problems, fmt.Sprintf("content %q: want empty, id-only or full-resource", s.Content))
 		}
 	}
+	var filterBy []FilterBy
 	if s.Dialect == DialectR5 {
 		for _, f := range s.Filters {
-			if _, err := r5Filters(f); err != nil {
+			fs, err := r5Filters(f)
+			if err != nil {
 				problems = append(problems, err.Error())
 			}
+			filterBy = append(filterBy, fs...)
 		}
 	}
 	if s.Heartbeat < 0 || s.Timeout < 0 || s.MaxCount < 0 {
 		problems = append(problems, "heartbeat, timeout and max count cannot be negative")
 	}
 	if len(problems) > 0 {
-		return errors.New("fhir: subscription: " + strings.Join(problems, "; "))
+		return nil, errors.New("fhir: subscription: " + strings.Join(problems, "; "))
 	}
-	return nil
+	return filterBy, nil
 }
 
 func headerStrings(hs []Header) []string {

@@ -46,11 +46,7 @@ func (m *Mediator) sourceChecks(src *source) []check {
 			// One search of the claim resource, the catch-up's own query
 			// bounded to the future: it proves the credentials and, below,
 			// the right to search.
-			params := url.Values{}
-			for k, vs := range src.Search {
-				params[k] = slices.Clone(vs)
-			}
-			params.Set("_lastUpdated", fhir.LastUpdatedSince(m.opts.Now().Add(time.Hour)))
+			params := catchupParams(src, m.opts.Now().Add(time.Hour))
 			params.Set("_count", "1")
 			_, searchErr = src.Client.Search(ctx, src.Resource, params)
 			var le *fhir.LoginError
@@ -81,7 +77,7 @@ func (m *Mediator) sourceChecks(src *source) []check {
 				}
 				// Never guess a topic the server does not advertise
 				// (docs/upstreams/fhir-subscriptions.md trap 2).
-				return checkResult{fix: fmt.Sprintf("set %s (r4-criteria for Kodjin, HAPI and HeyDonto; r4b-backport for Aidbox zen; r4-backport, r5)", v("DIALECT"))},
+				return checkResult{fix: fmt.Sprintf("set %s (%s; r4-criteria for Kodjin, HAPI and HeyDonto, r4b-backport for Aidbox zen)", v("DIALECT"), fhir.DialectChoices)},
 					fmt.Errorf("cannot detect the subscription dialect: %w", capsErr)
 			}
 			detected, vendor, derr := fhir.Detect(caps)

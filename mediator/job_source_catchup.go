@@ -2,7 +2,6 @@ package mediator
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,9 +15,10 @@ import (
 	"github.com/cht-openimis/cht-openimis-mediator/fhir"
 )
 
-// sourceCatchupArgs is a FHIR source's catch-up search: periodic, and run at
-// once when the source pings (an R4 criteria subscription without payload,
-// docs/upstreams/fhir-subscriptions.md trap 12). Every source keeps one,
+// sourceCatchupArgs is a FHIR source's catch-up search: periodic, and run
+// when the source pings (an R4 criteria subscription without payload,
+// docs/upstreams/fhir-subscriptions.md trap 12), scheduled for the end of
+// the ping's second (Ping). Every source keeps one,
 // since no subscription model delivers every event (§4).
 type sourceCatchupArgs struct {
 	Source string `json:"source"`
@@ -113,15 +113,7 @@ func (w *sourceCatchupWorker) Work(ctx context.Context, job *river.Job[sourceCat
 // (source/<n>/searched_from), so that a replica skips a ping search another
 // replica's later search made needless. Zero before the first.
 func (s *sources) searchedFrom(ctx context.Context, src *source) (time.Time, error) {
-	v, ok, err := s.store.Setting(ctx, sourceSetting(src.Name, "searched_from"))
-	if err != nil || !ok || v == "" {
-		return time.Time{}, err
-	}
-	t, err := time.Parse(time.RFC3339Nano, v)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("read the setting %s %q: %w", sourceSetting(src.Name, "searched_from"), v, err)
-	}
-	return t, nil
+	return timeSetting(ctx, s.store, sourceSetting(src.Name, "searched_from"))
 }
 
 // sourcePageSize is the _count of each catch-up search page.
@@ -169,7 +161,7 @@ func (c *sourceCatchup) poll(ctx context.Context, src *source) (time.Time, error
 	if pr.Next != "" {
 		page, err = src.Client.NextPage(ctx, pr.Next)
 	} else {
-		page, err = src.Client.Search(ctx, src.Resource, c.params(src, pr.Since))
+		page, err = src.Client.Search(ctx, src.Resource, catchupParams(src, pr.Since))
 	}
 	restarted := false
 	var seen, enqueued, invalid int
@@ -188,7 +180,7 @@ func (c *sourceCatchup) poll(ctx context.Context, src *source) (time.Time, error
 			if pr, err = c.fresh(ctx, src); err != nil {
 				return time.Time{}, err
 			}
-			page, err = src.Client.Search(ctx, src.Resource, c.params(src, pr.Since))
+			page, err = src.Client.Search(ctx, src.Resource, catchupParams(src, pr.Since))
 		}
 		if err != nil {
 			return time.Time{}, fmt.Errorf("search %s updated since %s, page %d: %w", src.Resource, pr.Since.Format(time.RFC3339), pr.Page, err)
@@ -254,13 +246,13 @@ func pageRejected(err error) bool {
 // resume returns the saved progress of a search cut short; a zero one when
 // there is none (or it cannot be read: the search then starts again).
 func (c *sourceCatchup) resume(ctx context.Context, src *source, setting string) (sourceCatchupProgress, error) {
-	v, ok, err := c.sources.store.Setting(ctx, setting)
-	if err != nil || !ok || v == "" {
+	const unreadable = "catch-up: unreadable saved progress; searching again from the watermark"
+	pr, ok, err := jsonSetting[sourceCatchupProgress](ctx, c.sources.store, setting, unreadable)
+	if err != nil || !ok {
 		return sourceCatchupProgress{}, err
 	}
-	var pr sourceCatchupProgress
-	if err := json.Unmarshal([]byte(v), &pr); err != nil || pr.Next == "" || pr.Page < 2 || pr.Started.IsZero() || pr.StartedReal.IsZero() {
-		zerolog.Ctx(ctx).Warn().Msg("catch-up: unreadable saved progress; searching again from the watermark")
+	if pr.Next == "" || pr.Page < 2 || pr.Started.IsZero() || pr.StartedReal.IsZero() {
+		zerolog.Ctx(ctx).Warn().Msg(unreadable)
 		return sourceCatchupProgress{}, nil
 	}
 	zerolog.Ctx(ctx).Info().Int("page", pr.Page).Time("since", pr.Since).Msg("catch-up: resuming a search cut short")
@@ -272,20 +264,17 @@ func (c *sourceCatchup) resume(ctx context.Context, src *source, setting string)
 func (c *sourceCatchup) fresh(ctx context.Context, src *source) (sourceCatchupProgress, error) {
 	started, startedReal := c.sources.now().UTC(), time.Now()
 	since := started.Add(-c.lookback)
-	if v, ok, err := c.sources.store.Setting(ctx, sourceSetting(src.Name, "watermark")); err != nil {
+	if watermark, err := timeSetting(ctx, c.sources.store, sourceSetting(src.Name, "watermark")); err != nil {
 		return sourceCatchupProgress{}, err
-	} else if ok && v != "" {
-		if since, err = time.Parse(time.RFC3339Nano, v); err != nil {
-			return sourceCatchupProgress{}, fmt.Errorf("read the catch-up watermark %q: %w", v, err)
-		}
-		since = since.Add(-c.overlap)
+	} else if !watermark.IsZero() {
+		since = watermark.Add(-c.overlap)
 	}
 	return sourceCatchupProgress{Page: 1, Since: since, Started: started, StartedReal: startedReal}, nil
 }
 
-// params is the first page's query: the source's extra parameters, the
-// _lastUpdated bound and the page size.
-func (c *sourceCatchup) params(src *source, since time.Time) url.Values {
+// catchupParams is the first page's query of src's catch-up search: the
+// source's extra parameters, the _lastUpdated bound and the page size.
+func catchupParams(src *source, since time.Time) url.Values {
 	params := url.Values{}
 	for k, vs := range src.Search {
 		params[k] = append([]string(nil), vs...)
@@ -296,9 +285,5 @@ func (c *sourceCatchup) params(src *source, since time.Time) url.Values {
 }
 
 func (c *sourceCatchup) save(ctx context.Context, setting string, pr sourceCatchupProgress) error {
-	b, err := json.Marshal(pr)
-	if err != nil {
-		return err
-	}
-	return c.sources.store.SetSetting(ctx, setting, string(b))
+	return setJSONSetting(ctx, c.sources.store, setting, pr)
 }

@@ -74,11 +74,7 @@ func (s *sourceSubscriptions) upkeep(ctx context.Context, src *source) error {
 	}
 	err := s.ensure(ctx, src)
 	if err != nil {
-		state, _, _ := src.status()
-		if state == sourceStateStarting {
-			state = sourceStateFailing
-		}
-		src.setState(state, "subscription upkeep failing: "+err.Error())
+		src.setFailing("subscription upkeep failing: " + err.Error())
 	}
 	return err
 }

@@ -3,7 +3,6 @@ package mediator
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -54,23 +53,14 @@ func (u topicUpkeep) recreateWait() time.Duration {
 }
 
 func (s *sources) loadUpkeep(ctx context.Context, src *source) (topicUpkeep, error) {
-	v, ok, err := s.store.Setting(ctx, sourceSetting(src.Name, "upkeep"))
-	if err != nil || !ok || v == "" {
-		return topicUpkeep{}, err
-	}
-	var u topicUpkeep
-	if json.Unmarshal([]byte(v), &u) != nil {
-		return topicUpkeep{}, nil // started again: the subscription is read back anyway
-	}
-	return u, nil
+	// One that cannot be read is started again: the subscription is read
+	// back anyway.
+	u, _, err := jsonSetting[topicUpkeep](ctx, s.store, sourceSetting(src.Name, "upkeep"), "")
+	return u, err
 }
 
 func (s *sources) saveUpkeep(ctx context.Context, src *source, u topicUpkeep) error {
-	b, err := json.Marshal(u)
-	if err != nil {
-		return err
-	}
-	return s.store.SetSetting(ctx, sourceSetting(src.Name, "upkeep"), string(b))
+	return setJSONSetting(ctx, s.store, sourceSetting(src.Name, "upkeep"), u)
 }
 
 // ensureTopic keeps one topic subscription of ours on src

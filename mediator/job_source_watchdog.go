@@ -2,6 +2,7 @@ package mediator
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -85,9 +86,11 @@ func (w *sourceWatchdogWorker) watch(ctx context.Context, src *source) error {
 	// when it last asked is stored (source/<n>/probed).
 	probedSetting := sourceSetting(src.Name, "probed")
 	last := t.LastHeard
-	if v, ok, err := s.store.Setting(ctx, probedSetting); err != nil {
+	// A value that is not a time is ignored: the probe is asked again.
+	var unreadable *time.ParseError
+	if p, err := timeSetting(ctx, s.store, probedSetting); err != nil && !errors.As(err, &unreadable) {
 		return err
-	} else if p, perr := time.Parse(time.RFC3339Nano, v); ok && perr == nil && p.After(last) {
+	} else if p.After(last) {
 		last = p
 	}
 	if !now.After(last.Add(2*hb + up.timeout())) {
@@ -125,7 +128,6 @@ func (w *sourceWatchdogWorker) watch(ctx context.Context, src *source) error {
 	}
 	log.Error().Str("status", st.Status).Str("callback", src.endpointForLogs()).Msg(silentProblem)
 	src.silent.Store(true)
-	state, _, _ := src.status()
-	src.setState(state, silentProblem)
+	src.setProblem(silentProblem)
 	return nil
 }

@@ -2,6 +2,7 @@ package mediator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -59,8 +60,9 @@ type Source struct {
 	// (FHIR_<N>_TOPIC); empty: the one topic the server's
 	// CapabilityStatement advertises.
 	Topic string
-	// Filters are the topic's filter criteria, sent verbatim
-	// (FHIR_<N>_FILTER).
+	// Filters are the topic's filter criteria (FHIR_<N>_FILTER): sent as
+	// written by the backport dialects, split into filterBy entries by R5
+	// (fhir.SubscriptionSpec).
 	Filters []string
 	// Heartbeat, NotifyTimeout and MaxCount are asked of a topic
 	// subscription (FHIR_<N>_HEARTBEAT, _NOTIFY_TIMEOUT, _MAX_COUNT); the
@@ -79,6 +81,49 @@ type Source struct {
 // sourceSettingPrefix namespaces a source's store settings:
 // source/<name>/<setting>.
 func sourceSetting(name, setting string) string { return "source/" + name + "/" + setting }
+
+// jsonSetting reads a value stored as JSON in a setting; ok is false when
+// the setting is absent or empty, and when it cannot be read: such a value
+// is started again rather than failing for ever, with unreadable logged as
+// a warning when not "".
+func jsonSetting[T any](ctx context.Context, store storetype.Store, setting, unreadable string) (v T, ok bool, err error) {
+	raw, ok, err := store.Setting(ctx, setting)
+	if err != nil || !ok || raw == "" {
+		return v, false, err
+	}
+	if err := json.Unmarshal([]byte(raw), &v); err != nil {
+		if unreadable != "" {
+			zerolog.Ctx(ctx).Warn().Err(err).Str("setting", setting).Msg(unreadable)
+		}
+		var zero T
+		return zero, false, nil
+	}
+	return v, true, nil
+}
+
+// setJSONSetting stores v as JSON in a setting.
+func setJSONSetting(ctx context.Context, store storetype.Store, setting string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return store.SetSetting(ctx, setting, string(b))
+}
+
+// timeSetting reads a time stored in a setting (RFC 3339); zero when the
+// setting is absent or empty. A value that is not a time is an error
+// wrapping the *time.ParseError.
+func timeSetting(ctx context.Context, store storetype.Store, setting string) (time.Time, error) {
+	v, ok, err := store.Setting(ctx, setting)
+	if err != nil || !ok || v == "" {
+		return time.Time{}, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read the setting %s %q: %w", setting, v, err)
+	}
+	return t, nil
+}
 
 // Source subscription states, as /ready and /metrics report them.
 const (
@@ -189,6 +234,34 @@ func (src *source) setState(state, problem string) {
 	src.mu.Lock()
 	defer src.mu.Unlock()
 	src.state, src.problem = state, problem
+}
+
+// setProblem records what is wrong ("" when nothing is), keeping the state.
+func (src *source) setProblem(problem string) {
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	src.problem = problem
+}
+
+// setFailing records what is wrong with the subscription's upkeep, keeping
+// the state unless it is still starting, which becomes failing.
+func (src *source) setFailing(problem string) {
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	if src.state == sourceStateStarting {
+		src.state = sourceStateFailing
+	}
+	src.problem = problem
+}
+
+// activate records the subscription active, with no problem, when it was
+// requested or starting; any other state is kept.
+func (src *source) activate() {
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	if src.state == sourceStateRequested || src.state == sourceStateStarting {
+		src.state, src.problem = sourceStateActive, ""
+	}
 }
 
 // status returns the subscription state and the problem, if any.
@@ -421,9 +494,14 @@ func (s *sources) periodicJobs(check, watchdog time.Duration) []*river.PeriodicJ
 		out = append(out,
 			river.NewPeriodicJob(river.PeriodicInterval(every),
 				func() (river.JobArgs, *river.InsertOpts) { return sourceSubscriptionArgs{Source: name}, nil },
-				&river.PeriodicJobOpts{RunOnStart: true}),
-			river.NewPeriodicJob(river.PeriodicInterval(watchdog),
+				&river.PeriodicJobOpts{RunOnStart: true}))
+		// The watchdog watches topic subscriptions only: none for a
+		// source configured r4-criteria (an auto one may detect a topic
+		// dialect).
+		if src.Dialect == "" || src.Dialect.Topic() {
+			out = append(out, river.NewPeriodicJob(river.PeriodicInterval(watchdog),
 				func() (river.JobArgs, *river.InsertOpts) { return sourceWatchdogArgs{Source: name}, nil }, nil))
+		}
 	}
 	return out
 }

@@ -2,7 +2,6 @@ package mediator
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -79,7 +78,10 @@ func (t *eventTrack) missing() [][2]int64 {
 // opens a gap, a lower one is a late or repeated event. A counter below
 // Contiguous is a counter reset (HAPI's in-memory count, finding 4; trap
 // 10): tracking restarts from what this notification says, and reset is
-// true so that the caller searches for what the reset hid.
+// true so that the caller searches for what the reset hid. Where the server
+// keeps its counters (countersKept, Aidbox) there is no reset: such a
+// counter is a late or repeated delivery's, and the numbers are taken as
+// any others.
 func (t *eventTrack) observe(n fhir.Notification, now time.Time, countersKept bool) (reset bool) {
 	t.LastHeard = now
 	if n.Kind == fhir.KindHandshake || n.Status == "active" {
@@ -158,27 +160,15 @@ func (t *eventTrack) settle(now time.Time) {
 
 // loadTrack reads a source's event tracking; ok is false when there is none.
 func (s *sources) loadTrack(ctx context.Context, src *source) (eventTrack, bool, error) {
-	v, ok, err := s.store.Setting(ctx, sourceSetting(src.Name, "events"))
-	if err != nil || !ok || v == "" {
-		return eventTrack{}, false, err
-	}
-	var t eventTrack
-	if err := json.Unmarshal([]byte(v), &t); err != nil {
-		// A setting that cannot be read is started again, not a failure
-		// for ever: the search covers what it knew.
-		zerolog.Ctx(ctx).Warn().Err(err).Msg("the stored event tracking is unreadable; tracking starts again")
-		return eventTrack{}, false, nil
-	}
-	return t, true, nil
+	// A setting that cannot be read is started again, not a failure for
+	// ever: the search covers what it knew.
+	return jsonSetting[eventTrack](ctx, s.store, sourceSetting(src.Name, "events"),
+		"the stored event tracking is unreadable; tracking starts again")
 }
 
 // saveTrack stores a source's event tracking.
 func (s *sources) saveTrack(ctx context.Context, src *source, t eventTrack) error {
-	b, err := json.Marshal(t)
-	if err != nil {
-		return err
-	}
-	return s.store.SetSetting(ctx, sourceSetting(src.Name, "events"), string(b))
+	return setJSONSetting(ctx, s.store, sourceSetting(src.Name, "events"), t)
 }
 
 // updateTrack loads the tracking, lets edit change it and saves it, under
@@ -232,16 +222,13 @@ func (s *sources) track(ctx context.Context, src *source, n fhir.Notification) e
 		return nil
 	}
 	if src.silent.Swap(false) {
-		state, _, _ := src.status()
-		src.setState(state, "")
+		src.setProblem("")
 	}
 	// The handshake this callback answers 200 is what activates the
 	// subscription (docs/upstreams/fhir-subscriptions.md trap 9): its status
 	// still says requested; later notifications say active.
 	if n.Status == "active" || n.Kind == fhir.KindHandshake {
-		if state, _, _ := src.status(); state == sourceStateRequested || state == sourceStateStarting {
-			src.setState(sourceStateActive, "")
-		}
+		src.activate()
 	}
 	if reset {
 		log.Warn().Int64("events_since_start", n.EventsSinceStart).

@@ -113,3 +113,21 @@ func TestTopicUpkeep_RecreateWait(t *testing.T) {
 		require.Equal(t, want, topicUpkeep{Tries: tries}.recreateWait(), "tries %d", tries)
 	}
 }
+
+// The watchdog is a periodic job of the sources whose subscription may be
+// topic-based: auto and the topic dialects, not r4-criteria, which has no
+// numbers and no heartbeat.
+func TestSourcePeriodicJobs_WatchdogOnlyForTopic(t *testing.T) {
+	t.Parallel()
+	for dialect, want := range map[fhir.Dialect]int{
+		"":                      2,
+		fhir.DialectR4Criteria:  1,
+		fhir.DialectR4BBackport: 2,
+		fhir.DialectR5:          2,
+	} {
+		s := &sources{byName: map[string]*source{
+			"a": {Source: Source{Name: "a", Dialect: dialect, ManageSubscription: true}},
+		}}
+		require.Len(t, s.periodicJobs(time.Minute, time.Minute), want, "dialect %q", dialect)
+	}
+}
