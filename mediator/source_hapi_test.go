@@ -1,6 +1,7 @@
 package mediator_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -40,13 +41,7 @@ func TestSource_HAPINeverFiringPolls(t *testing.T) {
 	require.Positive(t, first)
 	require.Eventually(t, func() bool { v, ok := gaugeValue(b.scrape(t), polled); return ok && v > first },
 		15*time.Second, 10*time.Millisecond, "the catch-up timestamp advances")
-	scrape := b.scrape(t)
-	silent, ok := gaugeValue(scrape, `mediator_source_silent{source="hapi"}`)
-	require.True(t, ok, "the silent series")
-	require.Zero(t, silent)
-	active, ok := gaugeValue(scrape, `mediator_source_subscription_state{source="hapi",state="active"}`)
-	require.True(t, ok, "the active state series")
-	require.Equal(t, 1.0, active)
+	requireActiveNotSilent(t, b, "hapi")
 	require.Len(t, b.reportsFor("cr-1"), 1)
 	require.Len(t, b.reportsFor("cr-2"), 1)
 }
@@ -215,12 +210,19 @@ func TestSource_HAPITopicNeverFiring(t *testing.T) {
 	require.Eventually(t, func() bool { v, ok := gaugeValue(b.scrape(t), rounds); return ok && v >= from+3 },
 		15*time.Second, 10*time.Millisecond, "the watchdog looked after the quiet")
 	require.Empty(t, requests(hapi, http.MethodGet, "/$status"), "no heartbeat to miss")
+	requireActiveNotSilent(t, b, "hapi")
+	require.Len(t, b.reportsFor("cr-1"), 1)
+}
+
+// requireActiveNotSilent checks in /metrics that source is active and not
+// called silent.
+func requireActiveNotSilent(t *testing.T, b *testBundle, source string) {
+	t.Helper()
 	scrape := b.scrape(t)
-	silent, ok := gaugeValue(scrape, `mediator_source_silent{source="hapi"}`)
+	silent, ok := gaugeValue(scrape, fmt.Sprintf(`mediator_source_silent{source=%q}`, source))
 	require.True(t, ok, "the silent series")
 	require.Zero(t, silent)
-	active, ok := gaugeValue(scrape, `mediator_source_subscription_state{source="hapi",state="active"}`)
+	active, ok := gaugeValue(scrape, fmt.Sprintf(`mediator_source_subscription_state{source=%q,state="active"}`, source))
 	require.True(t, ok, "the active state series")
 	require.Equal(t, 1.0, active)
-	require.Len(t, b.reportsFor("cr-1"), 1)
 }
