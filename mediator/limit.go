@@ -235,13 +235,22 @@ func (f *latencyFloor) observe(now time.Time, rtt time.Duration) time.Duration {
 // and the path, each segment holding a digit (an id, an API version) made
 // "*", so that GET Patient/<uuid>/ is one endpoint whatever the insuree.
 func endpointOf(r *http.Request) string {
-	segs := strings.Split(r.URL.Path, "/")
-	for i, seg := range segs {
-		if strings.ContainsAny(seg, "0123456789") {
-			segs[i] = "*"
+	var b strings.Builder
+	b.Grow(len(r.Method) + 1 + len(r.URL.Path))
+	b.WriteString(r.Method)
+	b.WriteByte(' ')
+	first := true
+	for seg := range strings.SplitSeq(r.URL.Path, "/") {
+		if !first {
+			b.WriteByte('/')
 		}
+		first = false
+		if strings.ContainsAny(seg, "0123456789") {
+			seg = "*"
+		}
+		b.WriteString(seg)
 	}
-	return r.Method + " " + strings.Join(segs, "/")
+	return b.String()
 }
 
 // wake hands free permits to waiters, oldest first. The caller holds l.mu.

@@ -124,3 +124,18 @@ func TestLateSaveWait_FollowsTheUpstreamTimeout(t *testing.T) {
 	require.Zero(t, d.lateSaveWait(answered, failed.Add(time.Second)), "an answered POST saved nothing later")
 	require.Zero(t, d.lateSaveWait(&rivertype.JobRow{Attempt: 1}, failed), "a first attempt posted nothing before")
 }
+
+func TestEndpointOf(t *testing.T) {
+	for _, tc := range []struct{ method, url, want string }{
+		{"GET", "http://h/api/api_fhir_r4/Patient/7b00e6ec-7fb7-4e15-9b0c-5b3d9d8a2bca/", "GET /api/*/Patient/*/"},
+		{"GET", "http://h/api/v1/contact/uuid?freetext=openimis_id:abc", "GET /api/*/contact/uuid"},
+		{"POST", "http://h/api/v2/records", "POST /api/*/records"},
+		{"POST", "http://h/api/v1/people", "POST /api/*/people"},
+		{"GET", "http://h", "GET "},
+		{"GET", "http://h/", "GET /"},
+	} {
+		r, err := http.NewRequest(tc.method, tc.url, nil)
+		require.NoError(t, err)
+		require.Equal(t, tc.want, endpointOf(r), tc.url)
+	}
+}
