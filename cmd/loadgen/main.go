@@ -40,6 +40,7 @@ func main() {
 	flag.StringVar(&o.binary, "mediator", "", "mediator binary (default: build ./cmd/mediator)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the mediator, over the sending (or the drain) and at most -duration, to this file (builds the mediator with -tags pprof)")
 	flag.StringVar(&o.database, "database", "", "DATABASE_URL for the mediator (default: SQLite in a temporary directory)")
+	flag.StringVar(&o.logLevel, "log-level", "info", "the mediator's LOG_LEVEL (info, as the side-by-side harness runs it, logs every claim)")
 	flag.Parse()
 	// The fakes keep every document and request they receive, so this
 	// process's heap grows through a run and its garbage collector would

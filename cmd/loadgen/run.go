@@ -42,6 +42,7 @@ type options struct {
 	workers  int
 	binary   string
 	database string
+	logLevel string
 	// pin runs the mediator on CPU 0 and this process on CPU 1.
 	pin bool
 	// cpuProfile is where to write a CPU profile of the mediator.
@@ -131,7 +132,7 @@ func runOnce(ctx context.Context, o options, out io.Writer) (summaryRow, error) 
 		"CHT_URL="+ch.URL, "CHT_USERNAME="+chttest.DefaultUsername, "CHT_PASSWORD="+chtPass,
 		"CHT_PLACE_ID="+chttest.DefaultPlaceID,
 		"MEDIATOR_USERNAME="+mediatorUser, "MEDIATOR_PASSWORD="+mediatorPass,
-		"DATABASE_URL="+o.database, "CLAIM_POLL_INTERVAL=0", "LOG_LEVEL=warn",
+		"DATABASE_URL="+o.database, "CLAIM_POLL_INTERVAL=0", "LOG_LEVEL="+o.logLevel,
 		"FEEDBACK_RESOURCE=Communication", "UPSTREAM_TIMEOUT=5s",
 	)
 	if o.workers > 0 {
