@@ -23,6 +23,7 @@ import (
 	"github.com/go-resty/resty/v2"
 
 	"github.com/cht-openimis/cht-openimis-mediator/internal/errtext"
+	"github.com/cht-openimis/cht-openimis-mediator/internal/fastjson"
 	"github.com/cht-openimis/cht-openimis-mediator/internal/httpc"
 	"github.com/cht-openimis/cht-openimis-mediator/internal/retryafter"
 )
@@ -178,7 +179,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	c.resume()
 	if out != nil {
-		if err := json.Unmarshal(resp.Body(), out); err != nil {
+		if err := fastjson.Unmarshal(resp.Body(), out); err != nil {
 			return fmt.Errorf("cht %s %s: decode answer: %w", method, path, err)
 		}
 	}

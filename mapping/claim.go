@@ -8,8 +8,7 @@ import (
 	"strings"
 	"time"
 
-	gojson "github.com/goccy/go-json"
-
+	"github.com/cht-openimis/cht-openimis-mediator/internal/fastjson"
 	"github.com/cht-openimis/cht-openimis-mediator/openimis"
 )
 
@@ -53,31 +52,13 @@ func decodeClaimResponse(body []byte) (openimis.ClaimResponse, error) {
 	// and this is the mediator's busiest decode. Its error messages are
 	// vaguer, so a body it refuses is decoded again by encoding/json, whose
 	// verdict and message count.
-	if fastUnmarshal(body, &cr) != nil {
+	if fastjson.Fast(body, &cr) != nil {
 		cr = openimis.ClaimResponse{}
 		if err := decodeOne(json.NewDecoder(bytes.NewReader(body)), &cr); err != nil {
 			return cr, err
 		}
 	}
 	return cr, nil
-}
-
-// fastUnmarshal is gojson.Unmarshal for valid JSON only: on some malformed
-// bodies (a backslash then a control character inside a key, found by
-// fuzzing) go-json reads past the end of its buffer and panics, and a body
-// from outside must never crash the handler. json.Valid costs a fraction of
-// the decode; a panic left all the same is reported as an error. The caller
-// then decodes with encoding/json, whose verdict counts.
-func fastUnmarshal(body []byte, v any) (err error) {
-	if !json.Valid(body) {
-		return errors.New("invalid JSON")
-	}
-	defer func() {
-		if recover() != nil {
-			err = errors.New("go-json panicked")
-		}
-	}()
-	return gojson.Unmarshal(body, v)
 }
 
 // decodeOne decodes exactly one JSON value with dec.
@@ -195,8 +176,10 @@ func claimDate(s string) (string, error) {
 	if s == "" {
 		return "", fmt.Errorf("is required (YYYY-MM-DD)")
 	}
-	if t, err := time.Parse(time.DateOnly, s); err == nil {
-		return t.Format(time.DateOnly), nil
+	if len(s) == len(time.DateOnly) {
+		if t, err := time.Parse(time.DateOnly, s); err == nil {
+			return t.Format(time.DateOnly), nil
+		}
 	}
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t.In(Nepal).Format(time.DateOnly), nil

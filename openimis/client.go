@@ -26,6 +26,7 @@ import (
 	"github.com/go-resty/resty/v2"
 
 	"github.com/cht-openimis/cht-openimis-mediator/internal/errtext"
+	"github.com/cht-openimis/cht-openimis-mediator/internal/fastjson"
 	"github.com/cht-openimis/cht-openimis-mediator/internal/httpc"
 )
 
@@ -156,7 +157,7 @@ func (c *Client) do(ctx context.Context, method, path string, query map[string]s
 		}
 		c.answered(sent, resp.StatusCode(), 0, nil)
 		if out != nil {
-			if err := json.Unmarshal(resp.Body(), out); err != nil {
+			if err := fastjson.Unmarshal(resp.Body(), out); err != nil {
 				return resp, fmt.Errorf("openimis %s %s: decode answer: %w", method, c.fhirPath+path, err)
 			}
 		}
