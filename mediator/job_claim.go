@@ -53,12 +53,8 @@ func (w *claimWorker) Work(ctx context.Context, job *river.Job[claimArgs]) error
 	ctx = log.WithContext(ctx)
 
 	key := claimKey(claim.UUID)
-	if done, err := d.delivered(ctx, job.Attempt, kindClaim, key); err != nil || done {
+	if stop, err := d.begin(ctx, job.JobRow, kindClaim, key); stop {
 		return err
-	}
-	if wait := d.lateSaveWait(job.JobRow, time.Now()); wait > 0 {
-		log.Info().Dur("wait", wait).Msg("the previous attempt's report may still be saving in the CHT; looking for it later")
-		return river.JobSnooze(wait)
 	}
 	if job.Args.Polled {
 		if err := d.withUpstream(ctx, func() error { return d.claimDate(ctx, &claim) }); err != nil {
@@ -73,6 +69,35 @@ func (w *claimWorker) Work(ctx context.Context, job *river.Job[claimArgs]) error
 	}
 	return d.deliverReport(ctx, kindClaim, key, claim.UUID, report, job.Attempt,
 		func() (string, error) { return d.person(ctx, claim.InsureeUUID) })
+}
+
+// begin opens every claim job: stop is true when an earlier attempt
+// delivered the claim already (err nil), or when the previous attempt's
+// report may still be saving in the CHT, so that looking for it now could
+// miss it and post it twice (err a snooze).
+func (d *delivery) begin(ctx context.Context, job *rivertype.JobRow, kind, key string) (stop bool, err error) {
+	if done, err := d.delivered(ctx, job.Attempt, kind, key); err != nil || done {
+		return true, err
+	}
+	if wait := d.lateSaveWait(job, time.Now()); wait > 0 {
+		zerolog.Ctx(ctx).Info().Dur("wait", wait).Msg("the previous attempt's report may still be saving in the CHT; looking for it later")
+		return true, river.JobSnooze(wait)
+	}
+	return false, nil
+}
+
+// knownPerson returns the CHT person already recorded for a person key (an
+// insuree UUID, or a source's patient key): from memory, else from the
+// store, which it then remembers.
+func (d *delivery) knownPerson(ctx context.Context, key string) (string, bool, error) {
+	if id, ok := d.persons.get(key); ok {
+		return id, true, nil
+	}
+	id, ok, err := d.store.Person(ctx, key)
+	if ok {
+		d.persons.put(key, id)
+	}
+	return id, ok, err
 }
 
 // deliverReport finds or creates the claim's person (person), posts its
@@ -137,13 +162,7 @@ func (d *delivery) claimDate(ctx context.Context, claim *mapping.Claim) error {
 // conflict rather than duplicate.
 func (d *delivery) person(ctx context.Context, insureeUUID string) (string, error) {
 	log := zerolog.Ctx(ctx)
-	if id, ok := d.persons.get(insureeUUID); ok {
-		return id, nil
-	}
-	if id, ok, err := d.store.Person(ctx, insureeUUID); err != nil || ok {
-		if ok {
-			d.persons.put(insureeUUID, id)
-		}
+	if id, ok, err := d.knownPerson(ctx, insureeUUID); err != nil || ok {
 		return id, err
 	}
 	// The CHT search and the Patient read do not depend on each other: both

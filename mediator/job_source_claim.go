@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/rs/zerolog"
@@ -53,12 +52,8 @@ func (w *sourceClaimWorker) Work(ctx context.Context, job *river.Job[sourceClaim
 		return jobOutcome(ctx, river.JobCancel(fmt.Errorf("source %q is not in FHIR_SOURCES any more; add it back and retry the job", args.Source)))
 	}
 	key := mapping.SourceClaimKey(args.Source, args.Type, args.ID)
-	if done, err := d.delivered(ctx, job.Attempt, kindSourceClaim, key); err != nil || done {
+	if stop, err := d.begin(ctx, job.JobRow, kindSourceClaim, key); stop {
 		return err
-	}
-	if wait := d.lateSaveWait(job.JobRow, time.Now()); wait > 0 {
-		log.Info().Dur("wait", wait).Msg("the previous attempt's report may still be saving in the CHT; looking for it later")
-		return river.JobSnooze(wait)
 	}
 	claim := args.Claim
 	if claim == nil {
@@ -109,13 +104,7 @@ func readSourceClaim(ctx context.Context, src *source, typ, id string) (*mapping
 func (d *delivery) sourcePerson(ctx context.Context, src *source, claim mapping.SourceClaim) (string, error) {
 	log := zerolog.Ctx(ctx)
 	key := claim.PersonKey()
-	if id, ok := d.persons.get(key); ok {
-		return id, nil
-	}
-	if id, ok, err := d.store.Person(ctx, key); err != nil || ok {
-		if ok {
-			d.persons.put(key, id)
-		}
+	if id, ok, err := d.knownPerson(ctx, key); err != nil || ok {
 		return id, err
 	}
 	ids, err := d.cht.FindContacts(ctx, "source_patient_id", key)
