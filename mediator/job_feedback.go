@@ -95,7 +95,7 @@ func (d *delivery) deliverFeedback(ctx context.Context, qr openimis.Questionnair
 		id, err := d.oi.CreateQuestionnaireResponse(ctx, qr)
 		switch {
 		case err == nil:
-			return "QuestionnaireResponse/" + id, nil
+			return created("QuestionnaireResponse", id), nil
 		case mode == FeedbackAuto && openimis.NoQuestionnaireResponse(err):
 			if !d.noQuestionnaireResponse.Swap(true) {
 				zerolog.Ctx(ctx).Info().Msg("openIMIS has no QuestionnaireResponse endpoint; sending feedback as Communication")
@@ -112,5 +112,14 @@ func (d *delivery) deliverFeedback(ctx context.Context, qr openimis.Questionnair
 	if err != nil {
 		return "", fmt.Errorf("post Communication: %w", err)
 	}
-	return "Communication/" + id, nil
+	return created("Communication", id), nil
+}
+
+// created names what a feedback became in openIMIS: type/id, or the type
+// alone when the answer named no id.
+func created(typ, id string) string {
+	if id == "" {
+		return typ
+	}
+	return typ + "/" + id
 }

@@ -2,7 +2,6 @@ package openimis
 
 import (
 	"context"
-	"errors"
 	"net/http"
 )
 
@@ -40,12 +39,18 @@ type Extension struct {
 }
 
 // CreateCommunication posts claim feedback: POST Communication/ (docs/upstreams/openimis.md §5). It
-// returns the stored feedback's UUID (identifier[0]; the answer has no id).
+// returns the stored feedback's UUID: identifier[0], as openIMIS answers
+// (without an id), else the answer's id, as a generic FHIR server would;
+// empty when the answer names neither, for a 2xx is the proof that the
+// feedback is stored: failing then would only post it again, to a refusal.
 // openIMIS takes one feedback per claim: a second is refused with "Feedback
 // exists for this claim" (see FeedbackExists), as HTTP 500 on 24.10.
 func (c *Client) CreateCommunication(ctx context.Context, comm Communication) (string, error) {
 	comm.ResourceType = "Communication"
-	var out Communication
+	var out struct {
+		Communication
+		ID string `json:"id"`
+	}
 	if _, err := c.do(ctx, http.MethodPost, "Communication/", nil, comm, &out); err != nil {
 		return "", err
 	}
@@ -54,5 +59,5 @@ func (c *Client) CreateCommunication(ctx context.Context, comm Communication) (s
 			return id.Value, nil
 		}
 	}
-	return "", errors.New("openimis POST Communication/: answer without identifier")
+	return out.ID, nil
 }

@@ -2,6 +2,7 @@ package openimis_test
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -123,4 +124,37 @@ func TestClient_CreateCommunication(t *testing.T) {
 		requireAPIError(t, err, http.StatusForbidden, true)
 		require.Empty(t, b.server.Communications())
 	})
+}
+
+// TestClient_CreateCommunication_AnswerShapes: a 2xx stores the feedback
+// whatever its answer names, so none of these may fail (a retry would only
+// be refused with "Feedback exists for this claim").
+func TestClient_CreateCommunication_AnswerShapes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, answer, want string }{
+		{"IdentifierAsOpenIMIS", `{"resourceType":"Communication","identifier":[{"value":"7c5b1c2a-3f8e-4b6a-9d0e-1a2b3c4d5e6f"}]}`, "7c5b1c2a-3f8e-4b6a-9d0e-1a2b3c4d5e6f"},
+		{"IDAsGenericFHIR", `{"resourceType":"Communication","id":"42"}`, "42"},
+		{"IdentifierBeforeID", `{"resourceType":"Communication","id":"42","identifier":[{"value":"u"}]}`, "u"},
+		{"Neither", `{"resourceType":"Communication"}`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				if r.URL.Path == "/login/" {
+					_, _ = w.Write([]byte(`{"token":"t.t.t","exp":4102444800}`))
+					return
+				}
+				w.WriteHeader(http.StatusCreated)
+				_, _ = w.Write([]byte(tc.answer))
+			}))
+			t.Cleanup(srv.Close)
+			c, err := openimis.New(openimis.Options{FHIRURL: srv.URL + "/", Username: "admin", Password: "admin"})
+			require.NoError(t, err)
+
+			id, err := c.CreateCommunication(t.Context(), feedback(t))
+			require.NoError(t, err)
+			require.Equal(t, tc.want, id)
+		})
+	}
 }

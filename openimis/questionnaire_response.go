@@ -41,9 +41,8 @@ func (c *Client) CreateQuestionnaireResponse(ctx context.Context, qr Questionnai
 	if _, err := c.do(ctx, http.MethodPost, "QuestionnaireResponse/", nil, qr, &out); err != nil {
 		return "", err
 	}
-	if out.ID == "" {
-		return "", errors.New("openimis POST QuestionnaireResponse/: answer without id")
-	}
+	// A 2xx is the proof that it is stored, with or without an id in the
+	// answer (see CreateCommunication).
 	return out.ID, nil
 }
 
