@@ -141,31 +141,54 @@ func (s *sourceSubscriptions) ensure(ctx context.Context, src *source) error {
 	// Re-activate by PUT with status requested (Kodjin, HAPI); a server
 	// that refuses updates gets a new one, made before the old is deleted
 	// (trap 17).
-	want.ID = sub.ID
-	updated, err := src.Client.UpdateSubscription(ctx, want)
-	var apiErr *fhir.APIError
-	if errors.As(err, &apiErr) && apiErr.Status >= 400 && apiErr.Status < 500 && apiErr.Status != http.StatusUnauthorized {
-		want.ID = ""
-		created, cerr := src.Client.CreateSubscription(ctx, want)
-		if cerr != nil {
-			return fmt.Errorf("replace subscription %s (%s; update refused: %v): %w", sub.ID, repair, err, cerr)
-		}
-		if err := s.sources.store.SetSetting(ctx, sourceSetting(src.Name, "subscription_id"), created.ID); err != nil {
-			return err
-		}
-		if derr := src.Client.DeleteSubscription(ctx, sub.ID); derr != nil {
-			log.Warn().Err(derr).Str("subscription_id", sub.ID).Msg("the replaced subscription could not be deleted; the next upkeep tries again")
-		}
-		log.Warn().Str("reason", repair).Str("subscription_id", created.ID).Msg("source subscription replaced")
-		s.record(src, created)
+	updated, refused, err := s.putBack(ctx, src, want, sub, repair)
+	switch {
+	case err != nil:
+		return err
+	case !refused:
+		s.record(src, updated)
 		return nil
 	}
+	want.ID = ""
+	created, err := src.Client.CreateSubscription(ctx, want)
 	if err != nil {
-		return fmt.Errorf("repair subscription %s (%s): %w", sub.ID, repair, err)
+		return fmt.Errorf("replace subscription %s (%s): %w", sub.ID, repair, err)
 	}
-	log.Warn().Str("reason", repair).Str("subscription_id", sub.ID).Msg("source subscription repaired (status requested)")
-	s.record(src, updated)
+	if err := s.sources.store.SetSetting(ctx, sourceSetting(src.Name, "subscription_id"), created.ID); err != nil {
+		return err
+	}
+	s.dropReplaced(ctx, src, sub.ID, created.ID, repair)
+	s.record(src, created)
 	return nil
+}
+
+// putBack re-activates sub by PUT with status requested (want with sub's
+// id). refused is true when the server refused the update with a 4xx a new
+// subscription may cure (not the credentials): the caller then replaces it.
+func (s *sourceSubscriptions) putBack(ctx context.Context, src *source, want fhir.Subscription, sub fhir.Subscription, repair string) (updated fhir.Subscription, refused bool, err error) {
+	log := zerolog.Ctx(ctx)
+	want.ID = sub.ID
+	updated, err = src.Client.UpdateSubscription(ctx, want)
+	var apiErr *fhir.APIError
+	switch {
+	case err == nil:
+		log.Warn().Str("reason", repair).Str("subscription_id", sub.ID).Msg("source subscription repaired (status requested)")
+		return updated, false, nil
+	case errors.As(err, &apiErr) && apiErr.Status >= 400 && apiErr.Status < 500 && apiErr.Status != http.StatusUnauthorized:
+		log.Warn().Err(err).Str("subscription_id", sub.ID).Msg("the server refused the update; replacing the subscription")
+		return fhir.Subscription{}, true, nil
+	}
+	return fhir.Subscription{}, false, fmt.Errorf("repair subscription %s (%s): %w", sub.ID, repair, err)
+}
+
+// dropReplaced deletes the subscription a new one replaced, once the new one
+// exists, so that no event falls between the two.
+func (s *sourceSubscriptions) dropReplaced(ctx context.Context, src *source, oldID, newID, repair string) {
+	log := zerolog.Ctx(ctx)
+	if err := src.Client.DeleteSubscription(ctx, oldID); err != nil {
+		log.Warn().Err(err).Str("subscription_id", oldID).Msg("the replaced subscription could not be deleted; the next upkeep tries again")
+	}
+	log.Warn().Str("reason", repair).Str("old_subscription_id", oldID).Str("subscription_id", newID).Msg("source subscription replaced")
 }
 
 // find returns our subscription: the stored id's, else the ones whose
@@ -214,16 +237,21 @@ func (s *sourceSubscriptions) spec(src *source, now time.Time) fhir.Subscription
 	if src.Content == fhir.ContentEmpty {
 		payload = ""
 	}
+	spec := s.baseSpec(src, now)
+	spec.Dialect, spec.Criteria, spec.Payload = fhir.DialectR4Criteria, src.Criteria, payload
+	return spec
+}
+
+// baseSpec is what every subscription of the mediator on src carries: our
+// callback with our credentials, our reason and tag, and an end.
+func (s *sourceSubscriptions) baseSpec(src *source, now time.Time) fhir.SubscriptionSpec {
 	return fhir.SubscriptionSpec{
-		Dialect:  fhir.DialectR4Criteria,
 		Endpoint: src.Endpoint,
 		Headers: []fhir.Header{{Name: "Authorization", Value: "Basic " +
 			base64.StdEncoding.EncodeToString([]byte(s.username+":"+s.password))}},
-		Reason:   "cht-openimis-mediator " + src.Name,
-		End:      s.end(now),
-		Tag:      &fhir.Coding{System: sourceTagSystem, Code: src.Name},
-		Criteria: src.Criteria,
-		Payload:  payload,
+		Reason: "cht-openimis-mediator " + src.Name,
+		End:    s.end(now),
+		Tag:    &fhir.Coding{System: sourceTagSystem, Code: src.Name},
 	}
 }
 

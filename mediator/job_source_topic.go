@@ -2,7 +2,6 @@ package mediator
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -164,18 +163,14 @@ func (s *sourceSubscriptions) ensureTopic(ctx context.Context, src *source, dial
 	if !src.Client.Quirks().RecreateOnError {
 		// Re-activate by PUT with status requested where the server allows
 		// updates (§3); a 4xx refusal falls back to a new subscription.
-		want.ID = sub.ID
-		updated, err := src.Client.UpdateSubscription(ctx, want)
-		var apiErr *fhir.APIError
+		updated, refused, err := s.putBack(ctx, src, want, sub, repair)
 		switch {
-		case err == nil:
-			log.Warn().Str("reason", repair).Str("subscription_id", sub.ID).Msg("source subscription repaired (status requested)")
+		case err != nil:
+			return err
+		case !refused:
 			s.record(src, updated)
 			return s.sources.searchSoon(ctx, src)
-		case !errors.As(err, &apiErr) || apiErr.Status < 400 || apiErr.Status >= 500 || apiErr.Status == http.StatusUnauthorized:
-			return fmt.Errorf("repair subscription %s (%s): %w", sub.ID, repair, err)
 		}
-		log.Warn().Err(err).Str("subscription_id", sub.ID).Msg("the server refused the update; replacing the subscription")
 	}
 	// Aidbox forbids updates (trap 17): a new one first, then the old one
 	// deleted, so that no event falls between two subscriptions; the old
@@ -184,10 +179,7 @@ func (s *sourceSubscriptions) ensureTopic(ctx context.Context, src *source, dial
 	if err != nil {
 		return fmt.Errorf("replace subscription %s (%s): %w", sub.ID, repair, err)
 	}
-	if derr := src.Client.DeleteSubscription(ctx, sub.ID); derr != nil {
-		log.Warn().Err(derr).Str("subscription_id", sub.ID).Msg("the replaced subscription could not be deleted; the next upkeep tries again")
-	}
-	log.Warn().Str("reason", repair).Str("old_subscription_id", sub.ID).Str("subscription_id", created.ID).Msg("source subscription replaced")
+	s.dropReplaced(ctx, src, sub.ID, created.ID, repair)
 	if stuck {
 		src.setState(sourceStateRequested, callback+"; a new subscription was made; claims arrive by the catch-up search meanwhile")
 	}
@@ -275,21 +267,10 @@ func (s *sourceSubscriptions) topicSpec(src *source, dialect fhir.Dialect, topic
 	if content == "" {
 		content = fhir.ContentFullResource
 	}
-	return fhir.SubscriptionSpec{
-		Dialect:  dialect,
-		Endpoint: src.Endpoint,
-		Headers: []fhir.Header{{Name: "Authorization", Value: "Basic " +
-			base64.StdEncoding.EncodeToString([]byte(s.username+":"+s.password))}},
-		Reason:    "cht-openimis-mediator " + src.Name,
-		End:       s.end(now),
-		Tag:       &fhir.Coding{System: sourceTagSystem, Code: src.Name},
-		Topic:     topic,
-		Filters:   src.Filters,
-		Content:   content,
-		Heartbeat: src.Heartbeat,
-		Timeout:   src.NotifyTimeout,
-		MaxCount:  src.MaxCount,
-	}
+	spec := s.baseSpec(src, now)
+	spec.Dialect, spec.Topic, spec.Filters, spec.Content = dialect, topic, src.Filters, content
+	spec.Heartbeat, spec.Timeout, spec.MaxCount = src.Heartbeat, src.NotifyTimeout, src.MaxCount
+	return spec
 }
 
 // stateOf is the /ready state of a subscription status.
