@@ -29,13 +29,10 @@ type SourceClaim struct {
 	PatientKey string `json:"patient_key"`
 }
 
-// Key is the claim's receipt key: source, resource type and id, lower-cased
-// (HeyDonto's ids are case-insensitive, docs/upstreams/fhir-subscriptions.md
-// §6.3). The same id from two sources is two claims.
-func (c SourceClaim) Key() string { return SourceClaimKey(c.Source, c.Type, c.UUID) }
-
 // SourceClaimKey is the receipt key of the claim outcome resourceType/id of
-// a source (see SourceClaim.Key).
+// a source: source, resource type and id, lower-cased (HeyDonto's ids are
+// case-insensitive, docs/upstreams/fhir-subscriptions.md §6.3). The same id
+// from two sources is two claims.
 func SourceClaimKey(source, resourceType, id string) string {
 	return strings.ToLower(source + "/" + resourceType + "/" + id)
 }

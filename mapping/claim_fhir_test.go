@@ -75,8 +75,9 @@ func TestSourceClaim_KeysSeparateSources(t *testing.T) {
 	require.NoError(t, err)
 	b, err := mapping.ClaimFromFHIR("hapi", "ClaimResponse", sourceClaimResponse(t, body), "")
 	require.NoError(t, err)
-	require.Equal(t, "aidbox/claimresponse/cr-1", a.Key())
-	require.NotEqual(t, a.Key(), b.Key())
+	keyOf := func(c mapping.SourceClaim) string { return mapping.SourceClaimKey(c.Source, c.Type, c.UUID) }
+	require.Equal(t, "aidbox/claimresponse/cr-1", keyOf(a))
+	require.NotEqual(t, keyOf(a), keyOf(b))
 	require.Equal(t, "aidbox/Patient/p1", a.PersonKey())
 	require.NotEqual(t, mapping.SourcePerson(a, nil, "place").ID, mapping.SourcePerson(b, nil, "place").ID,
 		"the same patient id on two servers is two people")

@@ -196,8 +196,7 @@ func (c *sourceCatchup) poll(ctx context.Context, src *source) (time.Time, error
 				log.Warn().Str("problems", err.Error()).Msg("catch-up: skipping an unusable claim outcome")
 				continue
 			}
-			inserted, err := store.Enqueue(ctx, kindSourceClaim, claim.Key(),
-				sourceClaimArgs{Source: src.Name, Type: src.Resource, ID: claim.UUID, Claim: &claim})
+			inserted, err := c.sources.enqueueClaim(ctx, src, claim.UUID, &claim)
 			if err != nil {
 				return time.Time{}, err
 			}

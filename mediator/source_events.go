@@ -255,9 +255,9 @@ func (s *sources) enqueueEvents(ctx context.Context, src *source, events []fhir.
 			}
 			continue
 		}
-		args := sourceClaimArgs{Source: src.Name, Type: src.Resource, ID: e.Focus.ID}
+		id, claim := e.Focus.ID, (*mapping.SourceClaim)(nil)
 		if e.Resource != nil {
-			claim, err := sourceClaimOf(src, e.Resource)
+			mapped, err := sourceClaimOf(src, e.Resource)
 			if err != nil {
 				// As for openIMIS's catch-up: logged, not stored; the
 				// catch-up search sees it again until it is corrected.
@@ -266,12 +266,12 @@ func (s *sources) enqueueEvents(ctx context.Context, src *source, events []fhir.
 				taken = appendNumber(taken, e.Number)
 				continue
 			}
-			args.ID, args.Claim = claim.UUID, &claim
+			id, claim = mapped.UUID, &mapped
 		}
-		if args.ID == "" {
+		if id == "" {
 			continue
 		}
-		inserted, err := s.store.Enqueue(ctx, kindSourceClaim, mapping.SourceClaimKey(src.Name, src.Resource, args.ID), args)
+		inserted, err := s.enqueueClaim(ctx, src, id, claim)
 		if err != nil {
 			return received, taken, err
 		}
@@ -281,6 +281,15 @@ func (s *sources) enqueueEvents(ctx context.Context, src *source, events []fhir.
 		taken = appendNumber(taken, e.Number)
 	}
 	return received, taken, nil
+}
+
+// enqueueClaim stores the job of the claim outcome id of src, with the
+// claim when it is mapped already (else the job reads it). Its receipt key
+// is the source's, the resource type and the id, whichever way the claim
+// came: a notification or the catch-up search.
+func (s *sources) enqueueClaim(ctx context.Context, src *source, id string, claim *mapping.SourceClaim) (bool, error) {
+	return s.store.Enqueue(ctx, kindSourceClaim, mapping.SourceClaimKey(src.Name, src.Resource, id),
+		sourceClaimArgs{Source: src.Name, Type: src.Resource, ID: id, Claim: claim})
 }
 
 func appendNumber(list []int64, n int64) []int64 {
