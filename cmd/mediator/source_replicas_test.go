@@ -157,6 +157,73 @@ func TestReplicas_OneFHIRSourcePingsOnPostgres(t *testing.T) {
 	stopReplicas(t, a, b)
 }
 
+// TestReplicas_PingDuringAnotherSearchOnPostgres (design G5): a ping that
+// comes while a search of the same source holds its lock, on another
+// replica or another connection of this one, leads to a search after that
+// one ends: the search for the second claim finds the lock taken and must
+// wait for it, not drop it. The first search answers as of its start, before
+// the second claim exists, and the periodic search is past the test's end,
+// so nothing else would bring that claim.
+func TestReplicas_PingDuringAnotherSearchOnPostgres(t *testing.T) {
+	t.Parallel()
+	// Longer than River takes to schedule the second ping's search.
+	const searchLatency = 8 * time.Second
+	dbURL := storetest.PostgresURL(t)
+	bin := buildBinary(t)
+
+	oi := openimistest.NewServer(t, openimistest.Options{Username: "api", Password: imisPass})
+	ch := chttest.NewServer(t, chttest.Options{Password: chtPass})
+	hapi := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.HAPI, SearchLatency: searchLatency})
+	hapi.AddPatient([]byte(`{"resourceType":"Patient","id":"p1","name":[{"family":"Rai","given":["Asha"]}]}`))
+	searches := func() (n int, last time.Time) {
+		for _, r := range hapi.Requests() {
+			if r.Method == http.MethodGet && r.Path == "/fhir/ClaimResponse" {
+				n, last = n+1, r.Time
+			}
+		}
+		return n, last
+	}
+
+	ports, bases := twoReplicaPorts(t)
+	lb, _ := roundRobin(t, bases)
+	env := func(port int) []string {
+		return binaryEnv(t, port, bases[0], oi.URL, ch.URL,
+			"DATABASE_URL="+dbURL,
+			"FHIR_SOURCES=hapi",
+			"FHIR_HAPI_URL="+hapi.BaseURL,
+			"FHIR_HAPI_VENDOR=hapi",
+			"FHIR_HAPI_CONTENT=empty",
+			"FHIR_HAPI_CALLBACK_ENDPOINT="+lb.URL+"/mediator/fhir/hapi",
+			"FHIR_HAPI_POLL_INTERVAL=1h",
+			"UPSTREAM_TIMEOUT=30s", // the last value of a name wins
+		)
+	}
+	a := startBinary(t, bin, env(ports[0]), bases[0])
+	b := startBinary(t, bin, env(ports[1]), bases[1])
+	require.Eventually(t, func() bool {
+		subs := hapi.Subscriptions()
+		return len(subs) == 1 && subs[0].Status == "active"
+	}, 4*searchLatency, 10*time.Millisecond, "the replicas subscribe")
+	// The searches at start, and after the subscription was made, end.
+	var settled int
+	require.Eventually(t, func() bool {
+		n, last := searches()
+		settled = n
+		return n > 0 && !hapi.Searching("ClaimResponse") && time.Since(last) > searchLatency+2*time.Second
+	}, 6*searchLatency, 100*time.Millisecond, "the searches at start")
+
+	claim := func(id string) {
+		hapi.CreateClaimResponse(fmt.Appendf(nil, `{"resourceType":"ClaimResponse","id":%q,"status":"active",
+			"identifier":[{"value":%q}],"patient":{"reference":"Patient/p1"},"created":"2025-06-30"}`, id, id))
+	}
+	claim("first")
+	require.Eventually(t, func() bool { n, _ := searches(); return n > settled }, 2*searchLatency, 10*time.Millisecond, "the first ping's search")
+	claim("second") // its ping's search is due while the first's still runs
+	requireDeliveredOnce(t, ch, []string{"first", "second"}, 4*searchLatency)
+	require.Zero(t, hapi.SearchOverlaps("ClaimResponse"), "one search at a time among the replicas")
+	stopReplicas(t, a, b)
+}
+
 // twoReplicaPorts are the ports and base URLs of two replicas.
 func twoReplicaPorts(t *testing.T) ([]int, []string) {
 	ports := []int{freePort(t), freePort(t)}

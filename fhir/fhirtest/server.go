@@ -478,6 +478,13 @@ func (s *Server) searchEnds(ctx context.Context, typ string, arrived time.Time) 
 	s.searching[typ]--
 }
 
+// Searching reports whether a search of typ is being answered now.
+func (s *Server) Searching(typ string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.searching[typ] > 0
+}
+
 // SearchOverlaps counts the search pages of typ that arrived while another
 // search page of typ was being answered: none for a client that runs one
 // search at a time.
