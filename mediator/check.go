@@ -94,6 +94,7 @@ func (m *Mediator) runChecks(ctx context.Context, list []check) []CheckResult {
 
 func (m *Mediator) checks() []check {
 	oi, ch := m.opts.OpenIMIS, m.opts.CHT
+	var forms map[string]json.RawMessage // read by the CHT user check (checks run in order)
 	right := func(code int, what string, probe func(ctx context.Context) error) func(context.Context) (checkResult, error) {
 		return func(ctx context.Context) (checkResult, error) {
 			err := probe(ctx)
@@ -166,16 +167,15 @@ func (m *Mediator) checks() []check {
 			return checkResult{detail: "CHT " + v}, nil
 		}},
 		{name: "CHT user", needs: "CHT reachable", run: func(ctx context.Context) (checkResult, error) {
-			if _, err := ch.Forms(ctx); err != nil {
+			// The forms are read once: the form check, which needs this
+			// one, looks at them.
+			var err error
+			if forms, err = ch.Forms(ctx); err != nil {
 				return checkResult{fix: "check CHT_USERNAME and CHT_PASSWORD; the user needs an online role"}, err
 			}
 			return checkResult{detail: "credentials accepted"}, nil
 		}},
 		{name: "CHT form " + m.opts.ClaimForm, needs: "CHT user", run: func(ctx context.Context) (checkResult, error) {
-			forms, err := ch.Forms(ctx)
-			if err != nil {
-				return checkResult{}, err
-			}
 			if _, ok := forms[m.opts.ClaimForm]; !ok {
 				codes := make([]string, 0, len(forms))
 				for c := range forms {

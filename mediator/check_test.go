@@ -78,6 +78,13 @@ func TestCheck_AllPassAgainstTheFakes(t *testing.T) {
 	}
 	require.Empty(t, b.oi.Communications(), "the check wrote nothing")
 	require.Empty(t, b.cht.Reports())
+	settingsReads := 0
+	for _, r := range b.cht.Requests() {
+		if r.Path == "/api/v1/settings" {
+			settingsReads++
+		}
+	}
+	require.Equal(t, 1, settingsReads, "the CHT forms are read once, for the user and the form checks")
 }
 
 func TestCheck_EachProblemWithItsFix(t *testing.T) {
