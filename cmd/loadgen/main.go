@@ -59,6 +59,20 @@ func main() {
 		fmt.Fprintln(os.Stderr, "loadgen: -database takes one -latency (each run needs a fresh store)")
 		os.Exit(2)
 	}
+	binDir := "" // a binary built here, removed at the end (os.Exit skips defers)
+	if o.binary == "" {
+		var err error
+		if binDir, err = os.MkdirTemp("", "loadgen-bin-"); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(1)
+		}
+		fmt.Fprintln(os.Stdout, "building the mediator…")
+		if o.binary, err = buildMediator(binDir, o.cpuProfile != ""); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.RemoveAll(binDir)
+			os.Exit(1)
+		}
+	}
 	for _, l := range strings.Split(*latencies, ",") {
 		d, err := time.ParseDuration(strings.TrimSpace(l))
 		if err != nil {
@@ -69,10 +83,12 @@ func main() {
 		row, err := run(ctx, o, os.Stdout)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.RemoveAll(binDir)
 			os.Exit(1)
 		}
 		rows = append(rows, row)
 		fmt.Fprintln(os.Stdout)
 	}
 	summary(os.Stdout, o, rows)
+	os.RemoveAll(binDir)
 }

@@ -32,6 +32,20 @@ const (
 	mediatorPass = "mediator-load"
 )
 
+// buildMediator builds ./cmd/mediator into dir, with the pprof tag for a
+// CPU profile: once for all the runs.
+func buildMediator(dir string, profile bool) (string, error) {
+	bin := filepath.Join(dir, "mediator")
+	build := []string{"build", "-o", bin}
+	if profile {
+		build = append(build, "-tags", "pprof")
+	}
+	if b, err := exec.Command("go", append(build, "./cmd/mediator")...).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build: %v\n%s", err, b)
+	}
+	return bin, nil
+}
+
 type options struct {
 	path     string
 	senders  int
@@ -90,17 +104,6 @@ func runOnce(ctx context.Context, o options, out io.Writer) (summaryRow, error) 
 		return summaryRow{}, err
 	}
 	defer os.RemoveAll(dir)
-	if o.binary == "" {
-		o.binary = filepath.Join(dir, "mediator")
-		fmt.Fprintln(out, "building the mediator…")
-		build := []string{"build", "-o", o.binary}
-		if o.cpuProfile != "" {
-			build = append(build, "-tags", "pprof")
-		}
-		if b, err := exec.Command("go", append(build, "./cmd/mediator")...).CombinedOutput(); err != nil {
-			return summaryRow{}, fmt.Errorf("build: %v\n%s", err, b)
-		}
-	}
 	if o.database == "" {
 		o.database = "sqlite://" + filepath.Join(dir, "mediator.db")
 	}
