@@ -103,33 +103,8 @@ func TestReplicas_OneFHIRSourceOnPostgres(t *testing.T) {
 func TestReplicas_OneFHIRSourcePingsOnPostgres(t *testing.T) {
 	t.Parallel()
 	const claims = 20
-	dbURL := storetest.PostgresURL(t)
-	bin := buildBinary(t)
-
-	oi := openimistest.NewServer(t, openimistest.Options{Username: "api", Password: imisPass})
-	ch := chttest.NewServer(t, chttest.Options{Password: chtPass})
-	hapi := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.HAPI, SearchLatency: 600 * time.Millisecond})
-	hapi.AddPatient([]byte(`{"resourceType":"Patient","id":"p1","name":[{"family":"Rai","given":["Asha"]}]}`))
-
-	ports, bases := twoReplicaPorts(t)
-	lb, hits := roundRobin(t, bases)
-	env := func(port int) []string {
-		return binaryEnv(t, port, bases[0], oi.URL, ch.URL,
-			"DATABASE_URL="+dbURL,
-			"FHIR_SOURCES=hapi",
-			"FHIR_HAPI_URL="+hapi.BaseURL,
-			"FHIR_HAPI_VENDOR=hapi",
-			"FHIR_HAPI_CONTENT=empty",
-			"FHIR_HAPI_CALLBACK_ENDPOINT="+lb.URL+"/mediator/fhir/hapi",
-			"FHIR_HAPI_POLL_INTERVAL=1h", // only pings bring searches after the one at start
-		)
-	}
-	a := startBinary(t, bin, env(ports[0]), bases[0])
-	b := startBinary(t, bin, env(ports[1]), bases[1])
-	require.Eventually(t, func() bool {
-		subs := hapi.Subscriptions()
-		return len(subs) == 1 && subs[0].Status == "active"
-	}, 20*time.Second, 10*time.Millisecond, "the replicas subscribe")
+	r := startPingReplicas(t, 600*time.Millisecond)
+	hapi, ch, hits := r.hapi, r.ch, r.hits
 
 	var ids []string
 	for i := range claims {
@@ -154,7 +129,7 @@ func TestReplicas_OneFHIRSourcePingsOnPostgres(t *testing.T) {
 	}
 	require.Greater(t, searches, 1, "the pings asked for searches after the one at start")
 	require.Zero(t, hapi.SearchOverlaps("ClaimResponse"), "one search at a time among the replicas (of %d)", searches)
-	stopReplicas(t, a, b)
+	stopReplicas(t, r.a, r.b)
 }
 
 // TestReplicas_PingDuringAnotherSearchOnPostgres (design G5): a ping that
@@ -168,42 +143,16 @@ func TestReplicas_PingDuringAnotherSearchOnPostgres(t *testing.T) {
 	t.Parallel()
 	// Longer than River takes to schedule the second ping's search.
 	const searchLatency = 8 * time.Second
-	dbURL := storetest.PostgresURL(t)
-	bin := buildBinary(t)
-
-	oi := openimistest.NewServer(t, openimistest.Options{Username: "api", Password: imisPass})
-	ch := chttest.NewServer(t, chttest.Options{Password: chtPass})
-	hapi := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.HAPI, SearchLatency: searchLatency})
-	hapi.AddPatient([]byte(`{"resourceType":"Patient","id":"p1","name":[{"family":"Rai","given":["Asha"]}]}`))
+	r := startPingReplicas(t, searchLatency, "UPSTREAM_TIMEOUT=30s") // the last value of a name wins
+	hapi, ch := r.hapi, r.ch
 	searches := func() (n int, last time.Time) {
-		for _, r := range hapi.Requests() {
-			if r.Method == http.MethodGet && r.Path == "/fhir/ClaimResponse" {
-				n, last = n+1, r.Time
+		for _, req := range hapi.Requests() {
+			if req.Method == http.MethodGet && req.Path == "/fhir/ClaimResponse" {
+				n, last = n+1, req.Time
 			}
 		}
 		return n, last
 	}
-
-	ports, bases := twoReplicaPorts(t)
-	lb, _ := roundRobin(t, bases)
-	env := func(port int) []string {
-		return binaryEnv(t, port, bases[0], oi.URL, ch.URL,
-			"DATABASE_URL="+dbURL,
-			"FHIR_SOURCES=hapi",
-			"FHIR_HAPI_URL="+hapi.BaseURL,
-			"FHIR_HAPI_VENDOR=hapi",
-			"FHIR_HAPI_CONTENT=empty",
-			"FHIR_HAPI_CALLBACK_ENDPOINT="+lb.URL+"/mediator/fhir/hapi",
-			"FHIR_HAPI_POLL_INTERVAL=1h",
-			"UPSTREAM_TIMEOUT=30s", // the last value of a name wins
-		)
-	}
-	a := startBinary(t, bin, env(ports[0]), bases[0])
-	b := startBinary(t, bin, env(ports[1]), bases[1])
-	require.Eventually(t, func() bool {
-		subs := hapi.Subscriptions()
-		return len(subs) == 1 && subs[0].Status == "active"
-	}, 4*searchLatency, 10*time.Millisecond, "the replicas subscribe")
 	// The searches at start, and after the subscription was made, end.
 	var settled int
 	require.Eventually(t, func() bool {
@@ -221,7 +170,52 @@ func TestReplicas_PingDuringAnotherSearchOnPostgres(t *testing.T) {
 	claim("second") // its ping's search is due while the first's still runs
 	requireDeliveredOnce(t, ch, []string{"first", "second"}, 4*searchLatency)
 	require.Zero(t, hapi.SearchOverlaps("ClaimResponse"), "one search at a time among the replicas")
-	stopReplicas(t, a, b)
+	stopReplicas(t, r.a, r.b)
+}
+
+// pingReplicas are two replicas on one PostgreSQL database with a HAPI
+// source that pings (an empty POST per claim, trap 12) through a round-robin
+// callback, polling hourly so that only pings bring searches after the one
+// at start; hits counts the pings each replica took.
+type pingReplicas struct {
+	hapi *fhirtest.Server
+	ch   *chttest.Server
+	a, b *exec.Cmd
+	hits *[2]atomic.Int64
+}
+
+// startPingReplicas starts them, each search answered after searchLatency,
+// with extraEnv, and waits until they subscribed.
+func startPingReplicas(t *testing.T, searchLatency time.Duration, extraEnv ...string) pingReplicas {
+	t.Helper()
+	dbURL := storetest.PostgresURL(t)
+	bin := buildBinary(t)
+	oi := openimistest.NewServer(t, openimistest.Options{Username: "api", Password: imisPass})
+	ch := chttest.NewServer(t, chttest.Options{Password: chtPass})
+	hapi := fhirtest.NewServer(t, fhirtest.Options{Vendor: fhirtest.HAPI, SearchLatency: searchLatency})
+	hapi.AddPatient([]byte(`{"resourceType":"Patient","id":"p1","name":[{"family":"Rai","given":["Asha"]}]}`))
+
+	ports, bases := twoReplicaPorts(t)
+	lb, hits := roundRobin(t, bases)
+	env := func(port int) []string {
+		return binaryEnv(t, port, bases[0], oi.URL, ch.URL, append([]string{
+			"DATABASE_URL=" + dbURL,
+			"FHIR_SOURCES=hapi",
+			"FHIR_HAPI_URL=" + hapi.BaseURL,
+			"FHIR_HAPI_VENDOR=hapi",
+			"FHIR_HAPI_CONTENT=empty",
+			"FHIR_HAPI_CALLBACK_ENDPOINT=" + lb.URL + "/mediator/fhir/hapi",
+			"FHIR_HAPI_POLL_INTERVAL=1h",
+		}, extraEnv...)...)
+	}
+	r := pingReplicas{hapi: hapi, ch: ch, hits: hits}
+	r.a = startBinary(t, bin, env(ports[0]), bases[0])
+	r.b = startBinary(t, bin, env(ports[1]), bases[1])
+	require.Eventually(t, func() bool {
+		subs := hapi.Subscriptions()
+		return len(subs) == 1 && subs[0].Status == "active"
+	}, 20*time.Second+4*searchLatency, 10*time.Millisecond, "the replicas subscribe")
+	return r
 }
 
 // twoReplicaPorts are the ports and base URLs of two replicas.
