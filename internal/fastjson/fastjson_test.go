@@ -55,6 +55,11 @@ func TestUnmarshal_AsEncodingJSON(t *testing.T) {
 		[]byte(`{"resourceType":"Patient",}`),     // a trailing comma
 		[]byte(`{"resourceType":"Patient"} junk`), // trailing data
 		[]byte(`{"RESOURCETYPE":"Patient","Id":"x"}`),
+		[]byte(`{"reſourceType":"Patient"}`),        // ſ folds to s in encoding/json
+		[]byte(`{"re\u017fourceType":"Patient"}`),   // escaped
+		[]byte(`{"na\u017Fe":[{"family":"Shah"}]}`), // upper-case hex
+		[]byte("{\"o\u212a\":true}"),                // the Kelvin sign folds to k
+		[]byte(`{"o\u212A":true}`),                  // escaped
 	} {
 		got, want, gotErr, wantErr := decodeBoth(t, data)
 		require.Equal(t, wantErr == nil, gotErr == nil, "%s: %v / %v", data, gotErr, wantErr)
@@ -76,6 +81,7 @@ func FuzzUnmarshal(f *testing.F) {
 	f.Add([]byte(`{"data":["a"],"cursor":"c","raw":{"x":[1,2]},"any":[true,null,1.5],"meta":{"a":1}}`))
 	f.Add([]byte(`{"id":"\ud83d\ude00","ratio":-0.5e3}`))
 	f.Add([]byte("{\"\\\x01\":1}"))
+	f.Add([]byte(`{"reſourceType":"Patient","\u212aind":1}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, want, gotErr, wantErr := decodeBoth(t, data)
 		if (gotErr == nil) != (wantErr == nil) {
