@@ -1,8 +1,13 @@
 package openimis
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"net/http"
+	"strings"
+
+	"github.com/cht-openimis/cht-openimis-mediator/internal/fastjson"
 )
 
 // Communication is claim feedback in the openimis-communication profile
@@ -40,9 +45,10 @@ type Extension struct {
 
 // CreateCommunication posts claim feedback: POST Communication/ (docs/upstreams/openimis.md §5). It
 // returns the stored feedback's UUID: identifier[0], as openIMIS answers
-// (without an id), else the answer's id, as a generic FHIR server would;
-// empty when the answer names neither, for a 2xx is the proof that the
-// feedback is stored: failing then would only post it again, to a refusal.
+// (without an id), else the answer's id or its Location's, as a generic
+// FHIR server would; empty when the answer names none, or has no JSON body
+// (Prefer: return=minimal). A 2xx is the proof that the feedback is stored:
+// failing then would only post it again, to a refusal.
 // openIMIS takes one feedback per claim: a second is refused with "Feedback
 // exists for this claim" (see FeedbackExists), as HTTP 500 on 24.10.
 func (c *Client) CreateCommunication(ctx context.Context, comm Communication) (string, error) {
@@ -51,13 +57,36 @@ func (c *Client) CreateCommunication(ctx context.Context, comm Communication) (s
 		Communication
 		ID string `json:"id"`
 	}
-	if _, err := c.do(ctx, http.MethodPost, "Communication/", nil, comm, &out); err != nil {
+	resp, err := c.do(ctx, http.MethodPost, "Communication/", nil, comm, nil)
+	if err != nil {
 		return "", err
 	}
+	decodeCreated(resp.Body(), &out)
 	for _, id := range out.Identifier {
 		if id.Value != "" {
 			return id.Value, nil
 		}
 	}
-	return out.ID, nil
+	return cmp.Or(out.ID, locationID(resp.Header().Get("Location"), "Communication")), nil
+}
+
+// decodeCreated reads the answer to a create into out, as far as it is a
+// JSON resource: the create succeeded whatever the body, so a body that is
+// empty or not JSON leaves out as it is.
+func decodeCreated(body []byte, out any) {
+	if len(bytes.TrimSpace(body)) > 0 {
+		_ = fastjson.Unmarshal(body, out)
+	}
+}
+
+// locationID is the id of a created resource of type typ in its Location
+// header (<base>/<type>/<id>[/_history/<version>]), "" if it names none.
+func locationID(location, typ string) string {
+	parts := strings.Split(strings.TrimSuffix(location, "/"), "/")
+	for i := len(parts) - 2; i >= 0; i-- {
+		if parts[i] == typ {
+			return parts[i+1]
+		}
+	}
+	return ""
 }

@@ -131,30 +131,62 @@ func TestClient_CreateCommunication(t *testing.T) {
 // be refused with "Feedback exists for this claim").
 func TestClient_CreateCommunication_AnswerShapes(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct{ name, answer, want string }{
-		{"IdentifierAsOpenIMIS", `{"resourceType":"Communication","identifier":[{"value":"7c5b1c2a-3f8e-4b6a-9d0e-1a2b3c4d5e6f"}]}`, "7c5b1c2a-3f8e-4b6a-9d0e-1a2b3c4d5e6f"},
-		{"IDAsGenericFHIR", `{"resourceType":"Communication","id":"42"}`, "42"},
-		{"IdentifierBeforeID", `{"resourceType":"Communication","id":"42","identifier":[{"value":"u"}]}`, "u"},
-		{"Neither", `{"resourceType":"Communication"}`, ""},
+	for _, tc := range []struct{ name, location, answer, want string }{
+		{"IdentifierAsOpenIMIS", "", `{"resourceType":"Communication","identifier":[{"value":"7c5b1c2a-3f8e-4b6a-9d0e-1a2b3c4d5e6f"}]}`, "7c5b1c2a-3f8e-4b6a-9d0e-1a2b3c4d5e6f"},
+		{"IDAsGenericFHIR", "", `{"resourceType":"Communication","id":"42"}`, "42"},
+		{"IdentifierBeforeID", "", `{"resourceType":"Communication","id":"42","identifier":[{"value":"u"}]}`, "u"},
+		{"Neither", "", `{"resourceType":"Communication"}`, ""},
+		{"EmptyWithLocation", "/fhir/Communication/77/_history/1", ``, "77"},
+		{"EmptyWithoutLocation", "", ``, ""},
+		{"NotJSON", "", `Created`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "application/json")
-				if r.URL.Path == "/login/" {
-					_, _ = w.Write([]byte(`{"token":"t.t.t","exp":4102444800}`))
-					return
-				}
-				w.WriteHeader(http.StatusCreated)
-				_, _ = w.Write([]byte(tc.answer))
-			}))
-			t.Cleanup(srv.Close)
-			c, err := openimis.New(openimis.Options{FHIRURL: srv.URL + "/", Username: "admin", Password: "admin"})
-			require.NoError(t, err)
-
+			c := createdAnswer(t, tc.location, tc.answer)
 			id, err := c.CreateCommunication(t.Context(), feedback(t))
 			require.NoError(t, err)
 			require.Equal(t, tc.want, id)
 		})
 	}
+}
+
+// TestClient_CreateQuestionnaireResponse_AnswerShapes: as for a
+// Communication, a 2xx is stored whatever its answer names.
+func TestClient_CreateQuestionnaireResponse_AnswerShapes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, location, answer, want string }{
+		{"ID", "", `{"resourceType":"QuestionnaireResponse","id":"q1"}`, "q1"},
+		{"EmptyWithLocation", "http://h/fhir/QuestionnaireResponse/q2", ``, "q2"},
+		{"Neither", "", `{}`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := createdAnswer(t, tc.location, tc.answer)
+			id, err := c.CreateQuestionnaireResponse(t.Context(), openimis.QuestionnaireResponse{Status: "completed"})
+			require.NoError(t, err)
+			require.Equal(t, tc.want, id)
+		})
+	}
+}
+
+// createdAnswer is a client of a server that logs in and answers every
+// other request 201 with answer and, when set, a Location header.
+func createdAnswer(t *testing.T, location, answer string) *openimis.Client {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/login/" {
+			_, _ = w.Write([]byte(`{"token":"t.t.t","exp":4102444800}`))
+			return
+		}
+		if location != "" {
+			w.Header().Set("Location", location)
+		}
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte(answer))
+	}))
+	t.Cleanup(srv.Close)
+	c, err := openimis.New(openimis.Options{FHIRURL: srv.URL + "/", Username: "admin", Password: "admin"})
+	require.NoError(t, err)
+	return c
 }

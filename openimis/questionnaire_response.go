@@ -1,6 +1,7 @@
 package openimis
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -35,15 +36,18 @@ type QRAnswer struct {
 
 // CreateQuestionnaireResponse posts a QuestionnaireResponse: POST
 // QuestionnaireResponse/. Real openIMIS answers 404 (no such route, docs/upstreams/openimis.md §5).
+// It returns the stored resource's id, from the answer or its Location; empty
+// when neither names one, for a 2xx is the proof that it is stored (see
+// CreateCommunication).
 func (c *Client) CreateQuestionnaireResponse(ctx context.Context, qr QuestionnaireResponse) (string, error) {
 	qr.ResourceType = "QuestionnaireResponse"
-	var out QuestionnaireResponse
-	if _, err := c.do(ctx, http.MethodPost, "QuestionnaireResponse/", nil, qr, &out); err != nil {
+	resp, err := c.do(ctx, http.MethodPost, "QuestionnaireResponse/", nil, qr, nil)
+	if err != nil {
 		return "", err
 	}
-	// A 2xx is the proof that it is stored, with or without an id in the
-	// answer (see CreateCommunication).
-	return out.ID, nil
+	var out QuestionnaireResponse
+	decodeCreated(resp.Body(), &out)
+	return cmp.Or(out.ID, locationID(resp.Header().Get("Location"), "QuestionnaireResponse")), nil
 }
 
 // NoQuestionnaireResponse reports whether err says the server has no
