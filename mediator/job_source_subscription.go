@@ -141,18 +141,18 @@ func (s *sourceSubscriptions) ensure(ctx context.Context, src *source) error {
 	// Re-activate by PUT with status requested (Kodjin, HAPI); a server
 	// that refuses updates gets a new one, made before the old is deleted
 	// (trap 17).
-	updated, refused, err := s.putBack(ctx, src, want, sub, repair)
+	updated, refusal, err := s.putBack(ctx, src, want, sub, repair)
 	switch {
 	case err != nil:
 		return err
-	case !refused:
+	case refusal == nil:
 		s.record(src, updated)
 		return nil
 	}
 	want.ID = ""
 	created, err := src.Client.CreateSubscription(ctx, want)
 	if err != nil {
-		return fmt.Errorf("replace subscription %s (%s): %w", sub.ID, repair, err)
+		return fmt.Errorf("replace subscription %s (%s; update refused: %v): %w", sub.ID, repair, refusal, err)
 	}
 	if err := s.sources.store.SetSetting(ctx, sourceSetting(src.Name, "subscription_id"), created.ID); err != nil {
 		return err
@@ -163,9 +163,10 @@ func (s *sourceSubscriptions) ensure(ctx context.Context, src *source) error {
 }
 
 // putBack re-activates sub by PUT with status requested (want with sub's
-// id). refused is true when the server refused the update with a 4xx a new
-// subscription may cure (not the credentials): the caller then replaces it.
-func (s *sourceSubscriptions) putBack(ctx context.Context, src *source, want fhir.Subscription, sub fhir.Subscription, repair string) (updated fhir.Subscription, refused bool, err error) {
+// id). refusal is the server's answer when it refused the update with a 4xx
+// a new subscription may cure (not the credentials): the caller then
+// replaces the subscription.
+func (s *sourceSubscriptions) putBack(ctx context.Context, src *source, want fhir.Subscription, sub fhir.Subscription, repair string) (updated fhir.Subscription, refusal, err error) {
 	log := zerolog.Ctx(ctx)
 	want.ID = sub.ID
 	updated, err = src.Client.UpdateSubscription(ctx, want)
@@ -173,12 +174,12 @@ func (s *sourceSubscriptions) putBack(ctx context.Context, src *source, want fhi
 	switch {
 	case err == nil:
 		log.Warn().Str("reason", repair).Str("subscription_id", sub.ID).Msg("source subscription repaired (status requested)")
-		return updated, false, nil
+		return updated, nil, nil
 	case errors.As(err, &apiErr) && apiErr.Status >= 400 && apiErr.Status < 500 && apiErr.Status != http.StatusUnauthorized:
 		log.Warn().Err(err).Str("subscription_id", sub.ID).Msg("the server refused the update; replacing the subscription")
-		return fhir.Subscription{}, true, nil
+		return fhir.Subscription{}, err, nil
 	}
-	return fhir.Subscription{}, false, fmt.Errorf("repair subscription %s (%s): %w", sub.ID, repair, err)
+	return fhir.Subscription{}, nil, fmt.Errorf("repair subscription %s (%s): %w", sub.ID, repair, err)
 }
 
 // dropReplaced deletes the subscription a new one replaced, once the new one

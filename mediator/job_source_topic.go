@@ -163,11 +163,11 @@ func (s *sourceSubscriptions) ensureTopic(ctx context.Context, src *source, dial
 	if !src.Client.Quirks().RecreateOnError {
 		// Re-activate by PUT with status requested where the server allows
 		// updates (§3); a 4xx refusal falls back to a new subscription.
-		updated, refused, err := s.putBack(ctx, src, want, sub, repair)
+		updated, refusal, err := s.putBack(ctx, src, want, sub, repair)
 		switch {
 		case err != nil:
 			return err
-		case !refused:
+		case refusal == nil:
 			s.record(src, updated)
 			return s.sources.searchSoon(ctx, src)
 		}
