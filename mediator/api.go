@@ -272,11 +272,16 @@ func (a *api) readJSONBody(c *gin.Context, limit int64) ([]byte, bool) {
 	return body, true
 }
 
+// exactBodyUpTo is the largest declared Content-Length read into a buffer
+// of that size at once; a larger body's buffer grows with the bytes that
+// really arrive, so that a length declared and not sent holds no memory.
+const exactBodyUpTo = 64 << 10
+
 // readBody reads a request body of the given Content-Length (-1: unknown)
 // into one buffer of that size; io.ReadAll would grow its buffer by doubling,
 // which is twice the allocation for the intake's bodies. r enforces limit.
 func readBody(r io.Reader, contentLength, limit int64) ([]byte, error) {
-	if contentLength <= 0 || contentLength > limit {
+	if contentLength <= 0 || contentLength > min(limit, exactBodyUpTo) {
 		return io.ReadAll(r)
 	}
 	body := make([]byte, contentLength)

@@ -3,7 +3,9 @@ package mediator
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,4 +140,23 @@ func TestEndpointOf(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, tc.want, endpointOf(r), tc.url)
 	}
+}
+
+func TestReadBody(t *testing.T) {
+	body := strings.Repeat("x", 100)
+	got, err := readBody(strings.NewReader(body), 100, 1000)
+	require.NoError(t, err)
+	require.Equal(t, body, string(got))
+
+	_, err = readBody(strings.NewReader(body[:40]), 100, 1000)
+	require.ErrorIs(t, err, io.ErrUnexpectedEOF, "a body shorter than its Content-Length")
+
+	got, err = readBody(strings.NewReader(body), -1, 1000)
+	require.NoError(t, err, "no Content-Length")
+	require.Equal(t, body, string(got))
+
+	big := strings.Repeat("y", exactBodyUpTo+1)
+	got, err = readBody(strings.NewReader(big), int64(len(big)), 1<<20)
+	require.NoError(t, err, "a large body grows with what arrives")
+	require.Equal(t, big, string(got))
 }
