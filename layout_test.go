@@ -24,7 +24,7 @@ type importRule struct {
 
 // layout is the dependency direction of README "Architecture": the clients
 // and config import nothing of the project (but what the clients share
-// in internal/), mapping only the clients' types,
+// in internal/), mapping only the clients' types and internal/fastjson,
 // mediator never config, cmd or a store implementation, the store only its
 // leaf types, and the fakes only their parent and the shared test support.
 var layout = map[string]importRule{

@@ -59,6 +59,15 @@ func main() {
 		fmt.Fprintln(os.Stderr, "loadgen: -database takes one -latency (each run needs a fresh store)")
 		os.Exit(2)
 	}
+	var durations []time.Duration
+	for _, l := range strings.Split(*latencies, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(l))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen: -latency:", err)
+			os.Exit(2)
+		}
+		durations = append(durations, d)
+	}
 	binDir := "" // a binary built here, removed at the end (os.Exit skips defers)
 	if o.binary == "" {
 		var err error
@@ -73,12 +82,7 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	for _, l := range strings.Split(*latencies, ",") {
-		d, err := time.ParseDuration(strings.TrimSpace(l))
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "loadgen: -latency:", err)
-			os.Exit(2)
-		}
+	for _, d := range durations {
 		o.latency = d
 		row, err := run(ctx, o, os.Stdout)
 		if err != nil {
