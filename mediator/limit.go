@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 )
@@ -33,7 +32,7 @@ type UpstreamLimit struct {
 	limit    float64
 	inflight int
 	waiters  []chan struct{}
-	// floors are the latency floors of the upstream's endpoints (endpointOf):
+	// floors are the latency floors of the upstream's endpoints (operation):
 	// a request is slow against its own endpoint's floor, since one
 	// upstream's endpoints differ (a settings read answers in a millisecond,
 	// a report whose transitions run in the request in tens).
@@ -148,7 +147,7 @@ const (
 )
 
 // release returns a permit and adapts the limit to the request to endpoint
-// (endpointOf) sent at sent that took rtt.
+// (operation) sent at sent that took rtt.
 func (l *UpstreamLimit) release(endpoint string, sent time.Time, rtt time.Duration, o loadSignal) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -231,28 +230,6 @@ func (f *latencyFloor) observe(now time.Time, rtt time.Duration) time.Duration {
 	return f.floor
 }
 
-// endpointOf names the endpoint of a request for its latency floor: the method
-// and the path, each segment holding a digit (an id, an API version) made
-// "*", so that GET Patient/<uuid>/ is one endpoint whatever the insuree.
-func endpointOf(r *http.Request) string {
-	var b strings.Builder
-	b.Grow(len(r.Method) + 1 + len(r.URL.Path))
-	b.WriteString(r.Method)
-	b.WriteByte(' ')
-	first := true
-	for seg := range strings.SplitSeq(r.URL.Path, "/") {
-		if !first {
-			b.WriteByte('/')
-		}
-		first = false
-		if strings.ContainsAny(seg, "0123456789") {
-			seg = "*"
-		}
-		b.WriteString(seg)
-	}
-	return b.String()
-}
-
 // wake hands free permits to waiters, oldest first. The caller holds l.mu.
 func (l *UpstreamLimit) wake() {
 	for len(l.waiters) > 0 && l.inflight < int(l.limit) {
@@ -307,7 +284,7 @@ func (t *limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	endpoint := "" // only an answer's latency is compared with its endpoint's floor
 	if signal == signalOK {
-		endpoint = endpointOf(r)
+		endpoint = operation(r)
 	}
 	t.l.release(endpoint, sent, rtt, signal)
 	return resp, err

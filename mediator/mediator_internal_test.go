@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -127,18 +128,30 @@ func TestLateSaveWait_FollowsTheUpstreamTimeout(t *testing.T) {
 	require.Zero(t, d.lateSaveWait(&rivertype.JobRow{Attempt: 1}, failed), "a first attempt posted nothing before")
 }
 
-func TestEndpointOf(t *testing.T) {
+func TestOperation_OneNamePerEndpoint(t *testing.T) {
 	for _, tc := range []struct{ method, url, want string }{
-		{"GET", "http://h/api/api_fhir_r4/Patient/7b00e6ec-7fb7-4e15-9b0c-5b3d9d8a2bca/", "GET /api/*/Patient/*/"},
-		{"GET", "http://h/api/v1/contact/uuid?freetext=openimis_id:abc", "GET /api/*/contact/uuid"},
-		{"POST", "http://h/api/v2/records", "POST /api/*/records"},
-		{"POST", "http://h/api/v1/people", "POST /api/*/people"},
+		{"GET", "http://h/api/api_fhir_r4/Patient/7b00e6ec-7fb7-4e15-9b0c-5b3d9d8a2bca/", "GET /api/api_fhir_r4/Patient/:id/"},
+		{"GET", "http://h/api/v1/contact/uuid?freetext=openimis_id:abc", "GET /api/v1/contact/uuid"},
+		{"POST", "http://h/api/v2/records", "POST /api/v2/records"},
 		{"GET", "http://h", "GET "},
 		{"GET", "http://h/", "GET /"},
 	} {
 		r, err := http.NewRequest(tc.method, tc.url, nil)
 		require.NoError(t, err)
-		require.Equal(t, tc.want, endpointOf(r), tc.url)
+		require.Equal(t, tc.want, operation(r), tc.url)
+	}
+}
+
+// TestIsIDSegment checks the id test against the pattern it replaced.
+func TestIsIDSegment(t *testing.T) {
+	pattern := regexp.MustCompile(`^([0-9a-fA-F-]{32,36}|[0-9]+|[0-9a-f]{24})$`)
+	for _, s := range []string{
+		"", "0", "42", "v1", "api_fhir_r4", "Patient", "uuid",
+		"7b00e6ec-7fb7-4e15-9b0c-5b3d9d8a2bca", "7B00E6EC-7FB7-4E15-9B0C-5B3D9D8A2BCA", "7b00e6ec7fb74e159b0c5b3d9d8a2bca",
+		"5f1b2c3d4e5f6a7b8c9d0e1f", "5F1B2C3D4E5F6A7B8C9D0E1F", "5f1b2c3d4e5f6a7b8c9d0e1", strings.Repeat("-", 32),
+		strings.Repeat("a", 31), strings.Repeat("a", 37), "9f0c2e61",
+	} {
+		require.Equal(t, pattern.MatchString(s), isIDSegment(s), "%q", s)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -132,8 +131,7 @@ func (mt *Metrics) Handler() http.Handler {
 }
 
 // Transport wraps base (nil: http.DefaultTransport) to time every request to
-// system by operation. Operations are the method and the path with ids
-// replaced by :id, so that the series stay few.
+// system by operation.
 func (mt *Metrics) Transport(system string, base http.RoundTripper) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
@@ -155,7 +153,7 @@ func (t *instrumented) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err == nil {
 		status = resp.StatusCode
 	}
-	op := r.Method + " " + operationPath(r.URL.Path)
+	op := operation(r)
 	t.mt.upstream.WithLabelValues(t.system, op, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
 	if t.system == "openimis" && strings.HasSuffix(r.URL.Path, "/login/") {
 		outcome := "ok"
@@ -170,18 +168,53 @@ func (t *instrumented) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// idSegment matches path segments that are ids: UUIDs, numbers, long hex.
-var idSegment = regexp.MustCompile(`^([0-9a-fA-F-]{32,36}|[0-9]+|[0-9a-f]{24})$`)
+// operation names a request to an upstream for the metrics and for the
+// latency floors of its limit (limit.go): the method and the path with ids
+// replaced by :id, so that the series stay few and GET Patient/<uuid>/ is
+// one endpoint whatever the insuree.
+func operation(r *http.Request) string {
+	return r.Method + " " + operationPath(r.URL.Path)
+}
 
+// operationPath is the path with its id segments replaced by :id: UUIDs,
+// numbers, CouchDB's 24-character hex ids, URNs, and the user OpenHIM's GET
+// /authenticate/<user> names. It runs twice on every upstream request, so
+// it builds the name in one allocation.
 func operationPath(p string) string {
-	parts := strings.Split(p, "/")
-	for i, s := range parts {
-		// OpenHIM's GET /authenticate/<user> names the API user.
-		if idSegment.MatchString(s) || strings.HasPrefix(s, "urn:") || i > 0 && parts[i-1] == "authenticate" {
-			parts[i] = ":id"
+	var b strings.Builder
+	b.Grow(len(p))
+	prev, first := "", true
+	for seg := range strings.SplitSeq(p, "/") {
+		if !first {
+			b.WriteByte('/')
 		}
+		first = false
+		if isIDSegment(seg) || strings.HasPrefix(seg, "urn:") || prev == "authenticate" {
+			b.WriteString(":id")
+		} else {
+			b.WriteString(seg)
+		}
+		prev = seg
 	}
-	return strings.Join(parts, "/")
+	return b.String()
+}
+
+// isIDSegment reports whether a path segment is an id: 32 to 36 hex digits
+// and dashes (a UUID), decimal digits, or 24 lower-case hex digits.
+func isIDSegment(s string) bool {
+	if s == "" {
+		return false
+	}
+	digits, lowerHex, hexOrDash := true, true, true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		isDigit := c >= '0' && c <= '9'
+		isLower := c >= 'a' && c <= 'f'
+		digits = digits && isDigit
+		lowerHex = lowerHex && (isDigit || isLower)
+		hexOrDash = hexOrDash && (isDigit || isLower || c >= 'A' && c <= 'F' || c == '-')
+	}
+	return digits || lowerHex && len(s) == 24 || hexOrDash && len(s) >= 32 && len(s) <= 36
 }
 
 // authFailure counts one request refused for its credentials.
