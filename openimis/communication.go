@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -46,9 +47,10 @@ type Extension struct {
 // CreateCommunication posts claim feedback: POST Communication/ (docs/upstreams/openimis.md §5). It
 // returns the stored feedback's UUID: identifier[0], as openIMIS answers
 // (without an id), else the answer's id or its Location's, as a generic
-// FHIR server would; empty when the answer names none, or has no JSON body
-// (Prefer: return=minimal). A 2xx is the proof that the feedback is stored:
-// failing then would only post it again, to a refusal.
+// FHIR server would; empty when the answer names none, or is empty (Prefer:
+// return=minimal). A 2xx with a resource, or with nothing, is the proof that
+// the feedback is stored: failing then would only post it again, to a
+// refusal. A 2xx whose answer is not JSON is an error.
 // openIMIS takes one feedback per claim: a second is refused with "Feedback
 // exists for this claim" (see FeedbackExists), as HTTP 500 on 24.10.
 func (c *Client) CreateCommunication(ctx context.Context, comm Communication) (string, error) {
@@ -61,7 +63,9 @@ func (c *Client) CreateCommunication(ctx context.Context, comm Communication) (s
 	if err != nil {
 		return "", err
 	}
-	decodeCreated(resp.Body(), &out)
+	if err := decodeCreated(resp.Body(), &out); err != nil {
+		return "", err
+	}
 	for _, id := range out.Identifier {
 		if id.Value != "" {
 			return id.Value, nil
@@ -70,13 +74,18 @@ func (c *Client) CreateCommunication(ctx context.Context, comm Communication) (s
 	return cmp.Or(out.ID, locationID(resp.Header().Get("Location"), "Communication")), nil
 }
 
-// decodeCreated reads the answer to a create into out, as far as it is a
-// JSON resource: the create succeeded whatever the body, so a body that is
-// empty or not JSON leaves out as it is.
-func decodeCreated(body []byte, out any) {
-	if len(bytes.TrimSpace(body)) > 0 {
-		_ = fastjson.Unmarshal(body, out)
+// decodeCreated reads the answer to a create into out. An empty answer
+// (Prefer: return=minimal) leaves out as it is; an answer that is not JSON
+// is an error, for a 2xx page that is not a FHIR server's (a proxy's login
+// page) must not pass for a stored feedback.
+func decodeCreated(body []byte, out any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
 	}
+	if err := fastjson.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("openimis: the answer to a create is not a FHIR resource: %w", err)
+	}
+	return nil
 }
 
 // locationID is the id of a created resource of type typ in its Location

@@ -138,7 +138,6 @@ func TestClient_CreateCommunication_AnswerShapes(t *testing.T) {
 		{"Neither", "", `{"resourceType":"Communication"}`, ""},
 		{"EmptyWithLocation", "/fhir/Communication/77/_history/1", ``, "77"},
 		{"EmptyWithoutLocation", "", ``, ""},
-		{"NotJSON", "", `Created`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -148,6 +147,15 @@ func TestClient_CreateCommunication_AnswerShapes(t *testing.T) {
 			require.Equal(t, tc.want, id)
 		})
 	}
+}
+
+// TestClient_CreateCommunication_AnswerNotJSON: a 2xx page that is not a
+// FHIR server's answer (a proxy's) is no proof that the feedback is stored.
+func TestClient_CreateCommunication_AnswerNotJSON(t *testing.T) {
+	t.Parallel()
+	c := createdAnswer(t, "", `<html>Sign in</html>`)
+	_, err := c.CreateCommunication(t.Context(), feedback(t))
+	require.ErrorContains(t, err, "not a FHIR resource")
 }
 
 // TestClient_CreateQuestionnaireResponse_AnswerShapes: as for a

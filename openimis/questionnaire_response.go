@@ -46,7 +46,9 @@ func (c *Client) CreateQuestionnaireResponse(ctx context.Context, qr Questionnai
 		return "", err
 	}
 	var out QuestionnaireResponse
-	decodeCreated(resp.Body(), &out)
+	if err := decodeCreated(resp.Body(), &out); err != nil {
+		return "", err
+	}
 	return cmp.Or(out.ID, locationID(resp.Header().Get("Location"), "QuestionnaireResponse")), nil
 }
 
