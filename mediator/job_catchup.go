@@ -2,7 +2,6 @@ package mediator
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -178,30 +177,26 @@ func (c *catchup) poll(ctx context.Context, attempt int) error {
 // catchupStart returns the poll under way, or a new one from the watermark
 // (less the overlap; the look-back for the very first poll).
 func (c *catchup) start(ctx context.Context) (catchupProgress, error) {
-	if v, ok, err := c.store.Setting(ctx, settingCatchupProgress); err != nil {
+	pr, ok, err := jsonSetting[catchupProgress](ctx, c.store, settingCatchupProgress,
+		"the catch-up under way cannot be read; searching again from the watermark")
+	if err != nil {
 		return catchupProgress{}, err
-	} else if ok && v != "" {
-		var pr catchupProgress
-		if err := json.Unmarshal([]byte(v), &pr); err == nil && pr.Page >= 1 {
-			return pr, nil
-		}
+	}
+	if ok && pr.Page >= 1 {
+		return pr, nil
 	}
 	started := c.now().UTC()
 	since := started.Add(-c.lookback)
-	if v, ok, err := c.store.Setting(ctx, settingWatermark); err != nil {
+	watermark, err := timeSetting(ctx, c.store, settingWatermark)
+	if err != nil {
 		return catchupProgress{}, err
-	} else if ok {
-		if since, err = time.Parse(time.RFC3339Nano, v); err != nil {
-			return catchupProgress{}, fmt.Errorf("read catch-up watermark %q: %w", v, err)
-		}
+	}
+	if !watermark.IsZero() {
+		since = watermark
 	}
 	return catchupProgress{Page: 1, Since: since.Add(-c.overlap), Started: started}, nil
 }
 
 func (c *catchup) save(ctx context.Context, pr catchupProgress) error {
-	b, err := json.Marshal(pr)
-	if err != nil {
-		return err
-	}
-	return c.store.SetSetting(ctx, settingCatchupProgress, string(b))
+	return setJSONSetting(ctx, c.store, settingCatchupProgress, pr)
 }
